@@ -1,0 +1,63 @@
+"""`cafa` console script: one subcommand per MLflow entry point (same parameters as flags) + utilities."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# entry points: `pipelines.<module>.main(argv)`; flags are params.yaml keys (see pipelines/common.py)
+ENTRY_POINTS = {
+    "prepare": "pipelines.prepare",
+    "embed": "pipelines.embed",
+    "train": "pipelines.train",
+    "tune": "pipelines.tune",
+    "member": "pipelines.member",
+    "ensemble": "pipelines.ensemble",
+    "predict": "pipelines.predict",
+    "evaluate": "pipelines.evaluate",
+    "main": "pipelines.main",
+}
+# utilities: (module, add-arguments function, run function, help)
+UTILITIES = {
+    "ia": ("cafa_mlflow.go.ia", "add_ia_arguments", "run_ia", "information accretion from annotations"),
+    "stats": ("cafa_mlflow.stats", "add_stats_arguments", "run_stats", "dataset analysis tables and plots"),
+    "validate-submission": ("cafa_mlflow.io.submission", "add_validate_arguments", "run_validate",
+                            "check a CAFA-6 submission file"),
+    "make-tiny-esm": ("cafa_mlflow.embed.cli", "add_tiny_arguments", "run_make_tiny",
+                      "write a small random ESM-2 checkpoint (tests, offline runs)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: cafa COMMAND [flags]   (cafa COMMAND --help for its flags)", "", "entry points:"]
+    lines += [f"  {name}" for name in ENTRY_POINTS]
+    lines += ["", "utilities:"] + [f"  {name:22s}{spec[3]}" for name, spec in UTILITIES.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command in ENTRY_POINTS:
+        from pipelines.common import run_main
+        return run_main(importlib.import_module(ENTRY_POINTS[command]).main, rest)
+    if command in UTILITIES:
+        module_name, add_name, run_name, help_text = UTILITIES[command]
+        module = importlib.import_module(module_name)
+        parser = argparse.ArgumentParser(prog=f"cafa {command}", description=help_text)
+        getattr(module, add_name)(parser)
+        args = parser.parse_args(rest)
+        from pipelines.common import run_main
+        status = {}
+        code = run_main(lambda _argv: status.setdefault("rc", getattr(module, run_name)(args)), None)
+        return code or int(status.get("rc") or 0)
+    print(f"cafa: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

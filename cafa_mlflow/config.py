@@ -1,0 +1,78 @@
+"""params.yaml is the single source of defaults; callers override single keys by dotted name."""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from cafa_mlflow.errors import ConfigError
+
+PARAMS_FILE = "params.yaml"
+
+
+def find_params_file(path: str | os.PathLike | None = None) -> Path:
+    """`path`, else $CAFA_PARAMS, else params.yaml in the working directory or the repository root."""
+    candidates = [path, os.environ.get("CAFA_PARAMS"), PARAMS_FILE, Path(__file__).resolve().parent.parent / PARAMS_FILE]
+    for cand in candidates:
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    raise ConfigError(f"{path or PARAMS_FILE}: parameter file not found; run from the repository root or set CAFA_PARAMS.")
+
+
+def parse_value(text: Any) -> Any:
+    """'0.1' -> 0.1, 'true' -> True, 'null' -> None, '[64, 32]' -> [64, 32]; other strings unchanged."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        return text
+
+
+def set_dotted(params: dict, key: str, value: Any) -> None:
+    section, *rest = key.split(".")
+    node = params
+    for part in [section, *rest][:-1]:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"unknown parameter {key!r}: {part!r} is not a section of params.yaml.")
+        node = node[part]
+    leaf = key.split(".")[-1]
+    if leaf not in node:
+        raise ConfigError(f"unknown parameter {key!r}; see params.yaml for the valid names.")
+    node[leaf] = parse_value(value)
+
+
+def load_params(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
+                params_file: str | os.PathLike | None = None) -> dict:
+    """Defaults from params.yaml, then keys from `params_file` (e.g. tune's best trial), then `overrides`.
+
+    `params_file` holds a nested mapping or flat dotted keys; `overrides` maps dotted keys to values
+    (strings are parsed as YAML scalars). None values in `overrides` are skipped (flag not given)."""
+    with open(find_params_file(path)) as handle:
+        params = yaml.safe_load(handle) or {}
+    merged: dict[str, Any] = {}
+    if params_file:
+        if not Path(params_file).is_file():
+            raise ConfigError(f"{params_file}: parameter file not found.")
+        with open(params_file) as handle:
+            merged.update(flatten(yaml.safe_load(handle) or {}))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    params = copy.deepcopy(params)
+    for key, value in merged.items():
+        set_dotted(params, key, value)
+    return params
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    """{'train': {'lr': 1}} -> {'train.lr': 1}; flat dotted keys pass through."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

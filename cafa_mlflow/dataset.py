@@ -1,0 +1,174 @@
+"""The `prepare` step: raw CAFA files -> a prepared dataset folder every later step reads.
+
+Folder layout (a DVC output):
+  proteins.parquet   protein, split (train|val), taxon, length   (the training pool, row order = labels)
+  labels.npz         propagated 0/1 labels, proteins x vocabulary (scipy.sparse CSR)
+  terms.tsv          vocabulary: term, aspect, count, ia
+  ia.tsv             information accretion of every ontology term (two columns, no header)
+  train.fasta        sequences of the training pool (train + val)
+  test.fasta         query sequences; test_terms.tsv their ground truth when given
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.model_selection import GroupShuffleSplit
+
+from cafa_mlflow.errors import InputError
+from cafa_mlflow.go.ontology import Ontology, load_obo
+from cafa_mlflow.io.fasta import FastaRecord, load_fasta, write_fasta
+from cafa_mlflow.io.ia import read_ia, write_ia
+from cafa_mlflow.io.taxonomy import read_taxonomy
+from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.labels import TermMatrix, label_matrix, select_terms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """A prepared dataset folder, loaded."""
+
+    root: Path
+    proteins: pd.DataFrame
+    labels: TermMatrix
+    term_aspect: np.ndarray
+    ia: dict[str, float]
+
+    @property
+    def split_id(self) -> str:
+        """Short hash of the validation proteins: runs are comparable only on the same split."""
+        val = sorted(self.proteins.loc[self.proteins["split"] == "val", "protein"])
+        return hashlib.sha256("\n".join(val).encode()).hexdigest()[:12]
+
+    def ids(self, split: str) -> list[str]:
+        return self.proteins.loc[self.proteins["split"] == split, "protein"].tolist()
+
+    def rows(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.proteins["split"].to_numpy() == split)
+
+    def split_labels(self, split: str) -> TermMatrix:
+        rows = self.rows(split)
+        return TermMatrix([self.labels.proteins[i] for i in rows], self.labels.terms, self.labels.matrix[rows])
+
+    @property
+    def train_fasta(self) -> Path:
+        return self.root / "train.fasta"
+
+    @property
+    def test_fasta(self) -> Path:
+        return self.root / "test.fasta"
+
+    @property
+    def test_terms(self) -> Path | None:
+        path = self.root / "test_terms.tsv"
+        return path if path.exists() else None
+
+
+def load_prepared(root: str | os.PathLike) -> Prepared:
+    root = Path(root)
+    if not (root / "labels.npz").exists():
+        raise InputError(f"{root}: no prepared dataset here; run `cafa prepare` (or `dvc repro prepare`) first.")
+    proteins = pd.read_parquet(root / "proteins.parquet")
+    vocab = pd.read_csv(root / "terms.tsv", sep="\t")
+    matrix = sp.load_npz(root / "labels.npz").tocsr()
+    labels = TermMatrix(proteins["protein"].tolist(), vocab["term"].tolist(), matrix)
+    return Prepared(root, proteins, labels, vocab["aspect"].to_numpy(dtype=object), read_ia(root / "ia.tsv"))
+
+
+def split_pool(records: list[FastaRecord], val_fraction: float, seed: int) -> np.ndarray:
+    """'train'/'val' per protein; identical sequences share a group so they never straddle the split."""
+    split = np.full(len(records), "train", dtype=object)
+    if val_fraction <= 0 or len(records) < 2:
+        return split
+    groups = pd.factorize(pd.Series([r.sequence for r in records]))[0]
+    splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
+    _, val_idx = next(splitter.split(np.zeros(len(records)), groups=groups))
+    split[val_idx] = "val"
+    return split
+
+
+def _subsample(records: list, n: int, seed: int) -> list:
+    if not n or n >= len(records):
+        return records
+    keep = np.sort(np.random.default_rng(seed).choice(len(records), size=n, replace=False))
+    return [records[i] for i in keep]
+
+
+def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
+    """Read the raw files named in params' `data` block and write the prepared folder atomically.
+    Returns a summary dict (counts) for logging."""
+    from cafa_mlflow.go.ia import compute_ia  # noqa: PLC0415  (module owned by the IA step)
+
+    ontology = load_obo(data["obo"])
+    annotations = resolve_terms(read_terms(data["train_terms"]), ontology, str(data["train_terms"]))
+    annotated = set(annotations["protein"])
+    records = [r for r in load_fasta(data["train_fasta"]) if r.id in annotated]
+    if not records:
+        raise InputError(f"{data['train_fasta']}: none of its proteins has an annotation in {data['train_terms']}; "
+                         "check that both files come from the same release.")
+    missing = len(annotated) - len(records)
+    if missing:
+        log.warning("%d annotated proteins have no sequence in %s and are left out", missing, data["train_fasta"])
+    records = _subsample(records, int(prep["subsample"]), int(prep["seed"]))
+    ids = [r.id for r in records]
+    full = label_matrix(annotations[annotations["protein"].isin(set(ids))], ontology, ids)
+    ia = read_ia(data["ia"]) if data.get("ia") else compute_ia(full, ontology).to_dict()
+    keep = select_terms(full, ontology.aspect, int(prep["min_count"]), int(prep["top_k"]))
+    vocab = pd.DataFrame({
+        "term": [ontology.terms[j] for j in keep],
+        "aspect": ontology.aspect[keep],
+        "count": np.asarray(full.matrix[:, keep].sum(axis=0)).ravel().astype(int),
+    })
+    vocab["ia"] = vocab["term"].map(ia).fillna(0.0)
+    taxonomy = read_taxonomy(data["train_taxonomy"]) if data.get("train_taxonomy") else pd.Series(dtype=str)
+    proteins = pd.DataFrame({
+        "protein": ids,
+        "split": split_pool(records, float(prep["val_fraction"]), int(prep["seed"])),
+        "taxon": [taxonomy.get(r.id, r.taxon) for r in records],
+        "length": [len(r.sequence) for r in records],
+    })
+    out_dir = Path(out_dir)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent if out_dir.parent.exists() else None, prefix=f".{out_dir.name}."))
+    try:
+        proteins.to_parquet(tmp / "proteins.parquet", index=False)
+        sp.save_npz(tmp / "labels.npz", full.matrix[:, keep].tocsr())
+        vocab.to_csv(tmp / "terms.tsv", sep="\t", index=False)
+        write_ia(tmp / "ia.tsv", ia)
+        write_fasta(tmp / "train.fasta", ((r.id, r.sequence) for r in records))
+        summary = {"n_train": int((proteins["split"] == "train").sum()), "n_val": int((proteins["split"] == "val").sum()),
+                   **{f"n_terms_{a}": int((vocab["aspect"] == a).sum()) for a in ontology.aspects}}
+        if data.get("test_fasta"):
+            summary.update(_prepare_test(data, prep, ontology, tmp))
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return summary
+
+
+def _prepare_test(data: dict, prep: dict, ontology: Ontology, out: Path) -> dict:
+    records = _subsample(load_fasta(data["test_fasta"]), int(prep["test_subsample"]), int(prep["seed"]))
+    write_fasta(out / "test.fasta", ((r.id, r.sequence) for r in records))
+    summary = {"n_test": len(records)}
+    if data.get("test_terms"):
+        truth = read_terms(data["test_terms"])
+        truth = truth[truth["protein"].isin({r.id for r in records})]
+        aspect = truth["aspect"].fillna("")
+        truth.assign(aspect=aspect).rename(columns={"protein": "EntryID"}).to_csv(out / "test_terms.tsv", sep="\t", index=False)
+        summary["n_test_annotations"] = len(truth)
+    return summary

@@ -1,0 +1,166 @@
+"""Load fair-esm ESM-2 models by name or local checkpoint, and build tiny test checkpoints."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import esm
+from esm.model.esm2 import ESM2
+
+from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
+
+# fair-esm ESM-2 names -> number of layers (the default representation layer is the last one).
+ESM2_LAYERS = {
+    "esm2_t6_8M_UR50D": 6,
+    "esm2_t12_35M_UR50D": 12,
+    "esm2_t30_150M_UR50D": 30,
+    "esm2_t33_650M_UR50D": 33,
+    "esm2_t36_3B_UR50D": 36,
+}
+MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
+REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
+TINY_MARKER = "cafa_tiny"  # key in checkpoint["cfg"] marking checkpoints made by make_tiny_esm
+
+
+def _torch_load(path: Path | str) -> Any:
+    # torch >= 2.6 loads weights_only by default; fair-esm checkpoints pickle an argparse.Namespace.
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(str(path), map_location="cpu")
+
+
+def is_local_checkpoint(esm_model: str) -> bool:
+    """True when `esm_model` names a file rather than a fair-esm model name."""
+    return esm_model not in ESM2_LAYERS
+
+
+def regression_path(checkpoint: Path) -> Path:
+    """The contact-regression file fair-esm expects beside a checkpoint."""
+    return checkpoint.with_name(checkpoint.stem + "-contact-regression.pt")
+
+
+def hub_files(name: str) -> tuple[Path, Path]:
+    """Where fair-esm's hub loader keeps the weights of `name` (torch.hub.get_dir()/checkpoints)."""
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    return folder / f"{name}.pt", folder / f"{name}-contact-regression.pt"
+
+
+def _check_name_or_path(esm_model: str) -> None:
+    if is_local_checkpoint(esm_model) and not Path(esm_model).is_file():
+        raise ConfigError(
+            f"esm_model {esm_model!r} is neither a fair-esm ESM-2 name ({', '.join(ESM2_LAYERS)}) "
+            "nor an existing checkpoint file; fix embed.esm_model in params.yaml or pass --esm-model."
+        )
+
+
+def model_identity(esm_model: str) -> str:
+    """Cache identity: the name for hub models, 'sha256:<hex>' of the file for local checkpoints."""
+    _check_name_or_path(esm_model)
+    if not is_local_checkpoint(esm_model):
+        return esm_model
+    h = hashlib.sha256()
+    with open(esm_model, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def model_label(esm_model: str) -> str:
+    """Human label for tracking: the name, 'tiny:<file>' for make_tiny_esm output, else 'local:<file>'."""
+    _check_name_or_path(esm_model)
+    if not is_local_checkpoint(esm_model):
+        return esm_model
+    cfg = _torch_load(esm_model).get("cfg", {})
+    prefix = "tiny" if isinstance(cfg, dict) and cfg.get(TINY_MARKER) else "local"
+    return f"{prefix}:{Path(esm_model).name}"
+
+
+def default_layer(esm_model: str) -> int | None:
+    """Last layer of a named model; None for local checkpoints (known only after loading)."""
+    return ESM2_LAYERS.get(esm_model)
+
+
+def resolve_layer(layer: int, num_layers: int) -> int:
+    """Map -1 (last) and other negative layers to 0..num_layers."""
+    resolved = num_layers + 1 + layer if layer < 0 else layer
+    if not 0 <= resolved <= num_layers:
+        raise ConfigError(f"embed.layer={layer} is out of range for a {num_layers}-layer model; use -1 for the last.")
+    return resolved
+
+
+def _missing_weights(name: str, err: Exception) -> MissingWeightsError:
+    model_file, reg_file = hub_files(name)
+    return MissingWeightsError(
+        f"Weights for {name} are not in the torch hub cache and could not be downloaded ({err}). "
+        f"Put {model_file.name} (from {MODEL_URL.format(name=name)}) and {reg_file.name} "
+        f"(from {REGRESSION_URL.format(name=name)}) in the folder {model_file.parent} "
+        "(or set TORCH_HOME), or pass a local checkpoint path as esm_model."
+    )
+
+
+def _load_hub(name: str) -> tuple[ESM2, esm.Alphabet]:
+    model_file, reg_file = hub_files(name)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            # fair-esm reads hub-cached files itself and downloads only what is missing.
+            model_data = esm.pretrained.load_hub_workaround(MODEL_URL.format(name=name))
+            reg_data = esm.pretrained.load_hub_workaround(REGRESSION_URL.format(name=name))
+    except Exception as err:  # any network/IO failure: never fall back silently
+        if model_file.is_file() and reg_file.is_file():
+            raise
+        raise _missing_weights(name, err) from err
+    return esm.pretrained.load_model_and_alphabet_core(name, model_data, reg_data)
+
+
+def _load_local(path: Path) -> tuple[ESM2, esm.Alphabet]:
+    if not path.name.startswith("esm2"):
+        raise InputError(f"{path}: fair-esm only reads ESM-2 checkpoints whose file name starts with 'esm2'; rename it.")
+    model_data = _torch_load(path)
+    reg = regression_path(path)
+    if not reg.is_file():
+        raise MissingWeightsError(f"{reg} is missing: fair-esm needs the contact-regression file beside {path.name}.")
+    return esm.pretrained.load_model_and_alphabet_core(path.stem, model_data, _torch_load(reg))
+
+
+def load_esm(esm_model: str) -> tuple[ESM2, esm.Alphabet]:
+    """Load an ESM-2 model (eval mode, CPU) and its alphabet from a fair-esm name or a local checkpoint."""
+    _check_name_or_path(esm_model)
+    if is_local_checkpoint(esm_model):
+        model, alphabet = _load_local(Path(esm_model))
+    else:
+        model, alphabet = _load_hub(esm_model)
+    if not isinstance(model, ESM2):
+        raise InputError(f"{esm_model} is not an ESM-2 model; only ESM-2 checkpoints are supported.")
+    return model.eval(), alphabet
+
+
+def make_tiny_esm(out_path: str | Path, layers: int = 2, dim: int = 64, heads: int = 4, seed: int = 0) -> Path:
+    """Write a randomly initialised (seeded) ESM-2 in fair-esm checkpoint format, plus its regression file.
+
+    For tests and smoke runs only: the checkpoint's cfg carries a marker so model_label() reports 'tiny:'.
+    """
+    out = Path(out_path)
+    if not out.name.startswith("esm2") or out.suffix != ".pt":
+        raise InputError(f"{out}: the file name must start with 'esm2' and end with '.pt' (fair-esm's rule), e.g. esm2_tiny.pt")
+    if dim % heads:
+        raise ConfigError(f"dim={dim} must be divisible by heads={heads}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ESM2(num_layers=layers, embed_dim=dim, attention_heads=heads, alphabet="ESM-1b", token_dropout=True)
+    state = model.state_dict()
+    regression = {k: v for k, v in state.items() if k.startswith("contact_head.regression.")}
+    # Official checkpoints prefix weights with "encoder."; fair-esm strips it when loading.
+    weights = {"encoder." + k: v for k, v in state.items() if k not in regression}
+    cfg = {
+        "model": argparse.Namespace(encoder_layers=layers, encoder_embed_dim=dim, encoder_attention_heads=heads, token_dropout=True),
+        TINY_MARKER: True,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for path, obj in ((out, {"model": weights, "cfg": cfg}), (regression_path(out), {"model": regression})):
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(obj, tmp)
+        tmp.replace(path)
+    return out

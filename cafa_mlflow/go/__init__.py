@@ -1,0 +1,1 @@
+"""Ontology parsing, ancestor closure, propagation and information accretion."""

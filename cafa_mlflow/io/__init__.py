@@ -1,0 +1,1 @@
+"""Readers and writers for CAFA files: FASTA, terms, taxonomy, IA, submissions."""

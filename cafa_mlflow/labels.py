@@ -1,0 +1,113 @@
+"""Sparse proteins x terms matrices (labels or scores) and term vocabularies."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cafa_mlflow.go.ontology import Ontology
+
+
+@dataclass
+class TermMatrix:
+    """proteins x terms CSR matrix (float32): 0/1 labels or scores; rows and columns carry their ids."""
+
+    proteins: list[str]
+    terms: list[str]
+    matrix: sp.csr_matrix
+
+    def __post_init__(self) -> None:
+        self.proteins = list(self.proteins)
+        self.terms = list(self.terms)
+        self.matrix = sp.csr_matrix(self.matrix, dtype=np.float32)
+        if self.matrix.shape != (len(self.proteins), len(self.terms)):
+            raise ValueError(f"matrix shape {self.matrix.shape} != ({len(self.proteins)}, {len(self.terms)})")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    def reindex(self, proteins: Sequence[str] | None = None, terms: Sequence[str] | None = None) -> "TermMatrix":
+        """Same scores over other row/column ids: missing ones are empty, extra ones dropped."""
+        m = self.matrix
+        if proteins is not None:
+            m = _take(m, self.proteins, proteins, axis=0)
+        if terms is not None:
+            m = _take(m.tocsc(), self.terms, terms, axis=1).tocsr()
+        return TermMatrix(proteins if proteins is not None else self.proteins,
+                          terms if terms is not None else self.terms, m)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table (protein, term, score) of the nonzero entries, in row order."""
+        coo = self.matrix.tocoo()
+        return pd.DataFrame({
+            "protein": np.asarray(self.proteins, dtype=object)[coo.row],
+            "term": np.asarray(self.terms, dtype=object)[coo.col],
+            "score": coo.data,
+        })
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, proteins: Sequence[str] | None = None,
+                   terms: Sequence[str] | None = None, value: str | None = "score") -> "TermMatrix":
+        """Build from a long table with columns protein, term (and `value`; 1.0 when None).
+        Repeated (protein, term) pairs keep their maximum."""
+        proteins = list(pd.unique(frame["protein"])) if proteins is None else list(proteins)
+        terms = list(pd.unique(frame["term"])) if terms is None else list(terms)
+        rows = pd.Index(proteins).get_indexer(frame["protein"])
+        cols = pd.Index(terms).get_indexer(frame["term"])
+        vals = np.ones(len(frame), np.float32) if value is None else frame[value].to_numpy(np.float32)
+        keep = (rows >= 0) & (cols >= 0)
+        dedup = pd.DataFrame({"r": rows[keep], "c": cols[keep], "v": vals[keep]}).groupby(["r", "c"], sort=False)["v"].max()
+        r, c = dedup.index.get_level_values(0), dedup.index.get_level_values(1)
+        m = sp.csr_matrix((dedup.to_numpy(np.float32), (r, c)), shape=(len(proteins), len(terms)))
+        return cls(proteins, terms, m)
+
+
+def save_term_matrix(path: str | os.PathLike, tm: TermMatrix) -> None:
+    """One .npz holding the CSR arrays and both id lists; written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    m = tm.matrix
+    np.savez_compressed(tmp, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
+                        proteins=np.array(tm.proteins, dtype=str), terms=np.array(tm.terms, dtype=str))
+    os.replace(tmp, path)
+
+
+def load_term_matrix(path: str | os.PathLike) -> TermMatrix:
+    with np.load(path, allow_pickle=False) as z:
+        m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+        return TermMatrix(z["proteins"].tolist(), z["terms"].tolist(), m)
+
+
+def _take(m: sp.spmatrix, have: Sequence[str], want: Sequence[str], axis: int) -> sp.spmatrix:
+    pos = pd.Index(have).get_indexer(list(want))
+    found = pos >= 0
+    sel = np.flatnonzero(found)
+    picker = sp.csr_matrix((np.ones(len(sel), np.float32), (sel, pos[found])), shape=(len(want), len(have)))
+    return picker @ m if axis == 0 else m @ picker.T
+
+
+def label_matrix(annotations: pd.DataFrame, ontology: Ontology, proteins: Sequence[str]) -> TermMatrix:
+    """Propagated 0/1 labels over all ontology terms from a (protein, term) table of resolved ids."""
+    raw = TermMatrix.from_frame(annotations, proteins=proteins, terms=ontology.terms, value=None)
+    return TermMatrix(raw.proteins, raw.terms, ontology.propagate(raw.matrix))
+
+
+def select_terms(labels: TermMatrix, aspect_of_term: np.ndarray, min_count: int, top_k: int = 0) -> np.ndarray:
+    """Column indices of terms carried by >= min_count proteins, at most top_k most frequent per aspect
+    (top_k 0 = no cap), in ontology order."""
+    counts = np.asarray((labels.matrix > 0).sum(axis=0)).ravel()
+    keep = counts >= max(min_count, 1)
+    if top_k:
+        for aspect in np.unique(aspect_of_term):
+            idx = np.flatnonzero(keep & (aspect_of_term == aspect))
+            if len(idx) > top_k:
+                drop = idx[np.argsort(-counts[idx], kind="stable")[top_k:]]
+                keep[drop] = False
+    return np.flatnonzero(keep)

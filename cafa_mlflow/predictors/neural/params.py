@@ -1,0 +1,99 @@
+"""The `train:` block of params.yaml as a typed, validated dataclass (no defaults here: params.yaml owns them)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from cafa_mlflow.errors import ConfigError
+
+MODELS = ("simple", "multitask", "chunk_attention", "finetune")
+LOSSES = ("bce", "weighted_bce", "focal")
+SCHEDULERS = ("none", "plateau", "cosine")
+GROUP_BY = ("none", "sequence", "groups")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """All hyper-parameters of a neural predictor; field names are the keys of params.yaml's `train:` block."""
+
+    model: str
+    hidden_dim: int
+    head_hidden_dim: int
+    dropout: float
+    attention_dim: int
+    loss: str
+    pos_weight_cap: float
+    focal_alpha: float
+    focal_gamma: float
+    uncertainty_weighting: bool
+    lr: float
+    weight_decay: float
+    batch_size: int
+    grad_accum_steps: int
+    max_epochs: int
+    scheduler: str
+    plateau_factor: float
+    plateau_patience: int
+    min_lr: float
+    early_stopping_patience: int
+    early_stopping_min_delta: float
+    monitor: str
+    monitor_mode: str
+    seed: int
+    val_fraction: float
+    val_seed: int
+    val_group_by: str
+    min_score: float
+    top_k: Optional[int]
+    predict_batch_size: int
+    threshold_step: float
+    threshold_per_term: bool
+    threshold_min_support: int
+    finetune_unfreeze_layers: int
+    finetune_max_residues: int
+
+    @classmethod
+    def from_dict(cls, block: dict[str, Any]) -> "TrainParams":
+        """Build from params.yaml's `train:` block; unknown or missing keys raise ConfigError."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(block) - names)
+        missing = sorted(names - set(block))
+        if unknown:
+            raise ConfigError(f"params.yaml train: unknown keys {unknown}; valid keys are {sorted(names)}")
+        if missing:
+            raise ConfigError(f"params.yaml train: missing keys {missing}; add them to the train: block")
+        params = cls(**block)
+        params.validate()
+        return params
+
+    def replace(self, **changes: Any) -> "TrainParams":
+        """A copy with some fields changed (validated)."""
+        params = dataclasses.replace(self, **changes)
+        params.validate()
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        _choice("model", self.model, MODELS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("monitor_mode", self.monitor_mode, ("max", "min"))
+        _choice("val_group_by", self.val_group_by, GROUP_BY)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"params.yaml train.val_fraction={self.val_fraction}: use a value in (0, 1)")
+        for key in ("hidden_dim", "batch_size", "grad_accum_steps", "max_epochs", "predict_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"params.yaml train.{key}={getattr(self, key)}: must be >= 1")
+        if not 0.0 < self.threshold_step < 1.0:
+            raise ConfigError(f"params.yaml train.threshold_step={self.threshold_step}: use a value in (0, 1)")
+        if self.finetune_unfreeze_layers < 0:
+            raise ConfigError("params.yaml train.finetune_unfreeze_layers: must be >= 0 (0 = frozen encoder)")
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"params.yaml train.{key}={value!r}: choose one of {', '.join(allowed)}")

@@ -1,0 +1,157 @@
+"""NeuralPredictor: fit / predict / save / load around one classifier (plain torch, no MLflow).
+
+Saved directory: model.pt (torch state dict), config.json (params, terms, aspects, dims, ESM architecture),
+thresholds.json (if chosen). The pipeline wraps it in an mlflow.pyfunc model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
+from cafa_mlflow.predictors.neural.data import Inputs, SequenceInputs, SubsetInputs, as_inputs, sequence_groups
+from cafa_mlflow.predictors.neural.data import train_val_split
+from cafa_mlflow.predictors.neural.losses import build_loss
+from cafa_mlflow.predictors.neural.models import FinetuneClassifier, build_model
+from cafa_mlflow.predictors.neural.params import TrainParams
+from cafa_mlflow.predictors.neural.predict import predict_scores
+from cafa_mlflow.predictors.neural.thresholds import Thresholds, choose_thresholds
+from cafa_mlflow.predictors.neural.training import TrainResult, ValMetric, fit_model, seed_everything
+
+FORMAT_VERSION = 1
+
+
+def _in_dim(inputs: Inputs) -> Optional[int]:
+    base = inputs.base if isinstance(inputs, SubsetInputs) else inputs
+    if isinstance(base, SequenceInputs):
+        return None
+    return int((base.x if hasattr(base, "x") else base.vectors).shape[1])
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class NeuralPredictor:
+    """One neural GO-term classifier over a fixed term vocabulary."""
+
+    def __init__(self, params: Union[TrainParams, dict]) -> None:
+        self.params = params if isinstance(params, TrainParams) else TrainParams.from_dict(params)
+        self.model: Optional[nn.Module] = None
+        self.terms: list[str] = []
+        self.term_aspect = np.array([], dtype=str)
+        self.in_dim: Optional[int] = None
+        self.thresholds: Optional[Thresholds] = None
+        self.result: Optional[TrainResult] = None
+
+    def _inputs(self, x: Any) -> Inputs:
+        if isinstance(self.model, FinetuneClassifier):
+            return as_inputs(x, self.model.alphabet, self.model.max_residues)
+        return as_inputs(x)
+
+    def fit(
+        self, X: Any, Y: sp.csr_matrix, term_aspect: np.ndarray, val: Optional[tuple[Any, sp.csr_matrix]] = None,
+        *, terms: Optional[Sequence[str]] = None, groups: Optional[np.ndarray] = None,
+        val_metric: Optional[ValMetric] = None, callbacks: Sequence[Any] = (),
+        esm_model: Optional[nn.Module] = None, alphabet: Any = None,
+    ) -> TrainResult:
+        """Train on (X, Y); validate on `val`, or on a split of X by params.val_fraction / val_seed
+        (grouped by `groups`, or by identical sequence when val_group_by='sequence' and X is sequences).
+        Thresholds are then chosen on the validation set only."""
+        p = self.params
+        Y = sp.csr_matrix(Y, dtype=np.float32)
+        self.term_aspect = np.asarray(term_aspect).astype(str)
+        if Y.shape[1] != len(self.term_aspect):
+            raise InputError(f"labels have {Y.shape[1]} term columns but term_aspect has {len(self.term_aspect)}")
+        self.terms = list(terms) if terms is not None else [str(i) for i in range(Y.shape[1])]
+        seed_everything(p.seed)
+        inputs = as_inputs(X, alphabet, p.finetune_max_residues)
+        if len(inputs) != Y.shape[0]:
+            raise InputError(f"{len(inputs)} inputs but {Y.shape[0]} label rows; they must match row for row")
+        if val is None:
+            train_idx, val_idx = train_val_split(len(inputs), p.val_fraction, p.val_seed, self._groups(inputs, groups))
+            train_in, y_train = SubsetInputs(inputs, train_idx), Y[train_idx]
+            val_in, y_val = SubsetInputs(inputs, val_idx), Y[val_idx]
+        else:
+            train_in, y_train = inputs, Y
+            val_in, y_val = as_inputs(val[0], alphabet, p.finetune_max_residues), sp.csr_matrix(val[1], dtype=np.float32)
+        self.in_dim = _in_dim(inputs)
+        self.model = build_model(p, self.in_dim, self.term_aspect, esm_model, alphabet)
+        loss_fn = build_loss(p, y_train, self.term_aspect)
+        self.result = fit_model(self.model, loss_fn, train_in, y_train, val_in, y_val, p, val_metric, callbacks)
+        val_scores = predict_scores(self.model, val_in, p.predict_batch_size, p.min_score)
+        self.thresholds = choose_thresholds(
+            val_scores, y_val, self.term_aspect, p.threshold_step, p.threshold_per_term, p.threshold_min_support
+        )
+        return self.result
+
+    def _groups(self, inputs: Inputs, groups: Optional[np.ndarray]) -> Optional[np.ndarray]:
+        mode = self.params.val_group_by
+        if mode == "none":
+            return None
+        if groups is not None:
+            return groups
+        if mode == "sequence" and isinstance(inputs, SequenceInputs):
+            return sequence_groups(inputs.sequences)
+        raise ConfigError(
+            f"params.yaml train.val_group_by={mode!r} needs groups: pass groups= (e.g. "
+            "data.sequence_groups(sequences) or DIAMOND clusters) or set val_group_by: none"
+        )
+
+    def predict(self, X: Any, apply_thresholds: bool = False) -> sp.csr_matrix:
+        """N x T CSR scores >= params.min_score (top_k per protein if set); optionally thresholded."""
+        if self.model is None:
+            raise InputError("NeuralPredictor.predict called before fit() or load()")
+        p = self.params
+        scores = predict_scores(self.model, self._inputs(X), p.predict_batch_size, p.min_score, p.top_k)
+        return self.thresholds.apply(scores) if apply_thresholds and self.thresholds is not None else scores
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def config(self) -> dict[str, Any]:
+        esm = self.model.esm_config() if isinstance(self.model, FinetuneClassifier) else None
+        return {
+            "format_version": FORMAT_VERSION, "params": self.params.to_dict(), "terms": self.terms,
+            "term_aspect": self.term_aspect.tolist(), "in_dim": self.in_dim, "esm": esm,
+        }
+
+    def save(self, directory: Union[str, Path]) -> None:
+        """Write model.pt, config.json and thresholds.json (each via temp file + os.replace)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        _atomic_write(d / "model.pt", lambda t: torch.save(self.state_dict(), t))
+        _atomic_write(d / "config.json", lambda t: t.write_text(json.dumps(self.config())))
+        if self.thresholds is not None:
+            _atomic_write(d / "thresholds.json", lambda t: t.write_text(self.thresholds.to_json()))
+
+    @classmethod
+    def load(cls, directory: Union[str, Path]) -> "NeuralPredictor":
+        d = Path(directory)
+        if not (d / "model.pt").is_file() or not (d / "config.json").is_file():
+            raise MissingWeightsError(f"{d}: no model.pt/config.json; train and save a neural model there first")
+        cfg = json.loads((d / "config.json").read_text())
+        self = cls(cfg["params"])
+        self.terms, self.term_aspect, self.in_dim = cfg["terms"], np.asarray(cfg["term_aspect"]), cfg["in_dim"]
+        esm_model = alphabet = None
+        if cfg["esm"] is not None:
+            import esm  # fair-esm, only for fine-tuned models
+
+            alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
+            esm_model = esm.model.esm2.ESM2(alphabet=alphabet, **cfg["esm"])
+        self.model = build_model(self.params, self.in_dim, self.term_aspect, esm_model, alphabet)
+        self.model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
+        self.model.eval()
+        if (d / "thresholds.json").is_file():
+            self.thresholds = Thresholds.from_json((d / "thresholds.json").read_text())
+        return self

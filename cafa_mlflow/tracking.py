@@ -1,0 +1,136 @@
+"""The one place that talks to MLflow: runs, the shared parameter vocabulary, metrics, plots, registry."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from cafa_mlflow.config import flatten
+
+log = logging.getLogger(__name__)
+CHAMPION = "champion"
+SELECTION_METRIC = "val_f_w_mean"
+MAX_PARAM_CHARS = 6000
+_BAD_NAME = re.compile(r"[^0-9A-Za-z_\-./ ]")
+
+
+def configure(params: Mapping) -> str:
+    """Point MLflow at the tracking store ($MLFLOW_TRACKING_URI wins over params.yaml) and experiment."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
+    mlflow.set_tracking_uri(uri)
+    if not os.environ.get("MLFLOW_EXPERIMENT_ID") and not os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or params["tracking"]["experiment"])
+    return uri
+
+
+def model_label(esm_model: str) -> str:
+    """How runs name the encoder: fair-esm names as they are, local checkpoints as `local:<file>`."""
+    from cafa_mlflow.embed import model_label as embed_label  # lazy: keeps tracking import light
+    return embed_label(esm_model)
+
+
+def standard_params(params: Mapping) -> dict[str, Any]:
+    """The vocabulary every run logs, so runs of different entry points line up in the UI."""
+    embed, train, prep = params.get("embed", {}), params.get("train", {}), params["prepare"]
+    return {
+        "esm_model": model_label(embed.get("esm_model", "")) if embed.get("esm_model") else "",
+        "strategy": embed.get("strategy", ""),
+        "layer": embed.get("layer", ""),
+        "model": train.get("model", ""),
+        "loss": train.get("loss", ""),
+        "subsample": prep["subsample"],
+        "min_count": prep["min_count"],
+        "val_fraction": prep["val_fraction"],
+        "seed": prep["seed"],
+    }
+
+
+@contextmanager
+def start_run(params: Mapping, entry_point: str, run_name: str | None = None, nested: bool = False,
+              tags: Mapping[str, str] | None = None, extra_params: Mapping[str, Any] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Open (or join, under `mlflow run`) a run tagged with its entry point; log the shared params."""
+    configure(params)
+    with mlflow.start_run(run_name=run_name or entry_point, nested=nested,
+                          log_system_metrics=bool(params["tracking"].get("system_metrics")),
+                          tags={"entry_point": entry_point, **(tags or {})}) as run:
+        log_params({**standard_params(params), **(extra_params or {})})
+        yield run
+
+
+def log_params(values: Mapping[str, Any]) -> None:
+    """Log flat params; keys already on the run (e.g. set by `mlflow run -P`) are left as they are."""
+    run = mlflow.active_run()
+    existing = MlflowClient().get_run(run.info.run_id).data.params if run else {}
+    fresh = {_name(k): _param_value(v) for k, v in flatten(values).items() if _name(k) not in existing}
+    if fresh:
+        mlflow.log_params(fresh)
+
+
+def log_metrics(values: Mapping[str, Any], step: int | None = None, prefix: str = "") -> None:
+    """Log numeric values (nested dicts are flattened with '_'); None and non-numbers are skipped."""
+    flat = {}
+    for key, value in flatten(values).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            continue
+        flat[_name(prefix + key.replace(".", "_"))] = float(value)
+    if flat:
+        mlflow.log_metrics(flat, step=step)
+
+
+def log_figure(fig, artifact_file: str) -> None:
+    import matplotlib.pyplot as plt
+    mlflow.log_figure(fig, artifact_file)
+    plt.close(fig)
+
+
+def log_artifacts(paths: list[str | os.PathLike], artifact_path: str | None = None) -> None:
+    for path in paths:
+        if Path(path).exists():
+            mlflow.log_artifact(str(path), artifact_path)
+
+
+def active_run_id() -> str | None:
+    run = mlflow.active_run()
+    return run.info.run_id if run else None
+
+
+def register_and_promote(model_uri: str, name: str, score: float, split_id: str,
+                         metric: str = SELECTION_METRIC) -> tuple[str, bool]:
+    """Register `model_uri` under `name`; give it the champion alias only when `score` beats the current
+    champion's on the same validation split (tags, not deprecated stages). Returns (version, promoted)."""
+    client = MlflowClient()
+    version = mlflow.register_model(model_uri, name).version
+    client.set_model_version_tag(name, version, metric, f"{score:.6f}")
+    client.set_model_version_tag(name, version, "val_split", split_id)
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        champion = None
+    promote = champion is None
+    if champion is not None:
+        same_split = champion.tags.get("val_split") == split_id
+        best = float(champion.tags.get(metric, "-inf"))
+        promote = same_split and score > best
+        if not same_split:
+            log.warning("champion v%s was validated on another split (%s), so v%s cannot be compared with it and "
+                        "does not take the alias; set it by hand with MlflowClient().set_registered_model_alias",
+                        champion.version, champion.tags.get("val_split"), version)
+    if promote:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, "promoted", str(promote).lower())
+    return str(version), promote
+
+
+def _name(key: str) -> str:
+    return _BAD_NAME.sub("_", key)
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_PARAM_CHARS else text[: MAX_PARAM_CHARS - 3] + "..."

@@ -1,0 +1,38 @@
+"""Helpers for the embedding tests: tiny checkpoints, FASTA files and a direct fair-esm reference."""
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Unsorted lengths so that length-sorted batching reorders them; two exceed the tests' max_residues=20.
+SEQS = {
+    "P1": "MKTAYIAKQRQISFVKSHFSRQ",  # 22 > 20
+    "P2": "MSEQ",
+    "P3": "GAVLIPFWMSTCYNQDEKRHGAVLIPF",  # 27
+    "P4": "ACDEFGHIK",
+    "P5": "MKKLLPTAAAGLLLLAAQPAMA",  # 22
+    "P6": "WYV",
+}
+
+
+def write_fasta(path: Path, seqs: dict[str, str]) -> Path:
+    path.write_text("".join(f">{pid}\n{seq}\n" for pid, seq in seqs.items()))
+    return path
+
+
+def direct_vector(model, alphabet, residues: str, layer: int, pooling: str = "mean") -> np.ndarray:
+    """fair-esm's own batch converter and forward pass on one unpadded sequence."""
+    _, _, tokens = alphabet.get_batch_converter()([("x", residues)])
+    with torch.no_grad():
+        reps = model(tokens, repr_layers=[layer])["representations"][layer][0]
+    vec = reps[0] if pooling == "cls" else reps[1:len(residues) + 1].mean(0)
+    return vec.numpy()
+
+
+def same_tree(a: Path, b: Path) -> list[str]:
+    """Names of files that differ (or exist on one side only) between two cache folders."""
+    names = sorted({p.name for p in a.iterdir()} | {p.name for p in b.iterdir()})
+    return [n for n in names if not ((a / n).is_file() and (b / n).is_file() and filecmp.cmp(a / n, b / n, shallow=False))]
