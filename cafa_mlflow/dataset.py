@@ -6,6 +6,7 @@ Folder layout (a DVC output):
   terms.tsv          vocabulary: term, aspect, count, ia
   ia.tsv             information accretion of every ontology term (two columns, no header)
   train.fasta        sequences of the training pool (train + val)
+  val_terms.tsv      ground truth of the validation proteins (Kaggle's terms format, unpropagated)
   test.fasta         query sequences; test_terms.tsv their ground truth when given
 """
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta, write_fasta
 from cafa_mlflow.io.ia import read_ia, write_ia
+from cafa_mlflow.io.text import make_temp_dir
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms, resolve_terms
 from cafa_mlflow.labels import TermMatrix, label_matrix, select_terms
@@ -69,9 +70,9 @@ class Prepared:
     def test_fasta(self) -> Path:
         return self.root / "test.fasta"
 
-    @property
-    def test_terms(self) -> Path | None:
-        path = self.root / "test_terms.tsv"
+    def truth_file(self, split: str) -> Path | None:
+        """Unpropagated ground truth of the val or test proteins (None when the test set has none)."""
+        path = self.root / f"{split}_terms.tsv"
         return path if path.exists() else None
 
 
@@ -139,21 +140,22 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
         "length": [len(r.sequence) for r in records],
     })
     out_dir = Path(out_dir)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent if out_dir.parent.exists() else None, prefix=f".{out_dir.name}."))
+    tmp = make_temp_dir(out_dir)
     try:
         proteins.to_parquet(tmp / "proteins.parquet", index=False)
         sp.save_npz(tmp / "labels.npz", full.matrix[:, keep].tocsr())
         vocab.to_csv(tmp / "terms.tsv", sep="\t", index=False)
         write_ia(tmp / "ia.tsv", ia)
         write_fasta(tmp / "train.fasta", ((r.id, r.sequence) for r in records))
+        val_ids = set(proteins.loc[proteins["split"] == "val", "protein"])
+        _write_truth(annotations[annotations["protein"].isin(val_ids)], tmp / "val_terms.tsv")
         summary = {"n_train": int((proteins["split"] == "train").sum()), "n_val": int((proteins["split"] == "val").sum()),
                    **{f"n_terms_{a}": int((vocab["aspect"] == a).sum()) for a in ontology.aspects}}
         if data.get("test_fasta"):
             summary.update(_prepare_test(data, prep, ontology, tmp))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
-        if out_dir.exists():
+        if out_dir.exists():  # only now, with the new folder complete, the old one goes
             shutil.rmtree(out_dir)
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out_dir)
     finally:
         if tmp.exists():
@@ -168,7 +170,12 @@ def _prepare_test(data: dict, prep: dict, ontology: Ontology, out: Path) -> dict
     if data.get("test_terms"):
         truth = read_terms(data["test_terms"])
         truth = truth[truth["protein"].isin({r.id for r in records})]
-        aspect = truth["aspect"].fillna("")
-        truth.assign(aspect=aspect).rename(columns={"protein": "EntryID"}).to_csv(out / "test_terms.tsv", sep="\t", index=False)
+        _write_truth(truth, out / "test_terms.tsv")
         summary["n_test_annotations"] = len(truth)
     return summary
+
+
+def _write_truth(annotations: pd.DataFrame, path: Path) -> None:
+    """Ground truth in Kaggle's terms format (EntryID, term, aspect), unpropagated."""
+    table = annotations[["protein", "term", "aspect"]].rename(columns={"protein": "EntryID"})
+    table.assign(aspect=table["aspect"].fillna("")).to_csv(path, sep="\t", index=False)

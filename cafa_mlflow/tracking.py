@@ -52,10 +52,12 @@ def standard_params(params: Mapping) -> dict[str, Any]:
 
 
 @contextmanager
-def start_run(params: Mapping, entry_point: str, run_name: str | None = None, nested: bool = False,
+def start_run(params: Mapping, entry_point: str, run_name: str | None = None, nested: bool | None = None,
               tags: Mapping[str, str] | None = None, extra_params: Mapping[str, Any] | None = None) -> Iterator[mlflow.ActiveRun]:
-    """Open (or join, under `mlflow run`) a run tagged with its entry point; log the shared params."""
+    """Open (or join, under `mlflow run`) a run tagged with its entry point; log the shared params.
+    Inside another run (the `main` chain) it is a nested child run unless `nested` says otherwise."""
     configure(params)
+    nested = mlflow.active_run() is not None if nested is None else nested
     with mlflow.start_run(run_name=run_name or entry_point, nested=nested,
                           log_system_metrics=bool(params["tracking"].get("system_metrics")),
                           tags={"entry_point": entry_point, **(tags or {})}) as run:

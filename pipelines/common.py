@@ -31,7 +31,7 @@ def build_parser(prog: str, description: str, sections: Sequence[str], defaults:
                 continue
             dotted[name] = f"{section}.{key}"
             flags = {f"--{name.replace('_', '-')}", f"--{name}"}
-            parser.add_argument(*sorted(flags), dest=name, default=None, metavar=type(value).__name__.upper(),
+            parser.add_argument(*sorted(flags), dest=name, default=None, metavar="VALUE" if value is None else type(value).__name__.upper(),
                                 help=f"{section}.{key} (params.yaml: {value!r})")
     return parser, dotted
 

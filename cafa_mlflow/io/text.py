@@ -25,6 +25,20 @@ def open_text(path: str | os.PathLike, mode: str = "rt") -> IO[str]:
     return open(path, mode, encoding="utf-8")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_temp_dir(final: Path) -> Path:
+    """A temporary folder beside `final` (same file system, so os.replace can move it into place)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wt") -> Iterator[IO]:
     """Write to a temporary file beside `path` and move it into place only on success."""
@@ -42,6 +56,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wt") -> Iterator[IO]:
             tmp_target = tmp
         with handle:
             yield handle
+        os.chmod(tmp_target, 0o666 & ~_umask())
         os.replace(tmp_target, path)
     except BaseException:
         for leftover in (tmp, tmp + path.suffix):

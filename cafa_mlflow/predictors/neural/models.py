@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -22,6 +23,10 @@ class SimpleMLP(nn.Module):
     def __init__(self, in_dim: int, hidden_dim: int, n_terms: int, dropout: float) -> None:
         super().__init__()
         self.net = _mlp(in_dim, hidden_dim, n_terms, dropout)
+
+    def set_output_bias(self, bias: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.net[-1].bias.copy_(bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -47,9 +52,16 @@ class MultitaskMLP(nn.Module):
             else:
                 heads[aspect] = nn.Linear(hidden_dim, len(cols))
         self.heads = nn.ModuleDict(heads)
+        self.columns = dict(zip(self.aspects, columns))
         # concatenated head outputs [aspect0 cols, aspect1 cols, ...] -> vocabulary order
         order = np.concatenate(columns)
         self.register_buffer("inverse", torch.from_numpy(np.argsort(order)), persistent=False)
+
+    def set_output_bias(self, bias: torch.Tensor) -> None:
+        with torch.no_grad():
+            for aspect, head in self.heads.items():
+                last = head[-1] if isinstance(head, nn.Sequential) else head
+                last.bias.copy_(bias[torch.from_numpy(self.columns[aspect])])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.trunk(x)
@@ -78,6 +90,9 @@ class ChunkAttention(nn.Module):
         logits = self.score(chunks).squeeze(-1).masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, dim=1)
         return torch.einsum("bc,bcd->bd", weights, chunks)
+
+    def set_output_bias(self, bias: torch.Tensor) -> None:
+        self.classifier.set_output_bias(bias)
 
     def forward(self, inputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         chunks, mask = inputs
@@ -113,6 +128,10 @@ class FinetuneClassifier(nn.Module):
                 layer.requires_grad_(True)
             self.esm.emb_layer_norm_after.requires_grad_(True)
 
+    def set_output_bias(self, bias: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.head[-1].bias.copy_(bias)
+
     def esm_config(self) -> dict[str, Any]:
         """Enough to rebuild the encoder architecture (weights come from the state dict)."""
         return {
@@ -129,6 +148,16 @@ class FinetuneClassifier(nn.Module):
         ).unsqueeze(-1).to(reps.dtype)
         pooled = (reps * residue).sum(1) / residue.sum(1).clamp(min=1.0)
         return self.head(pooled)
+
+
+def prior_logits(y: sp.csr_matrix, eps: float) -> torch.Tensor:
+    """logit of each term's label frequency, clipped to [eps, 1 - eps]: the naive predictor as output bias.
+
+    Starting from it keeps first-epoch scores near the term priors (sparse after min_score) instead of 0.5.
+    """
+    freq = np.bincount(y.indices, minlength=y.shape[1]) / max(y.shape[0], 1)
+    freq = np.clip(freq, eps, 1 - eps)
+    return torch.from_numpy(np.log(freq / (1 - freq)).astype(np.float32))
 
 
 def build_model(

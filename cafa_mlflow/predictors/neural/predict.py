@@ -38,10 +38,11 @@ def iter_scores(model: nn.Module, inputs: Inputs, batch_size: int) -> Iterator[n
 
 def sparsify(scores: np.ndarray, min_score: float, top_k: Optional[int]) -> sp.csr_matrix:
     """Keep scores >= min_score (and only each row's top_k if given) as float32 CSR."""
-    if top_k is not None and top_k < scores.shape[1]:
-        kth = np.partition(scores, -top_k, axis=1)[:, -top_k][:, None]
-        scores = np.where(scores >= kth, scores, 0.0)
     keep = scores >= min_score
+    if top_k is not None and top_k < scores.shape[1]:
+        top = np.zeros_like(keep)
+        np.put_along_axis(top, np.argpartition(-scores, top_k - 1, axis=1)[:, :top_k], True, axis=1)
+        keep &= top
     rows, cols = np.nonzero(keep)
     return sp.csr_matrix((scores[rows, cols].astype(np.float32), (rows, cols)), shape=scores.shape)
 

@@ -27,6 +27,7 @@ def threshold_grid(step: float) -> np.ndarray:
 def _f1_curve(all_scores: np.ndarray, true_scores: np.ndarray, n_true: int, grid: np.ndarray) -> np.ndarray:
     """F1 = 2 TP / (#pred + #true) at every grid threshold (predicted = score >= t)."""
     s, m = np.sort(all_scores), np.sort(true_scores)
+    grid = grid.astype(s.dtype)  # compare in the scores' precision: float32 0.35 counts as >= 0.35
     pred = len(s) - np.searchsorted(s, grid, side="left")
     tp = len(m) - np.searchsorted(m, grid, side="left")
     denom = pred + n_true
@@ -46,7 +47,7 @@ class Thresholds:
     def apply(self, scores: sp.csr_matrix) -> sp.csr_matrix:
         """Scores kept only where score >= their term's threshold."""
         scores = scores.tocsr(copy=True)
-        scores.data[scores.data < self.term[scores.indices]] = 0.0
+        scores.data[scores.data < self.term.astype(scores.dtype)[scores.indices]] = 0.0
         scores.eliminate_zeros()
         return scores
 
@@ -89,7 +90,7 @@ def choose_aspect_thresholds(
             hits = s.multiply(t.astype(bool)).tocsr()
             values = _f1_curve(s.data, hits.data, int(t.nnz), grid)
         else:
-            values = np.array([metric(t, (s >= thr).tocsr()) for thr in grid])
+            values = np.array([metric(t, (s >= s.dtype.type(thr)).tocsr()) for thr in grid])
         out[aspect] = float(grid[int(np.argmax(values))])
     return out
 

@@ -167,7 +167,8 @@ def fit_model(
             if val_metric is not None:
                 metrics.update({f"val_{k}": float(v) for k, v in val_metric(scores).items()})
             if getattr(loss_fn, "log_vars", None) is not None:
-                metrics.update({f"log_var_{a}": float(v) for a, v in zip(loss_fn.aspects, loss_fn.log_vars)})
+                log_vars = loss_fn.log_vars.detach().tolist()
+                metrics.update({f"log_var_{a}": v for a, v in zip(loss_fn.aspects, log_vars)})
             if params.monitor not in metrics:
                 raise ConfigError(
                     f"params.yaml train.monitor={params.monitor!r} is not among the epoch metrics "

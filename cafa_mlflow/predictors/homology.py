@@ -1,0 +1,203 @@
+"""Homology transfer with DIAMOND: score(t) = bitscore of hits carrying t / bitscore of all hits.
+
+The training database is cached in `<cache_dir>/diamond-<hash>/` (hash of the FASTA bytes and of the
+chosen protein subset) with a manifest.json, so a DVC stage can version it and a rebuild is skipped
+when nothing changed. Labels must be propagated; hits become a sparse queries x train bitscore matrix
+W, row-normalised, and scores = W @ labels.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cafa_mlflow.errors import ConfigError, InputError, MissingToolError
+from cafa_mlflow.io.fasta import read_fasta, write_fasta
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+
+SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive",
+                 "ultra-sensitive")
+HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
+INSTALL_HINT = ("install DIAMOND: `apt-get install diamond-aligner` (Debian/Ubuntu) or "
+                "`conda install -c bioconda diamond`, or set homology.executable to its path")
+
+
+def diamond_binary(executable: str = "diamond") -> str:
+    """Full path of the DIAMOND executable; MissingToolError (with install advice) when absent."""
+    path = shutil.which(executable)
+    if path is None:
+        raise MissingToolError(f"DIAMOND executable {executable!r} not found on PATH; {INSTALL_HINT}.")
+    return path
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise InputError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}; command: {' '.join(cmd)}")
+
+
+def fasta_digest(fasta: str | os.PathLike, proteins: Iterable[str] | None = None) -> str:
+    """sha256 of the file bytes, plus the sorted protein subset when one is given."""
+    h = hashlib.sha256()
+    with open(fasta, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    if proteins is not None:
+        h.update(b"\0subset\0" + "\n".join(sorted(set(proteins))).encode())
+    return h.hexdigest()
+
+
+def _subset_records(fasta: str | os.PathLike, proteins: Sequence[str] | None):
+    """(id, sequence) of `proteins` (all when None) from `fasta`; InputError naming missing ids."""
+    wanted = None if proteins is None else set(proteins)
+    records = [(r.id, r.sequence) for r in read_fasta(fasta) if wanted is None or r.id in wanted]
+    if wanted is not None and len(records) < len(wanted):
+        missing = sorted(wanted - {r[0] for r in records})
+        raise InputError(f"{fasta}: {len(missing)} requested proteins have no sequence, e.g. "
+                         f"{', '.join(missing[:5])}; use the FASTA the ids came from.")
+    if not records:
+        raise InputError(f"{fasta}: no sequences to search or index.")
+    return records
+
+
+def build_db(fasta: str | os.PathLike, cache_dir: str | os.PathLike, proteins: Sequence[str] | None = None,
+             threads: int = 1, executable: str = "diamond") -> Path:
+    """DIAMOND database of `fasta` (optionally only `proteins`), cached by content hash.
+
+    Returns the `.dmnd` path. Built in a temporary directory and moved into place, so a failed build
+    leaves no half-written cache."""
+    binary = diamond_binary(executable)
+    digest = fasta_digest(fasta, proteins)
+    out_dir = Path(cache_dir) / f"diamond-{digest[:16]}"
+    db = out_dir / "train.dmnd"
+    if db.is_file() and (out_dir / "manifest.json").is_file():
+        return db
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    records = _subset_records(fasta, proteins)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".building-"))
+    try:
+        plain = tmp / "train.fasta"
+        write_fasta(plain, records)
+        _run([binary, "makedb", "--in", str(plain), "-d", str(tmp / "train"), "--threads",
+              str(max(threads, 1)), "--quiet"], f"diamond makedb on {fasta}")
+        plain.unlink()
+        manifest = {"source": str(fasta), "sha256": digest, "n_sequences": len(records),
+                    "subset": proteins is not None, "diamond": _version(binary)}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if out_dir.exists():  # a partial cache without manifest
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return db
+
+
+def _version(binary: str) -> str:
+    proc = subprocess.run([binary, "version"], capture_output=True, text=True)
+    return proc.stdout.strip()
+
+
+def search(db: str | os.PathLike, queries: str | os.PathLike, ids: Sequence[str] | None = None,
+           sensitivity: str = "sensitive", evalue: float = 1e-3, max_target_seqs: int = 25,
+           threads: int = 1, executable: str = "diamond", out: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Run `diamond blastp` of `queries` (a FASTA; only `ids` when given) against `db`.
+
+    Returns hits with columns qseqid, sseqid, pident, evalue, bitscore (one row per query-target pair,
+    best HSP). `out` keeps the raw tab-separated hits file (written atomically)."""
+    if sensitivity not in SENSITIVITIES:
+        raise ConfigError(f"homology.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
+    binary = diamond_binary(executable)
+    records = _subset_records(queries, ids)
+    with tempfile.TemporaryDirectory(prefix="cafa-diamond-") as tmp:
+        plain, hits_path = Path(tmp) / "queries.fasta", Path(tmp) / "hits.tsv"
+        write_fasta(plain, records)
+        cmd = [binary, "blastp", "-d", str(db), "-q", str(plain), "-o", str(hits_path),
+               "-e", str(evalue), "--max-target-seqs", str(max_target_seqs), "--max-hsps", "1",
+               "--threads", str(max(threads, 1)), "--tmpdir", tmp, "--quiet", "--outfmt", "6", *HIT_COLUMNS]
+        if sensitivity != "default":
+            cmd.append(f"--{sensitivity}")
+        _run(cmd, f"diamond blastp of {queries}")
+        hits = pd.read_csv(hits_path, sep="\t", header=None, names=list(HIT_COLUMNS),
+                           dtype={"qseqid": str, "sseqid": str})
+        if out is not None:
+            tmp_out = Path(f"{out}.tmp")
+            shutil.copyfile(hits_path, tmp_out)
+            os.replace(tmp_out, out)
+    hits = hits.sort_values("bitscore", ascending=False, kind="stable")
+    return hits.drop_duplicates(["qseqid", "sseqid"]).reset_index(drop=True)
+
+
+def hits_to_scores(hits: pd.DataFrame, query_ids: Sequence[str], labels: TermMatrix,
+                   exclude_self: bool = True, max_target_seqs: int | None = None) -> TermMatrix:
+    """Bitscore-weighted vote: queries x labels.terms scores from hits (qseqid, sseqid, bitscore).
+
+    Every hit counts in the denominator, also one to a target without labels; hits of queries not in
+    `query_ids` are ignored. exclude_self drops hits with qseqid == sseqid; max_target_seqs then keeps
+    the best N remaining hits per query."""
+    hits = hits[hits["qseqid"].isin(set(query_ids))]
+    if exclude_self:
+        hits = hits[hits["qseqid"] != hits["sseqid"]]
+    if max_target_seqs is not None:
+        hits = hits.sort_values("bitscore", ascending=False, kind="stable")
+        hits = hits[hits.groupby("qseqid", sort=False).cumcount() < max_target_seqs]
+    q = pd.Index(list(query_ids)).get_indexer(hits["qseqid"])
+    t = pd.Index(labels.proteins).get_indexer(hits["sseqid"])
+    bits = hits["bitscore"].to_numpy(np.float64)
+    total = np.bincount(q, weights=bits, minlength=len(query_ids))
+    known = t >= 0
+    w = sp.csr_matrix((bits[known] / total[q[known]], (q[known], t[known])),
+                      shape=(len(query_ids), len(labels.proteins)))
+    scores = (w @ sp.csr_matrix(labels.matrix, dtype=np.float64)).tocsr()
+    scores.data = np.minimum(scores.data, 1.0)  # float rounding of a full vote
+    return TermMatrix(list(query_ids), labels.terms, scores.astype(np.float32))
+
+
+class HomologyPredictor(Predictor):
+    """DIAMOND search against the training proteins, then a bitscore-weighted vote of their labels."""
+
+    name = "homology"
+
+    def __init__(self, cache_dir: str | os.PathLike, sensitivity: str = "sensitive", evalue: float = 1e-3,
+                 max_target_seqs: int = 25, threads: int = 0, exclude_self: bool = True,
+                 executable: str = "diamond", hits_out: str | os.PathLike | None = None) -> None:
+        """threads 0 = all CPU cores; hits_out keeps the raw hits of the last predict()."""
+        if sensitivity not in SENSITIVITIES:
+            raise ConfigError(f"homology.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
+        self.cache_dir, self.sensitivity, self.evalue = Path(cache_dir), sensitivity, float(evalue)
+        self.max_target_seqs, self.exclude_self = int(max_target_seqs), bool(exclude_self)
+        self.threads = int(threads) or (os.cpu_count() or 1)
+        self.executable, self.hits_out = executable, hits_out
+        self.db: Path | None = None
+        self.labels: TermMatrix | None = None
+        self.hits: pd.DataFrame | None = None
+
+    def fit(self, train: TrainSet) -> "HomologyPredictor":
+        """Build (or reuse) the database of the training proteins `train.ids` only."""
+        if train.fasta is None:
+            raise InputError("homology needs the training sequences (TrainSet.fasta).")
+        diamond_binary(self.executable)
+        self.labels = train.labels
+        self.db = build_db(train.fasta, self.cache_dir, train.ids, self.threads, self.executable)
+        return self
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        self._require_fitted("db")
+        if proteins.fasta is None:
+            raise InputError("homology needs the query sequences (ProteinSet.fasta).")
+        # one extra target per query so that dropping the self-hit still leaves max_target_seqs hits
+        n = self.max_target_seqs + (1 if self.exclude_self else 0)
+        self.hits = search(self.db, proteins.fasta, proteins.ids, self.sensitivity, self.evalue, n,
+                           self.threads, self.executable, self.hits_out)
+        return hits_to_scores(self.hits, proteins.ids, self.labels, self.exclude_self,
+                              self.max_target_seqs)

@@ -1,0 +1,105 @@
+"""k-nearest-neighbour label transfer in embedding space (cosine similarity).
+
+score(t) = sum_j s_j * y_jt / sum_j s_j over the k most similar training proteins j, with s_j the
+cosine similarity clipped at 0. Queries are processed in blocks (block x all train, float32), so memory
+is bounded by block_size x n_train x 4 bytes plus the float32 unit-normalised training matrix.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cafa_mlflow.errors import ConfigError, InputError
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+
+
+def _unit_rows(x: Any, block_size: int = 8192) -> np.ndarray:
+    """float32 copy of x (may be a float16 memmap) with rows scaled to unit L2 norm (zero rows stay 0)."""
+    out = np.empty(x.shape, dtype=np.float32)
+    for start in range(0, x.shape[0], block_size):
+        block = np.asarray(x[start : start + block_size], dtype=np.float32)
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        out[start : start + block_size] = block / np.where(norms > 0, norms, 1.0)
+    return out
+
+
+def knn_scores(queries: Any, train: Any, labels: sp.spmatrix, k: int, block_size: int = 512,
+               query_ids: Sequence[str] | None = None, train_ids: Sequence[str] | None = None,
+               exclude_self: bool = True, train_unit: np.ndarray | None = None) -> sp.csr_matrix:
+    """Similarity-weighted label transfer; returns an N_query x T float32 CSR.
+
+    queries: N x D, train: M x D (array-like, float16/32, memmap allowed); labels: M x T.
+    With exclude_self and both id lists given, a query never uses the training protein with its own id.
+    train_unit: precomputed `_unit_rows(train)` (reused across calls by KnnPredictor)."""
+    if k < 1 or block_size < 1:
+        raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
+    if queries.shape[1] != train.shape[1]:
+        raise InputError(f"query embeddings have {queries.shape[1]} dimensions, training embeddings "
+                         f"{train.shape[1]}; embed both with the same model and layer.")
+    labels = sp.csr_matrix(labels, dtype=np.float32)
+    n_train = train.shape[0]
+    if labels.shape[0] != n_train:
+        raise InputError(f"{labels.shape[0]} label rows for {n_train} training embeddings.")
+    t_unit = _unit_rows(train) if train_unit is None else train_unit
+    self_col = None
+    if exclude_self and query_ids is not None and train_ids is not None:
+        self_col = pd.Index(list(train_ids)).get_indexer(list(query_ids))
+    k_eff = min(k, n_train - (1 if self_col is not None and (self_col >= 0).any() else 0))
+    blocks = []
+    for start in range(0, queries.shape[0], block_size):
+        q = _unit_rows(queries[start : start + block_size])
+        sims = q @ t_unit.T  # block x n_train, float32
+        rows = np.arange(sims.shape[0])
+        if self_col is not None:
+            own = self_col[start : start + len(q)]
+            hit = own >= 0
+            sims[rows[hit], own[hit]] = -np.inf
+        if k_eff <= 0:
+            blocks.append(sp.csr_matrix((len(q), labels.shape[1]), dtype=np.float32))
+            continue
+        if k_eff < n_train:  # top-k columns per row, unordered; self (-inf) is never among them
+            top = np.argpartition(sims, n_train - k_eff, axis=1)[:, n_train - k_eff :]
+        else:
+            top = np.tile(np.arange(n_train), (len(q), 1))
+        w = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None)  # -inf (self) and negatives -> 0
+        total = w.sum(axis=1, keepdims=True)
+        w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+        weights = sp.csr_matrix((w.ravel(), (np.repeat(rows, k_eff), top.ravel())), shape=(len(q), n_train))
+        weights.eliminate_zeros()
+        blocks.append((weights @ labels).astype(np.float32).tocsr())
+    if not blocks:
+        return sp.csr_matrix((0, labels.shape[1]), dtype=np.float32)
+    return sp.vstack(blocks, format="csr")
+
+
+class KnnPredictor(Predictor):
+    """Label transfer from the k nearest training proteins (cosine) over the training term vocabulary."""
+
+    name = "knn"
+
+    def __init__(self, k: int = 10, block_size: int = 512, exclude_self: bool = True) -> None:
+        if k < 1 or block_size < 1:
+            raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
+        self.k, self.block_size, self.exclude_self = int(k), int(block_size), bool(exclude_self)
+        self.train_ids: list[str] | None = None
+        self.train_unit: np.ndarray | None = None
+        self.labels: TermMatrix | None = None
+
+    def fit(self, train: TrainSet) -> "KnnPredictor":
+        if train.embeddings is None:
+            raise InputError("knn needs training embeddings; run `cafa embed` on the training FASTA first.")
+        self.train_ids, self.labels = train.ids, train.labels
+        self.train_unit = _unit_rows(train.embeddings)
+        return self
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        self._require_fitted("train_unit")
+        if proteins.embeddings is None:
+            raise InputError("knn needs query embeddings; run `cafa embed` on the query FASTA first.")
+        scores = knn_scores(proteins.embeddings, self.train_unit, self.labels.matrix, self.k, self.block_size,
+                            proteins.ids, self.train_ids, self.exclude_self, train_unit=self.train_unit)
+        return TermMatrix(proteins.ids, self.labels.terms, scores)

@@ -1,0 +1,51 @@
+"""`main`: the whole chain on the bundled sample, each step a nested MLflow run under one parent:
+prepare -> embed -> naive, homology, knn -> train -> ensemble -> evaluate -> predict."""
+from __future__ import annotations
+
+import importlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from cafa_mlflow import tracking
+from cafa_mlflow.config import flatten, load_params
+from pipelines.common import parse_params, run_main
+
+STEPS = (
+    ("prepare", []),
+    ("embed", []),
+    ("member", ["--predictor", "naive"]),
+    ("member", ["--predictor", "homology"]),
+    ("member", ["--predictor", "knn"]),
+    ("train", []),
+    ("ensemble", []),
+    ("evaluate", []),
+    ("predict", []),
+)
+
+
+def sections() -> list[str]:
+    return [name for name, value in load_params().items() if isinstance(value, dict) and name != "tune"]
+
+
+def main(argv=None) -> None:
+    params, args = parse_params(argv, "cafa main", __doc__, sections())
+    with tracking.start_run(params, "main") as parent, tempfile.TemporaryDirectory() as tmp:
+        resolved = Path(tmp) / "params.yaml"  # every step sees exactly the parent's parameters
+        resolved.write_text(yaml.safe_dump({k: v for k, v in flatten(params).items()}))
+        step_args = ["--params-file", str(resolved)] + (["--params", args.params] if args.params else [])
+        for name, extra in STEPS:
+            t0 = time.perf_counter()
+            importlib.import_module(f"pipelines.{name}").main(step_args + extra)
+            label = extra[-1] if extra else name
+            tracking.log_metrics({f"seconds_{label}": time.perf_counter() - t0})
+        uri = tracking.configure(params)
+        print(f"\nDone. Runs: `mlflow ui --backend-store-uri {uri}` then open http://127.0.0.1:5000 "
+              f"(experiment run {parent.info.run_id}).\nSubmission: {params['predict']['out']}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
