@@ -25,4 +25,4 @@ repro: install
 	$(RUN_ENV) dvc repro
 
 bench: install
-	$(RUN_ENV) python -m benchmarks.run_all
+	for bench in benchmarks/bench_*.py; do $(RUN_ENV) python $$bench || exit 1; done

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from cafa_mlflow import tracking
-from cafa_mlflow.config import flatten, load_params
+from cafa_mlflow.config import load_params
 from pipelines.common import parse_params, run_main
 
 STEPS = (
@@ -35,7 +35,7 @@ def main(argv=None) -> None:
     params, args = parse_params(argv, "cafa main", __doc__, sections())
     with tracking.start_run(params, "main") as parent, tempfile.TemporaryDirectory() as tmp:
         resolved = Path(tmp) / "params.yaml"  # every step sees exactly the parent's parameters
-        resolved.write_text(yaml.safe_dump({k: v for k, v in flatten(params).items()}))
+        resolved.write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "tune"}))
         step_args = ["--params-file", str(resolved)] + (["--params", args.params] if args.params else [])
         for name, extra in STEPS:
             t0 = time.perf_counter()

@@ -5,6 +5,7 @@ import filecmp
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 # Unsorted lengths so that length-sorted batching reorders them; two exceed the tests' max_residues=20.
@@ -16,6 +17,20 @@ SEQS = {
     "P5": "MKKLLPTAAAGLLLLAAQPAMA",  # 22
     "P6": "WYV",
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads; on a shared 2-core machine extra threads only spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def one_thread_env(env: dict) -> dict:
+    """The same for child processes (torchrun already sets OMP_NUM_THREADS=1 per rank)."""
+    return {**env, "OMP_NUM_THREADS": "1"}
 
 
 def write_fasta(path: Path, seqs: dict[str, str]) -> Path:

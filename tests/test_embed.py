@@ -13,7 +13,7 @@ from cafa_mlflow.embed.cli import add_embed_arguments, add_tiny_arguments, run_e
 from cafa_mlflow.embed.forward import token_batches
 from cafa_mlflow.embed.units import chunk_bounds, window_starts
 from cafa_mlflow.errors import ConfigError, InputError
-from esm_fixtures import SEQS, direct_vector, write_fasta
+from esm_fixtures import SEQS, direct_vector, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
 TOL = dict(rtol=2e-3, atol=2e-3)  # float16 storage
 
@@ -46,8 +46,11 @@ def test_tiny_checkpoint_is_seeded_and_labelled(tmp_path, tiny):
     w = "embed_tokens.weight"
     assert torch.equal(again.state_dict()[w], model.state_dict()[w])
     assert not torch.equal(other.state_dict()[w], model.state_dict()[w])
-    with pytest.raises(InputError, match="start with 'esm2'"):
-        make_tiny_esm(tmp_path / "tiny.pt")
+    plain_name, _ = load_esm(str(make_tiny_esm(tmp_path / "tiny.pt", seed=0)))  # any *.pt name, as in the README
+    assert torch.equal(plain_name.state_dict()[w], model.state_dict()[w])
+    assert model_label(str(tmp_path / "tiny.pt")) == "tiny:tiny.pt"
+    with pytest.raises(InputError, match="must end with '.pt'"):
+        make_tiny_esm(tmp_path / "tiny.bin")
 
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
@@ -55,6 +58,8 @@ def test_balanced_matches_direct_forward_in_input_order(tmp_path, fasta, tiny, p
     path, model, alphabet = tiny
     result = run(fasta, path, tmp_path / "out", pooling=pooling)
     emb = load_embeddings(result.cache_dir)
+    batches = token_batches([min(len(s), 20) + 2 for s in SEQS.values()], 64)
+    assert [i for b in batches for i in b] != list(range(6))  # the model saw them in another order
     assert emb.ids == list(SEQS)
     assert emb.vectors.shape == (6, 64) and emb.offsets is None
     for i, seq in enumerate(SEQS.values()):
@@ -72,12 +77,15 @@ def test_window_and_chunk_bounds():
     assert chunk_bounds(7, 10) == [(0, 7)]
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "cls"])
 def test_sliding_window_matches_direct_forward(tmp_path, fasta, tiny, pooling):
     path, model, alphabet = tiny
     emb = load_embeddings(run(fasta, path, tmp_path / "out", strategy="sliding_window", pooling=pooling).cache_dir)
+    assert emb.ids == list(SEQS) and emb.vectors.shape == (6, 64)
+    unit_pooling = "cls" if pooling == "cls" else "mean"  # cls: BOS vector per window, averaged over windows
     for i, seq in enumerate(SEQS.values()):
-        wins = np.stack([direct_vector(model, alphabet, seq[s:s + 10], 2) for s in window_starts(len(seq), 10, 4)])
+        wins = np.stack([direct_vector(model, alphabet, seq[s:s + 10], 2, unit_pooling)
+                         for s in window_starts(len(seq), 10, 4)])
         expected = wins.max(0) if pooling == "max" else wins.mean(0)
         np.testing.assert_allclose(emb.vectors[i].astype(np.float32), expected, **TOL)
 

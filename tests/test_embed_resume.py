@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cafa_mlflow.embed import cache, embed_fasta, load_embeddings, make_tiny_esm
-from esm_fixtures import same_tree, write_fasta
+from esm_fixtures import one_thread_env, one_torch_thread, same_tree, write_fasta  # noqa: F401 (fixture)
 
 ARGS = dict(strategy="chunks", layer=-1, window=10, stride=4, pooling="mean", toks_per_batch=64,
             precision="fp32", device="cpu", shard_size=2, progress=False, max_residues=20)
@@ -27,10 +27,12 @@ cache.write_shard = slow_write
 embed_fasta(sys.argv[1], sys.argv[2], sys.argv[3], **{args})
 """.format(args=repr(ARGS))
 RANK = """
-import os, sys
+import os, pathlib, sys
 from cafa_mlflow.embed import embed_fasta
 stats = embed_fasta(sys.argv[1], sys.argv[2], sys.argv[3], **{args}).stats
-print("rank", os.environ["RANK"], "of", stats["world_size"], "computed", stats["n_computed"])
+# one report file per rank: stdout lines of concurrent ranks interleave
+report = pathlib.Path(sys.argv[4]) / ("rank%s.txt" % os.environ["RANK"])
+report.write_text("rank %s of %d computed %d" % (os.environ["RANK"], stats["world_size"], stats["n_computed"]))
 """.format(args=repr(ARGS))
 
 
@@ -42,7 +44,7 @@ def inputs(tmp_path_factory):
 
 
 def child_env() -> dict:
-    env = dict(os.environ)
+    env = one_thread_env(dict(os.environ))
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -80,11 +82,11 @@ def test_torchrun_two_gloo_ranks_match_single_process(tmp_path, inputs):
     script = tmp_path / "rank.py"
     script.write_text(RANK)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(fasta), ckpt, str(tmp_path / "dist")]
+           str(script), str(fasta), ckpt, str(tmp_path / "dist"), str(tmp_path)]
     proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # shards 0, 2, 4 on rank 0 and 1, 3, 5 on rank 1: two proteins each
-    assert sorted(line for line in proc.stdout.splitlines() if line.startswith("rank")) == [
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == [
         "rank 0 of 2 computed 6", "rank 1 of 2 computed 6"]
     merged = tmp_path / "dist" / reference.name
     assert same_tree(reference, merged) == []

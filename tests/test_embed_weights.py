@@ -4,13 +4,15 @@ from __future__ import annotations
 import shutil
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 
-from cafa_mlflow.embed import load_esm, make_tiny_esm, model_identity, model_label
-from cafa_mlflow.embed.device import autocast_dtype, resolve_device
+from cafa_mlflow.embed import embed_fasta, load_embeddings, load_esm, make_tiny_esm, model_identity, model_label
+from cafa_mlflow.embed.device import Dist, autocast_dtype, init_distributed, resolve_device
 from cafa_mlflow.embed.model import TINY_MARKER, hub_files
-from cafa_mlflow.errors import ConfigError, MissingWeightsError
+from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
+from esm_fixtures import SEQS, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
 NAME = "esm2_t6_8M_UR50D"
 
@@ -64,6 +66,26 @@ def test_local_checkpoint_identity_and_missing_regression(tmp_path):
     assert model_label(str(tmp_path / "esm2_plain.pt")) == "local:esm2_plain.pt"
     with pytest.raises(MissingWeightsError, match="esm2_plain-contact-regression.pt"):
         load_esm(str(tmp_path / "esm2_plain.pt"))
+    torch.save({"model": {}, "args": None}, tmp_path / "esm1b.pt")  # not ESM-2's checkpoint format
+    with pytest.raises(InputError, match="esm1b.pt: not an ESM-2 checkpoint"):
+        load_esm(str(tmp_path / "esm1b.pt"))
+
+
+def test_local_checkpoint_embeds_like_its_hub_copy(tmp_path, offline_hub):
+    """A path and a hub name holding the same weights give the same vectors, under different cache keys."""
+    folder, _ = offline_hub
+    tiny = make_tiny_esm(tmp_path / "tiny.pt", layers=6, dim=32, heads=4)
+    folder.mkdir(parents=True)
+    model_file, reg_file = hub_files(NAME)
+    shutil.copy(tiny, model_file)
+    shutil.copy(tiny.with_name("tiny-contact-regression.pt"), reg_file)
+    fasta = write_fasta(tmp_path / "in.fasta", SEQS)
+    kw = dict(toks_per_batch=64, device="cpu", progress=False, max_residues=20)
+    local = embed_fasta(fasta, str(tiny), tmp_path / "out", **kw)
+    hub = embed_fasta(fasta, NAME, tmp_path / "out", **kw)
+    assert local.cache_dir != hub.cache_dir and local.stats["layer"] == hub.stats["layer"] == 6
+    assert load_embeddings(local.cache_dir).manifest["model_label"] == "tiny:tiny.pt"
+    assert np.array_equal(np.asarray(load_embeddings(local.cache_dir).vectors), np.asarray(load_embeddings(hub.cache_dir).vectors))
 
 
 def test_device_auto_uses_cuda_when_available(monkeypatch):
@@ -98,3 +120,17 @@ def test_autocast_dtype_choice(monkeypatch, bf16_ok):
             autocast_dtype("bf16", cuda)
     with pytest.raises(ConfigError, match="fp16 is for CUDA"):
         autocast_dtype("fp16", cpu)
+
+
+def test_torchrun_on_gpus_uses_nccl_and_the_local_gpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.distributed, "is_available", lambda: True)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend: calls.append(("init", backend)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda dev: calls.append(("set_device", str(dev))))
+    assert init_distributed(Dist(1, 2, 1), torch.device("cuda", 1))
+    assert calls == [("set_device", "cuda:1"), ("init", "nccl")]
+    calls.clear()
+    assert init_distributed(Dist(0, 2, 0), torch.device("cpu")) and calls == [("init", "gloo")]
+    calls.clear()
+    assert not init_distributed(Dist(0, 1, 0), torch.device("cpu")) and calls == []  # no launcher, no group

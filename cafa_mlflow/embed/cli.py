@@ -47,7 +47,7 @@ def run_embed(args: argparse.Namespace) -> EmbedResult:
 
 
 def add_tiny_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="checkpoint path; the file name must start with 'esm2' and end with .pt")
+    parser.add_argument("--out", required=True, help="checkpoint path ending in .pt; its contact-regression file is written beside it")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)

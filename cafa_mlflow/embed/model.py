@@ -26,10 +26,10 @@ REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-cont
 TINY_MARKER = "cafa_tiny"  # key in checkpoint["cfg"] marking checkpoints made by make_tiny_esm
 
 
-def _torch_load(path: Path | str) -> Any:
+def _torch_load(path: Path | str, mmap: bool = False) -> Any:
     # torch >= 2.6 loads weights_only by default; fair-esm checkpoints pickle an argparse.Namespace.
     with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(str(path), map_location="cpu")
+        return torch.load(str(path), map_location="cpu", mmap=mmap)
 
 
 def is_local_checkpoint(esm_model: str) -> bool:
@@ -73,7 +73,11 @@ def model_label(esm_model: str) -> str:
     _check_name_or_path(esm_model)
     if not is_local_checkpoint(esm_model):
         return esm_model
-    cfg = _torch_load(esm_model).get("cfg", {})
+    try:  # mmap: reads the cfg, not gigabytes of weights
+        data = _torch_load(esm_model, mmap=True)
+    except RuntimeError:  # legacy (non-zip) torch.save format cannot be memory-mapped
+        data = _torch_load(esm_model)
+    cfg = data.get("cfg", {}) if isinstance(data, dict) else {}
     prefix = "tiny" if isinstance(cfg, dict) and cfg.get(TINY_MARKER) else "local"
     return f"{prefix}:{Path(esm_model).name}"
 
@@ -116,13 +120,17 @@ def _load_hub(name: str) -> tuple[ESM2, esm.Alphabet]:
 
 
 def _load_local(path: Path) -> tuple[ESM2, esm.Alphabet]:
-    if not path.name.startswith("esm2"):
-        raise InputError(f"{path}: fair-esm only reads ESM-2 checkpoints whose file name starts with 'esm2'; rename it.")
     model_data = _torch_load(path)
+    cfg = model_data.get("cfg") if isinstance(model_data, dict) else None
+    if not (isinstance(cfg, dict) and hasattr(cfg.get("model"), "encoder_layers") and "model" in model_data):
+        raise InputError(f"{path}: not an ESM-2 checkpoint in fair-esm's format (no cfg.model.encoder_layers); "
+                         "pass an esm2_*.pt file or a fair-esm ESM-2 name.")
     reg = regression_path(path)
     if not reg.is_file():
         raise MissingWeightsError(f"{reg} is missing: fair-esm needs the contact-regression file beside {path.name}.")
-    return esm.pretrained.load_model_and_alphabet_core(path.stem, model_data, _torch_load(reg))
+    # fair-esm picks the ESM-2 loader by the name's 'esm2' prefix; the cfg check above already proved the format.
+    name = path.stem if path.stem.startswith("esm2") else f"esm2_{path.stem}"
+    return esm.pretrained.load_model_and_alphabet_core(name, model_data, _torch_load(reg))
 
 
 def load_esm(esm_model: str) -> tuple[ESM2, esm.Alphabet]:
@@ -143,8 +151,8 @@ def make_tiny_esm(out_path: str | Path, layers: int = 2, dim: int = 64, heads: i
     For tests and smoke runs only: the checkpoint's cfg carries a marker so model_label() reports 'tiny:'.
     """
     out = Path(out_path)
-    if not out.name.startswith("esm2") or out.suffix != ".pt":
-        raise InputError(f"{out}: the file name must start with 'esm2' and end with '.pt' (fair-esm's rule), e.g. esm2_tiny.pt")
+    if out.suffix != ".pt":
+        raise InputError(f"{out}: the checkpoint file name must end with '.pt' (fair-esm's rule), e.g. /tmp/tiny.pt")
     if dim % heads:
         raise ConfigError(f"dim={dim} must be divisible by heads={heads}")
     with torch.random.fork_rng(devices=[]):

@@ -20,15 +20,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.errors import ConfigError, InputError, MissingToolError
+from cafa_mlflow.errors import ConfigError, InputError, MissingToolError, MissingWeightsError
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
-from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
 
 SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive",
                  "ultra-sensitive")
 HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
-INSTALL_HINT = ("install DIAMOND: `apt-get install diamond-aligner` (Debian/Ubuntu) or "
+INSTALL_HINT = ("install DIAMOND: `sudo apt-get install diamond-aligner` (Debian/Ubuntu) or "
                 "`conda install -c bioconda diamond`, or set homology.executable to its path")
 
 
@@ -201,3 +202,30 @@ class HomologyPredictor(Predictor):
                            self.threads, self.executable, self.hits_out)
         return hits_to_scores(self.hits, proteins.ids, self.labels, self.exclude_self,
                               self.max_target_seqs)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Copy the DIAMOND database (train.dmnd) and write labels.npz and config.json into `folder`."""
+        self._require_fitted("db")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".train.dmnd.tmp"
+        shutil.copyfile(self.db, tmp)
+        os.replace(tmp, folder / "train.dmnd")
+        save_term_matrix(folder / "labels.npz", self.labels)
+        config = {"kind": self.name, "sensitivity": self.sensitivity, "evalue": self.evalue,
+                  "max_target_seqs": self.max_target_seqs, "exclude_self": self.exclude_self}
+        with atomic_write(folder / "config.json") as handle:
+            json.dump(config, handle, indent=1)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, threads: int = 0, executable: str = "diamond") -> "HomologyPredictor":
+        """A fitted predictor from a folder written by `save`; searches need `diamond` on PATH."""
+        folder = Path(folder)
+        if not (folder / "train.dmnd").is_file() or not (folder / "labels.npz").is_file():
+            raise MissingWeightsError(f"{folder}: no train.dmnd/labels.npz; fit and save a homology predictor there first.")
+        config = json.loads((folder / "config.json").read_text())
+        self = cls(folder, config["sensitivity"], config["evalue"], config["max_target_seqs"], threads,
+                   config["exclude_self"], executable)
+        self.db, self.labels = folder / "train.dmnd", load_term_matrix(folder / "labels.npz")
+        return self

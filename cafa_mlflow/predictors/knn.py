@@ -6,14 +6,18 @@ is bounded by block_size x n_train x 4 bytes plus the float32 unit-normalised tr
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.errors import ConfigError, InputError
-from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
+from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
 
 
@@ -103,3 +107,30 @@ class KnnPredictor(Predictor):
         scores = knn_scores(proteins.embeddings, self.train_unit, self.labels.matrix, self.k, self.block_size,
                             proteins.ids, self.train_ids, self.exclude_self, train_unit=self.train_unit)
         return TermMatrix(proteins.ids, self.labels.terms, scores)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write train_unit.npy (unit-norm float32 training embeddings), labels.npz and config.json."""
+        self._require_fitted("train_unit")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / "train_unit.npy", "wb") as handle:
+            np.save(handle, self.train_unit)
+        save_term_matrix(folder / "labels.npz", self.labels)  # rows = training ids, in embedding order
+        config = {"kind": self.name, "k": self.k, "block_size": self.block_size, "exclude_self": self.exclude_self,
+                  "dim": int(self.train_unit.shape[1])}
+        with atomic_write(folder / "config.json") as handle:
+            json.dump(config, handle, indent=1)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> "KnnPredictor":
+        """A fitted predictor from a folder written by `save` (embeddings memory-mapped by default)."""
+        folder = Path(folder)
+        if not (folder / "train_unit.npy").is_file() or not (folder / "labels.npz").is_file():
+            raise MissingWeightsError(f"{folder}: no train_unit.npy/labels.npz; fit and save a knn predictor there first.")
+        config = json.loads((folder / "config.json").read_text())
+        self = cls(config["k"], config["block_size"], config["exclude_self"])
+        self.train_unit = np.load(folder / "train_unit.npy", mmap_mode="r" if mmap else None)
+        self.labels = load_term_matrix(folder / "labels.npz")
+        self.train_ids = self.labels.proteins
+        return self

@@ -10,13 +10,17 @@ F-max threshold but not much the F-max itself.
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
-from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.errors import ConfigError, MissingWeightsError
+from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, as_ids, term_aspects
 
 DENOMINATORS = ("aspect", "all")
@@ -92,3 +96,27 @@ class NaivePredictor(Predictor):
         """The one fitted row, as a 1 x T TermMatrix (protein id 'naive')."""
         self._require_fitted("scores")
         return TermMatrix(["naive"], self.terms, self.scores)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write frequencies.npz (the fitted row) and config.json into `folder`."""
+        self._require_fitted("scores")
+        folder = Path(folder)
+        save_term_matrix(folder / "frequencies.npz", self.frequencies())
+        config = {"kind": self.name, "denominator": self.denominator, "min_score": self.min_score,
+                  "top_k": self.top_k}
+        with atomic_write(folder / "config.json") as handle:
+            json.dump(config, handle, indent=1)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "NaivePredictor":
+        """A fitted predictor from a folder written by `save` (no ontology needed to predict)."""
+        folder = Path(folder)
+        if not (folder / "frequencies.npz").is_file():
+            raise MissingWeightsError(f"{folder}: no frequencies.npz; fit and save a naive predictor there first.")
+        config = json.loads((folder / "config.json").read_text())
+        self = cls(None, "all", config["min_score"], config["top_k"])
+        self.denominator = config["denominator"]
+        row = load_term_matrix(folder / "frequencies.npz")
+        self.terms, self.scores = row.terms, row.matrix
+        return self

@@ -21,7 +21,7 @@ class DenseInputs:
     """N x D embeddings (any float dtype, np.memmap welcome); batches come out float32."""
 
     def __init__(self, x: Any) -> None:
-        if getattr(x, "ndim", None) != 2:
+        if len(getattr(x, "shape", ())) != 2:  # ndarray, np.memmap or the embed cache's ShardedArray
             raise InputError(f"embeddings must be a 2-D array (N x D), got shape {getattr(x, 'shape', None)}")
         self.x = x
 

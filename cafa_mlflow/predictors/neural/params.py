@@ -64,7 +64,8 @@ class TrainParams:
             raise ConfigError(f"params.yaml train: unknown keys {unknown}; valid keys are {sorted(names)}")
         if missing:
             raise ConfigError(f"params.yaml train: missing keys {missing}; add them to the train: block")
-        params = cls(**block)
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        params = cls(**{k: _coerce(k, v, types[k]) for k, v in block.items()})
         params.validate()
         return params
 
@@ -97,3 +98,14 @@ class TrainParams:
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"params.yaml train.{key}={value!r}: choose one of {', '.join(allowed)}")
+
+
+def _coerce(key: str, value: Any, type_name: str) -> Any:
+    """Numbers given as strings (YAML reads `1e-4` as a string; flags arrive as text) -> float/int."""
+    base = type_name.removeprefix("Optional[").removesuffix("]")
+    if value is None or not isinstance(value, str) or base not in ("float", "int"):
+        return value
+    try:
+        return float(value) if base == "float" else int(value)
+    except ValueError:
+        raise ConfigError(f"params.yaml train.{key}={value!r}: expected a number ({base})") from None

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
-from cafa_mlflow.predictors.neural.data import Inputs, SequenceInputs, SubsetInputs, as_inputs, sequence_groups
+from cafa_mlflow.predictors.neural.data import ChunkInputs, Inputs, SequenceInputs, SubsetInputs, as_inputs, sequence_groups
 from cafa_mlflow.predictors.neural.data import train_val_split
 from cafa_mlflow.predictors.neural.losses import build_loss
-from cafa_mlflow.predictors.neural.models import FinetuneClassifier, build_model
+from cafa_mlflow.predictors.neural.models import ChunkAttention, FinetuneClassifier, build_model, prior_logits
 from cafa_mlflow.predictors.neural.params import TrainParams
 from cafa_mlflow.predictors.neural.predict import predict_scores
 from cafa_mlflow.predictors.neural.thresholds import Thresholds, choose_thresholds
@@ -57,6 +57,9 @@ class NeuralPredictor:
     def _inputs(self, x: Any) -> Inputs:
         if isinstance(self.model, FinetuneClassifier):
             return as_inputs(x, self.model.alphabet, self.model.max_residues)
+        if isinstance(self.model, ChunkAttention) and len(getattr(x, "shape", ())) == 2:
+            # a pooled vector per protein (e.g. the serving input): one chunk each
+            return ChunkInputs(x, np.arange(x.shape[0] + 1))
         return as_inputs(x)
 
     def fit(
@@ -87,6 +90,8 @@ class NeuralPredictor:
             val_in, y_val = as_inputs(val[0], alphabet, p.finetune_max_residues), sp.csr_matrix(val[1], dtype=np.float32)
         self.in_dim = _in_dim(inputs)
         self.model = build_model(p, self.in_dim, self.term_aspect, esm_model, alphabet)
+        # start from the term priors (half a count for unseen terms): first-epoch scores stay sparse
+        self.model.set_output_bias(prior_logits(y_train, eps=0.5 / max(y_train.shape[0], 1)))
         loss_fn = build_loss(p, y_train, self.term_aspect)
         self.result = fit_model(self.model, loss_fn, train_in, y_train, val_in, y_val, p, val_metric, callbacks)
         val_scores = predict_scores(self.model, val_in, p.predict_batch_size, p.min_score)

@@ -1,0 +1,199 @@
+"""CAFA evaluation: F-max, IA-weighted F-max, S-min per aspect, identical to cafaeval 1.3.0
+(`cafa_eval(..., prop='max', norm='cafa', th_step=0.01)`, orphans kept) on the same input.
+
+What cafaeval does, and so does this module:
+- Truth terms are mapped to primary ids (alt_ids), obsolete/unknown ones dropped, then propagated to all
+  ancestors (is_a + part_of within a namespace). A protein is evaluated in an aspect when it has at least
+  one truth term there; the others are ignored in that aspect.
+- Predictions for proteins not evaluated in an aspect are ignored; unknown terms are dropped; repeated
+  (protein, term) pairs keep their max; scores are max-propagated (each term gets the max of itself and
+  its descendants). An evaluated protein without predictions scores as all zeros.
+- Thresholds are np.arange(th_step, 1, th_step); a term is predicted at tau when its score >= tau.
+- Unweighted metrics use every term; weighted ones only terms with IA > 0 (missing, zero, NaN or infinite
+  IA -> left out), each weighted by its IA. Precision is averaged over the proteins with a prediction at
+  tau (weighted: a prediction with IA > 0), recall and everything else over all evaluated proteins.
+- Best thresholds: only thresholds with (unweighted) coverage > 0; F by the first max (lowest tau), S by
+  the first min. `s` is cafaeval's S-min (unweighted, term counts), `s_w` the IA-weighted S-min.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cafa_mlflow.go.ontology import ASPECTS, Ontology
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.metrics_curves import (accumulate, best, empty_result, new_sums, normalize, passes, snap_scores,
+                                        thresholds)
+
+BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
+
+
+class Scorer:
+    """Truth prepared once (propagated, per-aspect totals); `scorer(pred)` evaluates a prediction."""
+
+    def __init__(self, ontology: Ontology, truth: TermMatrix, ia: Mapping[str, float] | None = None,
+                 th_step: float = 0.01, block_rows: int = BLOCK_ROWS) -> None:
+        self.ontology = ontology
+        self.th_step = th_step
+        self.tau = thresholds(th_step)
+        self.block_rows = block_rows
+        self.proteins = list(truth.proteins)
+        self._row_index = pd.Index(self.proteins)
+        n, n_terms = len(self.proteins), len(ontology)
+        cols = _term_columns(truth.terms, ontology)
+        raw = _remap_max(sp.csr_matrix(truth.matrix > 0, dtype=np.float32), np.arange(n), cols, (n, n_terms))
+        self.truth = ontology.propagate(raw).astype(bool).tocsr()
+        self.truth.sort_indices()
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.truth.indptr))
+        self._truth_keys = rows * n_terms + self.truth.indices  # sorted: CSR is row-major with sorted columns
+        self.aspects = [a for a in ontology.aspects]
+        self._aspect_code = pd.Index(self.aspects).get_indexer(ontology.aspect)
+        self.weight = ia_weights(ontology, ia)
+        code = self._aspect_code[self.truth.indices]
+        self.gt_count, self.gt_weight, self.evaluated = {}, {}, {}
+        for i, aspect in enumerate(self.aspects):
+            in_aspect = code == i
+            self.gt_count[aspect] = np.bincount(rows[in_aspect], minlength=n).astype(np.float64)
+            self.gt_weight[aspect] = np.bincount(rows[in_aspect], weights=self.weight[self.truth.indices[in_aspect]],
+                                                 minlength=n)
+            self.evaluated[aspect] = self.gt_count[aspect] > 0
+        self._cache: dict = {}
+
+    def n_proteins(self, aspect: str) -> int:
+        return int(self.evaluated[aspect].sum())
+
+    def __call__(self, pred: TermMatrix) -> dict:
+        result: dict = {}
+        for aspect, (curves, curves_w) in self.curves(pred).items():
+            n = self.n_proteins(aspect)
+            result[aspect] = {"n": float(n), **(best(curves, curves_w, self.tau, n) if n else empty_result(0))}
+        scored = [a for a in self.aspects if (a in ASPECTS or not set(ASPECTS) & set(self.aspects))
+                  and self.n_proteins(a)]
+        for key in ("f_w", "f"):
+            values = [result[a][key] for a in scored]
+            result[f"mean_{key}"] = float(np.mean(values)) if values else float("nan")
+        return result
+
+    def curves(self, pred: TermMatrix) -> dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+        """Per aspect, (unweighted, weighted) per-threshold metrics like cafaeval's evaluation_all.tsv."""
+        n_thr = len(self.tau)
+        sums = {(a, w): new_sums(n_thr) for a in self.aspects for w in (False, True)}
+        for start, rows, cols, kmax, is_tp in self._entries(pred):
+            stop = min(start + self.block_rows, len(self.proteins))
+            code = self._aspect_code[cols]
+            for i, aspect in enumerate(self.aspects):
+                m = (code == i) & self.evaluated[aspect][rows + start]
+                gt = np.where(self.evaluated[aspect][start:stop], self.gt_count[aspect][start:stop], 0.0)
+                accumulate(sums[aspect, False], rows[m], kmax[m], np.ones(int(m.sum())), is_tp[m], gt)
+                w = self.weight[cols]
+                m &= w > 0
+                accumulate(sums[aspect, True], rows[m], kmax[m], w[m], is_tp[m], self.gt_weight[aspect][start:stop])
+        out = {}
+        for aspect in self.aspects:
+            n = max(self.n_proteins(aspect), 1)
+            out[aspect] = (normalize(sums[aspect, False], n), normalize(sums[aspect, True], n))
+        return out
+
+    def _entries(self, pred: TermMatrix) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per block of truth proteins: block-local rows, ontology columns, thresholds passed, is-true flags
+        of the propagated scores that reach the first threshold (every block, also empty ones)."""
+        scores = self._align(pred)
+        n_terms = len(self.ontology)
+        for start in range(0, len(self.proteins), self.block_rows):
+            block = scores[start : start + self.block_rows]
+            if block.nnz:
+                block = self.ontology.propagate_max(block).tocoo()
+                kmax = passes(snap_scores(block.data, self.tau), self.tau)
+                keep = kmax > 0
+                rows, cols, kmax = block.row[keep].astype(np.int64), block.col[keep].astype(np.int64), kmax[keep]
+            else:
+                rows = cols = np.zeros(0, np.int64)
+                kmax = np.zeros(0, np.int32)
+            keys = (rows + start) * n_terms + cols
+            pos = np.searchsorted(self._truth_keys, keys)
+            pos[pos == len(self._truth_keys)] = 0
+            is_tp = self._truth_keys[pos] == keys if len(self._truth_keys) else np.zeros(len(keys), bool)
+            yield start, rows, cols, kmax, is_tp
+
+    def _align(self, pred: TermMatrix) -> sp.csr_matrix:
+        """pred scores over (truth proteins x ontology terms), repeated pairs keeping their max."""
+        key = (tuple(pred.proteins), tuple(pred.terms))
+        if self._cache.get("key") != key:
+            self._cache = {"key": key, "rows": self._row_index.get_indexer(pred.proteins),
+                           "cols": _term_columns(pred.terms, self.ontology)}
+        shape = (len(self.proteins), len(self.ontology))
+        return _remap_max(pred.matrix, self._cache["rows"], self._cache["cols"], shape)
+
+
+def evaluate_predictions(ontology: Ontology, truth: TermMatrix, pred: TermMatrix,
+                         ia: Mapping[str, float] | None = None, th_step: float = 0.01) -> dict:
+    """{"BPO": {"n", "f", "tau", "pr", "rc", "cov", "f_w", "tau_w", "pr_w", "rc_w", "cov_w", "s", ...}, "CCO": ...,
+    "MFO": ..., "mean_f_w", "mean_f"}. ia None = every term weighs 1 (then f_w == f)."""
+    return Scorer(ontology, truth, ia, th_step)(pred)
+
+
+def ia_weights(ontology: Ontology, ia: Mapping[str, float] | None) -> np.ndarray:
+    """IA per ontology term as cafaeval uses it: missing, zero, negative, NaN or infinite -> 0 (left out)."""
+    if ia is None:
+        return np.ones(len(ontology))
+    values = pd.Series(ia, dtype=np.float64).reindex(ontology.terms).to_numpy()
+    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    return np.where(values > 0, values, 0.0)
+
+
+def flat_metrics(result: Mapping, prefix: str = "") -> dict[str, float]:
+    """{prefix+"f_w_BPO": .., prefix+"tau_w_BPO": .., ..., prefix+"f_w_mean": .., prefix+"f_mean": ..}."""
+    flat: dict[str, float] = {}
+    for key, value in result.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{prefix}{name}_{key}": float(v) for name, v in value.items()})
+        elif key.startswith("mean_"):
+            flat[f"{prefix}{key[len('mean_'):]}_mean"] = float(value)
+        else:
+            flat[f"{prefix}{key}"] = float(value)
+    return flat
+
+
+def f1_at_thresholds(truth: TermMatrix, pred_binary: TermMatrix, term_aspect: Sequence[str]) -> dict[str, float]:
+    """Micro and macro F1 per aspect of already thresholded predictions over truth's terms (no propagation).
+
+    term_aspect is aligned with truth.terms; pred_binary is reindexed onto truth's proteins and terms
+    (nonzero = predicted). Macro F1 averages the terms that are true or predicted at least once."""
+    pred = pred_binary.reindex(truth.proteins, truth.terms).matrix > 0
+    true = sp.csr_matrix(truth.matrix > 0)
+    tp = np.asarray(true.multiply(pred).sum(axis=0), dtype=np.float64).ravel()
+    fp = np.asarray(pred.sum(axis=0), dtype=np.float64).ravel() - tp
+    fn = np.asarray(true.sum(axis=0), dtype=np.float64).ravel() - tp
+    term_aspect = np.asarray(term_aspect, dtype=object)
+    out: dict[str, float] = {}
+    for aspect in dict.fromkeys(term_aspect.tolist()):
+        m = term_aspect == aspect
+        den = 2 * tp[m] + fp[m] + fn[m]
+        out[f"micro_f1_{aspect}"] = float(2 * tp[m].sum() / den.sum()) if den.sum() else 0.0
+        seen = den > 0
+        out[f"macro_f1_{aspect}"] = float(np.mean(2 * tp[m][seen] / den[seen])) if seen.any() else 0.0
+    return out
+
+
+def _term_columns(terms: Sequence[str], ontology: Ontology) -> np.ndarray:
+    """Ontology column of each term id (alt_ids mapped; obsolete/unknown -> -1)."""
+    index = ontology.index
+    return np.array([index.get(ontology.resolve(t) or "", -1) for t in terms], dtype=np.int64)
+
+
+def _remap_max(matrix: sp.spmatrix, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """Move entries to new (row, col) ids (-1 = drop); entries landing on one cell keep their max."""
+    coo = sp.coo_matrix(matrix)
+    r, c = rows[coo.row], cols[coo.col]
+    keep = (r >= 0) & (c >= 0) & (coo.data != 0)
+    r, c, v = r[keep], c[keep], coo.data[keep].astype(np.float32)
+    keys = r * shape[1] + c
+    order = np.lexsort((-v, keys))
+    keys, v = keys[order], v[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    keys, v = keys[first], v[first]
+    return sp.csr_matrix((v, (keys // shape[1], keys % shape[1])), shape=shape, dtype=np.float32)

@@ -1,0 +1,97 @@
+"""Ensemble: weights fitted on validation data, combination, GO-consistency, the term cap and rounding."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from cafa_mlflow.ensemble import combine, finalize, fit_weights, make_consistent, round_scores, top_k_per_protein
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.metrics import Scorer
+from predictor_fixtures import TERMS, labels, tiny_ontology
+
+BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
+IA = {t: 1.0 for t in TERMS}  # explicit float weights (IA 1 = unweighted F)
+
+
+def tm(proteins, rows):
+    return TermMatrix(proteins, TERMS, sp.csr_matrix(np.array(rows, np.float32)))
+
+
+@pytest.fixture
+def onto(tmp_path):
+    return tiny_ontology(tmp_path)
+
+
+def test_weights_fitted_on_validation_only_pick_the_right_member(onto):
+    val_ids = ["v1", "v2", "v3"]
+    truth = labels(val_ids, [[BP, BP1, BP2, CC, CC3, MF, MF4], [BP, BP1, CC, MF], [BP, CC, CC3, MF, MF4, MF5]])
+    good = TermMatrix(val_ids, TERMS, truth.matrix * 0.9)
+    bad = TermMatrix(val_ids, TERMS, sp.csr_matrix(np.where(truth.matrix.toarray() > 0, 0.0, 0.8)))
+    scorer = Scorer(onto, truth, IA)
+    seen = []
+
+    def metric(t, pred):
+        seen.append(list(pred.proteins))
+        return scorer(pred)
+
+    weights = fit_weights({"bad": bad, "good": good}, truth, metric, onto, step=0.25, method="grid")
+    assert weights == {a: {"bad": 0.0, "good": 1.0} for a in ("BPO", "CCO", "MFO")}
+    assert len(seen) == 5 and all(p == val_ids for p in seen)  # 5 grid points, validation proteins only
+
+
+def test_coordinate_search_agrees_with_grid(onto):
+    ids = ["v1", "v2"]
+    truth = labels(ids, [[BP, BP1, CC, MF, MF4], [BP, CC, CC3, MF]])
+    members = {"a": TermMatrix(ids, TERMS, truth.matrix * 0.7),
+               "b": tm(ids, [[0.2] * 8, [0.6, 0.6, 0.6, 0, 0, 0, 0, 0.6]]),
+               "c": tm(ids, [[0.1] * 8, [0.1] * 8])}
+    scorer = Scorer(onto, truth, IA)
+    grid = fit_weights(members, truth, lambda t, p: scorer(p), onto, 0.25, "grid")
+    coord = fit_weights(members, truth, lambda t, p: scorer(p), onto, 0.25, "coordinate")
+    for aspect in grid:
+        best = {m: scorer(combine(members, {aspect: w}, onto))[aspect]["f_w"] for m, w in [("g", grid[aspect]),
+                                                                                        ("c", coord[aspect])]}
+        assert best["c"] == pytest.approx(best["g"])
+        assert sum(coord[aspect].values()) == pytest.approx(1.0)
+
+
+def test_combine_per_aspect_weights(onto):
+    a = tm(["p"], [[0.5, 0.4, 0, 1, 1, 0.2, 0, 0]])
+    b = tm(["p"], [[1, 0, 0, 0, 0.5, 0.6, 0.6, 0]])
+    out = combine({"a": a, "b": b}, {"BPO": {"a": 1.0}, "CCO": {"a": 0.5, "b": 0.5}, "MFO": {"b": 1.0}}, onto)
+    np.testing.assert_allclose(out.reindex(terms=TERMS).matrix.toarray()[0],
+                               [0.5, 0.4, 0, 0.5, 0.75, 0.6, 0.6, 0], rtol=1e-6)
+
+
+def test_go_consistency_parent_at_least_best_child(onto):
+    scores = tm(["p", "q"], [[0.1, 0.2, 0.7, 0, 0.3, 0, 0.4, 0.9], [0, 0, 0, 0, 0, 0, 0, 0.05]])
+    out = make_consistent(scores, onto).reindex(terms=TERMS).matrix.toarray()
+    np.testing.assert_allclose(out[0], [0.7, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(out[1], [0, 0, 0, 0, 0, 0.05, 0.05, 0.05], rtol=1e-6)
+    anc = onto.ancestors.toarray()
+    for row in finalize(scores, onto).reindex(terms=onto.terms).matrix.toarray():
+        for child, parents in enumerate(anc):
+            assert (row[parents] >= row[child]).all()
+
+
+def test_top_k_keeps_the_best_of_many_terms():
+    rng = np.random.default_rng(0)
+    scores = rng.permutation(2000)[None, :].repeat(2, axis=0) / 2000.0 + 0.0001
+    terms = [f"T{i}" for i in range(2000)]
+    capped = top_k_per_protein(TermMatrix(["a", "b"], terms, sp.csr_matrix(scores)), k=1500)
+    assert list(np.diff(capped.matrix.indptr)) == [1500, 1500]
+    kept = capped.matrix.toarray()[0]
+    assert kept[kept > 0].min() == pytest.approx(np.sort(scores[0])[-1500], rel=1e-6)
+
+
+def test_finalize_cap_keeps_ancestors_on_ties(onto):
+    scores = tm(["p"], [[0, 0, 0.8, 0, 0.5, 0, 0, 0.3]])  # consistent: BP, BP1, BP2 = 0.8; MF* = 0.3
+    out = finalize(scores, onto, max_terms=4).reindex(terms=TERMS).matrix.toarray()[0]
+    np.testing.assert_allclose(out, [0.8, 0.8, 0.8, 0.5, 0, 0, 0, 0], rtol=1e-6)  # ties at 0.5: root CCO first
+
+
+def test_round_to_three_significant_figures():
+    x = tm(["p"], [[0.123456, 0.0012345, 0.99951, 0.0004, 0.5, 1.0, 0.000999, 0.98765]])
+    out = round_scores(x, sig=3, min_score=0.001).matrix.toarray()[0]
+    np.testing.assert_allclose(out, [0.123, 0.00123, 1.0, 0, 0.5, 1.0, 0, 0.988], rtol=1e-6)

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from cafa_mlflow.embed.cache import ShardedArray
+from cafa_mlflow.errors import ConfigError, InputError
+from cafa_mlflow.predictors.neural import NeuralPredictor, TrainParams
+from cafa_mlflow.predictors.neural.data import ChunkInputs, SubsetInputs
+from cafa_mlflow.predictors.neural.features import embedding_inputs, pooled_chunks, sequences_for
+from neural_fixtures import ASPECTS, params, tiny_chunks, tiny_data
+
+
+class Cache:
+    """Stands in for cafa_mlflow.embed.Embeddings (ids, vectors, offsets)."""
+
+    def __init__(self, ids, vectors, offsets=None):
+        self.ids, self.vectors, self.offsets = ids, vectors, offsets
+
+
+def test_dense_inputs_follow_requested_ids_across_shards():
+    x = np.arange(20, dtype=np.float16).reshape(10, 2)
+    cache = Cache([f"P{i}" for i in range(10)], ShardedArray([x[:4], x[4:]]))
+    inputs = embedding_inputs(cache, ["P7", "P1", "P5"], "multitask")
+    assert isinstance(inputs, SubsetInputs) and len(inputs) == 3
+    np.testing.assert_array_equal(inputs.batch(np.array([0, 1, 2])).numpy(), x[[7, 1, 5]].astype(np.float32))
+    with pytest.raises(InputError, match="P99"):
+        embedding_inputs(cache, ["P1", "P99"], "simple")
+
+
+def test_ragged_cache_pooled_for_dense_models_and_chunks_for_attention():
+    vectors = np.arange(12, dtype=np.float16).reshape(6, 2)
+    offsets = np.array([0, 1, 4, 6])
+    cache = Cache(["A", "B", "C"], vectors, offsets)
+    np.testing.assert_allclose(pooled_chunks(vectors, offsets), [[0, 1], [4, 5], [9, 10]])
+    dense = embedding_inputs(cache, ["C", "A"], "simple")
+    np.testing.assert_allclose(dense.batch(np.array([0, 1])).numpy(), [[9, 10], [0, 1]])
+    chunks, mask = embedding_inputs(cache, ["B", "C"], "chunk_attention").batch(np.array([0, 1]))
+    assert chunks.shape == (2, 3, 2) and mask.sum().item() == 5
+    with pytest.raises(ConfigError, match="chunks"):
+        embedding_inputs(Cache(["A"], vectors[:1]), ["A"], "chunk_attention")
+
+
+def test_sequences_for_ids():
+    from cafa_mlflow.io.fasta import FastaRecord
+
+    records = [FastaRecord("A", "MKV", None), FastaRecord("B", "GG", None)]
+    assert sequences_for(records, ["B", "A"], "x.fasta") == ["GG", "MKV"]
+    with pytest.raises(InputError, match="C"):
+        sequences_for(records, ["C"], "x.fasta")
+
+
+def test_numbers_given_as_text_are_coerced():
+    p = params(lr="1e-6", batch_size="8", top_k=None)  # YAML reads 1e-6 as a string; flags arrive as text
+    assert p.lr == 1e-6 and p.batch_size == 8 and p.top_k is None
+    with pytest.raises(ConfigError, match="lr"):
+        params(lr="fast")
+    assert isinstance(TrainParams.from_dict(p.to_dict()), TrainParams)
+
+
+def test_predictor_starts_from_term_priors_and_chunk_model_serves_pooled_vectors():
+    x, y = tiny_data()
+    pred = NeuralPredictor(params(model="chunk_attention", max_epochs=1, lr=0.0, weight_decay=0.0, min_score=0.0))
+    pred.fit(tiny_chunks(x), y, ASPECTS, val=(tiny_chunks(x), y))
+    # lr 0: outputs are the prior logits of the training labels, whatever the input
+    freq = np.asarray(y.mean(axis=0)).ravel()
+    scores = pred.predict(x.astype(np.float32))  # one pooled vector per protein = a single chunk
+    assert scores.shape == y.shape
+    np.testing.assert_allclose(scores.toarray()[0], freq, rtol=1e-4)
+    assert isinstance(pred._inputs(x), ChunkInputs)

@@ -1,0 +1,75 @@
+"""`cafa predict`: the registered champion (naive + knn [+ homology]) scores a Kaggle-style FASTA
+(`>ACC TAXON` headers) into a submission that passes validate_submission."""
+from __future__ import annotations
+
+import shutil
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from cafa_mlflow import serving, tracking
+from cafa_mlflow.embed import embed_fasta, load_embeddings, make_tiny_esm
+from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.io.submission import read_submission, validate_submission
+from cafa_mlflow.predictors.base import TrainSet
+from cafa_mlflow.predictors.homology import HomologyPredictor
+from cafa_mlflow.predictors.knn import KnnPredictor
+from cafa_mlflow.predictors.naive import NaivePredictor
+from pipelines import predict
+from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
+
+BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
+SETTINGS = dict(layer=-1, strategy="balanced", window=1022, stride=256, pooling="mean", max_residues=1022)
+NAME = "cafa-predict-test"
+
+
+@pytest.fixture
+def champion(tmp_path, monkeypatch):
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    ckpt = str(make_tiny_esm(tmp_path / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=0))
+    ids = ["HBA", "LYZ", "UBQ"]
+    pool = write_fasta(tmp_path / "train.fasta", ids)
+    emb = load_embeddings(embed_fasta(pool, ckpt, tmp_path / "emb", progress=False, device="cpu", **SETTINGS).cache_dir)
+    y = labels(ids, [[BP, BP1, BP2], [MF, MF4], [CC, CC3]])
+    train = TrainSet(ids=ids, embeddings=emb.vectors[np.array([emb.index()[i] for i in ids])], fasta=pool, labels=y)
+    members = {"naive": NaivePredictor(load_obo(write_obo(tmp_path))).fit(train), "knn": KnnPredictor(k=2).fit(train)}
+    if shutil.which("diamond"):
+        members["homology"] = HomologyPredictor(tmp_path / "db", threads=1).fit(train)
+    folders = {name: (name, p.save(tmp_path / "members" / name)) for name, p in members.items()}
+    weights = {a: {name: 1.0 / len(members) for name in members} for a in ("BPO", "CCO", "MFO")}
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("predict-test")
+    with mlflow.start_run():
+        info = serving.log_go_model(folders, weights, {"esm_model": ckpt, **SETTINGS}, write_obo(tmp_path))
+    version, promoted = tracking.register_and_promote(info.model_uri, NAME, 0.5, "split0")
+    assert promoted
+    yield uri, set(members)
+    mlflow.set_tracking_uri(None)
+
+
+def test_predict_champion_to_valid_submission(tmp_path, champion):
+    uri, members = champion
+    query = tmp_path / "testsuperset.fasta"  # Kaggle's test header style: accession and taxon
+    query.write_text("".join(f">Q{i} 9606\n{SEQUENCES[p]}\n" for i, p in enumerate(["HBB", "HBA", "UBQ"])))
+    out = tmp_path / "sub" / "submission.tsv"
+    predict.main(["--fasta", str(query), "--out", str(out), "--uri", uri, "--registered-model", NAME,
+                  "--embed-out", str(tmp_path / "emb"), "--system-metrics", "false", "--experiment", "predict-test",
+                  "--batch-size", "2", "--threads", "1"])
+    found = validate_submission(out, ontology=load_obo(write_obo(tmp_path)))
+    assert not found.counts and found.n_proteins == 3
+    sub = read_submission(out)
+    assert sub.proteins == ["Q0", "Q1", "Q2"]
+    # naive: the one BPO-annotated training protein gives BP frequency 1, so every query has BP >= 1 / n_members
+    m = sub.reindex(terms=TERMS).matrix.toarray()
+    assert (m[:, 0] >= round(1 / len(members), 3) - 1e-6).all()
+    # the submission holds what the model predicts for the same input (same embedding settings)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    assert serving.required_inputs(model) >= {"embedding"}
+    runs = MlflowClient().search_runs([mlflow.get_experiment_by_name("predict-test").experiment_id],
+                                      "tags.entry_point = 'predict'")
+    assert [a.path for a in MlflowClient().list_artifacts(runs[0].info.run_id, "submission")] == [
+        "submission/submission.tsv"]

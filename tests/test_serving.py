@@ -1,0 +1,68 @@
+"""GoModel: log naive + knn members to a temporary sqlite store, load with mlflow.pyfunc, predict."""
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from cafa_mlflow import serving
+from cafa_mlflow.errors import InputError
+from cafa_mlflow.predictors.base import TrainSet
+from cafa_mlflow.predictors.knn import KnnPredictor
+from cafa_mlflow.predictors.naive import NaivePredictor
+from predictor_fixtures import TERMS, labels, tiny_ontology, write_obo
+
+BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
+EMBED = {"esm_model": "esm2_t6_8M_UR50D", "layer": -1, "strategy": "balanced", "window": 1022, "stride": 256,
+         "pooling": "mean", "max_residues": 1022, "toks_per_batch": 4096}
+WEIGHTS = {"BPO": {"naive": 0.5, "knn": 0.5}, "CCO": {"naive": 0.0, "knn": 1.0}, "MFO": {"naive": 1.0, "knn": 0.0}}
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serving")
+    onto = tiny_ontology(tmp)
+    y = labels(["A", "B", "C"], [[BP, BP1], [BP, BP1, BP2, MF, MF4], [CC, CC3]])
+    train = TrainSet.from_labels(y, embeddings=np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32))
+    NaivePredictor(onto).fit(train).save(tmp / "naive")
+    KnnPredictor(k=2).fit(train).save(tmp / "knn")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+    mlflow.set_experiment("serving-test")
+    with mlflow.start_run():
+        info = serving.log_go_model({"naive": ("naive", tmp / "naive"), "knn": ("knn", tmp / "knn")}, WEIGHTS,
+                                    EMBED, write_obo(tmp))
+    yield info
+    mlflow.set_tracking_uri(None)
+
+
+def test_metadata_names_inputs_and_embedding_settings(logged):
+    assert serving.required_inputs(logged.model_uri) == {"embedding"}
+    settings = serving.embed_settings(logged.model_uri)
+    assert settings == {k: EMBED[k] for k in serving.EMBED_KEYS}  # toks_per_batch does not change vectors
+    inputs = {c.name for c in logged.signature.inputs.inputs}
+    assert inputs == {"protein", "embedding"}
+
+
+def test_pyfunc_predicts_weighted_consistent_rounded_scores(logged):
+    model = mlflow.pyfunc.load_model(logged.model_uri)
+    frame = pd.DataFrame({"protein": ["Q1", "Q2"], "embedding": [[0.8, 0.6], np.array([0.0, 1.0], np.float32)]})
+    out = model.predict(frame)
+    assert list(out.columns) == ["protein", "term", "score"]
+    got = {(p, t): s for p, t, s in out.itertuples(index=False)}
+    # Q1: neighbours B (cos 0.96) and A (0.8); naive: BPO of A, B -> BP 1, BP1 1, BP2 0.5; MFO of B -> 1
+    wb = 0.96 / 1.76
+    assert got[("Q1", BP2)] == round(0.5 * 0.5 + 0.5 * wb, 3)
+    assert got[("Q1", BP)] == 1.0 and got[("Q1", MF4)] == 1.0 and ("Q1", CC) not in got
+    # Q2: neighbours C (1.0) and B (0.8) -> CCO from knn only: 1 / 1.8
+    assert got[("Q2", CC3)] == round(1 / 1.8, 3) and got[("Q2", CC)] == got[("Q2", CC3)]
+    assert got[("Q2", BP2)] == round(0.25 + 0.5 * 0.8 / 1.8, 3)
+    for protein, part in out.groupby("protein", sort=False):
+        assert part["score"].is_monotonic_decreasing  # sorted, highest first
+    assert list(out["protein"].drop_duplicates()) == ["Q1", "Q2"]
+
+
+def test_missing_input_column_is_a_clear_error(logged):
+    model = mlflow.pyfunc.load_model(logged.model_uri).unwrap_python_model()
+    with pytest.raises(InputError, match="embedding"):
+        model.parse_input(pd.DataFrame({"protein": ["Q1"]}))
