@@ -23,13 +23,19 @@ def find_params_file(path: str | os.PathLike | None = None) -> Path:
 
 
 def parse_value(text: Any) -> Any:
-    """'0.1' -> 0.1, 'true' -> True, 'null' -> None, '[64, 32]' -> [64, 32]; other strings unchanged."""
+    """'0.1' -> 0.1, '1e-4' -> 0.0001, 'true' -> True, 'null' -> None, '[64, 32]' -> [64, 32]; other strings unchanged."""
     if not isinstance(text, str):
         return text
     try:
-        return yaml.safe_load(text) if text.strip() else text
+        value = yaml.safe_load(text) if text.strip() else text
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):  # YAML 1.1 reads '1e-4' (no dot) as a string; it is a number on a command line
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def set_dotted(params: dict, key: str, value: Any) -> None:

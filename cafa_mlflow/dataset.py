@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sklearn.model_selection import GroupShuffleSplit
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.go.ontology import Ontology, load_obo
+from cafa_mlflow.go.ontology import LETTER_OF_ASPECT, Ontology, load_obo
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta, write_fasta
 from cafa_mlflow.io.ia import read_ia, write_ia
 from cafa_mlflow.io.text import make_temp_dir
@@ -148,19 +148,36 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
         write_ia(tmp / "ia.tsv", ia)
         write_fasta(tmp / "train.fasta", ((r.id, r.sequence) for r in records))
         val_ids = set(proteins.loc[proteins["split"] == "val", "protein"])
-        _write_truth(annotations[annotations["protein"].isin(val_ids)], tmp / "val_terms.tsv")
+        _write_truth(annotations[annotations["protein"].isin(val_ids)], tmp / "val_terms.tsv", ontology)
         summary = {"n_train": int((proteins["split"] == "train").sum()), "n_val": int((proteins["split"] == "val").sum()),
                    **{f"n_terms_{a}": int((vocab["aspect"] == a).sum()) for a in ontology.aspects}}
         if data.get("test_fasta"):
             summary.update(_prepare_test(data, prep, ontology, tmp))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
-        if out_dir.exists():  # only now, with the new folder complete, the old one goes
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        _swap_into_place(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return summary
+
+
+def _swap_into_place(new: Path, final: Path) -> None:
+    """Move the complete folder `new` to `final`; an old `final` is renamed aside first, restored if the
+    move fails and deleted only after it succeeded."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _prepare_test(data: dict, prep: dict, ontology: Ontology, out: Path) -> dict:
@@ -168,14 +185,18 @@ def _prepare_test(data: dict, prep: dict, ontology: Ontology, out: Path) -> dict
     write_fasta(out / "test.fasta", ((r.id, r.sequence) for r in records))
     summary = {"n_test": len(records)}
     if data.get("test_terms"):
-        truth = read_terms(data["test_terms"])
+        truth = resolve_terms(read_terms(data["test_terms"]), ontology, str(data["test_terms"]))
         truth = truth[truth["protein"].isin({r.id for r in records})]
-        _write_truth(truth, out / "test_terms.tsv")
+        _write_truth(truth, out / "test_terms.tsv", ontology)
         summary["n_test_annotations"] = len(truth)
     return summary
 
 
-def _write_truth(annotations: pd.DataFrame, path: Path) -> None:
-    """Ground truth in Kaggle's terms format (EntryID, term, aspect), unpropagated."""
-    table = annotations[["protein", "term", "aspect"]].rename(columns={"protein": "EntryID"})
-    table.assign(aspect=table["aspect"].fillna("")).to_csv(path, sep="\t", index=False)
+def _write_truth(annotations: pd.DataFrame, path: Path, ontology: Ontology) -> None:
+    """Ground truth in Kaggle's terms format (EntryID, term, aspect), unpropagated, ids resolved.
+    The aspect letter comes from the ontology (GO), else the file's column, else the namespace."""
+    aspect = ontology.aspect[pd.Index(ontology.terms).get_indexer(annotations["term"])]
+    letters = pd.Series(aspect, index=annotations.index).map(LETTER_OF_ASPECT)
+    letters = letters.fillna(annotations["aspect"]).fillna(pd.Series(aspect, index=annotations.index))
+    table = pd.DataFrame({"EntryID": annotations["protein"], "term": annotations["term"], "aspect": letters})
+    table.to_csv(path, sep="\t", index=False)

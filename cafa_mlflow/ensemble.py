@@ -102,11 +102,13 @@ def simplex_grid(n_members: int, step: float) -> np.ndarray:
 
 def fit_weights(members: Mapping[str, TermMatrix], truth: Any, metric: Callable[[Any, TermMatrix], Mapping],
                 aspect_of: Any, step: float = 0.05, method: str = "auto", key: str = "f_w",
-                max_grid_points: int = 300, max_rounds: int = 100, trace: list | None = None
-                ) -> dict[str, dict[str, float]]:
+                max_grid_points: int = 300, max_rounds: int = 100, trace: list | None = None,
+                transform: Callable[[TermMatrix], TermMatrix] | None = None) -> dict[str, dict[str, float]]:
     """Per-aspect member weights on the simplex maximising `metric(truth, combined)[aspect][key]`.
 
     members: validation predictions; metric: e.g. `lambda t, p: evaluate(ontology, t, p, ia, 0.01)`;
+    transform: applied to each candidate before scoring, e.g. the submission's rounding (rounded scores
+    can land exactly on a threshold, so the weights should be chosen on what will be submitted);
     trace, if a list, receives one {"weights": {aspect: {member: w}}, "scores": {aspect: s}} per evaluation."""
     if method not in METHODS:
         raise ConfigError(f"ensemble.method={method!r}: use one of {', '.join(METHODS)}.")
@@ -119,7 +121,7 @@ def fit_weights(members: Mapping[str, TermMatrix], truth: Any, metric: Callable[
     def evaluate(per_aspect: dict[str, np.ndarray]) -> dict[str, float]:
         w = {a: dict(zip(names, map(float, v))) for a, v in per_aspect.items()}
         pred = TermMatrix(proteins, terms, _weighted_sum(names, mats, _column_weights(names, w, aspects)))
-        result = metric(truth, pred)
+        result = metric(truth, pred if transform is None else transform(pred))
         scores = {a: float(result[a][key]) for a in per_aspect if a in result and result[a].get(key) is not None}
         if trace is not None:
             trace.append({"weights": w, "scores": scores})

@@ -111,3 +111,9 @@ def select_terms(labels: TermMatrix, aspect_of_term: np.ndarray, min_count: int,
                 drop = idx[np.argsort(-counts[idx], kind="stable")[top_k:]]
                 keep[drop] = False
     return np.flatnonzero(keep)
+
+
+def aspect_labels(labels: TermMatrix, term_aspect: Sequence[str] | np.ndarray, aspect: str) -> TermMatrix:
+    """The columns of one aspect (e.g. 'BPO'), still sparse; `term_aspect` gives each column's aspect."""
+    cols = np.flatnonzero(np.asarray(term_aspect, dtype=object) == aspect)
+    return TermMatrix(labels.proteins, [labels.terms[j] for j in cols], labels.matrix[:, cols])

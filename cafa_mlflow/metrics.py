@@ -25,8 +25,8 @@ import scipy.sparse as sp
 
 from cafa_mlflow.go.ontology import ASPECTS, Ontology
 from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.metrics_curves import (accumulate, best, empty_result, new_sums, normalize, passes, snap_scores,
-                                        thresholds)
+from cafa_mlflow.metrics_propagate import MaxPropagator, Plan, local_positions
+from cafa_mlflow.metrics_curves import (accumulate, best, empty_result, new_sums, normalize, passes, thresholds)
 
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
 
@@ -48,7 +48,6 @@ class Scorer:
         self.truth = ontology.propagate(raw).astype(bool).tocsr()
         self.truth.sort_indices()
         rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.truth.indptr))
-        self._truth_keys = rows * n_terms + self.truth.indices  # sorted: CSR is row-major with sorted columns
         self.aspects = [a for a in ontology.aspects]
         self._aspect_code = pd.Index(self.aspects).get_indexer(ontology.aspect)
         self.weight = ia_weights(ontology, ia)
@@ -61,6 +60,7 @@ class Scorer:
                                                  minlength=n)
             self.evaluated[aspect] = self.gt_count[aspect] > 0
         self._cache: dict = {}
+        self._propagator = MaxPropagator(ontology)
 
     def n_proteins(self, aspect: str) -> int:
         return int(self.evaluated[aspect].sum())
@@ -81,15 +81,23 @@ class Scorer:
         """Per aspect, (unweighted, weighted) per-threshold metrics like cafaeval's evaluation_all.tsv."""
         n_thr = len(self.tau)
         sums = {(a, w): new_sums(n_thr) for a in self.aspects for w in (False, True)}
-        for start, rows, cols, kmax, is_tp in self._entries(pred):
-            stop = min(start + self.block_rows, len(self.proteins))
-            code = self._aspect_code[cols]
-            for i, aspect in enumerate(self.aspects):
-                m = (code == i) & self.evaluated[aspect][rows + start]
-                gt = np.where(self.evaluated[aspect][start:stop], self.gt_count[aspect][start:stop], 0.0)
-                accumulate(sums[aspect, False], rows[m], kmax[m], np.ones(int(m.sum())), is_tp[m], gt)
-                w = self.weight[cols]
-                m &= w > 0
+        for start, stop, dense, truth, plan in self._blocks(pred):
+            weight = self.weight[plan.columns]
+            for aspect in self.aspects:
+                ev = self.evaluated[aspect][start:stop]
+                span = plan.slices.get(aspect)
+                rows = cols = np.zeros(0, np.intp)
+                kmax = np.zeros(0, np.int32)
+                if span is not None and span.stop > span.start:
+                    sub = dense[:, span]
+                    sub[~ev] = 0  # proteins not evaluated in this aspect
+                    rows, cols = np.nonzero(sub)
+                    kmax = passes(sub[rows, cols], self.tau)
+                    keep = kmax > 0
+                    rows, cols, kmax = rows[keep], cols[keep] + span.start, kmax[keep]
+                is_tp, w = truth[rows, cols], weight[cols]
+                accumulate(sums[aspect, False], rows, kmax, np.ones(len(rows)), is_tp, self.gt_count[aspect][start:stop])
+                m = w > 0
                 accumulate(sums[aspect, True], rows[m], kmax[m], w[m], is_tp[m], self.gt_weight[aspect][start:stop])
         out = {}
         for aspect in self.aspects:
@@ -97,26 +105,21 @@ class Scorer:
             out[aspect] = (normalize(sums[aspect, False], n), normalize(sums[aspect, True], n))
         return out
 
-    def _entries(self, pred: TermMatrix) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per block of truth proteins: block-local rows, ontology columns, thresholds passed, is-true flags
-        of the propagated scores that reach the first threshold (every block, also empty ones)."""
+    def _blocks(self, pred: TermMatrix) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, Plan]]:
+        """Per block of truth proteins: start, stop, propagated scores and truth as dense (rows x U) arrays
+        over the plan's columns U (the ancestor closure of the predicted terms); every block, also empty ones."""
         scores = self._align(pred)
-        n_terms = len(self.ontology)
-        for start in range(0, len(self.proteins), self.block_rows):
-            block = scores[start : start + self.block_rows]
-            if block.nnz:
-                block = self.ontology.propagate_max(block).tocoo()
-                kmax = passes(snap_scores(block.data, self.tau), self.tau)
-                keep = kmax > 0
-                rows, cols, kmax = block.row[keep].astype(np.int64), block.col[keep].astype(np.int64), kmax[keep]
-            else:
-                rows = cols = np.zeros(0, np.int64)
-                kmax = np.zeros(0, np.int32)
-            keys = (rows + start) * n_terms + cols
-            pos = np.searchsorted(self._truth_keys, keys)
-            pos[pos == len(self._truth_keys)] = 0
-            is_tp = self._truth_keys[pos] == keys if len(self._truth_keys) else np.zeros(len(keys), bool)
-            yield start, rows, cols, kmax, is_tp
+        plan = self._propagator.plan(np.unique(scores.indices))
+        local = local_positions(plan, len(self.ontology))
+        step = max(1, min(self.block_rows, plan.block_rows))
+        for start in range(0, len(self.proteins), step):
+            stop = min(start + step, len(self.proteins))
+            dense = self._propagator.propagate_dense(scores[start:stop], plan)
+            block = self.truth[start:stop].tocoo()
+            pos = local[block.col]
+            truth = np.zeros(dense.shape, dtype=bool)
+            truth[block.row[pos >= 0], pos[pos >= 0]] = True  # truth terms outside U cannot be hit
+            yield start, stop, dense, truth, plan
 
     def _align(self, pred: TermMatrix) -> sp.csr_matrix:
         """pred scores over (truth proteins x ontology terms), repeated pairs keeping their max."""
@@ -190,6 +193,8 @@ def _remap_max(matrix: sp.spmatrix, rows: np.ndarray, cols: np.ndarray, shape: t
     r, c = rows[coo.row], cols[coo.col]
     keep = (r >= 0) & (c >= 0) & (coo.data != 0)
     r, c, v = r[keep], c[keep], coo.data[keep].astype(np.float32)
+    if sp.isspmatrix_csr(matrix) and matrix.has_canonical_format and _injective(rows) and _injective(cols):
+        return sp.csr_matrix((v, (r, c)), shape=shape, dtype=np.float32)  # no pair can repeat: no sort needed
     keys = r * shape[1] + c
     order = np.lexsort((-v, keys))
     keys, v = keys[order], v[order]
@@ -197,3 +202,8 @@ def _remap_max(matrix: sp.spmatrix, rows: np.ndarray, cols: np.ndarray, shape: t
     first[1:] = keys[1:] != keys[:-1]
     keys, v = keys[first], v[first]
     return sp.csr_matrix((v, (keys // shape[1], keys % shape[1])), shape=shape, dtype=np.float32)
+
+
+def _injective(ids: np.ndarray) -> bool:
+    valid = ids[ids >= 0]
+    return len(np.unique(valid)) == len(valid)

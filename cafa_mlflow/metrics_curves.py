@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 SUMS = ("n", "tp", "fp", "fn", "pr", "rc")  # raw per-threshold sums, as in cafaeval's confusion matrix
-SNAP_TOLERANCE = 1e-6  # scores this close to a threshold get their decimal value back (see snap_scores)
+SNAP_TOLERANCE = 1e-6  # scores this close to a threshold get their decimal value back (see passes)
 MAX_DECIMALS = 9
 
 
@@ -19,24 +19,30 @@ def thresholds(th_step: float) -> np.ndarray:
     return np.arange(th_step, 1, th_step)
 
 
-def snap_scores(scores32: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    """float32 scores -> the float64 value of their shortest decimal, where it matters.
+def passes(scores32: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """How many thresholds each float32 score reaches, #{k : tau_k <= score}, as cafaeval decides it.
 
-    cafaeval compares float64 scores parsed from text with float64 thresholds, so a score "0.07" and the
+    cafaeval compares float64 scores parsed from text with float64 thresholds, so "0.07" and the
     threshold 0.07 tie exactly as float64 values decide. A float32 score is within 1e-7 (relative) of its
-    decimal, so only scores within SNAP_TOLERANCE of a threshold can compare differently; those get the
-    shortest decimal (<= 9 places) that round-trips to the same float32, parsed as float64."""
-    x = scores32.astype(np.float64)
-    if not len(x) or not len(tau):
-        return x
-    step = tau[1] - tau[0] if len(tau) > 1 else tau[0]
-    k = np.clip(np.rint((x - tau[0]) / step).astype(np.int64), 0, len(tau) - 1)
-    near = np.flatnonzero(np.abs(x - tau[k]) < SNAP_TOLERANCE)
-    if not len(near):
-        return x
-    vals = scores32[near].astype(np.float32)
+    decimal, so only scores within SNAP_TOLERANCE of a threshold can compare differently; those are
+    replaced by their shortest decimal (<= 9 places) that round-trips to the same float32, as float64."""
+    x = np.asarray(scores32).astype(np.float64)
+    n_thr = len(tau)
+    if not n_thr or not len(x):
+        return np.zeros(len(x), dtype=np.int32)
+    step = (tau[-1] - tau[0]) / (n_thr - 1) if n_thr > 1 else tau[0]
+    nearest = np.clip(np.rint((x - tau[0]) / step), 0, n_thr - 1).astype(np.intp)
+    near = np.flatnonzero(np.abs(x - tau[nearest]) < SNAP_TOLERANCE)
+    if len(near):
+        x[near] = shortest_decimal(np.asarray(scores32)[near].astype(np.float32))
+    # every threshold below `nearest` is passed and every one above it is not (they are >= step/2 away)
+    return (nearest + (tau[nearest] <= x)).astype(np.int32)
+
+
+def shortest_decimal(vals: np.ndarray) -> np.ndarray:
+    """float64 value of the shortest decimal (<= MAX_DECIMALS places) that rounds to each float32."""
     out = vals.astype(np.float64)
-    todo = np.ones(len(near), dtype=bool)
+    todo = np.ones(len(vals), dtype=bool)
     for decimals in range(1, MAX_DECIMALS + 1):
         r = np.round(vals.astype(np.float64), decimals)  # rint(x*10^d)/10^d: the float64 nearest the decimal
         hit = todo & (r.astype(np.float32) == vals)
@@ -44,13 +50,7 @@ def snap_scores(scores32: np.ndarray, tau: np.ndarray) -> np.ndarray:
         todo &= ~hit
         if not todo.any():
             break
-    x[near] = out
-    return x
-
-
-def passes(scores64: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    """How many thresholds each score reaches: #{k : tau_k <= score} (int32)."""
-    return np.searchsorted(tau, scores64, side="right").astype(np.int32)
+    return out
 
 
 def new_sums(n_thr: int) -> np.ndarray:
@@ -75,8 +75,8 @@ def accumulate(sums: np.ndarray, rows: np.ndarray, kmax: np.ndarray, weight: np.
         return np.cumsum(h[:, ::-1], axis=1)[:, ::-1][:, 1:]
 
     count = top_down(np.bincount(keys, minlength=size))
-    pred = top_down(np.bincount(keys, weights=weight, minlength=size).astype(np.float64))  # empty bincount is int64
-    tp = top_down(np.bincount(keys[is_tp], weights=weight[is_tp], minlength=size).astype(np.float64))
+    pred = top_down(np.bincount(keys, weights=weight, minlength=size))
+    tp = top_down(np.bincount(keys[is_tp], weights=weight[is_tp], minlength=size))
     has_pred = count > 0
     sums[0] += has_pred.sum(axis=0)
     sums[1] += tp.sum(axis=0)

@@ -60,6 +60,13 @@ class GoModel(mlflow.pyfunc.PythonModel):
                                     for name, kind in self.kinds.items()))
         return self
 
+    def set_threads(self, threads: int) -> None:
+        """CPU threads of the members that run external tools (DIAMOND); 0 = all cores."""
+        self.threads = int(threads)
+        for name, kind in self.kinds.items():
+            if kind == "homology":
+                self.predictors[name].threads = self.threads or (os.cpu_count() or 1)
+
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         ids, embeddings, sequences = self.parse_input(model_input)
         return to_output(self.predict_matrix(ids, embeddings, sequences), self.finalize_args["sig"])

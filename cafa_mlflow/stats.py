@@ -55,7 +55,8 @@ def compute_stats(ids: list[str], lengths: np.ndarray, annotations: pd.DataFrame
     in_fasta = annotations["protein"].isin(set(ids))
     n_without = int(annotations.loc[~in_fasta, "protein"].nunique())
     annotations = annotations[in_fasta].drop_duplicates(["protein", "term"])
-    annotated = [p for p in ids if p in set(annotations["protein"])]
+    with_terms = set(annotations["protein"])
+    annotated = [p for p in ids if p in with_terms]
     labels = label_matrix(annotations, ontology, annotated).matrix.tocsc()
     counts = np.diff(labels.indptr)  # proteins per term (propagated)
     labels = labels.tocsr()
@@ -141,7 +142,7 @@ def format_stats(stats: DatasetStats) -> str:
                              f"> {MAX_RESIDUES}": f"{stats.share_over_max:.1%}"}], index=["residues"])
     parts = [
         f"proteins: {stats.n_proteins} sequences, {stats.n_annotated} annotated"
-        + (f" ({stats.n_without_sequence} annotated proteins without a sequence left out)" if stats.n_without_sequence else ""),
+        + (f" ({stats.n_without_sequence} annotated proteins not in the FASTA file left out)" if stats.n_without_sequence else ""),
         "", "per aspect (annotations = file rows, labels = propagated; labels per protein over annotated proteins):",
         per_aspect.to_string(),
         "", "label frequency (terms by number of proteins carrying them, propagated):", stats.buckets.to_string(),
@@ -177,7 +178,9 @@ def stats_figures(stats: DatasetStats) -> dict[str, "object"]:
     fig, ax = plt.subplots(figsize=(7, 4))
     counts = stats.term_count
     if len(counts):
-        bins = np.logspace(0, np.log10(counts["proteins"].max() + 1), 40)
+        # integer-aligned log bins: without them the small counts 1, 2, 3 fall into empty gaps
+        edges = np.unique(np.round(np.logspace(0, np.log10(counts["proteins"].max()), 40)))
+        bins = np.append(edges, edges[-1] + 1) - 0.5
         for aspect, group in counts.groupby("aspect", sort=True):
             ax.hist(group["proteins"], bins=bins, histtype="step", linewidth=1.5, label=str(aspect))
         ax.set_xscale("log")

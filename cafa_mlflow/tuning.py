@@ -141,6 +141,7 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
         if not parsed.database or parsed.database == ":memory:":
             yield
             return
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         with open(f"{parsed.database}.{zlib.crc32(study_name.encode())}.lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cafa_mlflow import tracking
 from cafa_mlflow.dataset import load_prepared
-from cafa_mlflow.ensemble import combine, finalize, fit_weights, plot_members_vs_ensemble
+from cafa_mlflow.ensemble import combine, finalize, fit_weights, plot_members_vs_ensemble, round_scores
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.ontology import ASPECTS, load_obo
 from cafa_mlflow.io.text import atomic_write
@@ -68,9 +68,10 @@ def run_ensemble(params: dict, register: bool = True) -> dict[str, float]:
     scorer = Scorer(ontology, truth, prepared.ia, cfg["th_step"])
     val = load_members(root, names, "val")
     member_metrics = {name: flat_metrics(scorer(tm), "val_") for name, tm in val.items()}
-    weights = fit_weights(val, truth, lambda _truth, pred: scorer(pred), ontology, cfg["step"], cfg["search"],
-                          "f_w", cfg["max_grid_points"])
     fin = {"max_terms": cfg["max_terms"], "sig": cfg["sig"], "min_score": cfg["min_score"]}
+    weights = fit_weights(val, truth, lambda _truth, pred: scorer(pred), ontology, cfg["step"], cfg["search"],
+                          "f_w", cfg["max_grid_points"],
+                          transform=lambda tm: round_scores(tm, cfg["sig"], cfg["min_score"]))
     out, metrics = root / NAME, {}
     for split in ("val", "test"):
         members = val if split == "val" else load_members(root, names, "test")

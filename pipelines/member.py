@@ -116,9 +116,14 @@ def fit_member(name: str, params: dict) -> dict[str, float]:
 
 def main(argv=None) -> dict[str, float]:
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--predictor", choices=PREDICTORS, required=True)
+    pre.add_argument("--predictor", choices=PREDICTORS)
     known, rest = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
     name = known.predictor
+    if name is None:
+        if any(a in ("-h", "--help") for a in rest):
+            print(f"usage: cafa member --predictor {{{','.join(PREDICTORS)}}} [flags of that params.yaml block]")
+            return {}
+        raise ConfigError(f"pass --predictor, one of {', '.join(PREDICTORS)} (neural members come from `cafa train`).")
     params, _ = parse_params(rest, f"cafa member --predictor {name}", __doc__, (name, "prepare", "data", "embed"))
     with tracking.start_run(params, name, extra_params={"predictor": name, **params[name]}):
         metrics = fit_member(name, params)

@@ -55,13 +55,15 @@ def batches(records: list[FastaRecord], vectors: np.ndarray | None, inputs: set[
         yield frame
 
 
-def predict_fasta(model: Any, fasta: str | Path, out: str | Path, embed_params: dict, batch_size: int) -> int:
+def predict_fasta(model: Any, fasta: str | Path, out: str | Path, embed_params: dict, batch_size: int,
+                  threads: int = 0) -> int:
     """Score every protein of `fasta` with a loaded GoModel pyfunc into the submission `out`; returns lines.
 
     Each batch is written as a part file, and the parts are joined into `out` atomically at the end."""
     from cafa_mlflow.serving import embed_settings, required_inputs
 
     inputs = required_inputs(model)
+    model.unwrap_python_model().set_threads(threads)
     records = load_fasta(fasta)
     vectors = embed_records(fasta, records, embed_settings(model), embed_params) if "embedding" in inputs else None
     lines = 0
@@ -91,7 +93,7 @@ def main(argv=None) -> Path:
         except mlflow.exceptions.MlflowException as err:
             raise InputError(f"cannot load model {uri}: {err}; run `cafa ensemble` (or `cafa train`) first, "
                              "or pass --model-uri.") from err
-        lines = predict_fasta(model, fasta, out, params["embed"], cfg["batch_size"])
+        lines = predict_fasta(model, fasta, out, params["embed"], cfg["batch_size"], cfg["threads"])
         found = validate_submission(out)
         if found.counts:
             raise InputError(f"{out}: the written submission breaks {sum(found.counts.values())} rules, "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 from cafa_mlflow import tracking
@@ -14,7 +13,7 @@ SECTIONS = ("data", "prepare")
 
 def main(argv=None) -> dict:
     params, _ = parse_params(argv, "cafa prepare", __doc__, SECTIONS)
-    from cafa_mlflow.stats import dataset_stats, flat_metrics, plot_stats, print_stats
+    from cafa_mlflow.stats import dataset_stats, flat_metrics, print_stats, stats_figures
     with tracking.start_run(params, "prepare", extra_params={**params["data"], **params["prepare"]}):
         summary = prepare_dataset(params["data"], params["prepare"], params["prepare"]["out"])
         tracking.log_metrics(summary)
@@ -22,8 +21,8 @@ def main(argv=None) -> dict:
         stats = dataset_stats(out / "train.fasta", params["data"]["train_terms"], params["data"]["obo"])
         print_stats(stats)
         tracking.log_metrics(flat_metrics(stats))
-        with tempfile.TemporaryDirectory() as tmp:
-            tracking.log_artifacts(plot_stats(stats, tmp), "stats")
+        for name, fig in stats_figures(stats).items():
+            tracking.log_figure(fig, f"stats/{name}")
         tracking.log_artifacts([out / "terms.tsv", out / "summary.json"], "prepared")
         print(f"prepared dataset in {out}: {summary}")
     return summary

@@ -72,8 +72,12 @@ class Objective:
                     raise  # the child run ends FAILED; optimize(catch=...) records the trial FAIL
                 else:
                     if metric not in metrics:
-                        err = ConfigError(f"params.yaml tune.metric={metric!r} is not among train's metrics "
-                                          f"{sorted(metrics)}; pick one of them")
+                        err: Exception = ConfigError(f"params.yaml tune.metric={metric!r} is not among train's "
+                                                     f"metrics {sorted(metrics)}; pick one of them")
+                        self._record_failure(trial, err)
+                        raise err
+                    if metrics[metric] != metrics[metric]:
+                        err = FloatingPointError(f"{metric} is NaN (diverged training?)")
                         self._record_failure(trial, err)
                         raise err
                     mlflow.set_tags({"optuna_state": "COMPLETE"})
@@ -133,13 +137,14 @@ def run(params: dict) -> dict[str, Any]:
     tune = params["tune"]
     tuning.validate_space(tune["space"], params)
     name, url = tune["study_name"], tune["storage"]
-    storage = tuning.make_storage(url, tune["heartbeat_interval"])
-    study = tuning.open_study(name, storage, tune["direction"], tuning.make_pruner(tune),
-                              tuning.make_sampler(tune["sampler_seed"], tune["startup_trials"]))
-    settings = {f"tune_{k}": v for k, v in tune.items() if k != "space"}
-    settings["tune_storage"] = tuning.safe_url(url)
+    with tuning.study_lock(url, name):  # workers starting together would race to create the tables
+        storage = tuning.make_storage(url, tune["heartbeat_interval"])
+        study = tuning.open_study(name, storage, tune["direction"], tuning.make_pruner(tune),
+                                  tuning.make_sampler(tune["sampler_seed"], tune["startup_trials"]))
+    # flag names (MLflow param foo_bar == --foo-bar); the storage URL without its password
+    settings = {("tune_out" if k == "out" else k): v for k, v in tune.items() if k != "space"}
+    settings["storage"] = tuning.safe_url(url)
     objective = Objective(params)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tracking.start_run(params, "tune", run_name=f"tune-{name}", extra_params=settings,
                             tags={"optuna_study": name}):
         mlflow.log_dict(tune["space"], "space.yaml")

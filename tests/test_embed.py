@@ -134,7 +134,8 @@ def test_bf16_autocast_close_to_fp32(tmp_path, fasta, tiny):
     assert cos.min() > 0.99 and not np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("content, match", [("", "no FASTA records"), (">A\nMK1LV\n", "invalid characters")])
+@pytest.mark.parametrize("content, match", [("", "no FASTA records"), (">A\nMK1LV\n", "invalid characters"),
+                                            (">A\nMKV\n>B\n12-34\n", "bad.fasta:4: protein 'B'")])
 def test_bad_input_writes_no_cache(tmp_path, tiny, content, match):
     bad = tmp_path / "bad.fasta"
     bad.write_text(content)

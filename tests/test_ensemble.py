@@ -95,3 +95,19 @@ def test_round_to_three_significant_figures():
     x = tm(["p"], [[0.123456, 0.0012345, 0.99951, 0.0004, 0.5, 1.0, 0.000999, 0.98765]])
     out = round_scores(x, sig=3, min_score=0.001).matrix.toarray()[0]
     np.testing.assert_allclose(out, [0.123, 0.00123, 1.0, 0, 0.5, 1.0, 0, 0.988], rtol=1e-6)
+
+
+def test_weights_are_chosen_on_the_rounded_candidates(onto):
+    ids = ["v1"]
+    truth = labels(ids, [[BP, BP1]])
+    members = {"a": tm(ids, [[0.123456, 0.0004, 0, 0, 0, 0, 0, 0]]), "b": tm(ids, [[0.5, 0.5, 0, 0, 0, 0, 0, 0]])}
+    seen = []
+
+    def metric(t, pred):
+        seen.append(pred.matrix.data.copy())
+        return {a: {"f_w": 0.0} for a in ("BPO", "CCO", "MFO")}
+
+    fit_weights(members, truth, metric, onto, step=0.5, transform=lambda x: round_scores(x, 2, 0.01))
+    assert len(seen) == 3
+    np.testing.assert_allclose(seen[0], [0.5, 0.5])  # a = 0: b alone
+    np.testing.assert_allclose(seen[-1], [0.12])  # a alone, rounded to 2 figures; 0.0004 dropped

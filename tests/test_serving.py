@@ -66,3 +66,25 @@ def test_missing_input_column_is_a_clear_error(logged):
     model = mlflow.pyfunc.load_model(logged.model_uri).unwrap_python_model()
     with pytest.raises(InputError, match="embedding"):
         model.parse_input(pd.DataFrame({"protein": ["Q1"]}))
+
+
+def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logged: the module's sqlite store
+    import scipy.sparse as sp
+    from cafa_mlflow.ensemble import finalize
+    from cafa_mlflow.labels import TermMatrix
+    from cafa_mlflow.predictors.neural import NeuralPredictor
+    from neural_fixtures import params, tiny_data
+
+    onto = tiny_ontology(tmp_path)
+    x, y = tiny_data(n=48, dim=6, n_terms=len(TERMS))
+    net = NeuralPredictor(params(max_epochs=1, min_score=0.0))
+    net.fit(x, y, onto.aspect[[onto.index[t] for t in TERMS]], val=(x[:8], y[:8]), terms=TERMS)
+    net.save(tmp_path / "neural")
+    with mlflow.start_run():
+        info = serving.log_go_model({"neural": ("neural", tmp_path / "neural")}, None, EMBED, write_obo(tmp_path))
+    out = mlflow.pyfunc.load_model(info.model_uri).predict(
+        pd.DataFrame({"protein": ["a", "b"], "embedding": list(x[:2].astype(np.float32))}))
+    expected = finalize(TermMatrix(["a", "b"], TERMS, sp.csr_matrix(net.predict(x[:2]))), onto)
+    got = TermMatrix.from_frame(out, proteins=["a", "b"], terms=expected.terms)
+    np.testing.assert_allclose(got.matrix.toarray(), expected.matrix.toarray(), rtol=1e-6)
+    assert serving.required_inputs(info.model_uri) == {"embedding"} and len(out) == expected.matrix.nnz

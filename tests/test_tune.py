@@ -136,6 +136,7 @@ def test_three_trials_nested_runs_pruned_and_complete(env, monkeypatch):
 
 def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env, monkeypatch):
     monkeypatch.setattr("pipelines.train.train", FakeTrain([1.0, "raise", 0.5, 0.7]))
+    monkeypatch.setattr(tuning, "plot_study", lambda *args, **kwargs: [])
     params = make_params(env, pruner="none", n_trials=3)
     tune_pipeline.run(params)
     study = load(env)
@@ -160,6 +161,7 @@ def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env,
 
 def test_user_error_stops_the_study_with_its_message(env, monkeypatch):
     monkeypatch.setattr("pipelines.train.train", FakeTrain(["config"]))
+    monkeypatch.setattr(tuning, "plot_study", lambda *args, **kwargs: [])
     with pytest.raises(ConfigError, match="cafa prepare"):
         tune_pipeline.run(make_params(env))
     (trial,) = load(env).trials
@@ -167,12 +169,17 @@ def test_user_error_stops_the_study_with_its_message(env, monkeypatch):
 
 
 WORKER = """
-import json, sys
+import json, sys, types
 sys.path.insert(0, {tests!r})
-import pipelines.train, pipelines.tune
+import pipelines, pipelines.tune
+from cafa_mlflow import tuning
 from test_tune import FakeTrain, make_params
 from pathlib import Path
-pipelines.train.train = FakeTrain([0.3, 0.6, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8], epochs=2, sleep=0.05)
+stub = types.ModuleType("pipelines.train")  # the real module's imports cost seconds per worker
+stub.train = FakeTrain([0.3, 0.6, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8], epochs=2, sleep=0.05)
+stub.run_params = lambda params: {{"lr": params["train"]["lr"]}}
+sys.modules["pipelines.train"] = pipelines.train = stub
+tuning.plot_study = lambda *args, **kwargs: []  # plots are checked in-process
 summary = pipelines.tune.run(make_params(Path({root!r}), n_trials={n}, pruner="none"))
 print("RESULT", json.dumps({{"ran": summary["trials_this_worker"]}}))
 """
@@ -210,3 +217,29 @@ def test_space_errors_name_the_key():
     with pytest.raises(ConfigError, match="median, hyperband or none"):
         tuning.make_pruner({**params["tune"], "pruner": "asha"})
     assert isinstance(tuning.make_pruner({**params["tune"], "pruner": "hyperband"}), optuna.pruners.HyperbandPruner)
+
+
+def test_real_train_two_trials_then_retrain_best_registers(env):
+    from cafa_mlflow import cli
+    from train_fixtures import make_world
+
+    overrides = make_world(env / "world")
+    argv = ["tune", "--params-file", str(overrides), "--n-trials", "2", "--max-epochs", "2", "--pruner", "none",
+            "--storage", f"sqlite:///{env}/optuna.db", "--tune-out", str(env / "tune"), "--study-name", "t",
+            "--retrain-best", "true"]
+    assert cli.main(argv) == 0
+    study = load(env)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    client, (parent,), children = runs()
+    for child, trial in zip(children, study.trials):
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics["val_f_w_mean"] == pytest.approx(trial.value)
+        assert child.data.params["loss"] == trial.params["train.loss"]
+        assert {"lr", "batch_size", "epochs", "test_f_w_mean"} <= set(child.data.params) | set(child.data.metrics)
+        assert "registered_version" not in child.data.tags  # trials never register
+    (retrain,) = [r for r in client.search_runs(parent.info.experiment_id, "tags.entry_point = 'train'")]
+    assert retrain.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert retrain.data.params["loss"] == study.best_params["train.loss"]
+    assert float(retrain.data.params["lr"]) == pytest.approx(study.best_params["train.lr"])
+    assert retrain.data.tags["registered_version"] == "1"
+    assert (env / "world" / "predictions" / "neural" / "model").is_dir()

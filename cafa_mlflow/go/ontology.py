@@ -77,13 +77,22 @@ class Ontology:
 
     def propagate(self, labels: sp.spmatrix) -> sp.csr_matrix:
         """Boolean propagation of an N x T label matrix (over `self.terms`) to all ancestors."""
-        out = (sp.csr_matrix(labels, dtype=bool).astype(np.float32) @ self.ancestors.astype(np.float32)).tocsr()
+        labels = sp.csr_matrix(labels, dtype=bool, copy=True)
+        labels.eliminate_zeros()  # stored zeros must not turn into labels below
+        out = (labels.astype(np.float32) @ self._ancestors_f32).tocsr()
         out.data[:] = 1.0
         return out
+
+    @cached_property
+    def _ancestors_f32(self) -> sp.csr_matrix:
+        return self.ancestors.astype(np.float32)
 
     def propagate_max(self, scores: sp.spmatrix, block_rows: int = 4096) -> sp.csr_matrix:
         """Each term takes the max score of itself and its descendants (CAFA's `prop='max'`)."""
         scores = sp.csr_matrix(scores, dtype=np.float32)
+        if (scores.data == 0).any():  # stored zeros are no prediction; copy so the caller's matrix is untouched
+            scores = scores.copy()
+            scores.eliminate_zeros()
         blocks = [
             _max_propagate_block(scores[start : start + block_rows], self.ancestors)
             for start in range(0, scores.shape[0], block_rows)

@@ -41,18 +41,25 @@ def parse_header(header: str) -> tuple[str, str | None]:
     return first, taxon
 
 
-def _clean(path: os.PathLike | str, line_no: int, acc: str, chunks: list[str], replaced: dict) -> str:
-    seq = "".join(chunks).upper()
-    if seq.endswith("*"):
-        seq = seq[:-1]
+def _check_line(path: os.PathLike | str, line_no: int, acc: str, line: str, stopped: bool) -> str:
+    """Upper-case one sequence line; only a single '*' closing the record's last line is allowed."""
+    line = line.upper()
+    if stopped:
+        raise InputError(f"{path}:{line_no}: protein {acc!r} continues after a '*' stop; '*' may only end a sequence.")
+    bad = set(line) - ESM_LETTERS - set(REPLACED_LETTERS)
+    if bad - {"*"} or line.find("*") not in (-1, len(line) - 1):
+        shown = "".join(sorted(bad - {"*"})) or "*"
+        raise InputError(
+            f"{path}:{line_no}: protein {acc!r} contains invalid characters {shown!r}; sequences may hold only "
+            "amino-acid letters (digits, gaps, spaces and punctuation are not allowed; '*' only at the end)."
+        )
+    return line
+
+
+def _finish(path: os.PathLike | str, line_no: int, acc: str, chunks: list[str], replaced: dict) -> str:
+    seq = "".join(chunks).rstrip("*")
     if not seq:
         raise InputError(f"{path}:{line_no}: protein {acc!r} has an empty sequence; remove the record or add its sequence.")
-    bad = set(seq) - ESM_LETTERS - set(REPLACED_LETTERS)
-    if bad:
-        raise InputError(
-            f"{path}:{line_no}: protein {acc!r} contains invalid characters {''.join(sorted(bad))!r}; "
-            "sequences may hold only amino-acid letters (digits, gaps and punctuation are not allowed)."
-        )
     for old, new in REPLACED_LETTERS.items():
         if old in seq:
             replaced[old] = replaced.get(old, 0) + seq.count(old)
@@ -61,7 +68,10 @@ def _clean(path: os.PathLike | str, line_no: int, acc: str, chunks: list[str], r
 
 
 def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
-    """Yield validated records one at a time (plain, .gz or .xz input)."""
+    """Yield validated records one at a time (plain, .gz or .xz input).
+
+    Errors (InputError) name the file and line: a sequence line before any header, a header without an
+    accession, a duplicate id, an empty sequence (line of its header), or invalid characters."""
     seen: set[str] = set()
     replaced: dict[str, int] = {}
     acc, taxon, chunks, start = None, None, [], 0
@@ -72,7 +82,7 @@ def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
                 continue
             if line.startswith(">"):
                 if acc is not None:
-                    yield FastaRecord(acc, _clean(path, start, acc, chunks, replaced), taxon)
+                    yield FastaRecord(acc, _finish(path, start, acc, chunks, replaced), taxon)
                 acc, taxon = parse_header(line[1:])
                 if not acc:
                     raise InputError(f"{path}:{line_no}: header without an accession; write '>ACCESSION [TAXON]'.")
@@ -83,9 +93,9 @@ def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
             elif acc is None:
                 raise InputError(f"{path}:{line_no}: sequence line before any '>' header; the file must start with a header.")
             else:
-                chunks.append(line)
+                chunks.append(_check_line(path, line_no, acc, line, bool(chunks) and chunks[-1].endswith("*")))
         if acc is not None:
-            yield FastaRecord(acc, _clean(path, start, acc, chunks, replaced), taxon)
+            yield FastaRecord(acc, _finish(path, start, acc, chunks, replaced), taxon)
     for old, count in replaced.items():
         log.warning("%s: replaced %d '%s' residues with '%s' (not in ESM-2's alphabet)", path, count, old, REPLACED_LETTERS[old])
 

@@ -143,15 +143,19 @@ def validate_submission(path: str | os.PathLike, ontology=None, max_terms: int =
                      for li, pr, te in zip(lines, list(proteins)[:room], list(terms)[:room]))
 
     def check(frame: pd.DataFrame) -> None:
+        score = pd.to_numeric(frame["s"], errors="coerce").to_numpy(np.float64)
+        # line 1 with a non-numeric score and no ontology id (e.g. 'EntryID term score') is a header
+        header = np.isnan(score) & (frame["row"].to_numpy() == 0) & ~frame["t"].str.contains(":", regex=False).to_numpy(bool)
+        if header.any():  # reported once, then left out of every other rule (it is no protein's line)
+            add("header", frame["row"].to_numpy()[header], frame["p"].to_numpy(object)[header],
+                frame["t"].to_numpy(object)[header])
+            frame, score = frame[~header], score[~header]
         if frame.empty:
             return
         rows = frame["row"].to_numpy()
         p, t = frame["p"].to_numpy(object), frame["t"].to_numpy(object)
-        score = pd.to_numeric(frame["s"], errors="coerce").to_numpy(np.float64)
         nan = np.isnan(score)
-        header = nan & (rows == 0)
-        add("header", rows[header], p[header], t[header])
-        bad = nan & ~header
+        bad = nan
         add("not_a_number", rows[bad], p[bad], t[bad])
         out = ~nan & ((score <= 0) | (score > 1))
         add("score_range", rows[out], p[out], t[out])

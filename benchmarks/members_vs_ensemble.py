@@ -1,0 +1,88 @@
+"""Members vs ensemble, weighted F-max per aspect on the validation and test proteins.
+
+Reads what `cafa main` (or `dvc repro`) left in <ensemble.predictions>/<member>/{val,test}.npz, scores
+every member and the ensemble with cafa_mlflow.metrics against the prepared val/test truth, prints a
+table and refreshes the "## Members vs ensemble" section of benchmarks/RESULTS.md.
+
+    python benchmarks/members_vs_ensemble.py [--params params.yaml] [--no-write]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+from pathlib import Path
+
+from cafa_mlflow.config import load_params
+from cafa_mlflow.dataset import load_prepared
+from cafa_mlflow.go.ontology import ASPECTS, load_obo
+from cafa_mlflow.labels import load_term_matrix
+from cafa_mlflow.metrics import evaluate_predictions, flat_metrics
+from pipelines.member import truth_matrix
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Members vs ensemble"
+
+
+def scores(params: dict) -> dict[str, dict[str, float]]:
+    cfg = params["ensemble"]
+    prepared = load_prepared(params["prepare"]["out"])
+    ontology = load_obo(params["data"]["obo"])
+    root = Path(cfg["predictions"])
+    out: dict[str, dict[str, float]] = {}
+    for split in ("val", "test"):
+        truth_file = prepared.truth_file(split)
+        if truth_file is None:
+            continue
+        truth = truth_matrix(truth_file, ontology)
+        for name in [*cfg["members"], "ensemble"]:
+            path = root / name / f"{split}.npz"
+            if path.is_file():
+                result = evaluate_predictions(ontology, truth, load_term_matrix(path), prepared.ia, cfg["th_step"])
+                out.setdefault(name, {}).update(flat_metrics(result, f"{split}_"))
+    return out
+
+
+def table(rows: dict[str, dict[str, float]]) -> str:
+    cols = [f"{s}_f_w_{a}" for s in ("val", "test") for a in (*ASPECTS, "mean")]
+    head = "| method | " + " | ".join(c.replace("_f_w_", " ") for c in cols) + " |"
+    lines = [head, "|---" * (len(cols) + 1) + "|"]
+    for name, m in rows.items():
+        cells = [f"{m[c]:.3f}" if c in m else "–" for c in cols]
+        lines.append(f"| {'**ensemble**' if name == 'ensemble' else name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    path = ROOT / "benchmarks" / "RESULTS.md"
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    start = old.find(SECTION)
+    if start >= 0:
+        nxt = old.find("\n## ", start + len(SECTION))
+        old = old[:start].rstrip("\n") + ("\n\n" + old[nxt + 1:] if nxt >= 0 else "")
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default=None, help="parameter file (default: params.yaml)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    body = table(scores(params))
+    print(body)
+    if not args.no_write:
+        prep, embed = params["prepare"], params["embed"]
+        write_section(
+            f"{SECTION}\n\nWeighted F-max (cafa_mlflow.metrics, IA from the prepared data). Machine: {os.cpu_count()} "
+            f"CPU cores ({platform.machine()}), date {datetime.date.today().isoformat()}; data: prepare.subsample="
+            f"{prep['subsample']}, test_subsample={prep['test_subsample']}, encoder {embed['esm_model']}; commands "
+            "`mlflow run . -e main --env-manager local` (or `dvc repro`), then "
+            f"`python benchmarks/members_vs_ensemble.py`. Weights are fitted on val only.\n\n{body}\n")
+
+
+if __name__ == "__main__":
+    main()

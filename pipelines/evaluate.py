@@ -1,0 +1,112 @@
+"""`evaluate`: CAFA metrics (F-max, IA-weighted F-max, S-min per aspect; same numbers as cafaeval 1.3.0,
+prop='max', norm='cafa').
+
+  cafa evaluate --obo OBO --truth TERMS_TSV --pred SUBMISSION_TSV [--ia IA_TSV] [--th-step 0.01] [--out-json PATH]
+      one submission file against a truth file (Kaggle's terms format): prints the table, writes the JSON
+      {"BPO": {"f", "f_w", "tau", "tau_w", "s", ...}, ..., "mean_f_w": ..}; no MLflow run.
+  cafa evaluate
+      every <predictions>/<name>/test.npz (members and ensemble) against the prepared test truth: JSON
+      {name: result}, a markdown table beside it, and an MLflow run logging test_<name>_f_w_mean etc.
+Defaults: obo = data.obo, truth = the prepared test_terms.tsv, ia = the prepared ia.tsv (else data.ia).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from cafa_mlflow.errors import InputError
+from cafa_mlflow.go.ontology import Ontology, load_obo
+from cafa_mlflow.io.ia import read_ia
+from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.labels import TermMatrix, load_term_matrix
+from cafa_mlflow.metrics import Scorer, flat_metrics
+from cafa_mlflow.metrics_report import format_table, markdown_summary, write_json
+from pipelines.common import parse_params, run_main
+
+SECTIONS = ("evaluate",)
+ORDER_LAST = ("ensemble",)  # members first, then the ensemble
+log = logging.getLogger(__name__)
+
+
+def read_truth(path: str | Path, ontology: Ontology) -> TermMatrix:
+    """Kaggle-format truth (EntryID, term[, aspect]) as 0/1 TermMatrix over resolved term ids."""
+    table = resolve_terms(read_terms(path), ontology, source=str(path))
+    return TermMatrix.from_frame(table, value=None)
+
+
+def resolve_inputs(params: dict) -> dict:
+    """Fill the null keys of the evaluate block from the data/prepare blocks."""
+    ev, prepared = dict(params["evaluate"]), Path(params["prepare"]["out"])
+    ev["obo"] = ev.get("obo") or params["data"]["obo"]
+    if not ev.get("truth"):
+        ev["truth"] = prepared / "test_terms.tsv"
+        if not ev["truth"].exists():
+            raise InputError(f"{ev['truth']}: no test truth; run `cafa prepare` with data.test_terms set, "
+                             "or pass --truth TERMS_TSV.")
+    if not ev.get("ia"):
+        ev["ia"] = prepared / "ia.tsv" if (prepared / "ia.tsv").exists() else params["data"].get("ia")
+    return ev
+
+
+def load_ia(path) -> dict | None:
+    if not path:
+        log.warning("no IA file (evaluate.ia, prepared ia.tsv, data.ia): weighted metrics use weight 1 per term")
+        return None
+    return read_ia(path)
+
+
+def evaluate_file(ev: dict) -> dict:
+    """Mode (a): one submission file."""
+    from cafa_mlflow.io.submission import read_submission
+    ontology = load_obo(ev["obo"])
+    scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["th_step"]))
+    result = scorer(read_submission(ev["pred"]))
+    print(format_table(result))
+    write_json(ev["out_json"], result)
+    print(f"wrote {ev['out_json']}")
+    return result
+
+
+def prediction_files(folder: str | Path) -> dict[str, Path]:
+    """name -> <folder>/<name>/test.npz, members sorted by name, then the ensemble."""
+    found = {p.parent.name: p for p in sorted(Path(folder).glob("*/test.npz"))}
+    if not found:
+        raise InputError(f"{folder}: no <name>/test.npz predictions; run the member steps "
+                         "(`cafa member --predictor naive`, ...) and `cafa ensemble` first.")
+    return dict(sorted(found.items(), key=lambda kv: (kv[0] in ORDER_LAST, kv[0])))
+
+
+def evaluate_predictions_folder(params: dict, ev: dict) -> dict:
+    """Mode (b): every saved test prediction, logged to an MLflow run."""
+    from cafa_mlflow import tracking
+    files = prediction_files(ev["predictions"])
+    ontology = load_obo(ev["obo"])
+    scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["th_step"]))
+    out_json = Path(ev["out_json"])
+    table_path = out_json.with_name(f"{out_json.stem}_table.md")
+    with tracking.start_run(params, "evaluate", extra_params={f"evaluate_{k}": v for k, v in ev.items()}):
+        results = {}
+        for name, path in files.items():
+            results[name] = scorer(load_term_matrix(path))
+            print(f"\n{name} ({path}):\n{format_table(results[name])}")
+            tracking.log_metrics(flat_metrics(results[name], prefix=f"test_{name}_"))
+        write_json(out_json, results)
+        from cafa_mlflow.io.text import atomic_write
+        with atomic_write(table_path) as handle:
+            handle.write(markdown_summary(results))
+        print(f"\n{markdown_summary(results)}\nwrote {out_json} and {table_path}")
+        tracking.log_artifacts([out_json, table_path], "metrics")
+    return results
+
+
+def main(argv=None) -> dict:
+    params, _ = parse_params(argv, "cafa evaluate", __doc__, SECTIONS)
+    ev = resolve_inputs(params)
+    if ev.get("pred"):
+        return evaluate_file(ev)
+    return evaluate_predictions_folder(params, ev)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
