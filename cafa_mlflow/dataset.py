@@ -93,6 +93,9 @@ def split_pool(records: list[FastaRecord], val_fraction: float, seed: int) -> np
     if val_fraction <= 0 or len(records) < 2:
         return split
     groups = pd.factorize(pd.Series([r.sequence for r in records]))[0]
+    if groups.max() < 1:  # one distinct sequence: no split possible (sklearn would raise)
+        log.warning("all %d training proteins share one sequence; no validation split", len(records))
+        return split
     splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
     _, val_idx = next(splitter.split(np.zeros(len(records)), groups=groups))
     split[val_idx] = "val"

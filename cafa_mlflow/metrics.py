@@ -108,27 +108,44 @@ class Scorer:
     def _blocks(self, pred: TermMatrix) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, Plan]]:
         """Per block of truth proteins: start, stop, propagated scores and truth as dense (rows x U) arrays
         over the plan's columns U (the ancestor closure of the predicted terms); every block, also empty ones."""
-        scores = self._align(pred)
-        plan = self._propagator.plan(np.unique(scores.indices))
+        matrix, source_row, cols = self._align(pred)
+        in_use = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]))
+        plan = self._propagator.plan(cols[in_use][cols[in_use] >= 0])
         local = local_positions(plan, len(self.ontology))
+        col_local = np.where(cols >= 0, local[np.maximum(cols, 0)], -1)
+        unique = _injective(cols)
         step = max(1, min(self.block_rows, plan.block_rows))
         for start in range(0, len(self.proteins), step):
             stop = min(start + step, len(self.proteins))
-            dense = self._propagator.propagate_dense(scores[start:stop], plan)
+            src = source_row[start:stop]
+            have = np.flatnonzero(src >= 0)
+            sub = matrix[src[have]].tocoo()
+            c = col_local[sub.col]
+            keep = c >= 0
+            dense = self._propagator.propagate_cells(have[sub.row[keep]], c[keep], sub.data[keep], stop - start, plan,
+                                                     unique)
             block = self.truth[start:stop].tocoo()
             pos = local[block.col]
             truth = np.zeros(dense.shape, dtype=bool)
             truth[block.row[pos >= 0], pos[pos >= 0]] = True  # truth terms outside U cannot be hit
             yield start, stop, dense, truth, plan
 
-    def _align(self, pred: TermMatrix) -> sp.csr_matrix:
-        """pred scores over (truth proteins x ontology terms), repeated pairs keeping their max."""
+    def _align(self, pred: TermMatrix) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """(canonical CSR scores, pred row of each truth protein or -1, ontology column of each pred column or -1)."""
         key = (tuple(pred.proteins), tuple(pred.terms))
         if self._cache.get("key") != key:
-            self._cache = {"key": key, "rows": self._row_index.get_indexer(pred.proteins),
-                           "cols": _term_columns(pred.terms, self.ontology)}
-        shape = (len(self.proteins), len(self.ontology))
-        return _remap_max(pred.matrix, self._cache["rows"], self._cache["cols"], shape)
+            rows = self._row_index.get_indexer(pred.proteins)
+            self._cache = {"key": key, "rows": rows, "cols": _term_columns(pred.terms, self.ontology),
+                           "unique_rows": _injective(rows)}
+        rows, cols = self._cache["rows"], self._cache["cols"]
+        matrix = pred.matrix
+        if not self._cache["unique_rows"] or not matrix.has_canonical_format:  # repeated proteins or cells: max
+            shape = (len(self.proteins), len(self.ontology))
+            matrix = _remap_max(matrix, rows, cols, shape)
+            return matrix, np.arange(shape[0]), np.arange(shape[1])
+        source = np.full(len(self.proteins), -1, dtype=np.int64)
+        source[rows[rows >= 0]] = np.flatnonzero(rows >= 0)
+        return matrix, source, cols
 
 
 def evaluate_predictions(ontology: Ontology, truth: TermMatrix, pred: TermMatrix,

@@ -26,17 +26,20 @@ def passes(scores32: np.ndarray, tau: np.ndarray) -> np.ndarray:
     threshold 0.07 tie exactly as float64 values decide. A float32 score is within 1e-7 (relative) of its
     decimal, so only scores within SNAP_TOLERANCE of a threshold can compare differently; those are
     replaced by their shortest decimal (<= 9 places) that round-trips to the same float32, as float64."""
-    x = np.asarray(scores32).astype(np.float64)
+    x = np.asarray(scores32, dtype=np.float32)
     n_thr = len(tau)
     if not n_thr or not len(x):
         return np.zeros(len(x), dtype=np.int32)
     step = (tau[-1] - tau[0]) / (n_thr - 1) if n_thr > 1 else tau[0]
-    nearest = np.clip(np.rint((x - tau[0]) / step), 0, n_thr - 1).astype(np.intp)
-    near = np.flatnonzero(np.abs(x - tau[nearest]) < SNAP_TOLERANCE)
-    if len(near):
-        x[near] = shortest_decimal(np.asarray(scores32)[near].astype(np.float32))
-    # every threshold below `nearest` is passed and every one above it is not (they are >= step/2 away)
-    return (nearest + (tau[nearest] <= x)).astype(np.int32)
+    tau32 = tau.astype(np.float32)
+    nearest = np.rint((x - np.float32(tau[0])) * np.float32(1 / step))
+    nearest = np.clip(nearest, 0, n_thr - 1, out=nearest).astype(np.int32)
+    # float32 arithmetic is exact enough away from the thresholds (|x - tau| >= SNAP_TOLERANCE >> 1e-7)
+    count = nearest + (tau32[nearest] <= x)
+    near = np.flatnonzero(np.abs(x - tau32[nearest]) < SNAP_TOLERANCE)
+    if len(near):  # every threshold below `nearest` is passed, every one above is not (>= step/2 away)
+        count[near] = nearest[near] + (tau[nearest[near]] <= shortest_decimal(x[near]))
+    return count.astype(np.int32, copy=False)
 
 
 def shortest_decimal(vals: np.ndarray) -> np.ndarray:

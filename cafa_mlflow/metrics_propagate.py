@@ -64,13 +64,20 @@ class MaxPropagator:
     def propagate_dense(self, scores: sp.csr_matrix, plan: Plan) -> np.ndarray:
         """Propagated scores as a dense (rows x U) float32 array, columns in `plan.columns` order;
         `scores` should have at most plan.block_rows rows and only columns of the plan's closure."""
-        local = local_positions(plan, scores.shape[1])
-        dense = np.zeros((scores.shape[0], len(plan.columns)), dtype=np.float32)
         coo = scores.tocoo()
-        if scores.has_canonical_format:
-            dense[coo.row, local[coo.col]] = coo.data
-        else:  # repeated entries keep their max
-            np.maximum.at(dense, (coo.row, local[coo.col]), coo.data)
+        local = local_positions(plan, scores.shape[1])
+        return self.propagate_cells(coo.row, local[coo.col], coo.data, scores.shape[0], plan,
+                                    unique=scores.has_canonical_format)
+
+    def propagate_cells(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, plan: Plan,
+                        unique: bool = True) -> np.ndarray:
+        """Like `propagate_dense` from (row, position in U, score) cells; `unique=False` when a cell can
+        repeat (it keeps its max)."""
+        dense = np.zeros((n_rows, len(plan.columns)), dtype=np.float32)
+        if unique:
+            dense[rows, cols] = vals
+        else:
+            np.maximum.at(dense, (rows, cols), vals)
         for children, starts, parents in plan.levels:
             best = np.maximum.reduceat(dense[:, children], starts, axis=1)
             np.maximum(dense[:, parents], best, out=best)

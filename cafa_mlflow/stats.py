@@ -146,7 +146,7 @@ def format_stats(stats: DatasetStats) -> str:
         "", "per aspect (annotations = file rows, labels = propagated; labels per protein over annotated proteins):",
         per_aspect.to_string(),
         "", "label frequency (terms by number of proteins carrying them, propagated):", stats.buckets.to_string(),
-        "", f"top terms per aspect (roots left out):", top.to_string(index=False) if len(top) else "(none)",
+        "", "top terms per aspect (roots left out):", top.to_string(index=False) if len(top) else "(none)",
         "", "sequence length percentiles:", lengths.to_string(),
     ]
     return "\n".join(parts)

@@ -18,13 +18,15 @@ CHAMPION = "champion"
 SELECTION_METRIC = "val_f_w_mean"
 MAX_PARAM_CHARS = 6000
 _BAD_NAME = re.compile(r"[^0-9A-Za-z_\-./ ]")
+_LAUNCHER_EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_ID")
 
 
 def configure(params: Mapping) -> str:
     """Point MLflow at the tracking store ($MLFLOW_TRACKING_URI wins over params.yaml) and experiment."""
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
     mlflow.set_tracking_uri(uri)
-    if not os.environ.get("MLFLOW_EXPERIMENT_ID") and not os.environ.get("MLFLOW_RUN_ID"):
+    # under `mlflow run` the launcher chose the experiment (read at import: set_experiment sets it too)
+    if not _LAUNCHER_EXPERIMENT and not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or params["tracking"]["experiment"])
     return uri
 

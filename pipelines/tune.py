@@ -71,15 +71,10 @@ class Objective:
                     self._record_failure(trial, err)
                     raise  # the child run ends FAILED; optimize(catch=...) records the trial FAIL
                 else:
-                    if metric not in metrics:
-                        err: Exception = ConfigError(f"params.yaml tune.metric={metric!r} is not among train's "
-                                                     f"metrics {sorted(metrics)}; pick one of them")
-                        self._record_failure(trial, err)
-                        raise err
-                    if metrics[metric] != metrics[metric]:
-                        err = FloatingPointError(f"{metric} is NaN (diverged training?)")
-                        self._record_failure(trial, err)
-                        raise err
+                    problem = self._check(metrics, metric)
+                    if problem is not None:
+                        self._record_failure(trial, problem)
+                        raise problem
                     mlflow.set_tags({"optuna_state": "COMPLETE"})
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -87,6 +82,15 @@ class Objective:
             MlflowClient().set_terminated(child.info.run_id, "KILLED")
             raise optuna.TrialPruned(str(pruned))
         return float(metrics[metric])
+
+    @staticmethod
+    def _check(metrics: dict, metric: str) -> Exception | None:
+        if metric not in metrics:
+            return ConfigError(f"params.yaml tune.metric={metric!r} is not among train's metrics {sorted(metrics)}; "
+                               "pick one of them")
+        if metrics[metric] != metrics[metric]:
+            return FloatingPointError(f"{metric} is NaN (diverged training?)")
+        return None
 
     def _record_failure(self, trial: optuna.Trial, err: Exception) -> None:
         reason = f"{type(err).__name__}: {err}"[:MAX_TAG_CHARS]

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cafa_mlflow.dataset import load_prepared, prepare_dataset
+from cafa_mlflow.dataset import load_prepared, prepare_dataset, split_pool
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.fasta import load_fasta
+from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.ia import read_ia
 from tests.cafa_fixtures import OBO, TERMS_TSV, snapshot, write
 
@@ -84,11 +84,23 @@ def test_truth_files(prepared):
 def test_failed_run_keeps_previous_outputs(prepared, tmp_path):
     out, _ = prepared
     before = snapshot(out)
-    bad = write(tmp_path / "bad_test.fasta", ">T1\nMKV\n>T2\nMK7V\n")
+    # a run that fails late (test FASTA, read while the new folder is being written); small inputs keep it fast
+    small = {"obo": write(tmp_path / "go.obo", OBO), "train_terms": write(tmp_path / "terms.tsv", TERMS_TSV),
+             "train_fasta": write(tmp_path / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
+             "train_taxonomy": None, "ia": None, "test_terms": None,
+             "test_fasta": write(tmp_path / "bad_test.fasta", ">T1\nMKV\n>T2\nMK7V\n")}
     with pytest.raises(InputError, match=r"bad_test.fasta:4: protein 'T2' contains invalid characters '7'"):
-        prepare_dataset({**DATA, "test_fasta": bad}, PREP, out)
+        prepare_dataset(small, {**PREP, "min_count": 1}, out)
     assert snapshot(out) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["prepared"]  # no temporary folder left behind
+
+
+def test_split_pool_identical_sequences():
+    records = [FastaRecord(f"P{i}", seq, None) for i, seq in enumerate(["MKV", "MKV", "MKV", "MA", "MA", "MC"])]
+    assert split_pool(records[:3], 0.5, 0).tolist() == ["train"] * 3  # one distinct sequence: no split
+    split = split_pool(records, 0.34, 0).tolist()
+    assert split[0] == split[1] == split[2] and split[3] == split[4]  # identical sequences stay together
+    assert split.count("val") in (1, 2, 3) and "train" in split
 
 
 def test_no_annotated_sequence(tmp_path):

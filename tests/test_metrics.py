@@ -136,6 +136,13 @@ def test_scorer_takes_term_matrices_over_any_vocabulary(tiny):
     for aspect, expected in EXPECTED.items():
         for key, value in expected.items():
             assert first[aspect][key] == pytest.approx(value, abs=1e-12), (aspect, key)
+    repeated = TermMatrix(["p1", "p2", "p1", "p3"], ["GO:0000044", "GO:0000004", "GO:0000003", "GO:0000006", "GO:0000005"],
+                          sp.csr_matrix(np.array([[0.4, 0, 0.8, 0, 0], [0, 0, 0.3, 0.6, 0], [0, 0.5, 0.1, 0, 0],
+                                                  [0, 0, 0, 0, 0.2]], dtype=np.float32)))
+    again = scorer(repeated)  # a protein twice, a term under its alt_id and primary id: cells keep their max
+    for aspect, expected in EXPECTED.items():
+        for key, value in expected.items():
+            assert again[aspect][key] == pytest.approx(value, abs=1e-12), (aspect, key)
     empty = scorer(TermMatrix(["p1"], ["GO:0000003"], sp.csr_matrix((1, 1), dtype=np.float32)))
     assert empty["BPO"]["f_w"] == 0.0 and empty["BPO"]["cov"] == 0.0 and math.isnan(empty["BPO"]["tau_w"])
 
