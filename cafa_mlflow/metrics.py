@@ -29,6 +29,7 @@ from cafa_mlflow.metrics_propagate import MaxPropagator, Plan, local_positions
 from cafa_mlflow.metrics_curves import (accumulate, best, empty_result, new_sums, normalize, passes, thresholds)
 
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
+MAX_TABLE_CELLS = 1 << 22  # proteins x thresholds per block (small th_step -> fewer proteins per block)
 
 
 class Scorer:
@@ -48,7 +49,7 @@ class Scorer:
         self.truth = ontology.propagate(raw).astype(bool).tocsr()
         self.truth.sort_indices()
         rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.truth.indptr))
-        self.aspects = [a for a in ontology.aspects]
+        self.aspects = list(ontology.aspects)
         self._aspect_code = pd.Index(self.aspects).get_indexer(ontology.aspect)
         self.weight = ia_weights(ontology, ia)
         code = self._aspect_code[self.truth.indices]
@@ -66,6 +67,8 @@ class Scorer:
         return int(self.evaluated[aspect].sum())
 
     def __call__(self, pred: TermMatrix) -> dict:
+        """Per aspect the best values (see `evaluate_predictions`); means over the aspects with truth (GO's
+        three when the ontology is GO)."""
         result: dict = {}
         for aspect, (curves, curves_w) in self.curves(pred).items():
             n = self.n_proteins(aspect)
@@ -114,7 +117,7 @@ class Scorer:
         local = local_positions(plan, len(self.ontology))
         col_local = np.where(cols >= 0, local[np.maximum(cols, 0)], -1)
         unique = _injective(cols)
-        step = max(1, min(self.block_rows, plan.block_rows))
+        step = max(1, min(self.block_rows, plan.block_rows, MAX_TABLE_CELLS // (len(self.tau) + 1)))
         for start in range(0, len(self.proteins), step):
             stop = min(start + step, len(self.proteins))
             src = source_row[start:stop]

@@ -90,6 +90,8 @@ def test_validator_too_many_terms_and_unknown_term(tmp_path):
     text = "A\tGO:0000001\t0.5\nA\tGO:0000040\t0.4\nA\tGO:0000006\t0.3\nA\tGO:7777777\t0.2\n"
     found = validate_submission(write(tmp_path / "s2.tsv", text), ontology=onto)  # alt_id ok, obsolete/unknown not
     assert [(v.rule, v.line, v.term) for v in found] == [("unknown_term", 3, "GO:0000006"), ("unknown_term", 4, "GO:7777777")]
+    found = validate_submission(write(tmp_path / "s3.tsv", "EntryID\tterm\tscore\nA\tGO:0000001\t0.5\n"), ontology=onto)
+    assert [(v.rule, v.line) for v in found] == [("header", 1)] and found.n_proteins == 1  # header: one violation only
 
 
 def test_text_lines_allowed(tmp_path):
