@@ -33,7 +33,7 @@ def passes(scores32: np.ndarray, tau: np.ndarray) -> np.ndarray:
     step = (tau[-1] - tau[0]) / (n_thr - 1) if n_thr > 1 else tau[0]
     tau32 = tau.astype(np.float32)
     nearest = np.rint((x - np.float32(tau[0])) * np.float32(1 / step))
-    nearest = np.clip(nearest, 0, n_thr - 1, out=nearest).astype(np.int32)
+    nearest = np.fmin(np.fmax(nearest, 0, out=nearest), n_thr - 1, out=nearest).astype(np.int32)  # NaN -> 0
     # float32 arithmetic is exact enough away from the thresholds (|x - tau| >= SNAP_TOLERANCE >> 1e-7)
     count = nearest + (tau32[nearest] <= x)
     near = np.flatnonzero(np.abs(x - tau32[nearest]) < SNAP_TOLERANCE)

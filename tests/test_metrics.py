@@ -154,6 +154,7 @@ def test_float32_scores_tie_with_thresholds_like_float64_decimals():
                                                              "0.06999999", "1.0", "0.005"]]
     assert passes(scores, tau).tolist() == expected
     assert expected[:4] == [7, 5, 28, 30]  # 0.06 < tau[5] = 0.060000000000000005, 0.29 < tau[28]
+    assert passes(np.array([np.nan, -1, 7], np.float32), tau).tolist() == [0, 0, len(tau)]
 
 
 def test_flat_metrics_names(tiny):
@@ -202,6 +203,8 @@ def test_folder_mode_logs_every_predictor(tiny, tmp_path, monkeypatch):
     import mlflow
 
     from cafa_mlflow.labels import save_term_matrix
+    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     pred = read_submission(tiny / "pred" / "pred.tsv")
     save_term_matrix(tmp_path / "preds" / "naive" / "test.npz", pred)

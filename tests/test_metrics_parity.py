@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from cafa_mlflow.go.ia import compute_ia
 from cafa_mlflow.go.ontology import load_obo
@@ -22,6 +23,7 @@ from cafa_mlflow.io.terms import read_terms, resolve_terms
 from cafa_mlflow.io.text import open_text
 from cafa_mlflow.labels import label_matrix
 from cafa_mlflow.metrics import Scorer
+from cafa_mlflow.metrics_propagate import MaxPropagator
 from pipelines.evaluate import read_truth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +100,7 @@ def case(tmp_path_factory):
                          prop="max", norm="cafa", th_step=0.01)
     scorer = Scorer(ontology, read_truth(root / "truth.tsv", ontology), read_ia(root / "ia.tsv"), th_step=0.01)
     pred = read_submission(root / "pred" / "submission.tsv")
-    return {"df": df, "best": best, "result": scorer(pred), "curves": scorer.curves(pred)}
+    return {"df": df, "best": best, "result": scorer(pred), "curves": scorer.curves(pred), "ontology": ontology}
 
 
 @pytest.mark.parametrize("aspect", ["BPO", "CCO", "MFO"])
@@ -127,3 +129,15 @@ def test_every_threshold_matches_cafaeval(case, aspect):
 def test_mean_weighted_fmax(case):
     best = case["best"]["f_w"].reset_index().set_index("ns")["f_w"]
     assert case["result"]["mean_f_w"] == pytest.approx(best.mean(), abs=1e-6)
+
+
+def test_level_propagation_equals_ontology_propagate_max(case):
+    ontology = case["ontology"]
+    rng = np.random.default_rng(3)
+    rows, cols = rng.integers(0, 60, 4000), rng.integers(0, len(ontology), 4000)
+    scores = sp.csr_matrix((rng.random(4000).astype(np.float32), (rows, cols)), shape=(60, len(ontology)))
+    scores.sum_duplicates()
+    expected = ontology.propagate_max(scores)
+    got = MaxPropagator(ontology)(scores)
+    assert got.nnz == expected.nnz > scores.nnz
+    assert abs(got - expected).max() == 0
