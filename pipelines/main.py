@@ -39,8 +39,6 @@ def main(argv=None) -> None:
         step_args = ["--params-file", str(resolved)] + (["--params", args.params] if args.params else [])
         for name, extra in STEPS:
             t0 = time.perf_counter()
-            if name == "predict" and not params["predict"]["fasta"]:  # the prepared test set: its embeddings are cached
-                extra = ["--fasta", str(Path(params["prepare"]["out"]) / "test.fasta")]
             importlib.import_module(f"pipelines.{name}").main(step_args + extra)
             label = extra[-1] if name == "member" else name
             tracking.log_metrics({f"seconds_{label}": time.perf_counter() - t0})

@@ -81,12 +81,18 @@ def predict_fasta(model: Any, fasta: str | Path, out: str | Path, embed_params: 
     return lines
 
 
+def default_fasta(params: dict) -> str:
+    """The prepared test proteins (their embeddings are cached by `embed`), else data.test_fasta."""
+    prepared = Path(params["prepare"]["out"]) / "test.fasta"
+    return str(prepared) if prepared.is_file() else params["data"]["test_fasta"]
+
+
 def main(argv=None) -> Path:
     params, _ = parse_params(argv, "cafa predict", __doc__, SECTIONS)
     import mlflow
 
     cfg = params["predict"]
-    fasta, out, uri = cfg["fasta"] or params["data"]["test_fasta"], Path(cfg["out"]), model_uri(params)
+    fasta, out, uri = cfg["fasta"] or default_fasta(params), Path(cfg["out"]), model_uri(params)
     with tracking.start_run(params, "predict", extra_params={**cfg, "fasta": fasta, "model_uri": uri}):
         try:
             model = mlflow.pyfunc.load_model(uri)
