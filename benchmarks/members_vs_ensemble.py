@@ -44,6 +44,16 @@ def scores(params: dict) -> dict[str, dict[str, float]]:
     return out
 
 
+def encoder_label(params: dict) -> str:
+    """The encoder the cached embeddings were made with (params.yaml may name another one)."""
+    from pipelines.embed import cache_for
+    from cafa_mlflow.embed import load_embeddings
+    try:
+        return load_embeddings(cache_for(params, "train")).manifest.get("model_label", "?")
+    except Exception:  # no embeddings: the table holds no embedding-based member
+        return "none"
+
+
 def table(rows: dict[str, dict[str, float]]) -> str:
     cols = [f"{s}_f_w_{a}" for s in ("val", "test") for a in (*ASPECTS, "mean")]
     head = "| method | " + " | ".join(c.replace("_f_w_", " ") for c in cols) + " |"
@@ -75,12 +85,13 @@ def main() -> None:
     body = table(scores(params))
     print(body)
     if not args.no_write:
-        prep, embed = params["prepare"], params["embed"]
+        prep = params["prepare"]
+        encoder = encoder_label(params)
         write_section(
             f"{SECTION}\n\nWeighted F-max (cafa_mlflow.metrics, IA from the prepared data). Machine: {os.cpu_count()} "
             f"CPU cores ({platform.machine()}), date {datetime.date.today().isoformat()}; data: prepare.subsample="
-            f"{prep['subsample']}, test_subsample={prep['test_subsample']}, encoder {embed['esm_model']}; commands "
-            "`mlflow run . -e main --env-manager local` (or `dvc repro`), then "
+            f"{prep['subsample']}, test_subsample={prep['test_subsample']}, encoder {encoder} (read from the embedding cache manifest; `tiny:` = random weights made by "
+            "`cafa make-tiny-esm`, offline); commands `make main` (`make main ESM=tiny` offline), then "
             f"`python benchmarks/members_vs_ensemble.py`. Weights are fitted on val only.\n\n{body}\n")
 
 
