@@ -20,6 +20,7 @@ from cafa_mlflow.go.ontology import ASPECTS, load_obo
 from cafa_mlflow.labels import load_term_matrix
 from cafa_mlflow.metrics import evaluate_predictions, flat_metrics
 from pipelines.member import truth_matrix
+from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Members vs ensemble"
@@ -64,16 +65,6 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start >= 0:
-        nxt = old.find("\n## ", start + len(SECTION))
-        old = old[:start].rstrip("\n") + ("\n\n" + old[nxt + 1:] if nxt >= 0 else "")
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n")
-    os.replace(tmp, path)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.text import make_temp_dir
 from cafa_mlflow.io.terms import read_terms, resolve_terms
-from cafa_mlflow.labels import TermMatrix, label_matrix, save_term_matrix
+from cafa_mlflow.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
 from cafa_mlflow.predictors.neural import NeuralPredictor, TrainParams
 from cafa_mlflow.predictors.neural.features import embedding_inputs, sequences_for
