@@ -12,7 +12,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1 \
-    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null; }
+    || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null; } \
+    || echo "warning: could not install ${need_apt[*]} (no root/sudo?): the homology member needs DIAMOND;" \
+            "install it with 'sudo apt-get install diamond-aligner' or 'conda install -c bioconda diamond'." >&2
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
