@@ -13,17 +13,16 @@ import argparse
 import json
 import os
 import random
-import re
 import shlex
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
 ROOT = Path(__file__).resolve().parent.parent
 FASTA = ROOT / "data/sample/train/train_sequences.fasta.xz"
-RESULTS = ROOT / "benchmarks/RESULTS.md"
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 ARCHS = {"8M": (6, 320, 20), "35M": (12, 480, 20), "150M": (30, 640, 20)}
 N_TARGET = 82_404 + 224_309  # CAFA-6 training + test proteins
@@ -146,14 +145,6 @@ def ratios(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = "## Embedding throughput\n\n" + text
-    pattern = re.compile(r"## Embedding throughput\n.*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(lambda _: section.rstrip("\n") + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section
-    tmp = RESULTS.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(RESULTS)
 
 
 def main() -> None:
@@ -186,7 +177,7 @@ def main() -> None:
             f"(residues per CPU-s x {os.cpu_count()} cores), i.e. for the machine to itself. All rows preload tcmalloc.\n\n"
             + table(rows) + "\n" + ratios(rows))
     print(body)
-    write_section(body)
+    write_section("## Embedding throughput\n\n" + body)
 
 
 if __name__ == "__main__":
