@@ -33,6 +33,8 @@ def sections() -> list[str]:
 
 def main(argv=None) -> None:
     params, args = parse_params(argv, "cafa main", __doc__, sections())
+    from cafa_mlflow.embed import fetch_weights
+    fetch_weights(params["embed"]["esm_model"])  # offline without weights: stop now, not after prepare
     with tracking.start_run(params, "main") as parent, tempfile.TemporaryDirectory() as tmp:
         resolved = Path(tmp) / "params.yaml"  # every step sees exactly the parent's parameters
         resolved.write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "tune"}))

@@ -1,6 +1,7 @@
 """Model loading: hub names offline, local checkpoints, and device/precision choice with mocked CUDA."""
 from __future__ import annotations
 
+import re
 import shutil
 import urllib.error
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cafa_mlflow.embed import embed_fasta, load_embeddings, load_esm, make_tiny_esm, model_identity, model_label
+from cafa_mlflow.embed import embed_fasta, fetch_weights, load_embeddings, load_esm, make_tiny_esm, model_identity, model_label
 from cafa_mlflow.embed.device import Dist, autocast_dtype, init_distributed, resolve_device
 from cafa_mlflow.embed.model import TINY_MARKER, hub_files
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
@@ -41,6 +42,22 @@ def test_missing_weights_error_names_files_folder_and_urls(offline_hub):
     assert f"https://dl.fbaipublicfiles.com/fair-esm/models/{NAME}.pt" in msg
     assert f"https://dl.fbaipublicfiles.com/fair-esm/regression/{NAME}-contact-regression.pt" in msg
     assert calls == [f"https://dl.fbaipublicfiles.com/fair-esm/models/{NAME}.pt"]  # tried fair-esm's download once
+
+
+def test_fetch_weights_fails_at_once_offline_and_passes_cached_or_local(offline_hub, tmp_path):
+    folder, calls = offline_hub
+    with pytest.raises(MissingWeightsError, match=re.escape(str(folder))):
+        fetch_weights(NAME)
+    assert calls == [f"https://dl.fbaipublicfiles.com/fair-esm/models/{NAME}.pt"]
+    tiny = make_tiny_esm(tmp_path / "esm2_src.pt", layers=1, dim=16, heads=2)
+    for src, dst in zip((tiny, tiny.with_name("esm2_src-contact-regression.pt")), hub_files(NAME)):
+        shutil.copy(src, dst)
+    fetch_weights(NAME)  # cached: no download tried
+    fetch_weights(str(tiny))
+    assert len(calls) == 1
+    tiny.with_name("esm2_src-contact-regression.pt").unlink()
+    with pytest.raises(MissingWeightsError, match="contact-regression"):
+        fetch_weights(str(tiny))
 
 
 def test_name_loads_from_hub_cache_without_network(offline_hub, tmp_path):

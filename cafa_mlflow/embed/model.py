@@ -133,6 +133,25 @@ def _load_local(path: Path) -> tuple[ESM2, esm.Alphabet]:
     return esm.pretrained.load_model_and_alphabet_core(name, model_data, _torch_load(reg))
 
 
+def fetch_weights(esm_model: str) -> None:
+    """Have the weights at hand without loading the model: hub names are downloaded once into the hub
+    cache (fair-esm's own paths), local checkpoints are checked. Lets a long chain fail at its start."""
+    _check_name_or_path(esm_model)
+    if is_local_checkpoint(esm_model):
+        if not regression_path(Path(esm_model)).is_file():
+            raise MissingWeightsError(f"{regression_path(Path(esm_model))} is missing: fair-esm needs the "
+                                      f"contact-regression file beside {Path(esm_model).name}.")
+        return
+    urls = (MODEL_URL.format(name=esm_model), REGRESSION_URL.format(name=esm_model))
+    for url, path in zip(urls, hub_files(esm_model)):
+        if not path.is_file():
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.hub.download_url_to_file(url, str(path))
+            except Exception as err:  # offline: say where the file goes
+                raise _missing_weights(esm_model, err) from err
+
+
 def load_esm(esm_model: str) -> tuple[ESM2, esm.Alphabet]:
     """Load an ESM-2 model (eval mode, CPU) and its alphabet from a fair-esm name or a local checkpoint."""
     _check_name_or_path(esm_model)
