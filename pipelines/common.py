@@ -5,9 +5,14 @@ params.yaml stays the only home of defaults); `--esm-model` and `--esm_model` ar
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from typing import Callable, Sequence
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
 
 from cafa_mlflow.config import load_params
 from cafa_mlflow.errors import CafaError
@@ -58,3 +63,19 @@ def run_main(body: Callable[[Sequence[str] | None], object], argv: Sequence[str]
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_step(name: str, params: dict, extra: Sequence[str] = ()) -> Any:
+    """Run entry point `name` in-process with exactly these parameters (a nested run inside an active one)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        resolved = Path(tmp) / "params.yaml"
+        # tune's search space has dotted keys of its own; no other step reads the tune block
+        resolved.write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "tune"}))
+        return importlib.import_module(f"pipelines.{name}").main(["--params-file", str(resolved), *extra])
+
+
+def ensure_prepared(params: dict) -> None:
+    """Run `prepare` first when its folder is missing, so any step works from a fresh clone."""
+    if not (Path(params["prepare"]["out"]) / "summary.json").is_file():
+        logging.getLogger(__name__).info("no prepared data in %s: running prepare first", params["prepare"]["out"])
+        run_step("prepare", params)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 from cafa_mlflow import tracking
-from cafa_mlflow.embed import embed_fasta
+from cafa_mlflow.embed import embed_fasta, matches_settings
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.text import atomic_write
 from pipelines.common import parse_params, run_main
@@ -14,6 +15,7 @@ from pipelines.common import parse_params, run_main
 # embed first: its `out` is --out; prepare's is --prepare-out; tracking gives --uri, --experiment, ...
 SECTIONS = ("embed", "prepare", "tracking")
 INDEX = "index.json"
+log = logging.getLogger(__name__)
 # params.yaml embed keys logged as MLflow params (esm_model is logged as its label, see model_label)
 LOGGED_KEYS = ("layer", "strategy", "max_residues", "window", "stride", "pooling", "toks_per_batch", "precision",
                "device", "shard_size")
@@ -28,12 +30,39 @@ def fasta_roles(params: dict) -> dict[str, str]:
 
 
 def cache_for(params: dict, role: str) -> Path:
-    """The cache folder of a role (train/test) written by the last embed run with these settings."""
+    """The cache of a role's proteins (train/test) under the current embed settings.
+
+    The last embed run's cache is used when it was made with these settings; otherwise (a fresh clone, or
+    another esm_model/strategy than the last embed run) the prepared proteins are embedded now, so no step
+    ever uses the vectors of another encoder than the one it logs."""
     index_file = Path(params["embed"]["out"]) / INDEX
-    index = json.loads(index_file.read_text()) if index_file.exists() else {}
-    if role not in index:
-        raise InputError(f"{index_file}: no embeddings of the {role} proteins; run `cafa embed` (or `dvc repro embed`) first.")
-    return Path(index[role])
+    index = read_index(index_file)
+    cfg = embed_settings(params)
+    if role in index and matches_settings(index[role], **cfg):
+        return Path(index[role])
+    fasta = Path(params["prepare"]["out"]) / f"{role}.fasta"
+    if not fasta.is_file():
+        raise InputError(f"{index_file}: no embeddings of the {role} proteins and no {fasta} to embed; "
+                         "run `cafa prepare` (or `dvc repro prepare`) first.")
+    log.info("no %s embeddings for esm_model=%s in %s: embedding %s now", role, cfg["esm_model"], index_file, fasta)
+    cache_dir = embed_fasta(fasta, out_dir=params["embed"]["out"], **cfg).cache_dir
+    write_index(index_file, {**read_index(index_file), role: str(cache_dir)})
+    return cache_dir
+
+
+def embed_settings(params: dict) -> dict:
+    """embed_fasta's keyword arguments from the embed block."""
+    return {k: v for k, v in params["embed"].items() if k not in ("fasta", "out")}
+
+
+def read_index(index_file: Path) -> dict[str, str]:
+    return json.loads(index_file.read_text()) if index_file.exists() else {}
+
+
+def write_index(index_file: Path, index: dict[str, str]) -> None:
+    index_file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(index_file) as handle:
+        json.dump(index, handle, indent=1)
 
 
 def _totals(results: list[dict]) -> dict[str, float]:
@@ -53,13 +82,13 @@ def _totals(results: list[dict]) -> dict[str, float]:
 
 def main(argv=None) -> dict:
     params, _ = parse_params(argv, "cafa embed", __doc__, SECTIONS)
-    cfg = {k: v for k, v in params["embed"].items() if k not in ("fasta", "out")}
+    cfg = embed_settings(params)
     roles = fasta_roles(params)
     if not roles:
         raise InputError(f"{params['prepare']['out']}: no prepared FASTA; run `cafa prepare` first or pass --fasta.")
     out = Path(params["embed"]["out"])
     index_file = out / INDEX
-    index = json.loads(index_file.read_text()) if index_file.exists() else {}
+    index = read_index(index_file)
     logged = {"esm_model": tracking.model_label(cfg["esm_model"]), **{k: cfg[k] for k in LOGGED_KEYS}}
     with tracking.start_run(params, "embed", extra_params=logged):
         results = []
@@ -76,8 +105,7 @@ def main(argv=None) -> dict:
                              "input_hash": results[0]["input_hash"] if len(results) == 1
                              else ",".join(f"{role}:{r['input_hash'][:16]}" for role, r in zip(roles, results))})
         tracking.log_metrics(_totals(results))
-        with atomic_write(index_file) as handle:
-            json.dump(index, handle, indent=1)
+        write_index(index_file, index)
         tracking.log_artifacts([index_file])
     return index
 

@@ -2,17 +2,12 @@
 prepare -> embed -> naive, homology, knn -> train -> ensemble -> evaluate -> predict."""
 from __future__ import annotations
 
-import importlib
 import sys
-import tempfile
 import time
-from pathlib import Path
-
-import yaml
 
 from cafa_mlflow import tracking
 from cafa_mlflow.config import load_params
-from pipelines.common import parse_params, run_main
+from pipelines.common import parse_params, run_main, run_step
 
 STEPS = (
     ("prepare", []),
@@ -35,13 +30,10 @@ def main(argv=None) -> None:
     params, args = parse_params(argv, "cafa main", __doc__, sections())
     from cafa_mlflow.embed import fetch_weights
     fetch_weights(params["embed"]["esm_model"])  # offline without weights: stop now, not after prepare
-    with tracking.start_run(params, "main") as parent, tempfile.TemporaryDirectory() as tmp:
-        resolved = Path(tmp) / "params.yaml"  # every step sees exactly the parent's parameters
-        resolved.write_text(yaml.safe_dump({k: v for k, v in params.items() if k != "tune"}))
-        step_args = ["--params-file", str(resolved)] + (["--params", args.params] if args.params else [])
+    with tracking.start_run(params, "main") as parent:
         for name, extra in STEPS:
             t0 = time.perf_counter()
-            importlib.import_module(f"pipelines.{name}").main(step_args + extra)
+            run_step(name, params, extra)
             label = extra[-1] if name == "member" else name
             tracking.log_metrics({f"seconds_{label}": time.perf_counter() - t0})
         uri = tracking.configure(params)

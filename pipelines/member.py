@@ -19,7 +19,7 @@ from cafa_mlflow.io.terms import read_terms, resolve_terms
 from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.labels import TermMatrix, label_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import ProteinSet, TrainSet
-from pipelines.common import parse_params, run_main
+from pipelines.common import ensure_prepared, parse_params, run_main
 
 PREDICTORS = ("naive", "homology", "knn")
 SPLITS = ("val", "test")
@@ -92,6 +92,7 @@ def score(ontology: Ontology, truth_file: Path | None, pred: TermMatrix, ia: dic
 
 def fit_member(name: str, params: dict) -> dict[str, float]:
     """Fit, predict, save and evaluate one member (inside the caller's MLflow run, if any)."""
+    ensure_prepared(params)
     prepared = load_prepared(params["prepare"]["out"])
     ontology = load_obo(params["data"]["obo"])
     out = Path(params[name]["predictions"]) / name

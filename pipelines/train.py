@@ -25,7 +25,7 @@ from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
 from cafa_mlflow.predictors.neural import NeuralPredictor, TrainParams
 from cafa_mlflow.predictors.neural.features import embedding_inputs, sequences_for
 from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
-from pipelines.common import parse_params, run_main
+from pipelines.common import ensure_prepared, parse_params, run_main
 
 # Flags: first section wins a shared name, so `--seed`/`--val-fraction`/`--top-k`/`--out` are prepare's
 # (as in every run's standard params) and the train block's are `--train-seed`, ... (logged under those names).
@@ -129,6 +129,7 @@ def train(params: dict, epoch_callbacks: Sequence = (), register: bool = True) -
 
     tp = predictor_params(params["train"])
     tracking.log_params(run_params(params))
+    ensure_prepared(params)
     prepared = load_prepared(params["prepare"]["out"])
     ontology = load_obo(params["data"]["obo"])
     data = load_inputs(params, prepared, tp.model)

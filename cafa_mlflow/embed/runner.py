@@ -57,6 +57,19 @@ def _key_params(esm_model, layer, strategy, window, stride, pooling, max_residue
     }
 
 
+def matches_settings(cache_dir: str | os.PathLike, esm_model: str, layer: int = -1, strategy: str = "balanced",
+                     window: int = 1022, stride: int = 256, pooling: str = "mean", max_residues: int = 1022,
+                     precision: str = "fp32", **_ignored: Any) -> bool:
+    """Whether a complete cache was made with these settings (any input). Caches without a recorded key
+    (written by other tools) are trusted."""
+    manifest = cache.read_manifest(cache_dir)
+    if manifest is None:
+        return False
+    key = manifest.get("key")
+    return key is None or key == _key_params(esm_model, layer, strategy, window, stride, pooling, max_residues,
+                                             precision, key["input_sha256"])
+
+
 def embed_fasta(
     fasta: str | os.PathLike,
     esm_model: str,
