@@ -39,8 +39,10 @@ def test_cafa_embed_logs_params_and_metrics(tmp_path, monkeypatch, capsys):
     assert metrics["residues_per_s"] > 0 and metrics["proteins_per_s"] > 0 and metrics["seconds"] > 0
     assert metrics["peak_rss_mb"] > 0 and metrics["small_n_residues"] == sum(map(len, SEQS.values()))
 
-    params_yaml = load_params(overrides={"embed.out": str(tmp_path / "emb")})
-    cache_dir = cache_for(params_yaml, "small")
+    settings = {"esm_model": str(tmp_path / "tiny.pt"), "strategy": "sliding_window", "window": 10, "stride": 4,
+                "pooling": "max", "max_residues": 20, "out": str(tmp_path / "emb")}
+    params_yaml = load_params(overrides={f"embed.{k}": v for k, v in settings.items()})
+    cache_dir = cache_for(params_yaml, "small")  # the embed run's cache: same settings, nothing recomputed
     assert json.loads((tmp_path / "emb" / "index.json").read_text()) == {"small": str(cache_dir)}
     emb = load_embeddings(cache_dir)
     assert emb.ids == list(SEQS) and emb.manifest["model_label"] == "tiny:tiny.pt" and emb.manifest["pooling"] == "max"
@@ -52,3 +54,19 @@ def test_cafa_embed_logs_params_and_metrics(tmp_path, monkeypatch, capsys):
     assert cafa(["embed", "--fasta", str(tmp_path / "empty.fasta"), "--esm-model", str(tmp_path / "tiny.pt"),
                  "--out", str(tmp_path / "emb2"), "--uri", uri, "--system-metrics", "false"]) == 2
     assert "empty.fasta" in capsys.readouterr().err and not (tmp_path / "emb2").exists()
+
+
+def test_cache_for_embeds_again_when_the_encoder_changed(tmp_path, monkeypatch):
+    """A step asking for another encoder than the last embed run's never gets the old vectors."""
+    from cafa_mlflow.embed import make_tiny_esm
+    (tmp_path / "prepared").mkdir()
+    fasta = write_fasta(tmp_path / "prepared" / "train.fasta", SEQS)
+    a = make_tiny_esm(tmp_path / "a.pt", layers=1, dim=16, heads=2, seed=0)
+    b = make_tiny_esm(tmp_path / "b.pt", layers=1, dim=16, heads=2, seed=1)
+    base = {"embed.out": str(tmp_path / "emb"), "prepare.out": str(fasta.parent), "embed.device": "cpu"}
+    first = cache_for(load_params(overrides={**base, "embed.esm_model": str(a)}), "train")
+    again = cache_for(load_params(overrides={**base, "embed.esm_model": str(a)}), "train")
+    other = cache_for(load_params(overrides={**base, "embed.esm_model": str(b)}), "train")
+    assert first == again and other != first
+    assert load_embeddings(other).manifest["key"]["model"] != load_embeddings(first).manifest["key"]["model"]
+    assert not np.allclose(load_embeddings(first).vectors[0], load_embeddings(other).vectors[0])
