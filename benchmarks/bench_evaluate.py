@@ -9,10 +9,12 @@ Prints a table and refreshes `## Evaluator vs cafaeval` in benchmarks/RESULTS.md
 
     .venv/bin/python benchmarks/bench_evaluate.py                      # N=4215 (all), K=1500: ~5 min on 2 cores
     .venv/bin/python benchmarks/bench_evaluate.py --proteins 1000 --terms 500 --no-results
+    .venv/bin/python benchmarks/bench_evaluate.py --notes "other helpers' jobs ran at the same time"
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import lzma
 import os
@@ -125,10 +127,12 @@ def main() -> None:
     parser.add_argument("--terms", type=int, default=1500, help="predicted terms per protein")
     parser.add_argument("--no-cafaeval", action="store_true", help="time ours only")
     parser.add_argument("--no-results", action="store_true", help="do not touch benchmarks/RESULTS.md")
+    parser.add_argument("--notes", default="", help="free text appended to the section (e.g. other load on the machine)")
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker[0], Path(args.worker[1]))
+    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
@@ -139,11 +143,13 @@ def main() -> None:
         print(f"ours: {ours}", flush=True)
         ref = None if args.no_cafaeval else measure("cafaeval", folder)
         print(f"cafaeval: {ref}", flush=True)
+    load.append(os.getloadavg()[0])
     diff = max(abs(ours["f_w"][a] - ref["f_w"][a]) for a in ref["f_w"]) if ref else float("nan")
     rows = [("cafa_mlflow.metrics (`cafa evaluate` path)", ours), *([("cafaeval 1.3.0", ref)] if ref else [])]
     lines = [SECTION, "",
-             f"Machine: 2-core CPU (shared with other jobs running at the same time, so times are noisy), "
-             f"date 2026-11-24. Input: {size['proteins']} bundled test proteins x {args.terms} predicted terms "
+             f"Machine: {os.cpu_count()}-core CPU (shared with other jobs running at the same time, so times are "
+             f"noisy; 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end), "
+             f"date {datetime.date.today()}. Input: {size['proteins']} bundled test proteins x {args.terms} predicted terms "
              f"({size['lines']:,} submission lines), full GO (go-basic 2025-06-01), IA from the bundled training "
              f"annotations, th_step 0.01. Each tool runs end to end from the files in its own process.",
              f"Command: `.venv/bin/python benchmarks/bench_evaluate.py --proteins {args.proteins} --terms {args.terms}`",
@@ -158,8 +164,10 @@ def main() -> None:
                       f"CPU; without reading the submission (setup + scoring, ours): "
                       f"{ref['seconds'] / (ours['setup'] + ours['score']):.0f}x; scoring alone: "
                       f"{ref['seconds'] / ours['score']:.0f}x. Reading the submission TSV is "
-                      f"`cafa_mlflow.io.submission.read_submission` ({ours['read']:.0f} s here). "
+                      f"`cafa_mlflow.io.submission.read_submission` ({ours['read']:.1f} s here). "
                       f"Largest |difference| of the weighted F-max values: {diff:.1e}."]
+    if args.notes:
+        lines += ["", f"Notes: {args.notes}"]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if not args.no_results:

@@ -24,8 +24,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.go.ontology import ASPECTS, Ontology
+from cafa_mlflow.go.propagate import Plan, local_positions
 from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.metrics_propagate import MaxPropagator, Plan, local_positions
 from cafa_mlflow.metrics_curves import (accumulate, best, empty_result, new_sums, normalize, passes, thresholds)
 
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
@@ -61,7 +61,7 @@ class Scorer:
                                                  minlength=n)
             self.evaluated[aspect] = self.gt_count[aspect] > 0
         self._cache: dict = {}
-        self._propagator = MaxPropagator(ontology)
+        self._propagator = ontology.max_propagator
 
     def n_proteins(self, aspect: str) -> int:
         return int(self.evaluated[aspect].sum())

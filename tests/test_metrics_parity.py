@@ -23,7 +23,6 @@ from cafa_mlflow.io.terms import read_terms, resolve_terms
 from cafa_mlflow.io.text import open_text
 from cafa_mlflow.labels import label_matrix
 from cafa_mlflow.metrics import Scorer
-from cafa_mlflow.metrics_propagate import MaxPropagator
 from pipelines.evaluate import read_truth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,13 +130,31 @@ def test_mean_weighted_fmax(case):
     assert case["result"]["mean_f_w"] == pytest.approx(best.mean(), abs=1e-6)
 
 
-def test_level_propagation_equals_ontology_propagate_max(case):
+def expand_to_ancestors_max(ontology, scores: sp.csr_matrix) -> np.ndarray:
+    """Reference max-propagation, the direct way: every score goes to each of its ancestors, max wins."""
+    anc = ontology.ancestors
+    out = np.zeros(scores.shape, dtype=np.float32)
+    rows = np.repeat(np.arange(scores.shape[0]), np.diff(scores.indptr))
+    for r, c, v in zip(rows, scores.indices, scores.data):
+        up = anc.indices[anc.indptr[c]:anc.indptr[c + 1]]
+        out[r, up] = np.maximum(out[r, up], v)
+    return out
+
+
+def test_level_propagation_equals_expanding_to_ancestors(case):
     ontology = case["ontology"]
     rng = np.random.default_rng(3)
     rows, cols = rng.integers(0, 60, 4000), rng.integers(0, len(ontology), 4000)
-    scores = sp.csr_matrix((rng.random(4000).astype(np.float32), (rows, cols)), shape=(60, len(ontology)))
-    scores.sum_duplicates()
-    expected = ontology.propagate_max(scores)
-    got = MaxPropagator(ontology)(scores)
-    assert got.nnz == expected.nnz > scores.nnz
-    assert abs(got - expected).max() == 0
+    rows, cols = np.r_[rows, rows[:300]], np.r_[cols, cols[:300]]  # 300 repeated cells: each keeps its max
+    vals = rng.random(4300).astype(np.float32)
+    vals[:50] = 0  # stored zeros are no prediction
+    order = np.argsort(rows, kind="stable")
+    scores = sp.csr_matrix((vals[order], cols[order], np.searchsorted(rows[order], np.arange(61))),
+                           shape=(60, len(ontology)))
+    assert not scores.has_canonical_format
+    expected = expand_to_ancestors_max(ontology, scores)
+    for block_rows in (4096, 7):
+        got = ontology.propagate_max(scores, block_rows=block_rows)
+        assert got.has_canonical_format and got.dtype == np.float32
+        assert got.nnz == np.count_nonzero(expected) > 4000
+        np.testing.assert_array_equal(got.toarray(), expected)

@@ -109,6 +109,19 @@ def test_read_submission_errors(tmp_path):
         read_submission(write(tmp_path / "s2.tsv", "A\tGO:1\t0.5\nA\tGO:2\n"))
 
 
+def test_read_submission_keeps_max_and_first_appearance_order(tmp_path):
+    text = "Z\tText\t0.9\nB\tGO:2\t0.2\nZ\tGO:1\t0.3\nB\tGO:2\t0.7\n\nB\tGO:2\t0.1\nA\tGO:3\t1e-3\n"
+    tm = read_submission(write(tmp_path / "sub.tsv", text))  # Z's Text line comes first, its GO line after B's
+    assert (tm.proteins, tm.terms) == (["B", "Z", "A"], ["GO:2", "GO:1", "GO:3"])
+    np.testing.assert_array_equal(tm.matrix.toarray(), np.array([[0.7, 0, 0], [0, 0.3, 0], [0, 0, 0.001]], np.float32))
+    tm = read_submission(tmp_path / "sub.tsv", proteins=["A", "B", "Q"], terms=["GO:3", "GO:2"])  # others dropped
+    np.testing.assert_array_equal(tm.matrix.toarray(), np.array([[0.001, 0], [0, 0.7], [0, 0]], np.float32))
+    with pytest.raises(InputError, match=r"s2.tsv:1: score 'score' is not a number"):
+        read_submission(write(tmp_path / "s2.tsv", "EntryID\tterm\tscore\nA\tGO:1\t0.5\n"))
+    with pytest.raises(InputError, match=r"s3.tsv:3: score 'nan' is not a number"):
+        read_submission(write(tmp_path / "s3.tsv", "A\tText\t0.5\tfree text\nA\tGO:1\t0.5\nA\tGO:2\tnan\n"))
+
+
 def test_cli_exit_codes(tmp_path, capsys):
     obo = write(tmp_path / "go.obo", OBO)
     good = write(tmp_path / "good.tsv", "A\tGO:0000001\t0.5\nA\tText\t0.9\tnote\n")

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.go.propagate import MaxPropagator
 from cafa_mlflow.io.text import open_text
 
 ASPECTS = ("BPO", "CCO", "MFO")
@@ -87,39 +88,17 @@ class Ontology:
     def _ancestors_f32(self) -> sp.csr_matrix:
         return self.ancestors.astype(np.float32)
 
+    @cached_property
+    def max_propagator(self) -> MaxPropagator:
+        """Shared max-propagator (caches its level plans per vocabulary in use)."""
+        return MaxPropagator(self)
+
     def propagate_max(self, scores: sp.spmatrix, block_rows: int = 4096) -> sp.csr_matrix:
-        """Each term takes the max score of itself and its descendants (CAFA's `prop='max'`)."""
-        scores = sp.csr_matrix(scores, dtype=np.float32)
-        if (scores.data == 0).any():  # stored zeros are no prediction; copy so the caller's matrix is untouched
-            scores = scores.copy()
-            scores.eliminate_zeros()
-        blocks = [
-            _max_propagate_block(scores[start : start + block_rows], self.ancestors)
-            for start in range(0, scores.shape[0], block_rows)
-        ]
-        if not blocks:
-            return sp.csr_matrix(scores.shape, dtype=np.float32)
-        return sp.vstack(blocks, format="csr")
+        """Each term takes the max score of itself and its descendants (CAFA's `prop='max'`).
 
-
-def _max_propagate_block(block: sp.csr_matrix, ancestors: sp.csr_matrix) -> sp.csr_matrix:
-    coo = block.tocoo()
-    starts = ancestors.indptr[coo.col]
-    counts = ancestors.indptr[coo.col + 1] - starts
-    total = int(counts.sum())
-    rows = np.repeat(coo.row, counts)
-    vals = np.repeat(coo.data, counts)
-    # indices of every ancestor of every entry: starts[k] + 0..counts[k]-1, without a Python loop
-    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    cols = ancestors.indices[np.repeat(starts, counts) + offsets]
-    n_terms = block.shape[1]
-    keys = rows.astype(np.int64) * n_terms + cols
-    order = np.lexsort((-vals, keys))  # by key, highest score first within a key
-    keys, vals = keys[order], vals[order]
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
-    keys, vals = keys[first], vals[first]
-    return sp.csr_matrix((vals, (keys // n_terms, keys % n_terms)), shape=block.shape, dtype=np.float32)
+        Scores are non-negative, N x T over `self.terms`; stored zeros are no prediction, repeated cells
+        keep their max. At most `block_rows` rows are propagated at a time (see cafa_mlflow.go.propagate)."""
+        return self.max_propagator(scores, block_rows)
 
 
 def _parse_stanzas(path: str | os.PathLike):

@@ -8,14 +8,19 @@ first. Reading streams the file with pyarrow's CSV reader (serial, in blocks), s
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.io.submission_check import (  # noqa: F401  (validator and CLI re-exported here)
-    MAX_TERMS, TEXT, Violation, add_validate_arguments, iter_blocks, line_numbers, run_validate, validate_submission)
+    BLOCK_BYTES, MAX_TERMS, TEXT, Violation, _binary, add_validate_arguments, iter_blocks, line_numbers, run_validate,
+    validate_submission)
 from cafa_mlflow.labels import TermMatrix
 
 DIGITS = 3
@@ -63,8 +68,115 @@ def read_submission(path: str | os.PathLike, proteins: list[str] | None = None,
                     terms: list[str] | None = None) -> TermMatrix:
     """Read a submission into a TermMatrix (Text lines ignored; repeated pairs keep their max).
 
-    Raises InputError naming the line for a line that is not `ACC<TAB>term<TAB>score` or a score that is
-    not a number; run `cafa validate-submission` for the full rule check."""
+    Proteins and terms default to the file's, in order of first appearance; given lists keep only
+    their ids. Raises InputError naming the line for a line that is not `ACC<TAB>term<TAB>score` or a
+    score that is not a number; run `cafa validate-submission` for the full rule check.
+
+    Fast path: pyarrow parses scores as numbers and ids as dictionary codes, which are mapped to rows
+    and columns per block. Anything it cannot take (a score that is not a plain number, e.g. a
+    header) sends the file to the string reader below, which finds and names the bad line."""
+    try:
+        return _read_fast(Path(path), proteins, terms)
+    except (_NeedsStrings, pa.ArrowInvalid):
+        return _read_strings(path, proteins, terms)
+
+
+class _NeedsStrings(Exception):
+    """A block holds a line the fast reader cannot judge (wrong field count, missing or NaN score)."""
+
+
+class _Ids:
+    """Row (column) ids: a fixed list, or first-appearance order of the file's ids."""
+
+    def __init__(self, fixed: list[str] | None) -> None:
+        self.fixed = None if fixed is None else pd.Index(list(fixed))
+        self.seen: dict[str, int] = {}
+
+    def codes(self, dictionary: np.ndarray, idx: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+        """Id of each kept row given its dictionary code; -1 when a fixed list lacks the id."""
+        used = idx if keep is None else idx[keep]
+        if self.fixed is not None:
+            return self.fixed.get_indexer(dictionary).astype(np.int32)[used]
+        if keep is None:  # pyarrow builds the dictionary in order of first appearance
+            order = np.flatnonzero(np.bincount(used, minlength=len(dictionary)))
+        else:  # some rows left out: order by first kept appearance
+            first_codes, first_rows = np.unique(used, return_index=True)
+            order = first_codes[np.argsort(first_rows, kind="stable")]
+        mapping = np.full(len(dictionary), -1, dtype=np.int32)
+        seen = self.seen
+        for code in order.tolist():
+            mapping[code] = seen.setdefault(dictionary[code], len(seen))
+        return mapping[used]
+
+    def names(self) -> list[str]:
+        return list(self.fixed) if self.fixed is not None else list(self.seen)
+
+
+def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) -> TermMatrix:
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; check the path.")
+    invalid: list[tuple[int, str]] = []
+
+    def on_invalid(row) -> str:
+        invalid.append((row.actual_columns, row.text))
+        return "skip"
+
+    code = pa.dictionary(pa.int32(), pa.string())
+    row_ids, col_ids = _Ids(proteins), _Ids(terms)
+    parts = []
+    with _binary(path) as handle:
+        reader = pacsv.open_csv(
+            handle,
+            read_options=pacsv.ReadOptions(column_names=["p", "t", "s"], block_size=BLOCK_BYTES, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types={"p": code, "t": code, "s": pa.float64()},
+                                                 strings_can_be_null=False, null_values=[""]),
+        )
+        for batch in reader:
+            if any(not (n_fields >= 3 and text.split("\t")[1] == TEXT) for n_fields, text in invalid):
+                raise _NeedsStrings  # not a Text line: an error, which the string reader names
+            invalid.clear()
+            p, t = batch.column(0), batch.column(1)
+            p_dict, t_dict = p.dictionary.to_numpy(zero_copy_only=False), t.dictionary.to_numpy(zero_copy_only=False)
+            p_idx, t_idx = p.indices.to_numpy(), t.indices.to_numpy()
+            score = batch.column(2).to_numpy(zero_copy_only=False)
+            drop = np.isin(t_idx, np.flatnonzero(t_dict == TEXT))
+            nan = np.isnan(score)
+            if nan.any():  # blank lines (all fields empty) are skipped; any other missing or NaN score is an error
+                missing = ~batch.column(2).is_valid().to_numpy(zero_copy_only=False)
+                blank = missing & (p_dict[p_idx] == "") & (t_dict[t_idx] == "")
+                if (nan & ~blank & ~drop).any():
+                    raise _NeedsStrings
+                drop |= blank
+            keep = ~drop if drop.any() else None
+            rows, cols = row_ids.codes(p_dict, p_idx, keep), col_ids.codes(t_dict, t_idx, keep)
+            vals = (score if keep is None else score[keep]).astype(np.float32)
+            ok = (rows >= 0) & (cols >= 0)
+            if not ok.all():
+                rows, cols, vals = rows[ok], cols[ok], vals[ok]
+            parts.append((rows, cols, vals))
+    parts = parts or [(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))]
+    rows, cols, vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
+    names, vocab = row_ids.names(), col_ids.names()
+    return TermMatrix(names, vocab, _max_csr(rows, cols, vals, (len(names), len(vocab))))
+
+
+def _max_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """CSR of (row, col, value) entries; a repeated cell keeps its max."""
+    m = sp.csr_matrix((vals, (rows, cols)), shape=shape, dtype=np.float32)  # sums repeats: only right without any
+    if m.nnz == len(vals):
+        return m
+    keys = rows.astype(np.int64) * shape[1] + cols
+    order = np.lexsort((-vals, keys))
+    keys, vals = keys[order], vals[order]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    keys, vals = keys[first], vals[first]
+    return sp.csr_matrix((vals, (keys // shape[1], keys % shape[1])), shape=shape, dtype=np.float32)
+
+
+def _read_strings(path: str | os.PathLike, proteins: list[str] | None, terms: list[str] | None) -> TermMatrix:
+    """Reader on string columns: slower, but sees the text of each field to name a bad line."""
     frames = []
     skipped: list[int] = []
     for row0, frame, invalid in iter_blocks(path):

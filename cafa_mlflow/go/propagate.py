@@ -1,21 +1,25 @@
-"""Fast max-propagation of score blocks (cafaeval's prop='max'), level by level on a dense block.
+"""Max-propagation of scores (cafaeval's prop='max'): each term takes the max of itself and its descendants.
 
-Same result as `Ontology.propagate_max` (each term takes the max of itself and its descendants), but
-instead of expanding every score to all its ancestors (nnz x depth entries, then a sort), it works on
-a dense (proteins x U) block, U = the ancestor closure of the columns in use: terms are grouped by
-height (longest path down to a leaf of U), and each level takes, per parent, the max over its direct
-children with one gather and one `np.maximum.reduceat`. Work per block is O(rows x edges of U).
+Instead of expanding every score to all its ancestors (nnz x depth entries, then a sort), it works on a
+dense (proteins x U) block, U = the ancestor closure of the columns in use: terms are grouped by height
+(longest path down to a leaf of U), and each level takes, per parent, the max over its direct children
+with one gather and one `np.maximum.reduceat`. Work per block is O(rows x edges of U); scores are
+non-negative (a zero is no prediction). `Ontology.propagate_max` and the evaluator both use this.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from cafa_mlflow.go.ontology import Ontology
+if TYPE_CHECKING:
+    from cafa_mlflow.go.ontology import Ontology
 
 MAX_CELLS = 1 << 24  # dense block size bound (float32 cells: 64 MiB)
+MAX_PLANS = 4  # plans cached per ontology (one per vocabulary in use: evaluator, ensemble, ...)
 
 
 @dataclass
@@ -33,11 +37,11 @@ class Plan:
 
 
 class MaxPropagator:
-    """Max-propagation of CSR score blocks over one ontology; plans are cached per column closure."""
+    """Max-propagation of CSR score matrices over one ontology; plans are cached per column closure."""
 
     def __init__(self, ontology: Ontology) -> None:
         self.ontology = ontology
-        self._plans: dict[bytes, Plan] = {}
+        self._plans: OrderedDict[bytes, Plan] = OrderedDict()
 
     def plan(self, used_columns: np.ndarray) -> Plan:
         """Plan for score matrices whose nonzero columns are (a subset of) `used_columns`."""
@@ -45,15 +49,35 @@ class MaxPropagator:
         cols = np.unique(np.asarray(used_columns, dtype=np.int64))
         closure = np.unique(anc[cols].indices) if len(cols) else cols
         key = closure.tobytes()
-        if key not in self._plans:
-            self._plans = {key: _make_plan(self.ontology, closure)}  # keep one: vocabularies rarely change
+        if key in self._plans:
+            self._plans.move_to_end(key)
+        else:
+            self._plans[key] = _make_plan(self.ontology, closure)
+            while len(self._plans) > MAX_PLANS:
+                self._plans.popitem(last=False)
         return self._plans[key]
 
-    def __call__(self, scores: sp.csr_matrix, plan: Plan | None = None) -> sp.csr_matrix:
+    def __call__(self, scores: sp.spmatrix, block_rows: int = 4096) -> sp.csr_matrix:
+        """N x T scores over the ontology's terms -> propagated N x T float32 CSR (canonical).
+        Repeated cells keep their max; stored zeros are no prediction."""
         scores = sp.csr_matrix(scores, dtype=np.float32)
-        plan = plan or self.plan(np.unique(scores.indices))
-        rows, cols, vals = self.propagate_entries(scores, plan)
-        return sp.csr_matrix((vals, (rows, cols)), shape=scores.shape, dtype=np.float32)
+        n_terms = len(self.ontology)
+        if scores.shape[1] != n_terms:
+            raise ValueError(f"scores have {scores.shape[1]} columns, the ontology has {n_terms} terms.")
+        plan = self.plan(np.unique(scores.indices))
+        step = max(1, min(block_rows, plan.block_rows))
+        counts, indices, data = [], [], []
+        for start in range(0, scores.shape[0], step):
+            rows, cols, vals = self.propagate_entries(scores[start : start + step], plan)
+            counts.append(np.bincount(rows, minlength=min(step, scores.shape[0] - start)))
+            indices.append(cols)
+            data.append(vals)
+        indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]) if counts else np.zeros(1, np.int64)
+        out = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
+                             np.concatenate(indices) if indices else np.zeros(0, np.int64), indptr),
+                            shape=scores.shape, dtype=np.float32)
+        out.sort_indices()
+        return out
 
     def propagate_entries(self, scores: sp.csr_matrix, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, ontology columns, scores) of the nonzero propagated entries (row-major)."""
