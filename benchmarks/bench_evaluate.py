@@ -18,17 +18,16 @@ import datetime
 import json
 import lzma
 import os
-import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Evaluator vs cafaeval"
 NAMESPACE = {"biological_process": "BPO", "cellular_component": "CCO", "molecular_function": "MFO"}
 
@@ -114,11 +113,6 @@ def measure(tool: str, folder: Path) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def refresh_results(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(lambda _: text.rstrip("\n") + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new)
 
 
 def main() -> None:
@@ -171,7 +165,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     if not args.no_results:
-        refresh_results(text)
+        write_section(text)
 
 
 if __name__ == "__main__":
