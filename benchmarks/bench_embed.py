@@ -31,9 +31,9 @@ TOKS_PER_BATCH = 4096
 NAIVE_BATCH = 8
 # (arch, batching, precision, tcmalloc, proteins): sized so the whole run stays under ~8 minutes.
 CONFIGS = [
-    ("8M", "budget", "fp32", True, 128), ("8M", "naive", "fp32", True, 128), ("8M", "budget", "bf16", True, 128),
-    ("35M", "budget", "fp32", True, 64), ("35M", "naive", "fp32", True, 64),
-    ("150M", "budget", "fp32", True, 24), ("150M", "naive", "fp32", True, 24),
+    ("8M", "budget", "fp32", True, 256), ("8M", "naive", "fp32", True, 256), ("8M", "budget", "bf16", True, 256),
+    ("35M", "budget", "fp32", True, 128), ("35M", "naive", "fp32", True, 128),
+    ("150M", "budget", "fp32", True, 48), ("150M", "naive", "fp32", True, 48),
 ]
 
 
