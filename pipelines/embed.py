@@ -60,7 +60,6 @@ def read_index(index_file: Path) -> dict[str, str]:
 
 
 def write_index(index_file: Path, index: dict[str, str]) -> None:
-    index_file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(index_file) as handle:
         json.dump(index, handle, indent=1)
 

@@ -27,7 +27,7 @@ def sections() -> list[str]:
 
 
 def main(argv=None) -> None:
-    params, args = parse_params(argv, "cafa main", __doc__, sections())
+    params, _ = parse_params(argv, "cafa main", __doc__, sections())
     from cafa_mlflow.embed import fetch_weights
     fetch_weights(params["embed"]["esm_model"])  # offline without weights: stop now, not after prepare
     with tracking.start_run(params, "main") as parent:

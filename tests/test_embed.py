@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from cafa_mlflow.embed import embed_fasta, load_embeddings, load_esm, make_tiny_esm, model_label
-from cafa_mlflow.embed.cli import add_embed_arguments, add_tiny_arguments, run_embed, run_make_tiny
+from cafa_mlflow.cli import main as cafa
+from cafa_mlflow.embed.cli import add_tiny_arguments, run_make_tiny
 from cafa_mlflow.embed.forward import token_batches
 from cafa_mlflow.embed.units import chunk_bounds, window_starts
 from cafa_mlflow.errors import ConfigError, InputError
@@ -160,14 +161,10 @@ def test_cli_helpers(tmp_path, fasta, capsys):
     add_tiny_arguments(parser)
     run_make_tiny(parser.parse_args(["--out", str(tmp_path / "esm2_cli.pt"), "--layers", "1", "--dim", "32"]))
     assert "tiny:esm2_cli.pt" in capsys.readouterr().out
-    defaults = {"esm_model": "esm2_t6_8M_UR50D", "layer": -1, "strategy": "balanced", "max_residues": 1022,
-                "window": 1022, "stride": 256, "pooling": "mean", "toks_per_batch": 4096, "precision": "fp32",
-                "device": "cpu", "shard_size": 2048, "out": str(tmp_path / "emb")}
-    parser = argparse.ArgumentParser()
-    add_embed_arguments(parser, defaults)
-    args = parser.parse_args(["--fasta", str(fasta), "--esm-model", str(tmp_path / "esm2_cli.pt"),
-                              "--toks-per-batch", "2000", "--no-progress"])
-    result = run_embed(args)
-    printed = json.loads(capsys.readouterr().out)
-    assert printed["cache_dir"] == str(result.cache_dir) and printed["dim"] == 32
-    assert load_embeddings(result.cache_dir).manifest["model_label"] == "tiny:esm2_cli.pt"
+    out = tmp_path / "emb"
+    assert cafa(["embed", "--fasta", str(fasta), "--esm-model", str(tmp_path / "esm2_cli.pt"), "--toks-per-batch",
+                 "2000", "--device", "cpu", "--out", str(out), "--uri", f"sqlite:///{tmp_path / 'x.db'}",
+                 "--system-metrics", "false"]) == 0
+    (cache_dir,) = json.loads((out / "index.json").read_text()).values()
+    assert f"-> {cache_dir}" in capsys.readouterr().out and load_embeddings(cache_dir).manifest["dim"] == 32
+    assert load_embeddings(cache_dir).manifest["model_label"] == "tiny:esm2_cli.pt"

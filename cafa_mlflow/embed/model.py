@@ -42,6 +42,14 @@ def regression_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + "-contact-regression.pt")
 
 
+def _regression_file(checkpoint: Path) -> Path:
+    """The contact-regression file of a local checkpoint; a clear error when it is missing."""
+    reg = regression_path(checkpoint)
+    if not reg.is_file():
+        raise MissingWeightsError(f"{reg} is missing: fair-esm needs the contact-regression file beside {checkpoint.name}.")
+    return reg
+
+
 def hub_files(name: str) -> tuple[Path, Path]:
     """Where fair-esm's hub loader keeps the weights of `name` (torch.hub.get_dir()/checkpoints)."""
     folder = Path(torch.hub.get_dir()) / "checkpoints"
@@ -125,9 +133,7 @@ def _load_local(path: Path) -> tuple[ESM2, esm.Alphabet]:
     if not (isinstance(cfg, dict) and hasattr(cfg.get("model"), "encoder_layers") and "model" in model_data):
         raise InputError(f"{path}: not an ESM-2 checkpoint in fair-esm's format (no cfg.model.encoder_layers); "
                          "pass an esm2_*.pt file or a fair-esm ESM-2 name.")
-    reg = regression_path(path)
-    if not reg.is_file():
-        raise MissingWeightsError(f"{reg} is missing: fair-esm needs the contact-regression file beside {path.name}.")
+    reg = _regression_file(path)
     # fair-esm picks the ESM-2 loader by the name's 'esm2' prefix; the cfg check above already proved the format.
     name = path.stem if path.stem.startswith("esm2") else f"esm2_{path.stem}"
     return esm.pretrained.load_model_and_alphabet_core(name, model_data, _torch_load(reg))
@@ -138,9 +144,7 @@ def fetch_weights(esm_model: str) -> None:
     cache (fair-esm's own paths), local checkpoints are checked. Lets a long chain fail at its start."""
     _check_name_or_path(esm_model)
     if is_local_checkpoint(esm_model):
-        if not regression_path(Path(esm_model)).is_file():
-            raise MissingWeightsError(f"{regression_path(Path(esm_model))} is missing: fair-esm needs the "
-                                      f"contact-regression file beside {Path(esm_model).name}.")
+        _regression_file(Path(esm_model))
         return
     urls = (MODEL_URL.format(name=esm_model), REGRESSION_URL.format(name=esm_model))
     for url, path in zip(urls, hub_files(esm_model)):
