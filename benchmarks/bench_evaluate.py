@@ -81,7 +81,7 @@ def run_ours(folder: Path) -> dict:
     from cafa_mlflow.io.ia import read_ia
     from cafa_mlflow.io.submission import read_submission
     from cafa_mlflow.metrics import Scorer
-    from pipelines.evaluate import read_truth
+    from cafa_mlflow.metrics import read_truth
 
     t0 = time.perf_counter()
     ontology = load_obo(folder / "go.obo")

@@ -82,7 +82,7 @@ def worker(batches: int) -> dict:
         inputs, y_part = SubsetInputs(DenseInputs(x), part), y[part]
         seed_everything(tp.seed)
         model = build_model(tp, DIM, term_aspect)
-        model.set_output_bias(prior_logits(y[train_idx], eps=0.5 / len(train_idx)))
+        model.set_output_bias(prior_logits(y[train_idx]))
         loss_fn = build_loss(tp, y[train_idx], term_aspect)
         opt = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
         t0 = time.perf_counter()
@@ -120,8 +120,6 @@ def table(r: dict) -> str:
         ("synthetic data build", f"{r['data_s']:.1f} s (not part of the epoch)"),
     ]
     return "\n".join(["| quantity | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
-
-
 
 
 def main() -> None:

@@ -18,8 +18,7 @@ from cafa_mlflow.config import load_params
 from cafa_mlflow.dataset import load_prepared
 from cafa_mlflow.go.ontology import ASPECTS, load_obo
 from cafa_mlflow.labels import load_term_matrix
-from cafa_mlflow.metrics import evaluate_predictions, flat_metrics
-from pipelines.member import truth_matrix
+from cafa_mlflow.metrics import Scorer, flat_metrics, read_truth
 from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,12 +35,11 @@ def scores(params: dict) -> dict[str, dict[str, float]]:
         truth_file = prepared.truth_file(split)
         if truth_file is None:
             continue
-        truth = truth_matrix(truth_file, ontology)
+        scorer = Scorer(ontology, read_truth(truth_file, ontology), prepared.ia, cfg["th_step"])  # truth prepared once
         for name in [*cfg["members"], "ensemble"]:
             path = root / name / f"{split}.npz"
             if path.is_file():
-                result = evaluate_predictions(ontology, truth, load_term_matrix(path), prepared.ia, cfg["th_step"])
-                out.setdefault(name, {}).update(flat_metrics(result, f"{split}_"))
+                out.setdefault(name, {}).update(flat_metrics(scorer(load_term_matrix(path)), f"{split}_"))
     return out
 
 
@@ -63,8 +61,6 @@ def table(rows: dict[str, dict[str, float]]) -> str:
         cells = [f"{m[c]:.3f}" if c in m else "–" for c in cols]
         lines.append(f"| {'**ensemble**' if name == 'ensemble' else name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.ontology import LETTER_OF_ASPECT, Ontology, load_obo
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta, write_fasta
 from cafa_mlflow.io.ia import read_ia, write_ia
-from cafa_mlflow.io.text import make_temp_dir
+from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms, resolve_terms
 from cafa_mlflow.labels import TermMatrix, label_matrix, select_terms
@@ -127,7 +126,7 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     records = _subsample(records, int(prep["subsample"]), int(prep["seed"]))
     ids = [r.id for r in records]
     full = label_matrix(annotations[annotations["protein"].isin(set(ids))], ontology, ids)
-    ia = read_ia(data["ia"]) if data.get("ia") else compute_ia(full, ontology).to_dict()
+    ia = read_ia(data["ia"]) if data.get("ia") else compute_ia(full, ontology, propagated=True).to_dict()
     keep = select_terms(full, ontology.aspect, int(prep["min_count"]), int(prep["top_k"]))
     vocab = pd.DataFrame({
         "term": [ontology.terms[j] for j in keep],
@@ -142,9 +141,7 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
         "taxon": [taxonomy.get(r.id, r.taxon) for r in records],
         "length": [len(r.sequence) for r in records],
     })
-    out_dir = Path(out_dir)
-    tmp = make_temp_dir(out_dir)
-    try:
+    with atomic_dir(out_dir) as tmp:
         proteins.to_parquet(tmp / "proteins.parquet", index=False)
         sp.save_npz(tmp / "labels.npz", full.matrix[:, keep].tocsr())
         vocab.to_csv(tmp / "terms.tsv", sep="\t", index=False)
@@ -157,30 +154,7 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
         if data.get("test_fasta"):
             summary.update(_prepare_test(data, prep, ontology, tmp))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
-        _swap_into_place(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return summary
-
-
-def _swap_into_place(new: Path, final: Path) -> None:
-    """Move the complete folder `new` to `final`; an old `final` is renamed aside first, restored if the
-    move fails and deleted only after it succeeded."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old.{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    try:
-        os.replace(new, final)
-    except BaseException:
-        if old is not None:
-            os.replace(old, final)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _prepare_test(data: dict, prep: dict, ontology: Ontology, out: Path) -> dict:

@@ -19,10 +19,9 @@ from math import comb
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.errors import ConfigError, InputError
+from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.go.ontology import Ontology
 from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import term_aspects
@@ -50,12 +49,11 @@ def _column_weights(names: Sequence[str], weights: Mapping[str, Any], aspects: n
     unknown = set(weights) - set(names) if flat else {m for w in weights.values() for m in w} - set(names)
     if unknown:
         raise ConfigError(f"weights name unknown members {sorted(unknown)}; members are {list(names)}.")
-    n_terms = 0 if aspects is None else len(aspects)
     if flat:
         return np.array([[float(weights.get(m, 0.0))] for m in names])  # broadcasts over terms
     if aspects is None:
         raise ConfigError("per-aspect weights need the aspect of each term (pass the ontology).")
-    out = np.zeros((len(names), n_terms))
+    out = np.zeros((len(names), len(aspects)))
     for aspect, per_member in weights.items():
         cols = aspects == aspect
         for i, m in enumerate(names):
@@ -67,7 +65,7 @@ def _weighted_sum(names: Sequence[str], mats: Mapping[str, sp.csr_matrix], col_w
     total = None
     for i, name in enumerate(names):
         m = mats[name]
-        w = col_w[i] if col_w.shape[1] > 1 else np.full(m.shape[1], col_w[i, 0])
+        w = np.broadcast_to(col_w[i], m.shape[1:])
         if not w.any():
             continue
         scaled = m.copy()
@@ -210,16 +208,21 @@ def top_k_per_protein(tm: TermMatrix, k: int = 1500, tie_break: np.ndarray | Non
     return TermMatrix(tm.proteins, tm.terms, out)
 
 
+def round_sig(x: np.ndarray, sig: int) -> np.ndarray:
+    """float64 of `x` rounded to `sig` significant figures (non-positive values only to integers)."""
+    x = np.asarray(x, dtype=np.float64)
+    scale = np.ones_like(x)
+    positive = x > 0
+    scale[positive] = 10.0 ** (sig - 1 - np.floor(np.log10(x[positive])))
+    return np.round(x * scale) / scale
+
+
 def round_scores(tm: TermMatrix, sig: int = 3, min_score: float = 0.001) -> TermMatrix:
     """Round to `sig` significant figures, cap at 1, and drop scores below `min_score` (no zeros)."""
     if sig < 1:
         raise ConfigError(f"ensemble.sig={sig} must be >= 1.")
     m = tm.matrix.tocsr(copy=True)
-    x = m.data.astype(np.float64)
-    positive = x > 0
-    scale = np.ones_like(x)
-    scale[positive] = 10.0 ** (sig - 1 - np.floor(np.log10(x[positive])))
-    rounded = np.minimum(np.round(x * scale) / scale, 1.0)
+    rounded = np.minimum(round_sig(m.data, sig), 1.0)
     m.data = np.where(rounded >= min_score, rounded, 0.0).astype(np.float32)
     m.eliminate_zeros()
     return TermMatrix(tm.proteins, tm.terms, m)
@@ -235,29 +238,3 @@ def finalize(tm: TermMatrix, ontology: Ontology, max_terms: int = 1500, sig: int
     n_ancestors = ontology.ancestors.getnnz(axis=1)[[ontology.index[t] for t in tm.terms]]
     return round_scores(top_k_per_protein(tm, max_terms, n_ancestors), sig, min_score)
 
-
-def plot_members_vs_ensemble(metrics: Mapping[str, Mapping[str, float]], path: str, title: str = "",
-                             ylabel: str = "weighted F-max") -> str:
-    """Grouped bar chart: one group per aspect (and "mean" if given), one bar per member; saved to `path`."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend state, works headless
-
-    frame = pd.DataFrame(metrics).T  # members x aspects
-    if frame.empty:
-        raise InputError("plot_members_vs_ensemble: no metrics to plot.")
-    groups = list(frame.columns)
-    width = 0.8 / len(frame)
-    fig = Figure(figsize=(max(4.0, 1.6 * len(groups) + 1), 3.5))
-    ax = fig.subplots()
-    for i, (member, row) in enumerate(frame.iterrows()):
-        xs = np.arange(len(groups)) + (i - (len(frame) - 1) / 2) * width
-        bars = ax.bar(xs, row.to_numpy(float), width, label=str(member))
-        ax.bar_label(bars, fmt="%.3f", fontsize=6, padding=1)
-    ax.set_xticks(np.arange(len(groups)), groups)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, min(1.0, float(np.nanmax(frame.to_numpy(float))) * 1.2 + 0.02))
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path

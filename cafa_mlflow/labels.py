@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -11,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.go.ontology import Ontology
+from cafa_mlflow.io.text import atomic_write
 
 
 @dataclass
@@ -70,19 +70,29 @@ class TermMatrix:
 
 def save_term_matrix(path: str | os.PathLike, tm: TermMatrix) -> None:
     """One .npz holding the CSR arrays and both id lists; written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
     m = tm.matrix
-    np.savez_compressed(tmp, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
-                        proteins=np.array(tm.proteins, dtype=str), terms=np.array(tm.terms, dtype=str))
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as out:
+        np.savez_compressed(out, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
+                            proteins=np.array(tm.proteins, dtype=str), terms=np.array(tm.terms, dtype=str))
 
 
 def load_term_matrix(path: str | os.PathLike) -> TermMatrix:
     with np.load(path, allow_pickle=False) as z:
         m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
         return TermMatrix(z["proteins"].tolist(), z["terms"].tolist(), m)
+
+
+def max_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """float32 CSR of (row, col, value) entries; a repeated cell keeps its max."""
+    m = sp.csr_matrix((vals, (rows, cols)), shape=shape, dtype=np.float32)  # sums repeats: only right without any
+    if m.nnz == len(vals):
+        return m
+    keys = np.asarray(rows, dtype=np.int64) * shape[1] + cols
+    order = np.lexsort((-vals, keys))  # by cell, highest value first
+    keys, vals = keys[order], vals[order]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    keys, vals = keys[first], vals[first]
+    return sp.csr_matrix((vals, (keys // shape[1], keys % shape[1])), shape=shape, dtype=np.float32)
 
 
 def _take(m: sp.spmatrix, have: Sequence[str], want: Sequence[str], axis: int) -> sp.spmatrix:

@@ -17,6 +17,7 @@ What cafaeval does, and so does this module:
 """
 from __future__ import annotations
 
+import os
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -25,7 +26,8 @@ import scipy.sparse as sp
 
 from cafa_mlflow.go.ontology import ASPECTS, Ontology
 from cafa_mlflow.go.propagate import Plan, local_positions
-from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.labels import TermMatrix, max_csr
 from cafa_mlflow.metrics_curves import (accumulate, best, empty_result, new_sums, normalize, passes, thresholds)
 
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
@@ -69,8 +71,12 @@ class Scorer:
     def __call__(self, pred: TermMatrix) -> dict:
         """Per aspect the best values (see `evaluate_predictions`); means over the aspects with truth (GO's
         three when the ontology is GO)."""
+        return self.summary(self.curves(pred))
+
+    def summary(self, per_aspect_curves: Mapping) -> dict:
+        """The best values of curves from `curves()` (lets a caller that also plots them score once)."""
         result: dict = {}
-        for aspect, (curves, curves_w) in self.curves(pred).items():
+        for aspect, (curves, curves_w) in per_aspect_curves.items():
             n = self.n_proteins(aspect)
             result[aspect] = {"n": float(n), **(best(curves, curves_w, self.tau, n) if n else empty_result(0))}
         scored = [a for a in self.aspects if (a in ASPECTS or not set(ASPECTS) & set(self.aspects))
@@ -158,6 +164,14 @@ def evaluate_predictions(ontology: Ontology, truth: TermMatrix, pred: TermMatrix
     return Scorer(ontology, truth, ia, th_step)(pred)
 
 
+def read_truth(path: str | os.PathLike, ontology: Ontology, proteins: Sequence[str] | None = None) -> TermMatrix:
+    """Ground truth from a terms file (Kaggle's `EntryID term aspect` or CAFA's two columns) as a 0/1
+    TermMatrix over resolved term ids (alt_ids mapped, obsolete/unknown dropped), unpropagated: the
+    evaluator propagates it. `proteins` fixes the rows (default: the file's proteins, in order)."""
+    table = resolve_terms(read_terms(path), ontology, source=str(path))
+    return TermMatrix.from_frame(table, proteins=proteins, value=None)
+
+
 def ia_weights(ontology: Ontology, ia: Mapping[str, float] | None) -> np.ndarray:
     """IA per ontology term as cafaeval uses it: missing, zero, negative, NaN or infinite -> 0 (left out)."""
     if ia is None:
@@ -212,16 +226,7 @@ def _remap_max(matrix: sp.spmatrix, rows: np.ndarray, cols: np.ndarray, shape: t
     coo = sp.coo_matrix(matrix)
     r, c = rows[coo.row], cols[coo.col]
     keep = (r >= 0) & (c >= 0) & (coo.data != 0)
-    r, c, v = r[keep], c[keep], coo.data[keep].astype(np.float32)
-    if sp.isspmatrix_csr(matrix) and matrix.has_canonical_format and _injective(rows) and _injective(cols):
-        return sp.csr_matrix((v, (r, c)), shape=shape, dtype=np.float32)  # no pair can repeat: no sort needed
-    keys = r * shape[1] + c
-    order = np.lexsort((-v, keys))
-    keys, v = keys[order], v[order]
-    first = np.ones(len(keys), dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
-    keys, v = keys[first], v[first]
-    return sp.csr_matrix((v, (keys // shape[1], keys % shape[1])), shape=shape, dtype=np.float32)
+    return max_csr(r[keep], c[keep], coo.data[keep].astype(np.float32), shape)
 
 
 def _injective(ids: np.ndarray) -> bool:

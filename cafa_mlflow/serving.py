@@ -20,7 +20,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
-from cafa_mlflow.ensemble import combine, finalize
+from cafa_mlflow.ensemble import combine, finalize, round_sig
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.labels import TermMatrix
@@ -107,10 +107,7 @@ def to_output(tm: TermMatrix, sig: int = 3) -> pd.DataFrame:
     """Long (protein, term, score) table: proteins in row order, scores highest first (ties: term order)."""
     coo = tm.matrix.tocoo()
     order = np.lexsort((coo.col, -coo.data, coo.row))
-    scores = coo.data[order].astype(np.float64)
-    if len(scores):  # float32 -> the float64 nearest to the rounded decimal
-        scale = 10.0 ** (sig - 1 - np.floor(np.log10(scores)))
-        scores = np.round(scores * scale) / scale
+    scores = round_sig(coo.data[order], sig)  # float32 -> the float64 nearest to the rounded decimal
     return pd.DataFrame({"protein": np.asarray(tm.proteins, dtype=object)[coo.row[order]],
                          "term": np.asarray(tm.terms, dtype=object)[coo.col[order]], "score": scores})
 

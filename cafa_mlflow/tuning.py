@@ -14,7 +14,6 @@ import fcntl
 import logging
 import math
 import os
-import tempfile
 import time
 import warnings
 import zlib
@@ -27,10 +26,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cafa_mlflow.config import flatten
 from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.io.text import atomic_write
 
 log = logging.getLogger(__name__)
 KINDS = ("float", "int", "categorical")
-PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
 
 
 # --- search space ---------------------------------------------------------------------------------
@@ -210,13 +209,11 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 def write_best_params(path: str | os.PathLike, trial: FrozenTrial, study_name: str, metric: str) -> Path:
     """Dotted keys -> YAML that `cafa train --params-file PATH` (config.load_params) accepts; atomic write."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# best trial {trial.number} of Optuna study {study_name!r}: {metric} = {trial.value}\n"
               f"# use: cafa train --params-file {path}\n")
     body = yaml.safe_dump({k: _plain(v) for k, v in trial.params.items()}, sort_keys=False)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+    with atomic_write(path) as handle:
         handle.write(header + body)
-    os.replace(handle.name, path)
     return path
 
 

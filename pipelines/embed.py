@@ -37,7 +37,7 @@ def cache_for(params: dict, role: str) -> Path:
     ever uses the vectors of another encoder than the one it logs."""
     index_file = Path(params["embed"]["out"]) / INDEX
     index = read_index(index_file)
-    cfg = embed_settings(params)
+    cfg = embed_settings(params["embed"])
     if role in index and matches_settings(index[role], **cfg):
         return Path(index[role])
     fasta = Path(params["prepare"]["out"]) / f"{role}.fasta"
@@ -50,9 +50,9 @@ def cache_for(params: dict, role: str) -> Path:
     return cache_dir
 
 
-def embed_settings(params: dict) -> dict:
-    """embed_fasta's keyword arguments from the embed block."""
-    return {k: v for k, v in params["embed"].items() if k not in ("fasta", "out")}
+def embed_settings(block: dict) -> dict:
+    """embed_fasta's keyword arguments from params.yaml's embed block."""
+    return {k: v for k, v in block.items() if k not in ("fasta", "out")}
 
 
 def read_index(index_file: Path) -> dict[str, str]:
@@ -81,7 +81,7 @@ def _totals(results: list[dict]) -> dict[str, float]:
 
 def main(argv=None) -> dict:
     params, _ = parse_params(argv, "cafa embed", __doc__, SECTIONS)
-    cfg = embed_settings(params)
+    cfg = embed_settings(params["embed"])
     roles = fasta_roles(params)
     if not roles:
         raise InputError(f"{params['prepare']['out']}: no prepared FASTA; run `cafa prepare` first or pass --fasta.")

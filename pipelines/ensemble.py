@@ -6,17 +6,21 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
 
 from cafa_mlflow import tracking
 from cafa_mlflow.dataset import load_prepared
-from cafa_mlflow.ensemble import combine, finalize, fit_weights, plot_members_vs_ensemble, round_scores
+from cafa_mlflow.ensemble import combine, finalize, fit_weights, round_scores
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.ontology import ASPECTS, load_obo
 from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.members import KINDS
 from pipelines.common import parse_params, run_main
-from pipelines.member import split_ids, truth_matrix
+from pipelines.member import split_ids
 
 SECTIONS = ("ensemble", "prepare", "data")
 NAME = "ensemble"
@@ -51,9 +55,36 @@ def aspect_scores(flat: dict[str, float], prefix: str = "val_") -> dict[str, flo
     return {k: flat[f"{prefix}f_w_{k}"] for k in keys if f"{prefix}f_w_{k}" in flat}
 
 
+def plot_members_vs_ensemble(metrics: Mapping[str, Mapping[str, float]], path: str, title: str = "",
+                             ylabel: str = "weighted F-max") -> str:
+    """Grouped bar chart: one group per aspect (and "mean" if given), one bar per member; saved to `path`."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state, works headless
+
+    frame = pd.DataFrame(metrics).T  # members x aspects
+    if frame.empty:
+        raise InputError("plot_members_vs_ensemble: no metrics to plot.")
+    groups = list(frame.columns)
+    width = 0.8 / len(frame)
+    fig = Figure(figsize=(max(4.0, 1.6 * len(groups) + 1), 3.5))
+    ax = fig.subplots()
+    for i, (member, row) in enumerate(frame.iterrows()):
+        xs = np.arange(len(groups)) + (i - (len(frame) - 1) / 2) * width
+        bars = ax.bar(xs, row.to_numpy(float), width, label=str(member))
+        ax.bar_label(bars, fmt="%.3f", fontsize=6, padding=1)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, min(1.0, float(np.nanmax(frame.to_numpy(float))) * 1.2 + 0.02))
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def run_ensemble(params: dict, register: bool = True) -> dict[str, float]:
     """Fit weights, write predictions and metrics, log everything into the active MLflow run."""
-    from cafa_mlflow.metrics import Scorer, evaluate_predictions, flat_metrics
+    from cafa_mlflow.metrics import Scorer, evaluate_predictions, flat_metrics, read_truth
     from cafa_mlflow.serving import log_go_model
 
     cfg = params["ensemble"]
@@ -64,7 +95,7 @@ def run_ensemble(params: dict, register: bool = True) -> dict[str, float]:
     if val_truth_file is None:
         raise InputError(f"{prepared.root}: no val_terms.tsv; weights are fitted on validation data only, so run "
                          "`cafa prepare` with prepare.val_fraction > 0.")
-    truth = truth_matrix(val_truth_file, ontology)
+    truth = read_truth(val_truth_file, ontology)
     scorer = Scorer(ontology, truth, prepared.ia, cfg["th_step"])
     val = load_members(root, names, "val")
     member_metrics = {name: flat_metrics(scorer(tm), "val_") for name, tm in val.items()}
@@ -81,7 +112,7 @@ def run_ensemble(params: dict, register: bool = True) -> dict[str, float]:
         if split == "val":
             metrics.update(flat_metrics(scorer(pred), "val_"))
         elif truth_file is not None:
-            result = evaluate_predictions(ontology, truth_matrix(truth_file, ontology), pred, prepared.ia, cfg["th_step"])
+            result = evaluate_predictions(ontology, read_truth(truth_file, ontology), pred, prepared.ia, cfg["th_step"])
             metrics.update(flat_metrics(result, "test_"))
     report = {"members": member_metrics, "ensemble": metrics, "weights": weights}
     metrics_file = Path(cfg["metrics_out"]) / "ensemble_val.json"

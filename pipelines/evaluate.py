@@ -16,23 +16,16 @@ import sys
 from pathlib import Path
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.go.ontology import Ontology, load_obo
+from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
-from cafa_mlflow.io.terms import read_terms, resolve_terms
-from cafa_mlflow.labels import TermMatrix, load_term_matrix
-from cafa_mlflow.metrics import Scorer, flat_metrics
+from cafa_mlflow.labels import load_term_matrix
+from cafa_mlflow.metrics import Scorer, flat_metrics, read_truth
 from cafa_mlflow.metrics_report import format_table, markdown_summary, write_json
 from pipelines.common import parse_params, run_main
 
 SECTIONS = ("evaluate",)
 ORDER_LAST = ("ensemble",)  # members first, then the ensemble
 log = logging.getLogger(__name__)
-
-
-def read_truth(path: str | Path, ontology: Ontology) -> TermMatrix:
-    """Kaggle-format truth (EntryID, term[, aspect]) as 0/1 TermMatrix over resolved term ids."""
-    table = resolve_terms(read_terms(path), ontology, source=str(path))
-    return TermMatrix.from_frame(table, value=None)
 
 
 def resolve_inputs(params: dict) -> dict:

@@ -15,20 +15,13 @@ from cafa_mlflow.dataset import Prepared, load_prepared
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.fasta import read_fasta
-from cafa_mlflow.io.terms import read_terms, resolve_terms
 from cafa_mlflow.io.text import atomic_write
-from cafa_mlflow.labels import TermMatrix, label_matrix, save_term_matrix
+from cafa_mlflow.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.predictors.base import ProteinSet, TrainSet
 from pipelines.common import ensure_prepared, parse_params, run_main
 
 PREDICTORS = ("naive", "homology", "knn")
 SPLITS = ("val", "test")
-
-
-def truth_matrix(path: str | Path, ontology: Ontology) -> TermMatrix:
-    """Propagated ground truth over all ontology terms from a terms file (alt_ids mapped, obsolete dropped)."""
-    table = resolve_terms(read_terms(path), ontology, str(path))
-    return label_matrix(table, ontology, list(dict.fromkeys(table["protein"])))
 
 
 def split_ids(prepared: Prepared, split: str) -> list[str]:
@@ -85,8 +78,8 @@ def score(ontology: Ontology, truth_file: Path | None, pred: TermMatrix, ia: dic
     """Flat CAFA metrics of `pred` against a truth file (empty when there is no truth)."""
     if truth_file is None:
         return {}
-    from cafa_mlflow.metrics import evaluate_predictions, flat_metrics
-    result = evaluate_predictions(ontology, truth_matrix(truth_file, ontology), pred, ia, th_step)
+    from cafa_mlflow.metrics import evaluate_predictions, flat_metrics, read_truth
+    result = evaluate_predictions(ontology, read_truth(truth_file, ontology), pred, ia, th_step)
     return flat_metrics(result, prefix)
 
 

@@ -30,9 +30,8 @@ def embed_records(fasta: str | Path, records: list[FastaRecord], settings: dict,
     """Pooled vectors of `records` (rows in record order), computed with the model's embedding settings
     and cached under embed.out."""
     from cafa_mlflow.embed import embed_fasta, load_embeddings
-
-    run_cfg = {k: v for k, v in embed_params.items() if k not in ("fasta", "out")}
-    run_cfg.update(settings)  # the model's settings win over params.yaml
+    from pipelines.embed import embed_settings as params_settings
+    run_cfg = {**params_settings(embed_params), **settings}  # the model's settings win over params.yaml
     result = embed_fasta(fasta, out_dir=embed_params["out"], **run_cfg)
     emb = load_embeddings(result.cache_dir)
     index = emb.index()

@@ -3,8 +3,6 @@ stopping, the per-epoch CAFA metric and the thresholds. Logs params, per-epoch a
 the vocabulary and thresholds, saves val/test predictions and the model, and registers a pyfunc model."""
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -17,9 +15,8 @@ import pandas as pd
 from cafa_mlflow import tracking
 from cafa_mlflow.dataset import Prepared, load_prepared
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.go.ontology import Ontology, load_obo
-from cafa_mlflow.io.text import make_temp_dir
-from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
 from cafa_mlflow.predictors.neural import NeuralPredictor, TrainParams
@@ -41,16 +38,7 @@ def predictor_params(block: dict) -> TrainParams:
 def run_params(params: dict) -> dict[str, Any]:
     """The train block under its flag names, plus `epochs` (= max_epochs); standard params come from start_run."""
     block = params["train"]
-    named = {(f"train_{k}" if k in SHARED_NAMES else k): v for k, v in block.items()}
-    return {**tracking.standard_params(params), **named, "epochs": block["max_epochs"]}
-
-
-def truth_matrix(path: Path | None, ontology: Ontology, ids: list[str]) -> TermMatrix | None:
-    """Unpropagated ground truth of `ids` over all ontology terms (the evaluator propagates it)."""
-    if path is None:
-        return None
-    table = resolve_terms(read_terms(path), ontology, str(path))
-    return TermMatrix.from_frame(table, proteins=ids, terms=ontology.terms, value=None)
+    return {**{(f"train_{k}" if k in SHARED_NAMES else k): v for k, v in block.items()}, "epochs": block["max_epochs"]}
 
 
 def load_inputs(params: dict, prepared: Prepared, model: str) -> dict[str, Any]:
@@ -97,19 +85,6 @@ def input_example(data: dict[str, Any], n: int = 2) -> pd.DataFrame:
     return pd.DataFrame({"protein": ids, "embedding": list(vectors.numpy().astype(np.float32))})
 
 
-def save_model_dir(predictor: NeuralPredictor, final: Path) -> None:
-    """Write the model folder beside `final`, then swap it in (a failed save leaves the old one)."""
-    tmp = make_temp_dir(final)
-    try:
-        predictor.save(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
 def log_plots_and_tables(predictor: NeuralPredictor, curves: dict, prepared: Prepared) -> None:
     """PR curves per aspect, loss curve, thresholds table and term vocabulary as run artifacts."""
     for aspect, (unweighted, weighted) in curves.items():
@@ -124,7 +99,7 @@ def log_plots_and_tables(predictor: NeuralPredictor, curves: dict, prepared: Pre
 
 def train(params: dict, epoch_callbacks: Sequence = (), register: bool = True) -> dict[str, float]:
     """Fit, evaluate, save and log inside the caller's active MLflow run; returns the final flat metrics."""
-    from cafa_mlflow.metrics import Scorer, f1_at_thresholds, flat_metrics
+    from cafa_mlflow.metrics import Scorer, f1_at_thresholds, flat_metrics, read_truth
     from cafa_mlflow.serving import log_go_model
 
     tp = predictor_params(params["train"])
@@ -135,7 +110,8 @@ def train(params: dict, epoch_callbacks: Sequence = (), register: bool = True) -
     data = load_inputs(params, prepared, tp.model)
     ids, terms, aspect = data["ids"], prepared.labels.terms, prepared.term_aspect
     y_train, y_val = prepared.split_labels("train"), prepared.split_labels("val")
-    scorer = Scorer(ontology, truth_matrix(prepared.truth_file("val"), ontology, ids["val"]) or y_val,
+    val_file, test_file = prepared.truth_file("val"), prepared.truth_file("test")
+    scorer = Scorer(ontology, read_truth(val_file, ontology, ids["val"]) if val_file else y_val,
                     prepared.ia, tp.threshold_step)
 
     freq = term_frequencies(y_train.matrix, aspect)  # the naive baseline, for comparison in the run
@@ -156,21 +132,23 @@ def train(params: dict, epoch_callbacks: Sequence = (), register: bool = True) -
     )
     out = Path(params["train"]["out"])
     val_scores = TermMatrix(ids["val"], terms, predictor.predict(data["val"]))
-    metrics = flat_metrics(scorer(val_scores), "val_")
+    val_curves = scorer.curves(val_scores)  # scored once: metrics here, PR plots below
+    metrics = flat_metrics(scorer.summary(val_curves), "val_")
     binary = TermMatrix(ids["val"], terms, predictor.thresholds.apply(val_scores.matrix).astype(bool))
     metrics.update({f"val_{k}": v for k, v in f1_at_thresholds(y_val, binary, aspect).items()})
     save_term_matrix(out / "val.npz", val_scores)
     if "test" in data:
         test_scores = TermMatrix(ids["test"], terms, predictor.predict(data["test"]))
         save_term_matrix(out / "test.npz", test_scores)
-        test_truth = truth_matrix(prepared.truth_file("test"), ontology, ids["test"])
-        if test_truth is not None:
+        if test_file:
+            test_truth = read_truth(test_file, ontology, ids["test"])
             metrics.update(flat_metrics(Scorer(ontology, test_truth, prepared.ia, tp.threshold_step)(test_scores), "test_"))
     metrics.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
     tracking.log_metrics(metrics, step=len(result.history) + 1)
-    save_model_dir(predictor, out / "model")
-    log_plots_and_tables(predictor, scorer.curves(val_scores), prepared)
+    with atomic_dir(out / "model") as folder:  # a failed save leaves the old model
+        predictor.save(folder)
+    log_plots_and_tables(predictor, val_curves, prepared)
     info = log_go_model(members={"neural": ("neural", out / "model")}, weights=None, embed=params["embed"],
                         obo=params["data"]["obo"], input_example=input_example(data))
     if register:

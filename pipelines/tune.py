@@ -26,12 +26,11 @@ SECTIONS = ("prepare", "embed", "train", "tune")
 MAX_TAG_CHARS = 5000
 
 
-def trial_params(params: dict, overrides: dict[str, Any], out_dir: Path) -> dict:
-    """params.yaml + the trial's sampled keys; predictions go to a scratch folder, not train.out."""
+def with_overrides(params: dict, overrides: dict[str, Any]) -> dict:
+    """A copy of `params` with dotted (or nested) keys set, parsed as on the command line."""
     chosen = copy.deepcopy(params)
-    for key, value in overrides.items():
+    for key, value in flatten(overrides).items():
         set_dotted(chosen, key, value)
-    chosen["train"]["out"] = str(out_dir)
     return chosen
 
 
@@ -55,7 +54,8 @@ class Objective:
         out_dir = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-", dir=scratch))
         pruned: TrainingPruned | None = None
         try:
-            params = trial_params(self.params, overrides, out_dir)
+            params = with_overrides(self.params, overrides)
+            params["train"]["out"] = str(out_dir)  # predictions go to a scratch folder, not train.out
             tags = {"optuna_study": trial.study.study_name, "optuna_trial": str(trial.number)}
             with tracking.start_run(params, "tune_trial", run_name=f"trial-{trial.number}", nested=True,
                                     tags=tags) as child:
@@ -129,9 +129,7 @@ def retrain_best(params: dict, best_params_file: str | Path) -> dict[str, float]
     """A `train` run (nested under the tune run) with params + the best params file; registers the model."""
     import pipelines.train as train_module
 
-    best = copy.deepcopy(params)
-    for key, value in flatten(yaml.safe_load(Path(best_params_file).read_text()) or {}).items():
-        set_dotted(best, key, value)
+    best = with_overrides(params, yaml.safe_load(Path(best_params_file).read_text()) or {})
     with tracking.start_run(best, "train", run_name="retrain-best", nested=True,
                             tags={"optuna_study": params["tune"]["study_name"]}):
         return train_module.train(best, register=True)

@@ -137,3 +137,16 @@ def assert_prepare_writes_nothing(tmp_path: Path, error: str, **files: Path) -> 
     with pytest.raises(InputError, match=error):
         prepare_dataset(data, prep, out)
     assert snapshot(out.parent) == {"prepared/old.txt": b"previous outputs"}
+
+
+def assert_bad_file(tmp_path: Path, read, name: str, text: str, error: str, data_key: str) -> None:
+    """`read` raises InputError matching `error` on a file `name` holding `text`; prepare, given that file
+    as its `data_key` input, raises the same and writes nothing."""
+    import pytest
+
+    from cafa_mlflow.errors import InputError
+
+    path = write(tmp_path / name, text)
+    with pytest.raises(InputError, match=error):
+        read(path)
+    assert_prepare_writes_nothing(tmp_path, error, **{data_key: path})

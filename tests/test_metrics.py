@@ -12,7 +12,7 @@ from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
 from cafa_mlflow.io.submission import read_submission
 from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.metrics import Scorer, evaluate_predictions, f1_at_thresholds, flat_metrics
+from cafa_mlflow.metrics import Scorer, evaluate_predictions, f1_at_thresholds, flat_metrics, read_truth
 from cafa_mlflow.metrics_curves import passes, thresholds
 from pipelines import evaluate as evaluate_pipeline
 
@@ -94,7 +94,7 @@ def tiny(tmp_path_factory):
 
 def _result(tiny):
     ontology = load_obo(tiny / "go.obo")
-    truth = evaluate_pipeline.read_truth(tiny / "truth.tsv", ontology)
+    truth = read_truth(tiny / "truth.tsv", ontology)
     return evaluate_predictions(ontology, truth, read_submission(tiny / "pred" / "pred.tsv"),
                                 read_ia(tiny / "ia.tsv"), th_step=0.1)
 

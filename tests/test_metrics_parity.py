@@ -23,7 +23,7 @@ from cafa_mlflow.io.terms import read_terms, resolve_terms
 from cafa_mlflow.io.text import open_text
 from cafa_mlflow.labels import label_matrix
 from cafa_mlflow.metrics import Scorer
-from pipelines.evaluate import read_truth
+from cafa_mlflow.metrics import read_truth
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"

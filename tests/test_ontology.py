@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.ontology import load_obo
-from tests.cafa_fixtures import BP, OBO, assert_prepare_writes_nothing, write
+from tests.cafa_fixtures import BP, OBO, assert_bad_file, write
 
 SAMPLE_OBO = Path(__file__).resolve().parent.parent / "data" / "sample" / "go-basic.obo.xz"
 
@@ -80,9 +79,7 @@ def test_propagate_max(onto):
     ("[Term]\nname: no id\nnamespace: biological_process\n", r"bad.obo:1: \[Term\] stanza without an 'id:'"),
 ])
 def test_bad_obo(tmp_path, text, message):
-    with pytest.raises(InputError, match=message):
-        load_obo(write(tmp_path / "bad.obo", text))
-    assert_prepare_writes_nothing(tmp_path, message, obo=tmp_path / "bad.obo")
+    assert_bad_file(tmp_path, load_obo, "bad.obo", text, message, "obo")
 
 
 def test_real_go_basic():

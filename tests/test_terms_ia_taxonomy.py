@@ -11,7 +11,7 @@ from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia, write_ia
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms, resolve_terms
-from tests.cafa_fixtures import OBO, assert_prepare_writes_nothing, snapshot, write
+from tests.cafa_fixtures import OBO, assert_bad_file, assert_prepare_writes_nothing, snapshot, write
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +50,7 @@ def test_unknown_terms_reported_once_then_dropped(onto, caplog):
     ("A\tGO:0000002\tP\nB\t12345\tP\n", 2, "'12345' is not an ontology id"),
 ])
 def test_bad_terms(tmp_path, text, line, message):
-    with pytest.raises(InputError, match=rf"bad.tsv:{line}: .*{message}"):
-        read_terms(write(tmp_path / "bad.tsv", text))
-    assert_prepare_writes_nothing(tmp_path, rf"bad.tsv:{line}: .*{message}", train_terms=tmp_path / "bad.tsv")
+    assert_bad_file(tmp_path, read_terms, "bad.tsv", text, rf"bad.tsv:{line}: .*{message}", "train_terms")
     with pytest.raises(InputError, match=r"empty.tsv: no annotations found"):
         read_terms(write(tmp_path / "empty.tsv", "EntryID\tterm\taspect\n"))
 
@@ -94,6 +92,4 @@ def test_taxonomy(tmp_path):
     ("A\t9606\nA\t10090\n", r"tax.tsv: protein 'A' appears more than once"),
 ])
 def test_bad_taxonomy(tmp_path, text, message):
-    with pytest.raises(InputError, match=message):
-        read_taxonomy(write(tmp_path / "tax.tsv", text))
-    assert_prepare_writes_nothing(tmp_path, message, train_taxonomy=tmp_path / "tax.tsv")
+    assert_bad_file(tmp_path, read_taxonomy, "tax.tsv", text, message, "train_taxonomy")

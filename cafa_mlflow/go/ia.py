@@ -40,18 +40,21 @@ def term_counts(labels: sp.csr_matrix, ontology: Ontology, block_rows: int = BLO
     return with_term, with_parents
 
 
-def compute_ia(labels: TermMatrix | sp.spmatrix, ontology: Ontology, block_rows: int = BLOCK_ROWS) -> pd.Series:
-    """IA per ontology term (index = `ontology.terms`, file order) from (propagated or raw) labels.
+def compute_ia(labels: TermMatrix | sp.spmatrix, ontology: Ontology, block_rows: int = BLOCK_ROWS,
+               propagated: bool = False) -> pd.Series:
+    """IA per ontology term (index = `ontology.terms`, file order) from raw or propagated labels.
 
     A TermMatrix is reindexed onto the ontology's terms; a bare sparse matrix must already be over
-    `ontology.terms`. Labels are propagated here (a no-op for propagated ones)."""
+    `ontology.terms`. Labels are propagated here unless `propagated` says they already are (as
+    `label_matrix` gives them)."""
     if isinstance(labels, TermMatrix):
         matrix = labels.reindex(terms=ontology.terms).matrix
     else:
         matrix = sp.csr_matrix(labels)
         if matrix.shape[1] != len(ontology):
             raise ValueError(f"label matrix has {matrix.shape[1]} columns, the ontology {len(ontology)} terms")
-    matrix = ontology.propagate(matrix > 0)
+    if not propagated:
+        matrix = ontology.propagate(matrix > 0)
     with_term, with_parents = term_counts(matrix, ontology, block_rows)
     ia = np.zeros(len(ontology), dtype=np.float64)
     has_parents = np.diff(ontology.parents.indptr) > 0
@@ -71,7 +74,7 @@ def run_ia(args: argparse.Namespace) -> int:
     ontology = load_obo(args.obo)
     annotations = resolve_terms(read_terms(args.terms), ontology, source=str(args.terms))
     proteins = list(pd.unique(annotations["protein"]))
-    ia = compute_ia(label_matrix(annotations, ontology, proteins), ontology)
+    ia = compute_ia(label_matrix(annotations, ontology, proteins), ontology, propagated=True)
     write_ia(args.out, ia)
     log.info("%s: IA of %d terms from %d proteins (%d terms > 0)", args.out, len(ia), len(proteins), int((ia > 0).sum()))
     print(f"wrote {args.out}: {len(ia)} terms, {len(proteins)} proteins, {int((ia > 0).sum())} terms with IA > 0")

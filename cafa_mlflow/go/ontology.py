@@ -53,9 +53,6 @@ class Ontology:
         present = list(dict.fromkeys(self.aspect.tolist()))
         return [a for a in ASPECTS if a in present] + sorted(a for a in present if a not in ASPECTS)
 
-    def aspect_mask(self, aspect: str) -> np.ndarray:
-        return self.aspect == aspect
-
     def roots(self, aspect: str | None = None) -> list[str]:
         has_parent = np.diff(self.parents.indptr) > 0
         mask = ~has_parent if aspect is None else (~has_parent & (self.aspect == aspect))

@@ -65,13 +65,18 @@ class MaxPropagator:
         if scores.shape[1] != n_terms:
             raise ValueError(f"scores have {scores.shape[1]} columns, the ontology has {n_terms} terms.")
         plan = self.plan(np.unique(scores.indices))
+        local = local_positions(plan, n_terms)
         step = max(1, min(block_rows, plan.block_rows))
         counts, indices, data = [], [], []
         for start in range(0, scores.shape[0], step):
-            rows, cols, vals = self.propagate_entries(scores[start : start + step], plan)
-            counts.append(np.bincount(rows, minlength=min(step, scores.shape[0] - start)))
-            indices.append(cols)
-            data.append(vals)
+            block = scores[start : start + step]
+            coo = block.tocoo()
+            dense = self.propagate_cells(coo.row, local[coo.col], coo.data, block.shape[0], plan,
+                                         unique=block.has_canonical_format)
+            rows, cols = np.nonzero(dense)
+            counts.append(np.bincount(rows, minlength=block.shape[0]))
+            indices.append(plan.columns[cols])
+            data.append(dense[rows, cols])
         indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]) if counts else np.zeros(1, np.int64)
         out = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
                              np.concatenate(indices) if indices else np.zeros(0, np.int64), indptr),
@@ -79,24 +84,11 @@ class MaxPropagator:
         out.sort_indices()
         return out
 
-    def propagate_entries(self, scores: sp.csr_matrix, plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, ontology columns, scores) of the nonzero propagated entries (row-major)."""
-        dense = self.propagate_dense(scores, plan)
-        rows, cols = np.nonzero(dense)
-        return rows, plan.columns[cols], dense[rows, cols]
-
-    def propagate_dense(self, scores: sp.csr_matrix, plan: Plan) -> np.ndarray:
-        """Propagated scores as a dense (rows x U) float32 array, columns in `plan.columns` order;
-        `scores` should have at most plan.block_rows rows and only columns of the plan's closure."""
-        coo = scores.tocoo()
-        local = local_positions(plan, scores.shape[1])
-        return self.propagate_cells(coo.row, local[coo.col], coo.data, scores.shape[0], plan,
-                                    unique=scores.has_canonical_format)
-
     def propagate_cells(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, plan: Plan,
                         unique: bool = True) -> np.ndarray:
-        """Like `propagate_dense` from (row, position in U, score) cells; `unique=False` when a cell can
-        repeat (it keeps its max)."""
+        """Propagated scores as a dense (n_rows x U) float32 array, columns in `plan.columns` order, from
+        (row, position in U, score) cells; `unique=False` when a cell can repeat (it keeps its max).
+        n_rows should be at most plan.block_rows."""
         dense = np.zeros((n_rows, len(plan.columns)), dtype=np.float32)
         if unique:
             dense[rows, cols] = vals

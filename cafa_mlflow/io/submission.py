@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import atomic_write, open_text
 from cafa_mlflow.io.submission_check import (  # noqa: F401  (validator and CLI re-exported here)
-    BLOCK_BYTES, MAX_TERMS, TEXT, Violation, _binary, add_validate_arguments, iter_blocks, line_numbers, run_validate,
+    BLOCK_BYTES, MAX_TERMS, TEXT, Violation, add_validate_arguments, iter_blocks, line_numbers, run_validate,
     validate_submission)
-from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.labels import TermMatrix, max_csr
 
 DIGITS = 3
 
@@ -124,7 +123,7 @@ def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) 
     code = pa.dictionary(pa.int32(), pa.string())
     row_ids, col_ids = _Ids(proteins), _Ids(terms)
     parts = []
-    with _binary(path) as handle:
+    with open_text(path, "rb") as handle:
         reader = pacsv.open_csv(
             handle,
             read_options=pacsv.ReadOptions(column_names=["p", "t", "s"], block_size=BLOCK_BYTES, use_threads=False),
@@ -159,20 +158,7 @@ def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) 
     parts = parts or [(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))]
     rows, cols, vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
     names, vocab = row_ids.names(), col_ids.names()
-    return TermMatrix(names, vocab, _max_csr(rows, cols, vals, (len(names), len(vocab))))
-
-
-def _max_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    """CSR of (row, col, value) entries; a repeated cell keeps its max."""
-    m = sp.csr_matrix((vals, (rows, cols)), shape=shape, dtype=np.float32)  # sums repeats: only right without any
-    if m.nnz == len(vals):
-        return m
-    keys = rows.astype(np.int64) * shape[1] + cols
-    order = np.lexsort((-vals, keys))
-    keys, vals = keys[order], vals[order]
-    first = np.r_[True, keys[1:] != keys[:-1]]
-    keys, vals = keys[first], vals[first]
-    return sp.csr_matrix((vals, (keys // shape[1], keys % shape[1])), shape=shape, dtype=np.float32)
+    return TermMatrix(names, vocab, max_csr(rows, cols, vals, (len(names), len(vocab))))
 
 
 def _read_strings(path: str | os.PathLike, proteins: list[str] | None, terms: list[str] | None) -> TermMatrix:

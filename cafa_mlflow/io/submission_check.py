@@ -8,8 +8,6 @@ or the module's helper report (about 1.5-2 M lines/s on one core here, so a 336M
 from __future__ import annotations
 
 import argparse
-import gzip
-import lzma
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.io.text import open_text
 
 MAX_TERMS = 1500
 SIG_FIGS = 3
@@ -65,11 +64,6 @@ class ViolationList(list):
         self.n_proteins = 0
 
 
-def _binary(path: Path):
-    suffix = path.suffix.lower()
-    return gzip.open(path, "rb") if suffix == ".gz" else lzma.open(path, "rb") if suffix == ".xz" else open(path, "rb")
-
-
 def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pd.DataFrame, list]]:
     """Yield (first row index, frame of string columns p/t/s, invalid rows) per block of the file.
 
@@ -85,7 +79,7 @@ def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iter
         return "skip"
 
     names = ["p", "t", "s"]
-    with _binary(path) as handle:
+    with open_text(path, "rb") as handle:
         reader = pacsv.open_csv(
             handle,
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=block_bytes),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,17 +13,18 @@ from typing import IO, Iterator
 from cafa_mlflow.errors import InputError
 
 
-def open_text(path: str | os.PathLike, mode: str = "rt") -> IO[str]:
-    """Open `path` as text; `.gz` and `.xz` are (de)compressed transparently."""
+def open_text(path: str | os.PathLike, mode: str = "rt") -> IO:
+    """Open `path` as UTF-8 text (bytes with a 'b' mode); `.gz` and `.xz` are (de)compressed transparently."""
     path = Path(path)
     if "r" in mode and not path.is_file():
         raise InputError(f"{path}: file not found; check the path (and params.yaml's data block).")
+    encoding = None if "b" in mode else "utf-8"
     suffix = path.suffix.lower()
     if suffix == ".gz":
-        return gzip.open(path, mode, encoding="utf-8")
+        return gzip.open(path, mode, encoding=encoding)
     if suffix == ".xz":
-        return lzma.open(path, mode, encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+        return lzma.open(path, mode, encoding=encoding)
+    return open(path, mode, encoding=encoding)
 
 
 def _umask() -> int:
@@ -37,6 +39,38 @@ def make_temp_dir(final: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
     os.chmod(tmp, 0o777 & ~_umask())
     return tmp
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Move the complete folder `new` to `final`; an old `final` is renamed aside first, restored if the
+    move fails and deleted only after it succeeded."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old.{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Fill a temporary folder beside `final`; it replaces `final` only when the block succeeds."""
+    final = Path(final)
+    tmp = make_temp_dir(final)
+    try:
+        yield tmp
+        replace_dir(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.labels import TermMatrix
@@ -72,11 +71,6 @@ class Predictor(ABC):
 def as_ids(proteins: ProteinSet | Sequence[str]) -> list[str]:
     """Ids of a ProteinSet or a plain sequence of ids."""
     return proteins.ids if isinstance(proteins, ProteinSet) else list(proteins)
-
-
-def empty_scores(ids: Sequence[str], terms: Sequence[str]) -> TermMatrix:
-    """All-zero scores (no prediction) for `ids` over `terms`."""
-    return TermMatrix(list(ids), list(terms), sp.csr_matrix((len(ids), len(terms)), dtype=np.float32))
 
 
 def term_aspects(terms: Sequence[str], aspect_of: Any) -> np.ndarray:

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingToolError, MissingWeightsError
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import atomic_dir, atomic_write
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
 
@@ -84,10 +84,8 @@ def build_db(fasta: str | os.PathLike, cache_dir: str | os.PathLike, proteins: S
     db = out_dir / "train.dmnd"
     if db.is_file() and (out_dir / "manifest.json").is_file():
         return db
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
     records = _subset_records(fasta, proteins)
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".building-"))
-    try:
+    with atomic_dir(out_dir) as tmp:  # replaces a partial cache without manifest only on success
         plain = tmp / "train.fasta"
         write_fasta(plain, records)
         _run([binary, "makedb", "--in", str(plain), "-d", str(tmp / "train"), "--threads",
@@ -96,12 +94,12 @@ def build_db(fasta: str | os.PathLike, cache_dir: str | os.PathLike, proteins: S
         manifest = {"source": str(fasta), "sha256": digest, "n_sequences": len(records),
                     "subset": proteins is not None, "diamond": _version(binary)}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():  # a partial cache without manifest
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return db
+
+
+def _copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    with open(src, "rb") as source, atomic_write(dst, "wb") as target:
+        shutil.copyfileobj(source, target)
 
 
 def _version(binary: str) -> str:
@@ -132,9 +130,7 @@ def search(db: str | os.PathLike, queries: str | os.PathLike, ids: Sequence[str]
         hits = pd.read_csv(hits_path, sep="\t", header=None, names=list(HIT_COLUMNS),
                            dtype={"qseqid": str, "sseqid": str})
         if out is not None:
-            tmp_out = Path(f"{out}.tmp")
-            shutil.copyfile(hits_path, tmp_out)
-            os.replace(tmp_out, out)
+            _copy_atomic(hits_path, out)
     hits = hits.sort_values("bitscore", ascending=False, kind="stable")
     return hits.drop_duplicates(["qseqid", "sseqid"]).reset_index(drop=True)
 
@@ -187,7 +183,6 @@ class HomologyPredictor(Predictor):
         """Build (or reuse) the database of the training proteins `train.ids` only."""
         if train.fasta is None:
             raise InputError("homology needs the training sequences (TrainSet.fasta).")
-        diamond_binary(self.executable)
         self.labels = train.labels
         self.db = build_db(train.fasta, self.cache_dir, train.ids, self.threads, self.executable)
         return self
@@ -207,10 +202,7 @@ class HomologyPredictor(Predictor):
         """Copy the DIAMOND database (train.dmnd) and write labels.npz and config.json into `folder`."""
         self._require_fitted("db")
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / ".train.dmnd.tmp"
-        shutil.copyfile(self.db, tmp)
-        os.replace(tmp, folder / "train.dmnd")
+        _copy_atomic(self.db, folder / "train.dmnd")
         save_term_matrix(folder / "labels.npz", self.labels)
         config = {"kind": self.name, "sensitivity": self.sensitivity, "evalue": self.evalue,
                   "max_target_seqs": self.max_target_seqs, "exclude_self": self.exclude_self}

@@ -72,7 +72,7 @@ def predict_member(kind: str, predictor: Any, ids: Sequence[str], embeddings: An
                    sequences: Sequence[str] | None = None) -> TermMatrix:
     """Scores of `ids` (row order kept) from one loaded member, given the inputs it needs."""
     ids = list(ids)
-    needs_embedding = kind == "knn" or (kind == "neural" and _needs_embeddings(predictor))
+    needs_embedding = kind == "knn" or (kind == "neural" and predictor.in_dim is not None)
     if needs_embedding and embeddings is None:
         raise InputError(f"the {kind} member needs an `embedding` per protein; embed the proteins first.")
     if kind in ("homology", "neural") and not needs_embedding and sequences is None:
@@ -88,7 +88,3 @@ def predict_member(kind: str, predictor: Any, ids: Sequence[str], embeddings: An
             return predictor.predict(ProteinSet(ids, fasta=fasta))
     x = np.asarray(embeddings, dtype=np.float32) if needs_embedding else list(sequences)
     return TermMatrix(ids, predictor.terms, predictor.predict(x))
-
-
-def _needs_embeddings(neural: Any) -> bool:
-    return neural.in_dim is not None

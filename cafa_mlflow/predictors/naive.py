@@ -115,8 +115,7 @@ class NaivePredictor(Predictor):
         if not (folder / "frequencies.npz").is_file():
             raise MissingWeightsError(f"{folder}: no frequencies.npz; fit and save a naive predictor there first.")
         config = json.loads((folder / "config.json").read_text())
-        self = cls(None, "all", config["min_score"], config["top_k"])
-        self.denominator = config["denominator"]
+        self = cls(None, config["denominator"], config["min_score"], config["top_k"])
         row = load_term_matrix(folder / "frequencies.npz")
         self.terms, self.scores = row.terms, row.matrix
         return self

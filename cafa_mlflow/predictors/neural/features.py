@@ -27,17 +27,19 @@ def rows_of(cache_ids: Sequence[str], ids: Sequence[str], source: str) -> np.nda
     return rows
 
 
-def pooled_chunks(vectors: Any, offsets: np.ndarray) -> np.ndarray:
-    """Mean of each protein's chunk vectors (N x D float32), read shard-sized block by block."""
+def pooled_chunks(vectors: Any, offsets: np.ndarray, proteins: np.ndarray | None = None) -> np.ndarray:
+    """Mean of each protein's chunk vectors (float32), for `proteins` (row numbers, in that order; default
+    all), read block by block: only those proteins' chunks are read."""
     offsets = np.asarray(offsets, dtype=np.int64)
-    out = np.empty((len(offsets) - 1, vectors.shape[1]), dtype=np.float32)
-    counts = np.diff(offsets)
+    proteins = np.arange(len(offsets) - 1) if proteins is None else np.asarray(proteins, dtype=np.int64)
+    starts, counts = offsets[proteins], offsets[proteins + 1] - offsets[proteins]
+    out = np.empty((len(proteins), vectors.shape[1]), dtype=np.float32)
     block = 4096  # proteins per read: bounds the float32 copy of the chunk rows
     for start in range(0, len(out), block):
-        stop = min(start + block, len(out))
-        rows = np.asarray(vectors[np.arange(offsets[start], offsets[stop])], dtype=np.float32)
-        sums = np.add.reduceat(rows, offsets[start:stop] - offsets[start], axis=0)
-        out[start:stop] = sums / counts[start:stop, None]
+        s, c = starts[start : start + block], counts[start : start + block]
+        first = np.concatenate([[0], np.cumsum(c)[:-1]])  # each protein's first row in the block
+        rows = np.asarray(vectors[np.repeat(s - first, c) + np.arange(c.sum())], dtype=np.float32)
+        out[start : start + len(c)] = np.add.reduceat(rows, first, axis=0) / c[:, None]
     return out
 
 
@@ -53,7 +55,7 @@ def embedding_inputs(embeddings: Any, ids: Sequence[str], model: str, source: st
             )
         return SubsetInputs(ChunkInputs(embeddings.vectors, embeddings.offsets), rows)
     if ragged:
-        return DenseInputs(pooled_chunks(embeddings.vectors, embeddings.offsets)[rows])
+        return DenseInputs(pooled_chunks(embeddings.vectors, embeddings.offsets, rows))
     return SubsetInputs(DenseInputs(embeddings.vectors), rows)
 
 

@@ -150,13 +150,12 @@ class FinetuneClassifier(nn.Module):
         return self.head(pooled)
 
 
-def prior_logits(y: sp.csr_matrix, eps: float) -> torch.Tensor:
-    """logit of each term's label frequency, clipped to [eps, 1 - eps]: the naive predictor as output bias.
-
-    Starting from it keeps first-epoch scores near the term priors (sparse after min_score) instead of 0.5.
-    """
-    freq = np.bincount(y.indices, minlength=y.shape[1]) / max(y.shape[0], 1)
-    freq = np.clip(freq, eps, 1 - eps)
+def prior_logits(y: sp.csr_matrix) -> torch.Tensor:
+    """logit of each term's label frequency (half a count for unseen or universal terms): the naive
+    predictor as output bias. Starting from it keeps first-epoch scores near the term priors (sparse after
+    min_score) instead of 0.5."""
+    n = max(y.shape[0], 1)
+    freq = np.clip(np.bincount(y.indices, minlength=y.shape[1]) / n, 0.5 / n, 1 - 0.5 / n)
     return torch.from_numpy(np.log(freq / (1 - freq)).astype(np.float32))
 
 

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from cafa_mlflow.config import parse_value
 from cafa_mlflow.errors import ConfigError
 
 MODELS = ("simple", "multitask", "chunk_attention", "finetune")
@@ -64,14 +65,7 @@ class TrainParams:
             raise ConfigError(f"params.yaml train: unknown keys {unknown}; valid keys are {sorted(names)}")
         if missing:
             raise ConfigError(f"params.yaml train: missing keys {missing}; add them to the train: block")
-        types = {f.name: f.type for f in dataclasses.fields(cls)}
-        params = cls(**{k: _coerce(k, v, types[k]) for k, v in block.items()})
-        params.validate()
-        return params
-
-    def replace(self, **changes: Any) -> "TrainParams":
-        """A copy with some fields changed (validated)."""
-        params = dataclasses.replace(self, **changes)
+        params = cls(**{k: parse_value(v) for k, v in block.items()})  # text as on the command line
         params.validate()
         return params
 
@@ -79,6 +73,9 @@ class TrainParams:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.type in ("int", "float", "Optional[int]") and isinstance(getattr(self, f.name), str):
+                raise ConfigError(f"params.yaml train.{f.name}={getattr(self, f.name)!r}: expected a number ({f.type})")
         _choice("model", self.model, MODELS)
         _choice("loss", self.loss, LOSSES)
         _choice("scheduler", self.scheduler, SCHEDULERS)
@@ -99,13 +96,3 @@ def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"params.yaml train.{key}={value!r}: choose one of {', '.join(allowed)}")
 
-
-def _coerce(key: str, value: Any, type_name: str) -> Any:
-    """Numbers given as strings (YAML reads `1e-4` as a string; flags arrive as text) -> float/int."""
-    base = type_name.removeprefix("Optional[").removesuffix("]")
-    if value is None or not isinstance(value, str) or base not in ("float", "int"):
-        return value
-    try:
-        return float(value) if base == "float" else int(value)
-    except ValueError:
-        raise ConfigError(f"params.yaml train.{key}={value!r}: expected a number ({base})") from None

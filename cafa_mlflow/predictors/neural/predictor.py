@@ -7,7 +7,6 @@ thresholds.json (if chosen). The pipeline wraps it in an mlflow.pyfunc model.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
+from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.predictors.neural.data import ChunkInputs, Inputs, SequenceInputs, SubsetInputs, as_inputs, sequence_groups
 from cafa_mlflow.predictors.neural.data import train_val_split
 from cafa_mlflow.predictors.neural.losses import build_loss
@@ -34,12 +34,6 @@ def _in_dim(inputs: Inputs) -> Optional[int]:
     if isinstance(base, SequenceInputs):
         return None
     return int((base.x if hasattr(base, "x") else base.vectors).shape[1])
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 class NeuralPredictor:
@@ -90,8 +84,7 @@ class NeuralPredictor:
             val_in, y_val = as_inputs(val[0], alphabet, p.finetune_max_residues), sp.csr_matrix(val[1], dtype=np.float32)
         self.in_dim = _in_dim(inputs)
         self.model = build_model(p, self.in_dim, self.term_aspect, esm_model, alphabet)
-        # start from the term priors (half a count for unseen terms): first-epoch scores stay sparse
-        self.model.set_output_bias(prior_logits(y_train, eps=0.5 / max(y_train.shape[0], 1)))
+        self.model.set_output_bias(prior_logits(y_train))  # first-epoch scores stay sparse
         loss_fn = build_loss(p, y_train, self.term_aspect)
         self.result = fit_model(self.model, loss_fn, train_in, y_train, val_in, y_val, p, val_metric, callbacks)
         val_scores = predict_scores(self.model, val_in, p.predict_batch_size, p.min_score)
@@ -134,11 +127,13 @@ class NeuralPredictor:
     def save(self, directory: Union[str, Path]) -> None:
         """Write model.pt, config.json and thresholds.json (each via temp file + os.replace)."""
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        _atomic_write(d / "model.pt", lambda t: torch.save(self.state_dict(), t))
-        _atomic_write(d / "config.json", lambda t: t.write_text(json.dumps(self.config())))
+        with atomic_write(d / "model.pt", "wb") as handle:
+            torch.save(self.state_dict(), handle)
+        with atomic_write(d / "config.json") as handle:
+            handle.write(json.dumps(self.config()))
         if self.thresholds is not None:
-            _atomic_write(d / "thresholds.json", lambda t: t.write_text(self.thresholds.to_json()))
+            with atomic_write(d / "thresholds.json") as handle:
+                handle.write(self.thresholds.to_json())
 
     @classmethod
     def load(cls, directory: Union[str, Path]) -> "NeuralPredictor":
