@@ -21,7 +21,7 @@ main: install
 	$(RUN_ENV) mlflow run . -e main --env-manager local --experiment-name $(EXPERIMENT) $(ESM_FLAG)
 
 test: install
-	$(RUN_ENV) python -m pytest
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(RUN_ENV) python -m pytest
 
 repro: install
 	$(RUN_ENV) dvc repro

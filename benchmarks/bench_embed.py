@@ -7,18 +7,20 @@ benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/bench_embed.py            # about 8 minutes on 2 cores
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import random
-import shlex
 import resource
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
 from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,9 +33,13 @@ TOKS_PER_BATCH = 4096
 NAIVE_BATCH = 8
 # (arch, batching, precision, tcmalloc, proteins): sized so the whole run stays under ~8 minutes.
 CONFIGS = [
-    ("8M", "budget", "fp32", True, 256), ("8M", "naive", "fp32", True, 256), ("8M", "budget", "bf16", True, 256),
-    ("35M", "budget", "fp32", True, 128), ("35M", "naive", "fp32", True, 128),
-    ("150M", "budget", "fp32", True, 48), ("150M", "naive", "fp32", True, 48),
+    ("8M", "budget", "fp32", True, 256),
+    ("8M", "naive", "fp32", True, 256),
+    ("8M", "budget", "bf16", True, 256),
+    ("35M", "budget", "fp32", True, 128),
+    ("35M", "naive", "fp32", True, 128),
+    ("150M", "budget", "fp32", True, 48),
+    ("150M", "naive", "fp32", True, 48),
 ]
 
 
@@ -67,11 +73,11 @@ def naive_embed(model, alphabet, seqs: list[str], layer: int):
     convert = alphabet.get_batch_converter()
     with torch.inference_mode():
         for i in range(0, len(seqs), NAIVE_BATCH):
-            chunk = seqs[i:i + NAIVE_BATCH]
+            chunk = seqs[i : i + NAIVE_BATCH]
             _, _, tokens = convert([(str(j), s) for j, s in enumerate(chunk)])
             reps = model(tokens, repr_layers=[layer])["representations"][layer]
             for j, s in enumerate(chunk):
-                reps[j, 1:len(s) + 1].mean(0)
+                reps[j, 1 : len(s) + 1].mean(0)
 
 
 def worker(arch: str, batching: str, precision: str, n: int) -> dict:
@@ -87,8 +93,11 @@ def worker(arch: str, batching: str, precision: str, n: int) -> dict:
     model = ESM2(num_layers=layers, embed_dim=dim, attention_heads=heads, alphabet=alphabet).eval()
     seqs, mean_len_all = sample_units(n)
     dtype = torch.bfloat16 if precision == "bf16" else None
-    run = (lambda s: embed_units(model, alphabet, s, layers, "mean", TOKS_PER_BATCH, torch.device("cpu"), dtype)) \
-        if batching == "budget" else (lambda s: naive_embed(model, alphabet, s, layers))
+    run = (
+        (lambda s: embed_units(model, alphabet, s, layers, "mean", TOKS_PER_BATCH, torch.device("cpu"), dtype))
+        if batching == "budget"
+        else (lambda s: naive_embed(model, alphabet, s, layers))
+    )
     run(seqs[:2])  # warm-up
     t, cpu = time.perf_counter(), time.process_time()
     run(seqs)
@@ -98,12 +107,21 @@ def worker(arch: str, batching: str, precision: str, n: int) -> dict:
     tokens = [len(s) + 2 for s in seqs]
     flops = 2 * params * sum(tokens) + 4 * layers * dim * sum(x * x for x in tokens)  # useful (unpadded) work
     return {
-        "arch": arch, "batching": batching, "precision": precision, "proteins": n, "residues": residues,
-        "seconds": seconds, "residues_per_s": residues / seconds, "proteins_per_s": n / seconds,
-        "cpu_seconds": cpu_seconds, "residues_per_cpu_s": residues / cpu_seconds,
-        "gflops_per_cpu_s": flops / cpu_seconds / 1e9, "matmul_gflops_per_cpu_s": matmul_gflops(precision),
+        "arch": arch,
+        "batching": batching,
+        "precision": precision,
+        "proteins": n,
+        "residues": residues,
+        "seconds": seconds,
+        "residues_per_s": residues / seconds,
+        "proteins_per_s": n / seconds,
+        "cpu_seconds": cpu_seconds,
+        "residues_per_cpu_s": residues / cpu_seconds,
+        "gflops_per_cpu_s": flops / cpu_seconds / 1e9,
+        "matmul_gflops_per_cpu_s": matmul_gflops(precision),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "mean_len_sample_file": mean_len_all, "threads": torch.get_num_threads(),
+        "mean_len_sample_file": mean_len_all,
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -120,17 +138,21 @@ def run_config(arch, batching, precision, tcmalloc, n) -> dict:
 
 def table(rows: list[dict]) -> str:
     cores = os.cpu_count()
-    head = ("| model | batching | precision | proteins | residues/s (wall) | proteins/s (wall) | residues per CPU-s "
-            f"| share of matmul rate | peak RSS MB | projected h, 306,713 proteins, {cores} dedicated cores |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| model | batching | precision | proteins | residues/s (wall) | proteins/s (wall) | residues per CPU-s "
+        f"| share of matmul rate | peak RSS MB | projected h, 306,713 proteins, {cores} dedicated cores |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+    )
     lines = []
     for r in rows:
         hours = N_TARGET * r["mean_len_sample_file"] / (r["residues_per_cpu_s"] * cores) / 3600
         share = r["gflops_per_cpu_s"] / r["matmul_gflops_per_cpu_s"]
-        lines.append(f"| {r['arch']} | {r['batching']} | {r['precision']} | {r['proteins']} "
-                     f"| {r['residues_per_s']:,.0f} | {r['proteins_per_s']:.2f} | {r['residues_per_cpu_s']:,.0f} "
-                     f"| {share:.0%} ({r['gflops_per_cpu_s']:.1f} of {r['matmul_gflops_per_cpu_s']:.1f} GFLOP per CPU-s) "
-                     f"| {r['peak_rss_mb']:,.0f} | {hours:,.1f} |")
+        lines.append(
+            f"| {r['arch']} | {r['batching']} | {r['precision']} | {r['proteins']} "
+            f"| {r['residues_per_s']:,.0f} | {r['proteins_per_s']:.2f} | {r['residues_per_cpu_s']:,.0f} "
+            f"| {share:.0%} ({r['gflops_per_cpu_s']:.1f} of {r['matmul_gflops_per_cpu_s']:.1f} GFLOP per CPU-s) "
+            f"| {r['peak_rss_mb']:,.0f} | {hours:,.1f} |"
+        )
     return head + "\n".join(lines) + "\n"
 
 
@@ -141,10 +163,10 @@ def ratios(rows: list[dict]) -> str:
         if {"budget", "naive"} <= pick.keys():
             cpu = pick["budget"]["residues_per_cpu_s"] / pick["naive"]["residues_per_cpu_s"]
             wall = pick["budget"]["residues_per_s"] / pick["naive"]["residues_per_s"]
-            out.append(f"- {arch}: token-budget / naive = {cpu:.2f}x per CPU-second ({wall:.2f}x wall clock); goal >= 2x")
+            out.append(
+                f"- {arch}: token-budget / naive = {cpu:.2f}x per CPU-second ({wall:.2f}x wall clock); goal >= 2x"
+            )
     return "\n".join(out) + "\n"
-
-
 
 
 def main() -> None:
@@ -165,17 +187,21 @@ def main() -> None:
         rows.append(run_config(*config))
         print(json.dumps(rows[-1]), file=sys.stderr)
     command = shlex.join(["benchmarks/bench_embed.py"] + sys.argv[1:])
-    body = (f"Command: `.venv/bin/python {command}`\n\n{args.machine}, {args.date}, torch threads {rows[0]['threads']}, random-weight ESM-2 architectures, "
-            f"seeded random sample of {FASTA.relative_to(ROOT)} in file order, balanced truncation to {MAX_RESIDUES}. "
-            f"Token budget {TOKS_PER_BATCH} (length-sorted, `cafa_mlflow.embed.forward.embed_units`), naive = fair-esm "
-            f"batch converter, fixed batches of {NAIVE_BATCH} in file order. Share of matmul rate = useful forward FLOPs "
-            "(2 x non-embedding params x tokens + 4 x layers x dim x tokens^2, unpadded) / measured 2048^3 torch.mm rate "
-            "of the same precision, both per CPU-second of the process. CPU-seconds (user + system of all threads, with "
-            "OMP_WAIT_POLICY=PASSIVE so idle threads do not spin) measure the work done independently of other jobs "
-            "on the machine; wall-clock rates depend on the load. Projection: 82,404 + 224,309 proteins x the mean "
-            f"balanced-truncated length of all {FASTA.name} proteins ({rows[0]['mean_len_sample_file']:.0f} residues) / "
-            f"(residues per CPU-s x {os.cpu_count()} cores), i.e. for the machine to itself. All rows preload tcmalloc.\n\n"
-            + table(rows) + "\n" + ratios(rows))
+    body = (
+        f"Command: `.venv/bin/python {command}`\n\n{args.machine}, {args.date}, torch threads {rows[0]['threads']}, random-weight ESM-2 architectures, "
+        f"seeded random sample of {FASTA.relative_to(ROOT)} in file order, balanced truncation to {MAX_RESIDUES}. "
+        f"Token budget {TOKS_PER_BATCH} (length-sorted, `cafa_mlflow.embed.forward.embed_units`), naive = fair-esm "
+        f"batch converter, fixed batches of {NAIVE_BATCH} in file order. Share of matmul rate = useful forward FLOPs "
+        "(2 x non-embedding params x tokens + 4 x layers x dim x tokens^2, unpadded) / measured 2048^3 torch.mm rate "
+        "of the same precision, both per CPU-second of the process. CPU-seconds (user + system of all threads, with "
+        "OMP_WAIT_POLICY=PASSIVE so idle threads do not spin) measure the work done independently of other jobs "
+        "on the machine; wall-clock rates depend on the load. Projection: 82,404 + 224,309 proteins x the mean "
+        f"balanced-truncated length of all {FASTA.name} proteins ({rows[0]['mean_len_sample_file']:.0f} residues) / "
+        f"(residues per CPU-s x {os.cpu_count()} cores), i.e. for the machine to itself. All rows preload tcmalloc.\n\n"
+        + table(rows)
+        + "\n"
+        + ratios(rows)
+    )
     print(body)
     write_section("## Embedding throughput\n\n" + body)
 

@@ -11,6 +11,7 @@ Prints a table and refreshes `## Evaluator vs cafaeval` in benchmarks/RESULTS.md
     .venv/bin/python benchmarks/bench_evaluate.py --proteins 1000 --terms 500 --no-results
     .venv/bin/python benchmarks/bench_evaluate.py --notes "other helpers' jobs ran at the same time"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +39,11 @@ def make_inputs(folder: Path, n_proteins: int, n_terms: int, seed: int = 0) -> d
     import pandas as pd
 
     sys.path.insert(0, str(ROOT))
+    from cafa_mlflow.go.annotations import resolve_terms
     from cafa_mlflow.go.ia import compute_ia
     from cafa_mlflow.go.ontology import load_obo
     from cafa_mlflow.io.ia import write_ia
-    from cafa_mlflow.io.terms import read_terms, resolve_terms
+    from cafa_mlflow.io.terms import read_terms
     from cafa_mlflow.labels import label_matrix
 
     rng = np.random.default_rng(seed)
@@ -59,17 +62,25 @@ def make_inputs(folder: Path, n_proteins: int, n_terms: int, seed: int = 0) -> d
     cols = np.concatenate([rng.choice(pool, n_terms, replace=False) for _ in chosen])
     scores = np.clip(freq[cols] * rng.uniform(0.3, 1.6, len(cols)) + rng.uniform(0, 0.1, len(cols)), 0.001, 1)
     (folder / "pred").mkdir()
-    pd.DataFrame({"p": np.repeat(chosen, n_terms), "t": np.asarray(ontology.terms, dtype=object)[cols],
-                  "s": np.round(scores, 3)}).to_csv(folder / "pred" / "submission.tsv", sep="\t", header=False,
-                                                   index=False, float_format="%.3g")
+    pd.DataFrame(
+        {"p": np.repeat(chosen, n_terms), "t": np.asarray(ontology.terms, dtype=object)[cols], "s": np.round(scores, 3)}
+    ).to_csv(folder / "pred" / "submission.tsv", sep="\t", header=False, index=False, float_format="%.3g")
     return {"proteins": len(chosen), "lines": len(cols)}
 
 
 def run_cafaeval(folder: Path) -> dict:
     from cafaeval.evaluation import cafa_eval
+
     t0 = time.perf_counter()
-    _, best = cafa_eval(str(folder / "go.obo"), str(folder / "pred"), str(folder / "truth.tsv"),
-                        ia=str(folder / "ia.tsv"), prop="max", norm="cafa", th_step=0.01)
+    _, best = cafa_eval(
+        str(folder / "go.obo"),
+        str(folder / "pred"),
+        str(folder / "truth.tsv"),
+        ia=str(folder / "ia.tsv"),
+        prop="max",
+        norm="cafa",
+        th_step=0.01,
+    )
     seconds = time.perf_counter() - t0
     f_w = best["f_w"].reset_index().set_index("ns")["f_w"]
     return {"seconds": seconds, "f_w": {NAMESPACE[ns]: float(v) for ns, v in f_w.items()}}
@@ -77,11 +88,10 @@ def run_cafaeval(folder: Path) -> dict:
 
 def run_ours(folder: Path) -> dict:
     sys.path.insert(0, str(ROOT))
+    from cafa_mlflow.evaluation.scorer import Scorer, read_truth
     from cafa_mlflow.go.ontology import load_obo
     from cafa_mlflow.io.ia import read_ia
     from cafa_mlflow.io.submission import read_submission
-    from cafa_mlflow.metrics import Scorer
-    from cafa_mlflow.metrics import read_truth
 
     t0 = time.perf_counter()
     ontology = load_obo(folder / "go.obo")
@@ -91,8 +101,13 @@ def run_ours(folder: Path) -> dict:
     t2 = time.perf_counter()
     result = scorer(pred)
     t3 = time.perf_counter()
-    return {"seconds": t3 - t0, "setup": t1 - t0, "read": t2 - t1, "score": t3 - t2,
-            "f_w": {a: result[a]["f_w"] for a in ("BPO", "CCO", "MFO")}}
+    return {
+        "seconds": t3 - t0,
+        "setup": t1 - t0,
+        "read": t2 - t1,
+        "score": t3 - t2,
+        "f_w": {a: result[a]["f_w"] for a in ("BPO", "CCO", "MFO")},
+    }
 
 
 def worker(tool: str, folder: Path) -> None:
@@ -105,14 +120,13 @@ def worker(tool: str, folder: Path) -> None:
 
 def measure(tool: str, folder: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, __file__, "--worker", tool, str(folder)], capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", tool, str(folder)], capture_output=True, text=True, env=env
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"{tool} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
-
-
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def main() -> None:
@@ -121,7 +135,9 @@ def main() -> None:
     parser.add_argument("--terms", type=int, default=1500, help="predicted terms per protein")
     parser.add_argument("--no-cafaeval", action="store_true", help="time ours only")
     parser.add_argument("--no-results", action="store_true", help="do not touch benchmarks/RESULTS.md")
-    parser.add_argument("--notes", default="", help="free text appended to the section (e.g. other load on the machine)")
+    parser.add_argument(
+        "--notes", default="", help="free text appended to the section (e.g. other load on the machine)"
+    )
     parser.add_argument("--worker", nargs=2, metavar=("TOOL", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -131,35 +147,46 @@ def main() -> None:
         folder = Path(tmp)
         t0 = time.perf_counter()
         size = make_inputs(folder, args.proteins, args.terms)
-        print(f"inputs: {size['proteins']} proteins x {args.terms} terms = {size['lines']:,} lines "
-              f"({time.perf_counter() - t0:.0f} s to build)", flush=True)
+        print(
+            f"inputs: {size['proteins']} proteins x {args.terms} terms = {size['lines']:,} lines "
+            f"({time.perf_counter() - t0:.0f} s to build)",
+            flush=True,
+        )
         ours = measure("ours", folder)
         print(f"ours: {ours}", flush=True)
         ref = None if args.no_cafaeval else measure("cafaeval", folder)
         print(f"cafaeval: {ref}", flush=True)
     load.append(os.getloadavg()[0])
     diff = max(abs(ours["f_w"][a] - ref["f_w"][a]) for a in ref["f_w"]) if ref else float("nan")
-    rows = [("cafa_mlflow.metrics (`cafa evaluate` path)", ours), *([("cafaeval 1.3.0", ref)] if ref else [])]
-    lines = [SECTION, "",
-             f"Machine: {os.cpu_count()}-core CPU (shared with other jobs running at the same time, so times are "
-             f"noisy; 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end), "
-             f"date {datetime.date.today()}. Input: {size['proteins']} bundled test proteins x {args.terms} predicted terms "
-             f"({size['lines']:,} submission lines), full GO (go-basic 2025-06-01), IA from the bundled training "
-             f"annotations, th_step 0.01. Each tool runs end to end from the files in its own process.",
-             f"Command: `.venv/bin/python benchmarks/bench_evaluate.py --proteins {args.proteins} --terms {args.terms}`",
-             "", "| evaluator | wall s | CPU s (process) | of which: setup / read submission / score s (wall) | peak RSS MB "
-             "| weighted F-max BPO / CCO / MFO |", "|---|---|---|---|---|---|"]
+    rows = [("cafa_mlflow.evaluation.scorer (`cafa evaluate` path)", ours), *([("cafaeval 1.3.0", ref)] if ref else [])]
+    lines = [
+        SECTION,
+        "",
+        f"Machine: {os.cpu_count()}-core CPU (shared with other jobs running at the same time, so times are "
+        f"noisy; 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end), "
+        f"date {datetime.date.today()}. Input: {size['proteins']} bundled test proteins x {args.terms} predicted terms "
+        f"({size['lines']:,} submission lines), full GO (go-basic 2025-06-01), IA from the bundled training "
+        f"annotations, th_step 0.01. Each tool runs end to end from the files in its own process.",
+        f"Command: `.venv/bin/python benchmarks/bench_evaluate.py --proteins {args.proteins} --terms {args.terms}`",
+        "",
+        "| evaluator | wall s | CPU s (process) | of which: setup / read submission / score s (wall) | peak RSS MB "
+        "| weighted F-max BPO / CCO / MFO |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in rows:
         split = f"{r['setup']:.1f} / {r['read']:.1f} / {r['score']:.1f}" if "score" in r else "-"
         fw = " / ".join(f"{r['f_w'][a]:.4f}" for a in ("BPO", "CCO", "MFO") if a in r["f_w"])
         lines.append(f"| {name} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | {split} | {r['peak_mb']:.0f} | {fw} |")
     if ref:
-        lines += ["", f"Speed-up end to end: {ref['seconds'] / ours['seconds']:.1f}x wall, {ref['cpu_s'] / ours['cpu_s']:.1f}x "
-                      f"CPU; without reading the submission (setup + scoring, ours): "
-                      f"{ref['seconds'] / (ours['setup'] + ours['score']):.0f}x; scoring alone: "
-                      f"{ref['seconds'] / ours['score']:.0f}x. Reading the submission TSV is "
-                      f"`cafa_mlflow.io.submission.read_submission` ({ours['read']:.1f} s here). "
-                      f"Largest |difference| of the weighted F-max values: {diff:.1e}."]
+        lines += [
+            "",
+            f"Speed-up end to end: {ref['seconds'] / ours['seconds']:.1f}x wall, {ref['cpu_s'] / ours['cpu_s']:.1f}x "
+            f"CPU; without reading the submission (setup + scoring, ours): "
+            f"{ref['seconds'] / (ours['setup'] + ours['score']):.0f}x; scoring alone: "
+            f"{ref['seconds'] / ours['score']:.0f}x. Reading the submission TSV is "
+            f"`cafa_mlflow.io.submission.read_submission` ({ours['read']:.1f} s here). "
+            f"Largest |difference| of the weighted F-max values: {diff:.1e}.",
+        ]
     if args.notes:
         lines += ["", f"Notes: {args.notes}"]
     text = "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ by default). Each measurement runs in a fresh subprocess so that its peak RSS is
   python benchmarks/bench_train.py --batches 40     # time 40 batches and extrapolate to the epoch
 Prints a table and refreshes the "## Training at CAFA-6 scale" section of benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,20 +88,35 @@ def worker(batches: int) -> dict:
         loss_fn = build_loss(tp, y[train_idx], term_aspect)
         opt = torch.optim.AdamW(model.parameters(), lr=tp.lr, weight_decay=tp.weight_decay)
         t0 = time.perf_counter()
-        loss = train_epoch(model, loss_fn, opt, inputs, y_part, tp.batch_size, tp.grad_accum_steps,
-                           np.random.default_rng(tp.seed))
+        loss = train_epoch(
+            model, loss_fn, opt, inputs, y_part, tp.batch_size, tp.grad_accum_steps, np.random.default_rng(tp.seed)
+        )
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
-        val_loss, scores = evaluate_batches(model, SubsetInputs(DenseInputs(x), val_idx), y[val_idx], loss_fn,
-                                            tp.predict_batch_size, tp.min_score)
+        val_loss, scores = evaluate_batches(
+            model, SubsetInputs(DenseInputs(x), val_idx), y[val_idx], loss_fn, tp.predict_batch_size, tp.min_score
+        )
         t_val = time.perf_counter() - t0
     return {
-        "model": tp.model, "loss": tp.loss, "batch_size": tp.batch_size, "hidden_dim": tp.hidden_dim,
-        "n_train": len(train_idx), "n_val": n_val, "n_terms": int(y.shape[1]),
-        "labels_per_protein": float(y.nnz / N_PROTEINS), "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        "threads": torch.get_num_threads(), "batches": run_batches, "batches_epoch": n_batches_epoch,
-        "data_s": t_data, "train_s": t_train, "train_epoch_s": t_train * n_batches_epoch / run_batches,
-        "val_s": t_val, "val_nnz_per_protein": scores.nnz / n_val, "train_loss": loss, "val_loss": val_loss,
+        "model": tp.model,
+        "loss": tp.loss,
+        "batch_size": tp.batch_size,
+        "hidden_dim": tp.hidden_dim,
+        "n_train": len(train_idx),
+        "n_val": n_val,
+        "n_terms": int(y.shape[1]),
+        "labels_per_protein": float(y.nnz / N_PROTEINS),
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "threads": torch.get_num_threads(),
+        "batches": run_batches,
+        "batches_epoch": n_batches_epoch,
+        "data_s": t_data,
+        "train_s": t_train,
+        "train_epoch_s": t_train * n_batches_epoch / run_batches,
+        "val_s": t_val,
+        "val_nnz_per_protein": scores.nnz / n_val,
+        "train_loss": loss,
+        "val_loss": val_loss,
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
     }
 
@@ -107,15 +124,27 @@ def worker(batches: int) -> dict:
 def table(r: dict) -> str:
     extrapolated = r["batches"] < r["batches_epoch"]
     rows = [
-        ("model / loss / batch", f"{r['model']} / {r['loss']} / {r['batch_size']} (hidden {r['hidden_dim']}, "
-                                 f"{r['params_m']:.1f} M parameters)"),
-        ("data", f"{r['n_train']:,} train + {r['n_val']:,} val proteins x {DIM:,}-d fp16 memmap, {r['n_terms']:,} terms, "
-                 f"{r['labels_per_protein']:.1f} labels/protein"),
+        (
+            "model / loss / batch",
+            f"{r['model']} / {r['loss']} / {r['batch_size']} (hidden {r['hidden_dim']}, "
+            f"{r['params_m']:.1f} M parameters)",
+        ),
+        (
+            "data",
+            f"{r['n_train']:,} train + {r['n_val']:,} val proteins x {DIM:,}-d fp16 memmap, {r['n_terms']:,} terms, "
+            f"{r['labels_per_protein']:.1f} labels/protein",
+        ),
         ("torch threads", str(r["threads"])),
-        ("batches timed", f"{r['batches']} of {r['batches_epoch']}" + (" (epoch time extrapolated)" if extrapolated else "")),
+        (
+            "batches timed",
+            f"{r['batches']} of {r['batches_epoch']}" + (" (epoch time extrapolated)" if extrapolated else ""),
+        ),
         ("train pass", f"{r['train_s']:.1f} s ({r['train_s'] / r['batches'] * 1000:.0f} ms/batch)"),
         ("**epoch (train pass)**", f"**{r['train_epoch_s']:.0f} s** ({r['train_epoch_s'] / 60:.1f} min)"),
-        ("validation pass (loss + sparse scores)", f"{r['val_s']:.1f} s, {r['val_nnz_per_protein']:.0f} scores/protein kept"),
+        (
+            "validation pass (loss + sparse scores)",
+            f"{r['val_s']:.1f} s, {r['val_nnz_per_protein']:.0f} scores/protein kept",
+        ),
         ("**peak RSS**", f"**{r['peak_rss_gb']:.2f} GB** (limit 6 GB)"),
         ("synthetic data build", f"{r['data_s']:.1f} s (not part of the epoch)"),
     ]
@@ -145,9 +174,11 @@ def main() -> None:
     if not args.no_write:
         cpu = platform.processor() or platform.machine()
         cmdline = "python benchmarks/bench_train.py" + (f" --batches {args.batches}" if args.batches else "")
-        text = (f"{SECTION}\n\nMachine: {os.cpu_count()} CPU cores ({cpu}), Linux, torch "
-                f"{__import__('torch').__version__} CPU; date {datetime.date.today().isoformat()}; "
-                f"command `{cmdline}` (one subprocess, peak RSS = its ru_maxrss).\n\n{body}\n")
+        text = (
+            f"{SECTION}\n\nMachine: {os.cpu_count()} CPU cores ({cpu}), Linux, torch "
+            f"{__import__('torch').__version__} CPU; date {datetime.date.today().isoformat()}; "
+            f"command `{cmdline}` (one subprocess, peak RSS = its ru_maxrss).\n\n{body}\n"
+        )
         if args.note:
             text += f"\n{args.note}\n"
         write_section(text)

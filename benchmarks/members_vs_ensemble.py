@@ -1,11 +1,12 @@
 """Members vs ensemble, weighted F-max per aspect on the validation and test proteins.
 
 Reads what `cafa main` (or `dvc repro`) left in <ensemble.predictions>/<member>/{val,test}.npz, scores
-every member and the ensemble with cafa_mlflow.metrics against the prepared val/test truth, prints a
+every member and the ensemble with cafa_mlflow.evaluation.scorer against the prepared val/test truth, prints a
 table and refreshes the "## Members vs ensemble" section of benchmarks/RESULTS.md.
 
     python benchmarks/members_vs_ensemble.py [--params params.yaml] [--no-write]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,12 +15,13 @@ import os
 import platform
 from pathlib import Path
 
+from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
+
 from cafa_mlflow.config import load_params
 from cafa_mlflow.dataset import load_prepared
+from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics, read_truth
 from cafa_mlflow.go.ontology import ASPECTS, load_obo
 from cafa_mlflow.labels import load_term_matrix
-from cafa_mlflow.metrics import Scorer, flat_metrics, read_truth
-from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Members vs ensemble"
@@ -45,8 +47,9 @@ def scores(params: dict) -> dict[str, dict[str, float]]:
 
 def encoder_label(params: dict) -> str:
     """The encoder the cached embeddings were made with (params.yaml may name another one)."""
-    from pipelines.embed import cache_for
     from cafa_mlflow.embed import load_embeddings
+    from pipelines.embed import cache_for
+
     try:
         return load_embeddings(cache_for(params, "train")).manifest.get("model_label", "?")
     except Exception:  # no embeddings: the table holds no embedding-based member
@@ -75,11 +78,12 @@ def main() -> None:
         prep = params["prepare"]
         encoder = encoder_label(params)
         write_section(
-            f"{SECTION}\n\nWeighted F-max (cafa_mlflow.metrics, IA from the prepared data). Machine: {os.cpu_count()} "
+            f"{SECTION}\n\nWeighted F-max (cafa_mlflow.evaluation.scorer, IA from the prepared data). Machine: {os.cpu_count()} "
             f"CPU cores ({platform.machine()}), date {datetime.date.today().isoformat()}; data: prepare.subsample="
             f"{prep['subsample']}, test_subsample={prep['test_subsample']}, encoder {encoder} (read from the embedding cache manifest; `tiny:` = random weights made by "
             "`cafa make-tiny-esm`, offline); commands `make main` (`make main ESM=tiny` offline), then "
-            f"`python benchmarks/members_vs_ensemble.py`. Weights are fitted on val only.\n\n{body}\n")
+            f"`python benchmarks/members_vs_ensemble.py`. Weights are fitted on val only.\n\n{body}\n"
+        )
 
 
 if __name__ == "__main__":

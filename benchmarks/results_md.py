@@ -1,4 +1,5 @@
 """The one writer of benchmarks/RESULTS.md: each benchmark refreshes its own `## Title` section in place."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ def write_section(text: str, path: Path = RESULTS) -> None:
     start = old.find(title + "\n")
     if start >= 0:
         nxt = old.find("\n## ", start + len(title))
-        old = old[:start].rstrip("\n") + ("\n\n" + old[nxt + 1:] if nxt >= 0 else "")
+        old = old[:start].rstrip("\n") + ("\n\n" + old[nxt + 1 :] if nxt >= 0 else "")
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(old.rstrip("\n") + "\n\n" + text.strip("\n") + "\n")
     os.replace(tmp, path)

@@ -1,10 +1,11 @@
 """`cafa` console script: one subcommand per MLflow entry point (same parameters as flags) + utilities."""
+
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # entry points: `pipelines.<module>.main(argv)`; flags are params.yaml keys (see pipelines/common.py)
 ENTRY_POINTS = {
@@ -22,10 +23,18 @@ ENTRY_POINTS = {
 UTILITIES = {
     "ia": ("cafa_mlflow.go.ia", "add_ia_arguments", "run_ia", "information accretion from annotations"),
     "stats": ("cafa_mlflow.stats", "add_stats_arguments", "run_stats", "dataset analysis tables and plots"),
-    "validate-submission": ("cafa_mlflow.io.submission", "add_validate_arguments", "run_validate",
-                            "check a CAFA-6 submission file"),
-    "make-tiny-esm": ("cafa_mlflow.embed.cli", "add_tiny_arguments", "run_make_tiny",
-                      "write a small random ESM-2 checkpoint (tests, offline runs)"),
+    "validate-submission": (
+        "cafa_mlflow.io.submission",
+        "add_validate_arguments",
+        "run_validate",
+        "check a CAFA-6 submission file",
+    ),
+    "make-tiny-esm": (
+        "cafa_mlflow.embed.cli",
+        "add_tiny_arguments",
+        "run_make_tiny",
+        "write a small random ESM-2 checkpoint (tests, offline runs)",
+    ),
 }
 
 
@@ -44,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command in ENTRY_POINTS:
         from pipelines.common import run_main
+
         return run_main(importlib.import_module(ENTRY_POINTS[command]).main, rest)
     if command in UTILITIES:
         module_name, add_name, run_name, help_text = UTILITIES[command]
@@ -52,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         getattr(module, add_name)(parser)
         args = parser.parse_args(rest)
         from pipelines.common import run_main
+
         status = {}
         code = run_main(lambda _argv: status.setdefault("rc", getattr(module, run_name)(args)), None)
         return code or int(status.get("rc") or 0)

@@ -1,10 +1,12 @@
 """params.yaml is the single source of defaults; callers override single keys by dotted name."""
+
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -15,11 +17,18 @@ PARAMS_FILE = "params.yaml"
 
 def find_params_file(path: str | os.PathLike | None = None) -> Path:
     """`path`, else $CAFA_PARAMS, else params.yaml in the working directory or the repository root."""
-    candidates = [path, os.environ.get("CAFA_PARAMS"), PARAMS_FILE, Path(__file__).resolve().parent.parent / PARAMS_FILE]
+    candidates = [
+        path,
+        os.environ.get("CAFA_PARAMS"),
+        PARAMS_FILE,
+        Path(__file__).resolve().parent.parent / PARAMS_FILE,
+    ]
     for cand in candidates:
         if cand and Path(cand).is_file():
             return Path(cand)
-    raise ConfigError(f"{path or PARAMS_FILE}: parameter file not found; run from the repository root or set CAFA_PARAMS.")
+    raise ConfigError(
+        f"{path or PARAMS_FILE}: parameter file not found; run from the repository root or set CAFA_PARAMS."
+    )
 
 
 def parse_value(text: Any) -> Any:
@@ -51,8 +60,11 @@ def set_dotted(params: dict, key: str, value: Any) -> None:
     node[leaf] = parse_value(value)
 
 
-def load_params(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
-                params_file: str | os.PathLike | None = None) -> dict:
+def load_params(
+    path: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    params_file: str | os.PathLike | None = None,
+) -> dict:
     """Defaults from params.yaml, then keys from `params_file` (e.g. tune's best trial), then `overrides`.
 
     `params_file` holds a nested mapping or flat dotted keys; `overrides` maps dotted keys to values

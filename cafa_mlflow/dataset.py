@@ -9,6 +9,7 @@ Folder layout (a DVC output):
   val_terms.tsv      ground truth of the validation proteins (Kaggle's terms format, unpropagated)
   test.fasta         query sequences; test_terms.tsv their ground truth when given
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,12 +25,13 @@ import scipy.sparse as sp
 from sklearn.model_selection import GroupShuffleSplit
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import LETTER_OF_ASPECT, Ontology, load_obo
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta, write_fasta
 from cafa_mlflow.io.ia import read_ia, write_ia
-from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.io.taxonomy import read_taxonomy
-from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.io.terms import read_terms
+from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.labels import TermMatrix, label_matrix, select_terms
 
 log = logging.getLogger(__name__)
@@ -118,8 +120,10 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     annotated = set(annotations["protein"])
     records = [r for r in load_fasta(data["train_fasta"]) if r.id in annotated]
     if not records:
-        raise InputError(f"{data['train_fasta']}: none of its proteins has an annotation in {data['train_terms']}; "
-                         "check that both files come from the same release.")
+        raise InputError(
+            f"{data['train_fasta']}: none of its proteins has an annotation in {data['train_terms']}; "
+            "check that both files come from the same release."
+        )
     missing = len(annotated) - len(records)
     if missing:
         log.warning("%d annotated proteins have no sequence in %s and are left out", missing, data["train_fasta"])
@@ -128,19 +132,23 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     full = label_matrix(annotations[annotations["protein"].isin(set(ids))], ontology, ids)
     ia = read_ia(data["ia"]) if data.get("ia") else compute_ia(full, ontology, propagated=True).to_dict()
     keep = select_terms(full, ontology.aspect, int(prep["min_count"]), int(prep["top_k"]))
-    vocab = pd.DataFrame({
-        "term": [ontology.terms[j] for j in keep],
-        "aspect": ontology.aspect[keep],
-        "count": np.asarray(full.matrix[:, keep].sum(axis=0)).ravel().astype(int),
-    })
+    vocab = pd.DataFrame(
+        {
+            "term": [ontology.terms[j] for j in keep],
+            "aspect": ontology.aspect[keep],
+            "count": np.asarray(full.matrix[:, keep].sum(axis=0)).ravel().astype(int),
+        }
+    )
     vocab["ia"] = vocab["term"].map(ia).fillna(0.0)
     taxonomy = read_taxonomy(data["train_taxonomy"]) if data.get("train_taxonomy") else pd.Series(dtype=str)
-    proteins = pd.DataFrame({
-        "protein": ids,
-        "split": split_pool(records, float(prep["val_fraction"]), int(prep["seed"])),
-        "taxon": [taxonomy.get(r.id, r.taxon) for r in records],
-        "length": [len(r.sequence) for r in records],
-    })
+    proteins = pd.DataFrame(
+        {
+            "protein": ids,
+            "split": split_pool(records, float(prep["val_fraction"]), int(prep["seed"])),
+            "taxon": [taxonomy.get(r.id, r.taxon) for r in records],
+            "length": [len(r.sequence) for r in records],
+        }
+    )
     with atomic_dir(out_dir) as tmp:
         proteins.to_parquet(tmp / "proteins.parquet", index=False)
         sp.save_npz(tmp / "labels.npz", full.matrix[:, keep].tocsr())
@@ -149,8 +157,11 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
         write_fasta(tmp / "train.fasta", ((r.id, r.sequence) for r in records))
         val_ids = set(proteins.loc[proteins["split"] == "val", "protein"])
         _write_truth(annotations[annotations["protein"].isin(val_ids)], tmp / "val_terms.tsv", ontology)
-        summary = {"n_train": int((proteins["split"] == "train").sum()), "n_val": int((proteins["split"] == "val").sum()),
-                   **{f"n_terms_{a}": int((vocab["aspect"] == a).sum()) for a in ontology.aspects}}
+        summary = {
+            "n_train": int((proteins["split"] == "train").sum()),
+            "n_val": int((proteins["split"] == "val").sum()),
+            **{f"n_terms_{a}": int((vocab["aspect"] == a).sum()) for a in ontology.aspects},
+        }
         if data.get("test_fasta"):
             summary.update(_prepare_test(data, prep, ontology, tmp))
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -11,12 +11,14 @@ own candidate weights inside the same prediction. Two searches over the simplex 
 "auto" takes the grid when it has at most `max_grid_points` points, else coordinate ascent.
 Ties keep the earlier candidate (grid: lexicographic order; coordinate: the current weights).
 """
+
 from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from math import comb
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,8 +33,9 @@ METHODS = ("auto", "grid", "coordinate")
 Weights = Mapping[str, Mapping[str, float]]  # aspect -> member -> weight
 
 
-def align(members: Mapping[str, TermMatrix], proteins: Sequence[str] | None = None
-          ) -> tuple[list[str], list[str], dict[str, sp.csr_matrix]]:
+def align(
+    members: Mapping[str, TermMatrix], proteins: Sequence[str] | None = None
+) -> tuple[list[str], list[str], dict[str, sp.csr_matrix]]:
     """Members over shared rows and columns: `proteins` (default: union, first seen first) x union of terms."""
     if not members:
         raise ConfigError("an ensemble needs at least one member prediction.")
@@ -77,8 +80,12 @@ def _weighted_sum(names: Sequence[str], mats: Mapping[str, sp.csr_matrix], col_w
     return total.tocsr()
 
 
-def combine(members: Mapping[str, TermMatrix], weights: Mapping[str, Any], aspect_of: Any = None,
-            proteins: Sequence[str] | None = None) -> TermMatrix:
+def combine(
+    members: Mapping[str, TermMatrix],
+    weights: Mapping[str, Any],
+    aspect_of: Any = None,
+    proteins: Sequence[str] | None = None,
+) -> TermMatrix:
     """Weighted sum of member scores over the union of terms (absent entries count as 0).
 
     weights: {aspect: {member: w}} (needs aspect_of: Ontology or {term: aspect}) or flat {member: w}.
@@ -98,10 +105,19 @@ def simplex_grid(n_members: int, step: float) -> np.ndarray:
     return np.array([[*c, n - sum(c)] for c in points], dtype=float) / n
 
 
-def fit_weights(members: Mapping[str, TermMatrix], truth: Any, metric: Callable[[Any, TermMatrix], Mapping],
-                aspect_of: Any, step: float = 0.05, method: str = "auto", key: str = "f_w",
-                max_grid_points: int = 300, max_rounds: int = 100, trace: list | None = None,
-                transform: Callable[[TermMatrix], TermMatrix] | None = None) -> dict[str, dict[str, float]]:
+def fit_weights(
+    members: Mapping[str, TermMatrix],
+    truth: Any,
+    metric: Callable[[Any, TermMatrix], Mapping],
+    aspect_of: Any,
+    step: float = 0.05,
+    method: str = "auto",
+    key: str = "f_w",
+    max_grid_points: int = 300,
+    max_rounds: int = 100,
+    trace: list | None = None,
+    transform: Callable[[TermMatrix], TermMatrix] | None = None,
+) -> dict[str, dict[str, float]]:
     """Per-aspect member weights on the simplex maximising `metric(truth, combined)[aspect][key]`.
 
     members: validation predictions; metric: e.g. `lambda t, p: evaluate(ontology, t, p, ia, 0.01)`;
@@ -145,8 +161,9 @@ def _grid_search(evaluate, grid: np.ndarray, aspects: list[str]) -> dict[str, np
     return {a: w for a, (_, w) in best.items()}
 
 
-def _coordinate_ascent(evaluate, n_members: int, step: float, aspects: list[str], max_rounds: int
-                       ) -> dict[str, np.ndarray]:
+def _coordinate_ascent(
+    evaluate, n_members: int, step: float, aspects: list[str], max_rounds: int
+) -> dict[str, np.ndarray]:
     n = round(1 / step)
     start = np.full(n_members, n // n_members)
     start[: n - start.sum()] += 1  # equal split in grid units
@@ -181,8 +198,9 @@ def make_consistent(tm: TermMatrix, ontology: Ontology) -> TermMatrix:
     not know are dropped with a warning."""
     unknown = [t for t in tm.terms if t not in ontology.index]
     if unknown:
-        log.warning("%d predicted terms are not in the ontology and are dropped, e.g. %s",
-                    len(unknown), ", ".join(unknown[:5]))
+        log.warning(
+            "%d predicted terms are not in the ontology and are dropped, e.g. %s", len(unknown), ", ".join(unknown[:5])
+        )
     full = ontology.propagate_max(tm.reindex(terms=ontology.terms).matrix)
     cols = np.flatnonzero(full.getnnz(axis=0))
     return TermMatrix(tm.proteins, [ontology.terms[c] for c in cols], full[:, cols].tocsr())
@@ -203,8 +221,9 @@ def top_k_per_protein(tm: TermMatrix, k: int = 1500, tie_break: np.ndarray | Non
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - np.repeat(m.indptr[:-1], counts)
     keep = rank < k
-    out = sp.csr_matrix((m.data[keep], m.indices[keep], np.concatenate([[0], np.cumsum(np.minimum(counts, k))])),
-                        shape=m.shape)
+    out = sp.csr_matrix(
+        (m.data[keep], m.indices[keep], np.concatenate([[0], np.cumsum(np.minimum(counts, k))])), shape=m.shape
+    )
     return TermMatrix(tm.proteins, tm.terms, out)
 
 
@@ -228,8 +247,9 @@ def round_scores(tm: TermMatrix, sig: int = 3, min_score: float = 0.001) -> Term
     return TermMatrix(tm.proteins, tm.terms, m)
 
 
-def finalize(tm: TermMatrix, ontology: Ontology, max_terms: int = 1500, sig: int = 3,
-             min_score: float = 0.001) -> TermMatrix:
+def finalize(
+    tm: TermMatrix, ontology: Ontology, max_terms: int = 1500, sig: int = 3, min_score: float = 0.001
+) -> TermMatrix:
     """Submission-ready scores: GO-consistent, at most `max_terms` per protein, rounded, no zeros.
 
     Ties at the cap keep the term with fewer ancestors first, so a parent is never cut while its equally
@@ -237,4 +257,3 @@ def finalize(tm: TermMatrix, ontology: Ontology, max_terms: int = 1500, sig: int
     tm = make_consistent(tm, ontology)
     n_ancestors = ontology.ancestors.getnnz(axis=1)[[ontology.index[t] for t in tm.terms]]
     return round_scores(top_k_per_protein(tm, max_terms, n_ancestors), sig, min_score)
-

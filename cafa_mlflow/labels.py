@@ -1,9 +1,10 @@
 """Sparse proteins x terms matrices (labels or scores) and term vocabularies."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,28 +33,36 @@ class TermMatrix:
     def shape(self) -> tuple[int, int]:
         return self.matrix.shape
 
-    def reindex(self, proteins: Sequence[str] | None = None, terms: Sequence[str] | None = None) -> "TermMatrix":
+    def reindex(self, proteins: Sequence[str] | None = None, terms: Sequence[str] | None = None) -> TermMatrix:
         """Same scores over other row/column ids: missing ones are empty, extra ones dropped."""
         m = self.matrix
         if proteins is not None:
             m = _take(m, self.proteins, proteins, axis=0)
         if terms is not None:
             m = _take(m.tocsc(), self.terms, terms, axis=1).tocsr()
-        return TermMatrix(proteins if proteins is not None else self.proteins,
-                          terms if terms is not None else self.terms, m)
+        return TermMatrix(
+            proteins if proteins is not None else self.proteins, terms if terms is not None else self.terms, m
+        )
 
     def to_frame(self) -> pd.DataFrame:
         """Long table (protein, term, score) of the nonzero entries, in row order."""
         coo = self.matrix.tocoo()
-        return pd.DataFrame({
-            "protein": np.asarray(self.proteins, dtype=object)[coo.row],
-            "term": np.asarray(self.terms, dtype=object)[coo.col],
-            "score": coo.data,
-        })
+        return pd.DataFrame(
+            {
+                "protein": np.asarray(self.proteins, dtype=object)[coo.row],
+                "term": np.asarray(self.terms, dtype=object)[coo.col],
+                "score": coo.data,
+            }
+        )
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, proteins: Sequence[str] | None = None,
-                   terms: Sequence[str] | None = None, value: str | None = "score") -> "TermMatrix":
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        proteins: Sequence[str] | None = None,
+        terms: Sequence[str] | None = None,
+        value: str | None = "score",
+    ) -> TermMatrix:
         """Build from a long table with columns protein, term (and `value`; 1.0 when None).
         Repeated (protein, term) pairs keep their maximum."""
         proteins = list(pd.unique(frame["protein"])) if proteins is None else list(proteins)
@@ -62,7 +71,9 @@ class TermMatrix:
         cols = pd.Index(terms).get_indexer(frame["term"])
         vals = np.ones(len(frame), np.float32) if value is None else frame[value].to_numpy(np.float32)
         keep = (rows >= 0) & (cols >= 0)
-        dedup = pd.DataFrame({"r": rows[keep], "c": cols[keep], "v": vals[keep]}).groupby(["r", "c"], sort=False)["v"].max()
+        dedup = (
+            pd.DataFrame({"r": rows[keep], "c": cols[keep], "v": vals[keep]}).groupby(["r", "c"], sort=False)["v"].max()
+        )
         r, c = dedup.index.get_level_values(0), dedup.index.get_level_values(1)
         m = sp.csr_matrix((dedup.to_numpy(np.float32), (r, c)), shape=(len(proteins), len(terms)))
         return cls(proteins, terms, m)
@@ -72,8 +83,15 @@ def save_term_matrix(path: str | os.PathLike, tm: TermMatrix) -> None:
     """One .npz holding the CSR arrays and both id lists; written atomically."""
     m = tm.matrix
     with atomic_write(path, "wb") as out:
-        np.savez_compressed(out, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape),
-                            proteins=np.array(tm.proteins, dtype=str), terms=np.array(tm.terms, dtype=str))
+        np.savez_compressed(
+            out,
+            data=m.data,
+            indices=m.indices,
+            indptr=m.indptr,
+            shape=np.array(m.shape),
+            proteins=np.array(tm.proteins, dtype=str),
+            terms=np.array(tm.terms, dtype=str),
+        )
 
 
 def load_term_matrix(path: str | os.PathLike) -> TermMatrix:

@@ -7,12 +7,14 @@ and/or `sequence`, as the members need (`required_inputs(model)`); the embedding
 were trained with are in the model metadata (`embed_settings(model)`). Output: protein, term, score,
 each protein's terms sorted by score, highest first.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -24,8 +26,15 @@ from cafa_mlflow.ensemble import combine, finalize, round_sig
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.predictors.members import (EMBEDDING, SEQUENCE, check_kind, load_member, member_dim,
-                                            member_inputs, predict_member)
+from cafa_mlflow.predictors.members import (
+    EMBEDDING,
+    SEQUENCE,
+    check_kind,
+    load_member,
+    member_dim,
+    member_inputs,
+    predict_member,
+)
 
 EMBED_KEYS = ("esm_model", "layer", "strategy", "window", "stride", "pooling", "max_residues")
 FINALIZE_DEFAULTS = {"max_terms": 1500, "sig": 3, "min_score": 0.001}
@@ -37,8 +46,13 @@ NEURAL_REQUIREMENTS = ("torch", "fair-esm")
 class GoModel(mlflow.pyfunc.PythonModel):
     """Members (name -> kind, folders as artifacts `member_<name>`), per-aspect weights, finalize settings."""
 
-    def __init__(self, kinds: Mapping[str, str], weights: Mapping[str, Any] | None = None,
-                 finalize_args: Mapping[str, Any] | None = None, threads: int = 0) -> None:
+    def __init__(
+        self,
+        kinds: Mapping[str, str],
+        weights: Mapping[str, Any] | None = None,
+        finalize_args: Mapping[str, Any] | None = None,
+        threads: int = 0,
+    ) -> None:
         if not kinds:
             raise ConfigError("a GoModel needs at least one member.")
         self.kinds = {name: check_kind(kind) for name, kind in kinds.items()}
@@ -51,13 +65,15 @@ class GoModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self.load_artifacts(context.artifacts)
 
-    def load_artifacts(self, artifacts: Mapping[str, str]) -> "GoModel":
+    def load_artifacts(self, artifacts: Mapping[str, str]) -> GoModel:
         """Load the ontology and the member folders (also usable without MLflow, e.g. in tests)."""
         self.ontology = load_obo(artifacts["obo"])
-        self.predictors = {name: load_member(kind, artifacts[f"member_{name}"], self.threads)
-                           for name, kind in self.kinds.items()}
-        self.inputs = set().union(*(member_inputs(kind, artifacts[f"member_{name}"])
-                                    for name, kind in self.kinds.items()))
+        self.predictors = {
+            name: load_member(kind, artifacts[f"member_{name}"], self.threads) for name, kind in self.kinds.items()
+        }
+        self.inputs = set().union(
+            *(member_inputs(kind, artifacts[f"member_{name}"]) for name, kind in self.kinds.items())
+        )
         return self
 
     def set_threads(self, threads: int) -> None:
@@ -81,20 +97,26 @@ class GoModel(mlflow.pyfunc.PythonModel):
             raise InputError(f"protein {dup[0]!r} appears twice in the model input; give each protein once.")
         missing = sorted(c for c in self.inputs if c not in frame)
         if missing:
-            raise InputError(f"model input lacks column(s) {', '.join(missing)}; this model needs "
-                             f"{', '.join(sorted(self.inputs))} besides `protein`.")
+            raise InputError(
+                f"model input lacks column(s) {', '.join(missing)}; this model needs "
+                f"{', '.join(sorted(self.inputs))} besides `protein`."
+            )
         embeddings = None
         if EMBEDDING in self.inputs:
-            embeddings = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in frame[EMBEDDING]]) \
-                if len(frame) else np.zeros((0, 0), np.float32)
+            embeddings = (
+                np.stack([np.asarray(v, dtype=np.float32).ravel() for v in frame[EMBEDDING]])
+                if len(frame)
+                else np.zeros((0, 0), np.float32)
+            )
         sequences = frame[SEQUENCE].astype(str).tolist() if SEQUENCE in self.inputs else None
         return ids, embeddings, sequences
 
-    def predict_matrix(self, ids: list[str], embeddings: Any = None, sequences: list[str] | None = None
-                       ) -> TermMatrix:
+    def predict_matrix(self, ids: list[str], embeddings: Any = None, sequences: list[str] | None = None) -> TermMatrix:
         """Finalized scores of `ids` (rows in input order) over the ontology's terms that score."""
-        members = {name: predict_member(kind, self.predictors[name], ids, embeddings, sequences)
-                   for name, kind in self.kinds.items()}
+        members = {
+            name: predict_member(kind, self.predictors[name], ids, embeddings, sequences)
+            for name, kind in self.kinds.items()
+        }
         if self.weights is None:
             combined = next(iter(members.values()))
         else:
@@ -108,8 +130,13 @@ def to_output(tm: TermMatrix, sig: int = 3) -> pd.DataFrame:
     coo = tm.matrix.tocoo()
     order = np.lexsort((coo.col, -coo.data, coo.row))
     scores = round_sig(coo.data[order], sig)  # float32 -> the float64 nearest to the rounded decimal
-    return pd.DataFrame({"protein": np.asarray(tm.proteins, dtype=object)[coo.row[order]],
-                         "term": np.asarray(tm.terms, dtype=object)[coo.col[order]], "score": scores})
+    return pd.DataFrame(
+        {
+            "protein": np.asarray(tm.proteins, dtype=object)[coo.row[order]],
+            "term": np.asarray(tm.terms, dtype=object)[coo.col[order]],
+            "score": scores,
+        }
+    )
 
 
 def signature_for(inputs: set[str]) -> ModelSignature:
@@ -133,10 +160,16 @@ def example_input(inputs: set[str], dim: int | None, n: int = 2) -> pd.DataFrame
     return frame
 
 
-def log_go_model(members: Mapping[str, tuple[str, str | os.PathLike]], weights: Mapping[str, Any] | None,
-                 embed: Mapping[str, Any], obo: str | os.PathLike, artifact_path: str = "model",
-                 input_example: pd.DataFrame | None = None, finalize_args: Mapping[str, Any] | None = None,
-                 threads: int = 0) -> Any:
+def log_go_model(
+    members: Mapping[str, tuple[str, str | os.PathLike]],
+    weights: Mapping[str, Any] | None,
+    embed: Mapping[str, Any],
+    obo: str | os.PathLike,
+    artifact_path: str = "model",
+    input_example: pd.DataFrame | None = None,
+    finalize_args: Mapping[str, Any] | None = None,
+    threads: int = 0,
+) -> Any:
     """Log members (name -> (kind, saved folder)) as one pyfunc model in the active run; returns ModelInfo.
 
     weights: {aspect: {member: w}} or {member: w}; None = the single member as it is (or equal weights).
@@ -150,8 +183,10 @@ def log_go_model(members: Mapping[str, tuple[str, str | os.PathLike]], weights: 
     inputs = set().union(*(member_inputs(kind, folder) for kind, folder in members.values()))
     dims = {d for kind, folder in members.values() if (d := member_dim(kind, folder)) is not None}
     if len(dims) > 1:
-        raise ConfigError(f"members expect embeddings of different widths {sorted(dims)}; "
-                          "use members trained on the same ESM model and layer.")
+        raise ConfigError(
+            f"members expect embeddings of different widths {sorted(dims)}; "
+            "use members trained on the same ESM model and layer."
+        )
     model = GoModel({name: kind for name, (kind, _) in members.items()}, weights, finalize_args, threads)
     artifacts = {"obo": str(obo), **{f"member_{name}": str(folder) for name, (_, folder) in members.items()}}
     metadata = {
@@ -165,9 +200,14 @@ def log_go_model(members: Mapping[str, tuple[str, str | os.PathLike]], weights: 
         input_example = example_input(inputs, next(iter(dims), None))
     kinds = set(model.kinds.values())
     return mlflow.pyfunc.log_model(
-        name=artifact_path, python_model=model, artifacts=artifacts, signature=signature_for(inputs),
-        input_example=input_example, metadata=metadata,
-        pip_requirements=_requirements(BASE_REQUIREMENTS + (NEURAL_REQUIREMENTS if "neural" in kinds else ())))
+        name=artifact_path,
+        python_model=model,
+        artifacts=artifacts,
+        signature=signature_for(inputs),
+        input_example=input_example,
+        metadata=metadata,
+        pip_requirements=_requirements(BASE_REQUIREMENTS + (NEURAL_REQUIREMENTS if "neural" in kinds else ())),
+    )
 
 
 def model_metadata(model: Any) -> dict:
@@ -178,8 +218,9 @@ def model_metadata(model: Any) -> dict:
     if isinstance(meta, mlflow.models.Model):
         meta = meta.metadata
     if not isinstance(meta, Mapping) or "required_inputs" not in meta:
-        raise InputError("this MLflow model was not logged by cafa_mlflow.serving.log_go_model "
-                         "(no required_inputs in its metadata).")
+        raise InputError(
+            "this MLflow model was not logged by cafa_mlflow.serving.log_go_model (no required_inputs in its metadata)."
+        )
     return dict(meta)
 
 

@@ -4,6 +4,7 @@ buckets, top terms and sequence-length percentiles, as tables, flat metrics and 
 Labels are the annotations propagated to all ancestors (is_a + part_of within a namespace) over the
 proteins of the FASTA file; annotations of proteins without a sequence are counted and left out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.fasta import read_fasta
-from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.labels import label_matrix
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,9 @@ class DatasetStats:
     term_count: pd.DataFrame  # term, aspect, proteins (terms carried by >= 1 protein)
 
 
-def compute_stats(ids: list[str], lengths: np.ndarray, annotations: pd.DataFrame, ontology: Ontology,
-                  top_n: int = TOP_TERMS) -> DatasetStats:
+def compute_stats(
+    ids: list[str], lengths: np.ndarray, annotations: pd.DataFrame, ontology: Ontology, top_n: int = TOP_TERMS
+) -> DatasetStats:
     """Statistics of proteins `ids` (sequence `lengths`) and resolved `annotations` (protein, term)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     in_fasta = annotations["protein"].isin(set(ids))
@@ -65,7 +68,9 @@ def compute_stats(ids: list[str], lengths: np.ndarray, annotations: pd.DataFrame
     bucket_rows = {}
     for aspect in [*ontology.aspects, "all"]:
         cols = np.ones(len(ontology), bool) if aspect == "all" else ontology.aspect == aspect
-        per_protein = np.asarray(labels[:, np.flatnonzero(cols)].sum(axis=1)).ravel() if labels.shape[0] else np.zeros(0)
+        per_protein = (
+            np.asarray(labels[:, np.flatnonzero(cols)].sum(axis=1)).ravel() if labels.shape[0] else np.zeros(0)
+        )
         per_protein = per_protein[per_protein > 0]
         rows[aspect] = {
             "proteins": len(per_protein),
@@ -77,19 +82,28 @@ def compute_stats(ids: list[str], lengths: np.ndarray, annotations: pd.DataFrame
             "labels_max": int(per_protein.max()) if len(per_protein) else 0,
         }
         c = counts[cols]
-        bucket_rows[aspect] = {bucket_name(lo, hi): int(((c >= lo) & ((c <= hi) if hi else True)).sum())
-                               for lo, hi in FREQ_BUCKETS}
+        bucket_rows[aspect] = {
+            bucket_name(lo, hi): int(((c >= lo) & ((c <= hi) if hi else True)).sum()) for lo, hi in FREQ_BUCKETS
+        }
     live = np.flatnonzero(counts > 0)
-    term_count = pd.DataFrame({"term": np.asarray(ontology.terms, dtype=object)[live],
-                               "aspect": ontology.aspect[live], "proteins": counts[live]})
+    term_count = pd.DataFrame(
+        {
+            "term": np.asarray(ontology.terms, dtype=object)[live],
+            "aspect": ontology.aspect[live],
+            "proteins": counts[live],
+        }
+    )
     return DatasetStats(
-        n_proteins=len(ids), n_annotated=len(annotated), n_without_sequence=n_without,
+        n_proteins=len(ids),
+        n_annotated=len(annotated),
+        n_without_sequence=n_without,
         per_aspect=pd.DataFrame.from_dict(rows, orient="index"),
         buckets=pd.DataFrame.from_dict(bucket_rows, orient="index"),
         top_terms=_top_terms(term_count, ontology, len(annotated), top_n),
         lengths=lengths,
         length_percentiles={p: float(v) for p, v in zip(LENGTH_PERCENTILES, np.percentile(lengths, LENGTH_PERCENTILES))}
-        if len(lengths) else {p: 0.0 for p in LENGTH_PERCENTILES},
+        if len(lengths)
+        else {p: 0.0 for p in LENGTH_PERCENTILES},
         share_over_max=float((lengths > MAX_RESIDUES).mean()) if len(lengths) else 0.0,
         term_count=term_count,
     )
@@ -97,8 +111,9 @@ def compute_stats(ids: list[str], lengths: np.ndarray, annotations: pd.DataFrame
 
 def _top_terms(term_count: pd.DataFrame, ontology: Ontology, n_proteins: int, top_n: int) -> pd.DataFrame:
     roots = {r for a in ontology.aspects for r in ontology.roots(a)}
-    table = term_count[~term_count["term"].isin(roots)].sort_values(["proteins", "term"], ascending=[False, True],
-                                                                     kind="stable")
+    table = term_count[~term_count["term"].isin(roots)].sort_values(
+        ["proteins", "term"], ascending=[False, True], kind="stable"
+    )
     table = table.groupby("aspect", sort=False).head(top_n)
     order = {a: i for i, a in enumerate(ontology.aspects)}
     table = table.sort_values("aspect", key=lambda s: s.map(order), kind="stable")
@@ -107,8 +122,9 @@ def _top_terms(term_count: pd.DataFrame, ontology: Ontology, n_proteins: int, to
     return table[["aspect", "term", "name", "proteins", "share"]].reset_index(drop=True)
 
 
-def dataset_stats(fasta: str | os.PathLike, terms: str | os.PathLike, obo: str | os.PathLike,
-                  top_n: int = TOP_TERMS) -> DatasetStats:
+def dataset_stats(
+    fasta: str | os.PathLike, terms: str | os.PathLike, obo: str | os.PathLike, top_n: int = TOP_TERMS
+) -> DatasetStats:
     """Read the three files (plain, .gz or .xz) and compute their statistics."""
     ontology = load_obo(obo)
     ids, lengths = [], []
@@ -121,8 +137,11 @@ def dataset_stats(fasta: str | os.PathLike, terms: str | os.PathLike, obo: str |
 
 def flat_metrics(stats: DatasetStats) -> dict[str, float]:
     """Flat names for MLflow: n_proteins, terms_BPO, labels_mean_all, freq_1-5_BPO, length_p50, ..."""
-    out: dict[str, float] = {"n_proteins": stats.n_proteins, "n_annotated": stats.n_annotated,
-                             "n_without_sequence": stats.n_without_sequence}
+    out: dict[str, float] = {
+        "n_proteins": stats.n_proteins,
+        "n_annotated": stats.n_annotated,
+        "n_without_sequence": stats.n_without_sequence,
+    }
     for aspect, row in stats.per_aspect.iterrows():
         out.update({f"{col}_{aspect}": float(v) for col, v in row.items()})
     for aspect, row in stats.buckets.iterrows():
@@ -136,18 +155,37 @@ def format_stats(stats: DatasetStats) -> str:
     """The tables as text."""
     per_aspect = stats.per_aspect.copy()
     per_aspect[["labels_mean", "labels_median"]] = per_aspect[["labels_mean", "labels_median"]].round(1)
-    top = stats.top_terms.assign(share=stats.top_terms["share"].map("{:.1%}".format),
-                                 name=stats.top_terms["name"].str.slice(0, 50))
-    lengths = pd.DataFrame([{**{f"p{p}": int(round(v)) for p, v in stats.length_percentiles.items()},
-                             f"> {MAX_RESIDUES}": f"{stats.share_over_max:.1%}"}], index=["residues"])
+    top = stats.top_terms.assign(
+        share=stats.top_terms["share"].map("{:.1%}".format), name=stats.top_terms["name"].str.slice(0, 50)
+    )
+    lengths = pd.DataFrame(
+        [
+            {
+                **{f"p{p}": int(round(v)) for p, v in stats.length_percentiles.items()},
+                f"> {MAX_RESIDUES}": f"{stats.share_over_max:.1%}",
+            }
+        ],
+        index=["residues"],
+    )
     parts = [
         f"proteins: {stats.n_proteins} sequences, {stats.n_annotated} annotated"
-        + (f" ({stats.n_without_sequence} annotated proteins not in the FASTA file left out)" if stats.n_without_sequence else ""),
-        "", "per aspect (annotations = file rows, labels = propagated; labels per protein over annotated proteins):",
+        + (
+            f" ({stats.n_without_sequence} annotated proteins not in the FASTA file left out)"
+            if stats.n_without_sequence
+            else ""
+        ),
+        "",
+        "per aspect (annotations = file rows, labels = propagated; labels per protein over annotated proteins):",
         per_aspect.to_string(),
-        "", "label frequency (terms by number of proteins carrying them, propagated):", stats.buckets.to_string(),
-        "", "top terms per aspect (roots left out):", top.to_string(index=False) if len(top) else "(none)",
-        "", "sequence length percentiles:", lengths.to_string(),
+        "",
+        "label frequency (terms by number of proteins carrying them, propagated):",
+        stats.buckets.to_string(),
+        "",
+        "top terms per aspect (roots left out):",
+        top.to_string(index=False) if len(top) else "(none)",
+        "",
+        "sequence length percentiles:",
+        lengths.to_string(),
     ]
     return "\n".join(parts)
 
@@ -156,7 +194,7 @@ def print_stats(stats: DatasetStats) -> None:
     print(format_stats(stats))
 
 
-def stats_figures(stats: DatasetStats) -> dict[str, "object"]:
+def stats_figures(stats: DatasetStats) -> dict[str, object]:
     """{file name: matplotlib Figure}: sequence-length and label-frequency histograms (Agg backend)."""
     import matplotlib
 
@@ -169,7 +207,12 @@ def stats_figures(stats: DatasetStats) -> dict[str, "object"]:
         bins = np.logspace(np.log10(max(stats.lengths.min(), 1)), np.log10(stats.lengths.max() + 1), 60)
         ax.hist(stats.lengths, bins=bins, color="tab:blue")
         ax.set_xscale("log")
-    ax.axvline(MAX_RESIDUES, color="tab:red", linestyle="--", label=f"{MAX_RESIDUES} residues ({stats.share_over_max:.1%} longer)")
+    ax.axvline(
+        MAX_RESIDUES,
+        color="tab:red",
+        linestyle="--",
+        label=f"{MAX_RESIDUES} residues ({stats.share_over_max:.1%} longer)",
+    )
     ax.set(xlabel="sequence length (residues)", ylabel="proteins", title="Sequence lengths")
     ax.legend()
     fig.tight_layout()

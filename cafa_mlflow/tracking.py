@@ -1,12 +1,14 @@
 """The one place that talks to MLflow: runs, the shared parameter vocabulary, metrics, plots, registry."""
+
 from __future__ import annotations
 
 import logging
 import os
 import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -34,6 +36,7 @@ def configure(params: Mapping) -> str:
 def model_label(esm_model: str) -> str:
     """How runs name the encoder: fair-esm names as they are, local checkpoints as `local:<file>`."""
     from cafa_mlflow.embed import model_label as embed_label  # lazy: keeps tracking import light
+
     return embed_label(esm_model)
 
 
@@ -54,15 +57,24 @@ def standard_params(params: Mapping) -> dict[str, Any]:
 
 
 @contextmanager
-def start_run(params: Mapping, entry_point: str, run_name: str | None = None, nested: bool | None = None,
-              tags: Mapping[str, str] | None = None, extra_params: Mapping[str, Any] | None = None) -> Iterator[mlflow.ActiveRun]:
+def start_run(
+    params: Mapping,
+    entry_point: str,
+    run_name: str | None = None,
+    nested: bool | None = None,
+    tags: Mapping[str, str] | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+) -> Iterator[mlflow.ActiveRun]:
     """Open (or join, under `mlflow run`) a run tagged with its entry point; log the shared params.
     Inside another run (the `main` chain) it is a nested child run unless `nested` says otherwise."""
     configure(params)
     nested = mlflow.active_run() is not None if nested is None else nested
-    with mlflow.start_run(run_name=run_name or entry_point, nested=nested,
-                          log_system_metrics=bool(params["tracking"].get("system_metrics")),
-                          tags={"entry_point": entry_point, **(tags or {})}) as run:
+    with mlflow.start_run(
+        run_name=run_name or entry_point,
+        nested=nested,
+        log_system_metrics=bool(params["tracking"].get("system_metrics")),
+        tags={"entry_point": entry_point, **(tags or {})},
+    ) as run:
         log_params({**standard_params(params), **(extra_params or {})})
         yield run
 
@@ -89,6 +101,7 @@ def log_metrics(values: Mapping[str, Any], step: int | None = None, prefix: str 
 
 def log_figure(fig, artifact_file: str) -> None:
     import matplotlib.pyplot as plt
+
     mlflow.log_figure(fig, artifact_file)
     plt.close(fig)
 
@@ -104,8 +117,9 @@ def active_run_id() -> str | None:
     return run.info.run_id if run else None
 
 
-def register_and_promote(model_uri: str, name: str, score: float, split_id: str,
-                         metric: str = SELECTION_METRIC) -> tuple[str, bool]:
+def register_and_promote(
+    model_uri: str, name: str, score: float, split_id: str, metric: str = SELECTION_METRIC
+) -> tuple[str, bool]:
     """Register `model_uri` under `name`; give it the champion alias only when `score` beats the current
     champion's on the same validation split (tags, not deprecated stages). Returns (version, promoted)."""
     client = MlflowClient()
@@ -122,9 +136,13 @@ def register_and_promote(model_uri: str, name: str, score: float, split_id: str,
         best = float(champion.tags.get(metric, "-inf"))
         promote = same_split and score > best
         if not same_split:
-            log.warning("champion v%s was validated on another split (%s), so v%s cannot be compared with it and "
-                        "does not take the alias; set it by hand with MlflowClient().set_registered_model_alias",
-                        champion.version, champion.tags.get("val_split"), version)
+            log.warning(
+                "champion v%s was validated on another split (%s), so v%s cannot be compared with it and "
+                "does not take the alias; set it by hand with MlflowClient().set_registered_model_alias",
+                champion.version,
+                champion.tags.get("val_split"),
+                version,
+            )
     if promote:
         client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "promoted", str(promote).lower())

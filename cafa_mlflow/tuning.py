@@ -7,6 +7,7 @@ file, an advisory lock on PostgreSQL / MySQL), counts the study's trials and, if
 empty WAITING "ticket" trial. `study.optimize(n_trials=1)` then pops a ticket (Optuna's atomic
 WAITING -> RUNNING switch) and samples its parameters, so the study never holds more than N trials.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,9 @@ import os
 import time
 import warnings
 import zlib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import optuna
 import yaml
@@ -33,6 +35,7 @@ KINDS = ("float", "int", "categorical")
 
 
 # --- search space ---------------------------------------------------------------------------------
+
 
 def validate_space(space: Mapping[str, Mapping], params: Mapping) -> None:
     """Raise ConfigError naming `tune.space.<key>` for unknown keys, types or bounds."""
@@ -50,7 +53,7 @@ def validate_space(space: Mapping[str, Mapping], params: Mapping) -> None:
                 raise ConfigError(f"{where}: a categorical needs a non-empty `choices` list.")
         elif "low" not in spec or "high" not in spec or not spec["low"] < spec["high"]:
             raise ConfigError(f"{where}: a {spec['type']} needs numbers `low` < `high`.")
-        for cond in (spec.get("when") or {}):
+        for cond in spec.get("when") or {}:
             if cond not in space:
                 raise ConfigError(f"{where}: `when` refers to {cond!r}, which is not in tune.space.")
 
@@ -66,32 +69,43 @@ def suggest(trial: optuna.Trial, space: Mapping[str, Mapping]) -> dict[str, Any]
         if kind == "categorical":
             chosen[key] = trial.suggest_categorical(key, list(spec["choices"]))
         elif kind == "int":
-            chosen[key] = trial.suggest_int(key, int(spec["low"]), int(spec["high"]), step=int(spec.get("step", 1)),
-                                            log=bool(spec.get("log", False)))
+            chosen[key] = trial.suggest_int(
+                key,
+                int(spec["low"]),
+                int(spec["high"]),
+                step=int(spec.get("step", 1)),
+                log=bool(spec.get("log", False)),
+            )
         else:
-            chosen[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), step=spec.get("step"),
-                                              log=bool(spec.get("log", False)))
+            chosen[key] = trial.suggest_float(
+                key, float(spec["low"]), float(spec["high"]), step=spec.get("step"), log=bool(spec.get("log", False))
+            )
     return chosen
 
 
 # --- sampler, pruner, storage, study ----------------------------------------------------------------
 
+
 def make_sampler(seed: int | None, startup_trials: int, trial_number: int = 0) -> optuna.samplers.BaseSampler:
     """TPE seeded with seed + trial_number (None = unseeded): reproducible, and distinct across workers."""
-    return optuna.samplers.TPESampler(seed=None if seed is None else int(seed) + trial_number,
-                                      n_startup_trials=int(startup_trials))
+    return optuna.samplers.TPESampler(
+        seed=None if seed is None else int(seed) + trial_number, n_startup_trials=int(startup_trials)
+    )
 
 
 def make_pruner(tune: Mapping) -> optuna.pruners.BasePruner:
     kind = str(tune["pruner"]).lower()
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=int(tune["median_startup_trials"]),
-                                           n_warmup_steps=int(tune["median_warmup_steps"]))
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=int(tune["median_startup_trials"]), n_warmup_steps=int(tune["median_warmup_steps"])
+        )
     if kind == "hyperband":
         top = tune["hyperband_max_resource"]
-        return optuna.pruners.HyperbandPruner(min_resource=int(tune["hyperband_min_resource"]),
-                                              max_resource=top if top == "auto" else int(top),
-                                              reduction_factor=int(tune["hyperband_reduction_factor"]))
+        return optuna.pruners.HyperbandPruner(
+            min_resource=int(tune["hyperband_min_resource"]),
+            max_resource=top if top == "auto" else int(top),
+            reduction_factor=int(tune["hyperband_reduction_factor"]),
+        )
     if kind == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"params.yaml tune.pruner={kind!r}: use median, hyperband or none.")
@@ -100,6 +114,7 @@ def make_pruner(tune: Mapping) -> optuna.pruners.BasePruner:
 def make_storage(url: str, heartbeat_interval: int | None = None) -> optuna.storages.RDBStorage:
     """RDBStorage for any SQLAlchemy URL; a SQLite file's folder is created and writers wait for the lock."""
     from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
@@ -112,19 +127,28 @@ def make_storage(url: str, heartbeat_interval: int | None = None) -> optuna.stor
 def safe_url(url: str) -> str:
     """The storage URL with its password masked (for logs and MLflow params)."""
     from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
-def open_study(name: str, storage: optuna.storages.BaseStorage, direction: str, pruner: optuna.pruners.BasePruner,
-               sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+def open_study(
+    name: str,
+    storage: optuna.storages.BaseStorage,
+    direction: str,
+    pruner: optuna.pruners.BasePruner,
+    sampler: optuna.samplers.BaseSampler | None = None,
+) -> optuna.Study:
     """Create the study, or load it when one of that name exists (resume / join as a worker)."""
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"params.yaml tune.direction={direction!r}: use maximize or minimize.")
-    study = optuna.create_study(study_name=name, storage=storage, direction=direction, pruner=pruner,
-                                sampler=sampler, load_if_exists=True)
+    study = optuna.create_study(
+        study_name=name, storage=storage, direction=direction, pruner=pruner, sampler=sampler, load_if_exists=True
+    )
     if study.direction.name.lower() != direction:
-        raise ConfigError(f"study {name!r} exists with direction {study.direction.name.lower()}; "
-                          f"use another tune.study_name or tune.direction={study.direction.name.lower()}.")
+        raise ConfigError(
+            f"study {name!r} exists with direction {study.direction.name.lower()}; "
+            f"use another tune.study_name or tune.direction={study.direction.name.lower()}."
+        )
     return study
 
 
@@ -134,6 +158,7 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.pool import NullPool
+
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -148,8 +173,10 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
-    sql = {"postgresql": ("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"),
-           "mysql": ("SELECT GET_LOCK(:n, 600)", "SELECT RELEASE_LOCK(:n)")}.get(backend)
+    sql = {
+        "postgresql": ("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"),
+        "mysql": ("SELECT GET_LOCK(:n, 600)", "SELECT RELEASE_LOCK(:n)"),
+    }.get(backend)
     if sql is None:
         log.warning("no study lock for %s storages: parallel workers may overshoot n_trials by a few", backend)
         yield
@@ -176,9 +203,15 @@ def reserve_trial(study: optuna.Study, n_trials: int, lock: Callable[[], context
         return True
 
 
-def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
-               lock: Callable[[], contextlib.AbstractContextManager], timeout: float | None = None,
-               callbacks: list | None = None, stop: Callable[[], bool] | None = None) -> int:
+def run_worker(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    n_trials: int,
+    lock: Callable[[], contextlib.AbstractContextManager],
+    timeout: float | None = None,
+    callbacks: list | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> int:
     """Run trials until the study holds `n_trials` or `timeout` seconds have passed since the start
     (no new trial starts after it) or `stop()` says so. Trials that raise are recorded FAIL and the loop
     goes on. Returns how many trials this worker ran."""
@@ -193,10 +226,13 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
 
 # --- results ----------------------------------------------------------------------------------------
 
+
 def state_counts(study: optuna.Study) -> dict[str, int]:
     trials = study.get_trials(deepcopy=False)
-    return {f"n_{s.name.lower()}": sum(t.state == s for t in trials)
-            for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+    return {
+        f"n_{s.name.lower()}": sum(t.state == s for t in trials)
+        for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    }
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -209,8 +245,10 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 def write_best_params(path: str | os.PathLike, trial: FrozenTrial, study_name: str, metric: str) -> Path:
     """Dotted keys -> YAML that `cafa train --params-file PATH` (config.load_params) accepts; atomic write."""
     path = Path(path)
-    header = (f"# best trial {trial.number} of Optuna study {study_name!r}: {metric} = {trial.value}\n"
-              f"# use: cafa train --params-file {path}\n")
+    header = (
+        f"# best trial {trial.number} of Optuna study {study_name!r}: {metric} = {trial.value}\n"
+        f"# use: cafa train --params-file {path}\n"
+    )
     body = yaml.safe_dump({k: _plain(v) for k, v in trial.params.items()}, sort_keys=False)
     with atomic_write(path) as handle:
         handle.write(header + body)
@@ -220,14 +258,17 @@ def write_best_params(path: str | os.PathLike, trial: FrozenTrial, study_name: s
 def plot_study(study: optuna.Study, out_dir: str | os.PathLike, target_name: str = "Objective Value") -> list[Path]:
     """Optimization history, parameter importances (>= 2 complete trials) and parallel coordinates as PNGs."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
     complete = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
-    makers = {"optimization_history": ovm.plot_optimization_history,
-              "param_importances": ovm.plot_param_importances if complete >= 2 else None,
-              "parallel_coordinate": ovm.plot_parallel_coordinate if complete >= 1 else None}
+    makers = {
+        "optimization_history": ovm.plot_optimization_history,
+        "param_importances": ovm.plot_param_importances if complete >= 2 else None,
+        "parallel_coordinate": ovm.plot_parallel_coordinate if complete >= 1 else None,
+    }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -2,6 +2,7 @@
 
 `mlflow run . -e train -P loss=focal` passes `--loss focal` (MLproject declares no parameters, so
 params.yaml stays the only home of defaults); `--esm-model` and `--esm_model` are the same flag."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,9 @@ import importlib
 import logging
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import yaml
 
@@ -18,14 +20,22 @@ from cafa_mlflow.config import load_params
 from cafa_mlflow.errors import CafaError
 
 
-def build_parser(prog: str, description: str, sections: Sequence[str], defaults: dict) -> tuple[argparse.ArgumentParser, dict]:
+def build_parser(
+    prog: str, description: str, sections: Sequence[str], defaults: dict
+) -> tuple[argparse.ArgumentParser, dict]:
     """A parser with one flag per leaf key of `sections` (first section wins a shared name; later
     ones are reachable as `section_key`). Returns (parser, dest -> dotted key)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--params", default=None, help="parameter file (default: params.yaml)")
-    parser.add_argument("--params-file", "--params_file", dest="params_file", default=None,
-                        help="YAML of keys that override params.yaml (e.g. tune's best_params.yaml)")
+    parser.add_argument(
+        "--params-file",
+        "--params_file",
+        dest="params_file",
+        default=None,
+        help="YAML of keys that override params.yaml (e.g. tune's best_params.yaml)",
+    )
     dotted: dict[str, str] = {}
     for section in sections:
         for key, value in defaults.get(section, {}).items():
@@ -36,12 +46,19 @@ def build_parser(prog: str, description: str, sections: Sequence[str], defaults:
                 continue
             dotted[name] = f"{section}.{key}"
             flags = {f"--{name.replace('_', '-')}", f"--{name}"}
-            parser.add_argument(*sorted(flags), dest=name, default=None, metavar="VALUE" if value is None else type(value).__name__.upper(),
-                                help=f"{section}.{key} (params.yaml: {value!r})")
+            parser.add_argument(
+                *sorted(flags),
+                dest=name,
+                default=None,
+                metavar="VALUE" if value is None else type(value).__name__.upper(),
+                help=f"{section}.{key} (params.yaml: {value!r})",
+            )
     return parser, dotted
 
 
-def parse_params(argv: Sequence[str] | None, prog: str, description: str, sections: Sequence[str]) -> tuple[dict, argparse.Namespace]:
+def parse_params(
+    argv: Sequence[str] | None, prog: str, description: str, sections: Sequence[str]
+) -> tuple[dict, argparse.Namespace]:
     """params.yaml + --params-file + flags -> (params dict, raw args). Empty strings count as not given."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -49,8 +66,9 @@ def parse_params(argv: Sequence[str] | None, prog: str, description: str, sectio
     known, _ = pre.parse_known_args(argv)
     parser, dotted = build_parser(prog, description, sections, load_params(known.params))
     args = parser.parse_args(argv)
-    overrides = {dotted[name]: value for name, value in vars(args).items()
-                 if name in dotted and value not in (None, "")}
+    overrides = {
+        dotted[name]: value for name, value in vars(args).items() if name in dotted and value not in (None, "")
+    }
     return load_params(args.params, overrides, args.params_file or None), args
 
 

@@ -1,4 +1,5 @@
 """`embed`: ESM-2 embeddings of the prepared proteins (or `--fasta`) into the resumable cache."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,18 @@ SECTIONS = ("embed", "prepare", "tracking")
 INDEX = "index.json"
 log = logging.getLogger(__name__)
 # params.yaml embed keys logged as MLflow params (esm_model is logged as its label, see model_label)
-LOGGED_KEYS = ("layer", "strategy", "max_residues", "window", "stride", "pooling", "toks_per_batch", "precision",
-               "device", "shard_size")
+LOGGED_KEYS = (
+    "layer",
+    "strategy",
+    "max_residues",
+    "window",
+    "stride",
+    "pooling",
+    "toks_per_batch",
+    "precision",
+    "device",
+    "shard_size",
+)
 
 
 def fasta_roles(params: dict) -> dict[str, str]:
@@ -26,7 +37,9 @@ def fasta_roles(params: dict) -> dict[str, str]:
     if params["embed"]["fasta"]:
         return {Path(params["embed"]["fasta"]).name.split(".")[0]: params["embed"]["fasta"]}
     prepared = Path(params["prepare"]["out"])
-    return {role: str(prepared / f"{role}.fasta") for role in ("train", "test") if (prepared / f"{role}.fasta").exists()}
+    return {
+        role: str(prepared / f"{role}.fasta") for role in ("train", "test") if (prepared / f"{role}.fasta").exists()
+    }
 
 
 def cache_for(params: dict, role: str) -> Path:
@@ -42,8 +55,10 @@ def cache_for(params: dict, role: str) -> Path:
         return Path(index[role])
     fasta = Path(params["prepare"]["out"]) / f"{role}.fasta"
     if not fasta.is_file():
-        raise InputError(f"{index_file}: no embeddings of the {role} proteins and no {fasta} to embed; "
-                         "run `cafa prepare` (or `dvc repro prepare`) first.")
+        raise InputError(
+            f"{index_file}: no embeddings of the {role} proteins and no {fasta} to embed; "
+            "run `cafa prepare` (or `dvc repro prepare`) first."
+        )
     log.info("no %s embeddings for esm_model=%s in %s: embedding %s now", role, cfg["esm_model"], index_file, fasta)
     cache_dir = embed_fasta(fasta, out_dir=params["embed"]["out"], **cfg).cache_dir
     write_index(index_file, {**read_index(index_file), role: str(cache_dir)})
@@ -96,13 +111,24 @@ def main(argv=None) -> dict:
             stats = result.stats
             index[role] = str(result.cache_dir)
             results.append(stats)
-            tracking.log_params({f"n_proteins_{role}": stats["n_proteins"], f"input_hash_{role}": stats["input_hash"],
-                                 f"cache_key_{role}": stats["cache_key"][:16]})
+            tracking.log_params(
+                {
+                    f"n_proteins_{role}": stats["n_proteins"],
+                    f"input_hash_{role}": stats["input_hash"],
+                    f"cache_key_{role}": stats["cache_key"][:16],
+                }
+            )
             tracking.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, prefix=f"{role}_")
             print(f"{role}: {stats['n_proteins']} proteins -> {index[role]} ({stats['residues_per_s']:.0f} residues/s)")
-        tracking.log_params({"n_proteins": sum(r["n_proteins"] for r in results), "resolved_layer": results[0]["layer"],
-                             "input_hash": results[0]["input_hash"] if len(results) == 1
-                             else ",".join(f"{role}:{r['input_hash'][:16]}" for role, r in zip(roles, results))})
+        tracking.log_params(
+            {
+                "n_proteins": sum(r["n_proteins"] for r in results),
+                "resolved_layer": results[0]["layer"],
+                "input_hash": results[0]["input_hash"]
+                if len(results) == 1
+                else ",".join(f"{role}:{r['input_hash'][:16]}" for role, r in zip(roles, results)),
+            }
+        )
         tracking.log_metrics(_totals(results))
         write_index(index_file, index)
         tracking.log_artifacts([index_file])

@@ -1,12 +1,13 @@
 """`ensemble`: per-aspect member weights fitted on the validation split only, then GO-consistent, capped,
 rounded ensemble predictions of val and test, one registered pyfunc model (champion when it is better)."""
+
 from __future__ import annotations
 
 import json
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,10 @@ def member_kind(name: str, folder: Path) -> str:
     config = folder / "model" / "config.json"
     kind = json.loads(config.read_text()).get("kind") if config.is_file() else None
     if kind not in KINDS:
-        raise InputError(f"{folder}: cannot tell which predictor kind member {name!r} is; name its folder after "
-                         f"one of {', '.join(KINDS)}.")
+        raise InputError(
+            f"{folder}: cannot tell which predictor kind member {name!r} is; name its folder after "
+            f"one of {', '.join(KINDS)}."
+        )
     return kind
 
 
@@ -43,8 +46,10 @@ def load_members(root: Path, names: list[str], split: str) -> dict[str, TermMatr
     for name in names:
         path = root / name / f"{split}.npz"
         if not path.is_file():
-            raise InputError(f"{path}: member {name!r} has no {split} predictions; run `cafa member --predictor "
-                             f"{name}` (neural: `cafa train`) first, or drop it from ensemble.members.")
+            raise InputError(
+                f"{path}: member {name!r} has no {split} predictions; run `cafa member --predictor "
+                f"{name}` (neural: `cafa train`) first, or drop it from ensemble.members."
+            )
         out[name] = load_term_matrix(path)
     return out
 
@@ -55,8 +60,9 @@ def aspect_scores(flat: dict[str, float], prefix: str = "val_") -> dict[str, flo
     return {k: flat[f"{prefix}f_w_{k}"] for k in keys if f"{prefix}f_w_{k}" in flat}
 
 
-def plot_members_vs_ensemble(metrics: Mapping[str, Mapping[str, float]], path: str, title: str = "",
-                             ylabel: str = "weighted F-max") -> str:
+def plot_members_vs_ensemble(
+    metrics: Mapping[str, Mapping[str, float]], path: str, title: str = "", ylabel: str = "weighted F-max"
+) -> str:
     """Grouped bar chart: one group per aspect (and "mean" if given), one bar per member; saved to `path`."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state, works headless
 
@@ -84,7 +90,7 @@ def plot_members_vs_ensemble(metrics: Mapping[str, Mapping[str, float]], path: s
 
 def run_ensemble(params: dict, register: bool = True) -> dict[str, float]:
     """Fit weights, write predictions and metrics, log everything into the active MLflow run."""
-    from cafa_mlflow.metrics import Scorer, evaluate_predictions, flat_metrics, read_truth
+    from cafa_mlflow.evaluation.scorer import Scorer, evaluate_predictions, flat_metrics, read_truth
     from cafa_mlflow.serving import log_go_model
 
     cfg = params["ensemble"]
@@ -93,16 +99,26 @@ def run_ensemble(params: dict, register: bool = True) -> dict[str, float]:
     root, names = Path(cfg["predictions"]), list(cfg["members"])
     val_truth_file = prepared.truth_file("val")
     if val_truth_file is None:
-        raise InputError(f"{prepared.root}: no val_terms.tsv; weights are fitted on validation data only, so run "
-                         "`cafa prepare` with prepare.val_fraction > 0.")
+        raise InputError(
+            f"{prepared.root}: no val_terms.tsv; weights are fitted on validation data only, so run "
+            "`cafa prepare` with prepare.val_fraction > 0."
+        )
     truth = read_truth(val_truth_file, ontology)
     scorer = Scorer(ontology, truth, prepared.ia, cfg["th_step"])
     val = load_members(root, names, "val")
     member_metrics = {name: flat_metrics(scorer(tm), "val_") for name, tm in val.items()}
     fin = {"max_terms": cfg["max_terms"], "sig": cfg["sig"], "min_score": cfg["min_score"]}
-    weights = fit_weights(val, truth, lambda _truth, pred: scorer(pred), ontology, cfg["step"], cfg["search"],
-                          "f_w", cfg["max_grid_points"],
-                          transform=lambda tm: round_scores(tm, cfg["sig"], cfg["min_score"]))
+    weights = fit_weights(
+        val,
+        truth,
+        lambda _truth, pred: scorer(pred),
+        ontology,
+        cfg["step"],
+        cfg["search"],
+        "f_w",
+        cfg["max_grid_points"],
+        transform=lambda tm: round_scores(tm, cfg["sig"], cfg["min_score"]),
+    )
     out, metrics = root / NAME, {}
     for split in ("val", "test"):
         members = val if split == "val" else load_members(root, names, "test")
@@ -119,24 +135,29 @@ def run_ensemble(params: dict, register: bool = True) -> dict[str, float]:
     with atomic_write(metrics_file) as handle:
         json.dump(report, handle, indent=1, sort_keys=True)
 
-    tracking.log_params({"members": ",".join(names),
-                         **{f"weight_{a}_{m}": w for a, per in weights.items() for m, w in per.items()}})
+    tracking.log_params(
+        {"members": ",".join(names), **{f"weight_{a}_{m}": w for a, per in weights.items() for m, w in per.items()}}
+    )
     for name, flat in member_metrics.items():
         tracking.log_metrics(flat, prefix=f"{name}_")
     tracking.log_metrics(metrics)
     bars = {name: aspect_scores(flat) for name, flat in member_metrics.items()}
     bars[NAME] = aspect_scores(metrics)
     with tempfile.TemporaryDirectory() as tmp:
-        plot = plot_members_vs_ensemble(bars, str(Path(tmp) / "members_vs_ensemble.png"),
-                                        title="validation: members vs ensemble")
+        plot = plot_members_vs_ensemble(
+            bars, str(Path(tmp) / "members_vs_ensemble.png"), title="validation: members vs ensemble"
+        )
         tracking.log_artifacts([plot, metrics_file], "ensemble")
     model_members = {name: (member_kind(name, root / name), root / name / "model") for name in names}
     info = log_go_model(model_members, weights, params["embed"], params["data"]["obo"], finalize_args=fin)
     if register:
-        version, promoted = tracking.register_and_promote(info.model_uri, params["tracking"]["registered_model"],
-                                                          metrics["val_f_w_mean"], prepared.split_id)
-        print(f"registered {params['tracking']['registered_model']} v{version}"
-              f"{' as champion' if promoted else ' (champion unchanged)'}")
+        version, promoted = tracking.register_and_promote(
+            info.model_uri, params["tracking"]["registered_model"], metrics["val_f_w_mean"], prepared.split_id
+        )
+        print(
+            f"registered {params['tracking']['registered_model']} v{version}"
+            f"{' as champion' if promoted else ' (champion unchanged)'}"
+        )
     return metrics
 
 
@@ -144,8 +165,10 @@ def main(argv=None) -> dict[str, float]:
     params, _ = parse_params(argv, "cafa ensemble", __doc__, SECTIONS)
     with tracking.start_run(params, NAME, extra_params=params["ensemble"]):
         metrics = run_ensemble(params)
-    print(f"ensemble: val_f_w_mean={metrics['val_f_w_mean']:.3f}; predictions in "
-          f"{Path(params['ensemble']['predictions']) / NAME}")
+    print(
+        f"ensemble: val_f_w_mean={metrics['val_f_w_mean']:.3f}; predictions in "
+        f"{Path(params['ensemble']['predictions']) / NAME}"
+    )
     return metrics
 
 

@@ -9,6 +9,7 @@ prop='max', norm='cafa').
       {name: result}, a markdown table beside it, and an MLflow run logging test_<name>_f_w_mean etc.
 Defaults: obo = data.obo, truth = the prepared test_terms.tsv, ia = the prepared ia.tsv (else data.ia).
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,11 +17,11 @@ import sys
 from pathlib import Path
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.evaluation.report import format_table, markdown_summary, write_json
+from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics, read_truth
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
 from cafa_mlflow.labels import load_term_matrix
-from cafa_mlflow.metrics import Scorer, flat_metrics, read_truth
-from cafa_mlflow.metrics_report import format_table, markdown_summary, write_json
 from pipelines.common import parse_params, run_main
 
 SECTIONS = ("evaluate",)
@@ -35,8 +36,9 @@ def resolve_inputs(params: dict) -> dict:
     if not ev.get("truth"):
         ev["truth"] = prepared / "test_terms.tsv"
         if not ev["truth"].exists():
-            raise InputError(f"{ev['truth']}: no test truth; run `cafa prepare` with data.test_terms set, "
-                             "or pass --truth TERMS_TSV.")
+            raise InputError(
+                f"{ev['truth']}: no test truth; run `cafa prepare` with data.test_terms set, or pass --truth TERMS_TSV."
+            )
     if not ev.get("ia"):
         ev["ia"] = prepared / "ia.tsv" if (prepared / "ia.tsv").exists() else params["data"].get("ia")
     return ev
@@ -52,6 +54,7 @@ def load_ia(path) -> dict | None:
 def evaluate_file(ev: dict) -> dict:
     """Mode (a): one submission file."""
     from cafa_mlflow.io.submission import read_submission
+
     ontology = load_obo(ev["obo"])
     scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["th_step"]))
     result = scorer(read_submission(ev["pred"]))
@@ -65,14 +68,17 @@ def prediction_files(folder: str | Path) -> dict[str, Path]:
     """name -> <folder>/<name>/test.npz, members sorted by name, then the ensemble."""
     found = {p.parent.name: p for p in sorted(Path(folder).glob("*/test.npz"))}
     if not found:
-        raise InputError(f"{folder}: no <name>/test.npz predictions; run the member steps "
-                         "(`cafa member --predictor naive`, ...) and `cafa ensemble` first.")
+        raise InputError(
+            f"{folder}: no <name>/test.npz predictions; run the member steps "
+            "(`cafa member --predictor naive`, ...) and `cafa ensemble` first."
+        )
     return dict(sorted(found.items(), key=lambda kv: (kv[0] in ORDER_LAST, kv[0])))
 
 
 def evaluate_predictions_folder(params: dict, ev: dict) -> dict:
     """Mode (b): every saved test prediction, logged to an MLflow run."""
     from cafa_mlflow import tracking
+
     files = prediction_files(ev["predictions"])
     ontology = load_obo(ev["obo"])
     scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["th_step"]))
@@ -86,6 +92,7 @@ def evaluate_predictions_folder(params: dict, ev: dict) -> dict:
             tracking.log_metrics(flat_metrics(results[name], prefix=f"test_{name}_"))
         write_json(out_json, results)
         from cafa_mlflow.io.text import atomic_write
+
         with atomic_write(table_path) as handle:
             handle.write(markdown_summary(results))
         print(f"\n{markdown_summary(results)}\nwrote {out_json} and {table_path}")

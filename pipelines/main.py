@@ -1,5 +1,6 @@
 """`main`: the whole chain on the bundled sample, each step a nested MLflow run under one parent:
 prepare -> embed -> naive, homology, knn -> train -> ensemble -> evaluate -> predict."""
+
 from __future__ import annotations
 
 import sys
@@ -29,6 +30,7 @@ def sections() -> list[str]:
 def main(argv=None) -> None:
     params, _ = parse_params(argv, "cafa main", __doc__, sections())
     from cafa_mlflow.embed import fetch_weights
+
     fetch_weights(params["embed"]["esm_model"])  # offline without weights: stop now, not after prepare
     with tracking.start_run(params, "main") as parent:
         for name, extra in STEPS:
@@ -37,8 +39,10 @@ def main(argv=None) -> None:
             label = extra[-1] if name == "member" else name
             tracking.log_metrics({f"seconds_{label}": time.perf_counter() - t0})
         uri = tracking.configure(params)
-        print(f"\nDone. Runs: `mlflow ui --backend-store-uri {uri}` then open http://127.0.0.1:5000 "
-              f"(experiment run {parent.info.run_id}).\nSubmission: {params['predict']['out']}")
+        print(
+            f"\nDone. Runs: `mlflow ui --backend-store-uri {uri}` then open http://127.0.0.1:5000 "
+            f"(experiment run {parent.info.run_id}).\nSubmission: {params['predict']['out']}"
+        )
 
 
 if __name__ == "__main__":

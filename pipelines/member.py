@@ -1,5 +1,6 @@
 """`member --predictor naive|homology|knn`: fit one ensemble member on the prepared `train` split only,
 predict `val` and `test`, save <predictions>/<name>/{val,test}.npz and model/, log val_/test_ metrics."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,13 +42,17 @@ def embeddings_for(params: dict, role: str, ids: list[str]) -> np.ndarray:
 
     emb = load_embeddings(cache_for(params, role))
     if emb.offsets is not None:
-        raise ConfigError(f"{cache_for(params, role)}: a ragged (strategy chunks) cache has no pooled vector per "
-                          "protein; embed with strategy balanced or sliding_window for knn.")
+        raise ConfigError(
+            f"{cache_for(params, role)}: a ragged (strategy chunks) cache has no pooled vector per "
+            "protein; embed with strategy balanced or sliding_window for knn."
+        )
     index = emb.index()
     missing = [i for i in ids if i not in index]
     if missing:
-        raise InputError(f"{len(missing)} proteins have no embedding in the {role} cache, e.g. {missing[0]}; "
-                         "re-run `cafa embed` after `cafa prepare`.")
+        raise InputError(
+            f"{len(missing)} proteins have no embedding in the {role} cache, e.g. {missing[0]}; "
+            "re-run `cafa embed` after `cafa prepare`."
+        )
     return emb.vectors[np.array([index[i] for i in ids], dtype=np.int64)]
 
 
@@ -55,12 +60,22 @@ def build_predictor(name: str, params: dict, ontology: Ontology) -> Any:
     cfg = params[name]
     if name == "naive":
         from cafa_mlflow.predictors.naive import NaivePredictor
+
         return NaivePredictor(ontology, cfg["denominator"], cfg["min_score"], cfg["top_k"])
     if name == "homology":
         from cafa_mlflow.predictors.homology import HomologyPredictor
-        return HomologyPredictor(cfg["out"], cfg["sensitivity"], cfg["evalue"], cfg["max_target_seqs"],
-                                 cfg["threads"], cfg["exclude_self"], cfg["executable"])
+
+        return HomologyPredictor(
+            cfg["out"],
+            cfg["sensitivity"],
+            cfg["evalue"],
+            cfg["max_target_seqs"],
+            cfg["threads"],
+            cfg["exclude_self"],
+            cfg["executable"],
+        )
     from cafa_mlflow.predictors.knn import KnnPredictor
+
     return KnnPredictor(cfg["k"], cfg["block_size"], cfg["exclude_self"])
 
 
@@ -73,12 +88,14 @@ def protein_set(name: str, params: dict, prepared: Prepared, split: str, ids: li
     return cls(ids=ids, **kw)
 
 
-def score(ontology: Ontology, truth_file: Path | None, pred: TermMatrix, ia: dict, th_step: float,
-          prefix: str) -> dict[str, float]:
+def score(
+    ontology: Ontology, truth_file: Path | None, pred: TermMatrix, ia: dict, th_step: float, prefix: str
+) -> dict[str, float]:
     """Flat CAFA metrics of `pred` against a truth file (empty when there is no truth)."""
     if truth_file is None:
         return {}
-    from cafa_mlflow.metrics import evaluate_predictions, flat_metrics, read_truth
+    from cafa_mlflow.evaluation.scorer import evaluate_predictions, flat_metrics, read_truth
+
     result = evaluate_predictions(ontology, read_truth(truth_file, ontology), pred, ia, th_step)
     return flat_metrics(result, prefix)
 
@@ -90,8 +107,7 @@ def fit_member(name: str, params: dict) -> dict[str, float]:
     ontology = load_obo(params["data"]["obo"])
     out = Path(params[name]["predictions"]) / name
     train_ids = prepared.ids("train")
-    train = protein_set(name, params, prepared, "train", train_ids, TrainSet,
-                        labels=prepared.split_labels("train"))
+    train = protein_set(name, params, prepared, "train", train_ids, TrainSet, labels=prepared.split_labels("train"))
     predictor = build_predictor(name, params, ontology).fit(train)
     metrics: dict[str, float] = {}
     for split in SPLITS:
@@ -100,8 +116,16 @@ def fit_member(name: str, params: dict) -> dict[str, float]:
             predictor.hits_out = Path(params["homology"]["out"]) / f"hits_{split}.tsv"
         pred = predictor.predict(protein_set(name, params, prepared, split, ids))
         save_term_matrix(out / f"{split}.npz", pred)
-        metrics.update(score(ontology, prepared.truth_file(split), pred, prepared.ia,
-                             params.get("ensemble", {}).get("th_step", 0.01), f"{split}_"))
+        metrics.update(
+            score(
+                ontology,
+                prepared.truth_file(split),
+                pred,
+                prepared.ia,
+                params.get("ensemble", {}).get("th_step", 0.01),
+                f"{split}_",
+            )
+        )
     predictor.save(out / "model")
     with atomic_write(out / "metrics.json") as handle:
         json.dump(metrics, handle, indent=1, sort_keys=True)

@@ -1,12 +1,14 @@
 """`predict --fasta FASTA --out PATH`: the registered champion (or any model URI) scores a FASTA into a
 CAFA-6 submission; the FASTA is embedded first (same settings as the model's members) when they need it."""
+
 from __future__ import annotations
 
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,7 @@ def embed_records(fasta: str | Path, records: list[FastaRecord], settings: dict,
     and cached under embed.out."""
     from cafa_mlflow.embed import embed_fasta, load_embeddings
     from pipelines.embed import embed_settings as params_settings
+
     run_cfg = {**params_settings(embed_params), **settings}  # the model's settings win over params.yaml
     result = embed_fasta(fasta, out_dir=embed_params["out"], **run_cfg)
     emb = load_embeddings(result.cache_dir)
@@ -41,8 +44,9 @@ def embed_records(fasta: str | Path, records: list[FastaRecord], settings: dict,
     return np.stack([np.asarray(emb.protein(i), np.float32).mean(axis=0) for i in rows])  # ragged: mean of chunks
 
 
-def batches(records: list[FastaRecord], vectors: np.ndarray | None, inputs: set[str], size: int
-            ) -> Iterator[pd.DataFrame]:
+def batches(
+    records: list[FastaRecord], vectors: np.ndarray | None, inputs: set[str], size: int
+) -> Iterator[pd.DataFrame]:
     """Model input DataFrames of at most `size` proteins."""
     for start in range(0, len(records), size):
         part = records[start : start + size]
@@ -54,8 +58,9 @@ def batches(records: list[FastaRecord], vectors: np.ndarray | None, inputs: set[
         yield frame
 
 
-def predict_fasta(model: Any, fasta: str | Path, out: str | Path, embed_params: dict, batch_size: int,
-                  threads: int = 0) -> int:
+def predict_fasta(
+    model: Any, fasta: str | Path, out: str | Path, embed_params: dict, batch_size: int, threads: int = 0
+) -> int:
     """Score every protein of `fasta` with a loaded GoModel pyfunc into the submission `out`; returns lines.
 
     Each batch is written as a part file, and the parts are joined into `out` atomically at the end."""
@@ -96,13 +101,16 @@ def main(argv=None) -> Path:
         try:
             model = mlflow.pyfunc.load_model(uri)
         except mlflow.exceptions.MlflowException as err:
-            raise InputError(f"cannot load model {uri}: {err}; run `cafa ensemble` (or `cafa train`) first, "
-                             "or pass --model-uri.") from err
+            raise InputError(
+                f"cannot load model {uri}: {err}; run `cafa ensemble` (or `cafa train`) first, or pass --model-uri."
+            ) from err
         lines = predict_fasta(model, fasta, out, params["embed"], cfg["batch_size"], cfg["threads"])
         found = validate_submission(out)
         if found.counts:
-            raise InputError(f"{out}: the written submission breaks {sum(found.counts.values())} rules, "
-                             f"e.g. {found[0]}; please report this as a bug.")
+            raise InputError(
+                f"{out}: the written submission breaks {sum(found.counts.values())} rules, "
+                f"e.g. {found[0]}; please report this as a bug."
+            )
         tracking.log_metrics({"submission_lines": lines, "submission_proteins": found.n_proteins})
         tracking.log_artifacts([out], "submission")
     print(f"submission: {out} ({found.n_proteins} proteins, {lines} lines) from {uri}")

@@ -1,4 +1,5 @@
 """`prepare`: raw CAFA files -> prepared dataset folder; logs dataset statistics and plots."""
+
 from __future__ import annotations
 
 import sys
@@ -14,6 +15,7 @@ SECTIONS = ("data", "prepare")
 def main(argv=None) -> dict:
     params, _ = parse_params(argv, "cafa prepare", __doc__, SECTIONS)
     from cafa_mlflow.stats import dataset_stats, flat_metrics, print_stats, stats_figures
+
     with tracking.start_run(params, "prepare", extra_params={**params["data"], **params["prepare"]}):
         summary = prepare_dataset(params["data"], params["prepare"], params["prepare"]["out"])
         tracking.log_metrics(summary)

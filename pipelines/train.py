@@ -1,12 +1,14 @@
 """`train`: a neural GO-term classifier fitted on the prepared `train` split; the `val` split drives early
 stopping, the per-epoch CAFA metric and the thresholds. Logs params, per-epoch and final metrics, plots,
 the vocabulary and thresholds, saves val/test predictions and the model, and registers a pyfunc model."""
+
 from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -45,13 +47,16 @@ def load_inputs(params: dict, prepared: Prepared, model: str) -> dict[str, Any]:
     """{split: model inputs} for train, val and (if prepared) test, the test ids, and ESM for `finetune`."""
     ids = {"train": prepared.ids("train"), "val": prepared.ids("val")}
     if not ids["val"]:
-        raise InputError(f"{prepared.root}: the prepared data has no `val` split; set prepare.val_fraction > 0 "
-                         "and re-run `cafa prepare`")
+        raise InputError(
+            f"{prepared.root}: the prepared data has no `val` split; set prepare.val_fraction > 0 "
+            "and re-run `cafa prepare`"
+        )
     has_test = prepared.test_fasta.exists()
     out: dict[str, Any] = {"esm_model": None, "alphabet": None}
     if model == "finetune":
         from cafa_mlflow.embed import load_esm
         from cafa_mlflow.io.fasta import load_fasta
+
         out["esm_model"], out["alphabet"] = load_esm(params["embed"]["esm_model"])
         pool = load_fasta(prepared.train_fasta)
         out.update({s: sequences_for(pool, ids[s], str(prepared.train_fasta)) for s in ("train", "val")})
@@ -62,6 +67,7 @@ def load_inputs(params: dict, prepared: Prepared, model: str) -> dict[str, Any]:
     else:
         from cafa_mlflow.embed import load_embeddings
         from pipelines.embed import cache_for
+
         cache = cache_for(params, "train")
         pool = load_embeddings(cache)
         out.update({s: embedding_inputs(pool, ids[s], model, str(cache)) for s in ("train", "val")})
@@ -99,7 +105,7 @@ def log_plots_and_tables(predictor: NeuralPredictor, curves: dict, prepared: Pre
 
 def train(params: dict, epoch_callbacks: Sequence = (), register: bool = True) -> dict[str, float]:
     """Fit, evaluate, save and log inside the caller's active MLflow run; returns the final flat metrics."""
-    from cafa_mlflow.metrics import Scorer, f1_at_thresholds, flat_metrics, read_truth
+    from cafa_mlflow.evaluation.scorer import Scorer, f1_at_thresholds, flat_metrics, read_truth
     from cafa_mlflow.serving import log_go_model
 
     tp = predictor_params(params["train"])
@@ -111,8 +117,9 @@ def train(params: dict, epoch_callbacks: Sequence = (), register: bool = True) -
     ids, terms, aspect = data["ids"], prepared.labels.terms, prepared.term_aspect
     y_train, y_val = prepared.split_labels("train"), prepared.split_labels("val")
     val_file, test_file = prepared.truth_file("val"), prepared.truth_file("test")
-    scorer = Scorer(ontology, read_truth(val_file, ontology, ids["val"]) if val_file else y_val,
-                    prepared.ia, tp.threshold_step)
+    scorer = Scorer(
+        ontology, read_truth(val_file, ontology, ids["val"]) if val_file else y_val, prepared.ia, tp.threshold_step
+    )
 
     freq = term_frequencies(y_train.matrix, aspect)  # the naive baseline, for comparison in the run
     naive = repeat_row(np.where(freq >= tp.min_score, freq, 0.0)[None, :], len(ids["val"]))
@@ -126,9 +133,15 @@ def train(params: dict, epoch_callbacks: Sequence = (), register: bool = True) -
 
     predictor = NeuralPredictor(tp)
     result = predictor.fit(
-        data["train"], y_train.matrix, aspect, val=(data["val"], y_val.matrix), terms=terms,
-        val_metric=val_metric, callbacks=[log_epoch, *epoch_callbacks],
-        esm_model=data["esm_model"], alphabet=data["alphabet"],
+        data["train"],
+        y_train.matrix,
+        aspect,
+        val=(data["val"], y_val.matrix),
+        terms=terms,
+        val_metric=val_metric,
+        callbacks=[log_epoch, *epoch_callbacks],
+        esm_model=data["esm_model"],
+        alphabet=data["alphabet"],
     )
     out = Path(params["train"]["out"])
     val_scores = TermMatrix(ids["val"], terms, predictor.predict(data["val"]))
@@ -142,18 +155,26 @@ def train(params: dict, epoch_callbacks: Sequence = (), register: bool = True) -
         save_term_matrix(out / "test.npz", test_scores)
         if test_file:
             test_truth = read_truth(test_file, ontology, ids["test"])
-            metrics.update(flat_metrics(Scorer(ontology, test_truth, prepared.ia, tp.threshold_step)(test_scores), "test_"))
+            metrics.update(
+                flat_metrics(Scorer(ontology, test_truth, prepared.ia, tp.threshold_step)(test_scores), "test_")
+            )
     metrics.update({"best_epoch": result.best_epoch, "epochs_run": len(result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
     tracking.log_metrics(metrics, step=len(result.history) + 1)
     with atomic_dir(out / "model") as folder:  # a failed save leaves the old model
         predictor.save(folder)
     log_plots_and_tables(predictor, val_curves, prepared)
-    info = log_go_model(members={"neural": ("neural", out / "model")}, weights=None, embed=params["embed"],
-                        obo=params["data"]["obo"], input_example=input_example(data))
+    info = log_go_model(
+        members={"neural": ("neural", out / "model")},
+        weights=None,
+        embed=params["embed"],
+        obo=params["data"]["obo"],
+        input_example=input_example(data),
+    )
     if register:
         version, promoted = tracking.register_and_promote(
-            info.model_uri, params["tracking"]["registered_model"], metrics["val_f_w_mean"], prepared.split_id)
+            info.model_uri, params["tracking"]["registered_model"], metrics["val_f_w_mean"], prepared.split_id
+        )
         mlflow.set_tags({"registered_version": version, "champion": str(promoted).lower()})
     return metrics
 

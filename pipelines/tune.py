@@ -2,14 +2,16 @@
 parent run per invocation, one nested child run per trial logged exactly like a `train` run; the parent gets
 the best value and params, the trials table and Optuna's plots. Resumes by study name; many workers (any
 machines) can share one study through `--storage` (a SQLAlchemy URL) and stop at exactly `--n-trials`."""
+
 from __future__ import annotations
 
 import copy
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import mlflow
 import optuna
@@ -43,8 +45,8 @@ class Objective:
         self.fatal: CafaError | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from cafa_mlflow.predictors.neural import PruningCallback, TrainingPruned
         import pipelines.train as train_module
+        from cafa_mlflow.predictors.neural import PruningCallback, TrainingPruned
 
         tune, metric = self.tune, self.tune["metric"]
         trial.study.sampler = tuning.make_sampler(tune["sampler_seed"], tune["startup_trials"], trial.number)
@@ -57,8 +59,9 @@ class Objective:
             params = with_overrides(self.params, overrides)
             params["train"]["out"] = str(out_dir)  # predictions go to a scratch folder, not train.out
             tags = {"optuna_study": trial.study.study_name, "optuna_trial": str(trial.number)}
-            with tracking.start_run(params, "tune_trial", run_name=f"trial-{trial.number}", nested=True,
-                                    tags=tags) as child:
+            with tracking.start_run(
+                params, "tune_trial", run_name=f"trial-{trial.number}", nested=True, tags=tags
+            ) as child:
                 trial.set_user_attr("mlflow_run_id", child.info.run_id)
                 tracking.log_params(train_module.run_params(params))
                 prune = PruningCallback(trial.report, trial.should_prune, metric)
@@ -86,8 +89,9 @@ class Objective:
     @staticmethod
     def _check(metrics: dict, metric: str) -> Exception | None:
         if metric not in metrics:
-            return ConfigError(f"params.yaml tune.metric={metric!r} is not among train's metrics {sorted(metrics)}; "
-                               "pick one of them")
+            return ConfigError(
+                f"params.yaml tune.metric={metric!r} is not among train's metrics {sorted(metrics)}; pick one of them"
+            )
         if metrics[metric] != metrics[metric]:
             return FloatingPointError(f"{metric} is NaN (diverged training?)")
         return None
@@ -110,8 +114,14 @@ def log_results(study: optuna.Study, params: dict) -> dict[str, Any]:
     out = Path(tune["out"])
     if best is not None:
         path = tuning.write_best_params(out / "best_params.yaml", best, study.study_name, metric)
-        summary.update({"best_value": best.value, "best_trial": best.number, "best_params": dict(best.params),
-                        "best_params_file": str(path)})
+        summary.update(
+            {
+                "best_value": best.value,
+                "best_trial": best.number,
+                "best_params": dict(best.params),
+                "best_params_file": str(path),
+            }
+        )
         tracking.log_metrics({f"best_{metric}": best.value, "best_trial": best.number})
         tracking.log_params({f"best.{k}": v for k, v in best.params.items()})
         mlflow.set_tag("best_run_id", best.user_attrs.get("mlflow_run_id", ""))
@@ -130,8 +140,9 @@ def retrain_best(params: dict, best_params_file: str | Path) -> dict[str, float]
     import pipelines.train as train_module
 
     best = with_overrides(params, yaml.safe_load(Path(best_params_file).read_text()) or {})
-    with tracking.start_run(best, "train", run_name="retrain-best", nested=True,
-                            tags={"optuna_study": params["tune"]["study_name"]}):
+    with tracking.start_run(
+        best, "train", run_name="retrain-best", nested=True, tags={"optuna_study": params["tune"]["study_name"]}
+    ):
         return train_module.train(best, register=True)
 
 
@@ -141,17 +152,29 @@ def run(params: dict) -> dict[str, Any]:
     name, url = tune["study_name"], tune["storage"]
     with tuning.study_lock(url, name):  # workers starting together would race to create the tables
         storage = tuning.make_storage(url, tune["heartbeat_interval"])
-        study = tuning.open_study(name, storage, tune["direction"], tuning.make_pruner(tune),
-                                  tuning.make_sampler(tune["sampler_seed"], tune["startup_trials"]))
+        study = tuning.open_study(
+            name,
+            storage,
+            tune["direction"],
+            tuning.make_pruner(tune),
+            tuning.make_sampler(tune["sampler_seed"], tune["startup_trials"]),
+        )
     # flag names (MLflow param foo_bar == --foo-bar); the storage URL without its password
     settings = {("tune_out" if k == "out" else k): v for k, v in tune.items() if k != "space"}
     settings["storage"] = tuning.safe_url(url)
     objective = Objective(params)
-    with tracking.start_run(params, "tune", run_name=f"tune-{name}", extra_params=settings,
-                            tags={"optuna_study": name}):
+    with tracking.start_run(
+        params, "tune", run_name=f"tune-{name}", extra_params=settings, tags={"optuna_study": name}
+    ):
         mlflow.log_dict(tune["space"], "space.yaml")
-        ran = tuning.run_worker(study, objective, int(tune["n_trials"]), lambda: tuning.study_lock(url, name),
-                                timeout=tune["timeout"], stop=lambda: objective.fatal is not None)
+        ran = tuning.run_worker(
+            study,
+            objective,
+            int(tune["n_trials"]),
+            lambda: tuning.study_lock(url, name),
+            timeout=tune["timeout"],
+            stop=lambda: objective.fatal is not None,
+        )
         tracking.log_metrics({"trials_this_worker": ran})
         if objective.fatal is not None:
             raise objective.fatal
@@ -167,10 +190,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     params, _ = parse_params(argv, "cafa tune", __doc__, SECTIONS)
     summary = run(params)
     best = summary.get("best_value")
-    print(f"tune: study {params['tune']['study_name']!r}: {summary.get('n_trials')} trials "
-          f"({summary.get('n_complete')} complete, {summary.get('n_pruned')} pruned, {summary.get('n_fail')} failed); "
-          f"best {params['tune']['metric']} = {best}" +
-          (f"; params in {summary['best_params_file']}" if best is not None else ""))
+    print(
+        f"tune: study {params['tune']['study_name']!r}: {summary.get('n_trials')} trials "
+        f"({summary.get('n_complete')} complete, {summary.get('n_pruned')} pruned, {summary.get('n_fail')} failed); "
+        f"best {params['tune']['metric']} = {best}"
+        + (f"; params in {summary['best_params_file']}" if best is not None else "")
+    )
     return summary
 
 

@@ -1,4 +1,5 @@
 """Small hand-made inputs for the data-layer tests (an OBO DAG with known answers, writers)."""
+
 from __future__ import annotations
 
 import gzip
@@ -127,10 +128,15 @@ def assert_prepare_writes_nothing(tmp_path: Path, error: str, **files: Path) -> 
     from cafa_mlflow.errors import InputError
 
     root = tmp_path / "good"
-    data = {"obo": write(root / "go.obo", OBO), "train_terms": write(root / "terms.tsv", TERMS_TSV),
-            "train_fasta": write(root / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
-            "train_taxonomy": write(root / "tax.tsv", "".join(f"P{i}\t9606\n" for i in range(1, 7))),
-            "test_fasta": None, "ia": None, **files}
+    data = {
+        "obo": write(root / "go.obo", OBO),
+        "train_terms": write(root / "terms.tsv", TERMS_TSV),
+        "train_fasta": write(root / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
+        "train_taxonomy": write(root / "tax.tsv", "".join(f"P{i}\t9606\n" for i in range(1, 7))),
+        "test_fasta": None,
+        "ia": None,
+        **files,
+    }
     out = tmp_path / "out" / "prepared"
     write(out / "old.txt", "previous outputs")
     prep = {"subsample": 0, "test_subsample": 0, "min_count": 1, "top_k": 0, "val_fraction": 0.0, "seed": 0}

@@ -1,4 +1,5 @@
 """Helpers for the embedding tests: tiny checkpoints, FASTA files and a direct fair-esm reference."""
+
 from __future__ import annotations
 
 import filecmp
@@ -43,11 +44,13 @@ def direct_vector(model, alphabet, residues: str, layer: int, pooling: str = "me
     _, _, tokens = alphabet.get_batch_converter()([("x", residues)])
     with torch.no_grad():
         reps = model(tokens, repr_layers=[layer])["representations"][layer][0]
-    vec = reps[0] if pooling == "cls" else reps[1:len(residues) + 1].mean(0)
+    vec = reps[0] if pooling == "cls" else reps[1 : len(residues) + 1].mean(0)
     return vec.numpy()
 
 
 def same_tree(a: Path, b: Path) -> list[str]:
     """Names of files that differ (or exist on one side only) between two cache folders."""
     names = sorted({p.name for p in a.iterdir()} | {p.name for p in b.iterdir()})
-    return [n for n in names if not ((a / n).is_file() and (b / n).is_file() and filecmp.cmp(a / n, b / n, shallow=False))]
+    return [
+        n for n in names if not ((a / n).is_file() and (b / n).is_file() and filecmp.cmp(a / n, b / n, shallow=False))
+    ]

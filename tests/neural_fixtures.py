@@ -21,8 +21,17 @@ def params(**overrides) -> TrainParams:
     block = yaml.safe_load(PARAMS_YAML.read_text())["train"]
     block.pop("out")  # the pipeline's output folder, not a predictor parameter
     block.update(
-        model="simple", hidden_dim=32, dropout=0.0, batch_size=16, max_epochs=3, monitor="val_loss",
-        monitor_mode="min", predict_batch_size=64, scheduler="none", min_score=0.0, lr=1e-2,
+        model="simple",
+        hidden_dim=32,
+        dropout=0.0,
+        batch_size=16,
+        max_epochs=3,
+        monitor="val_loss",
+        monitor_mode="min",
+        predict_batch_size=64,
+        scheduler="none",
+        min_score=0.0,
+        lr=1e-2,
     )
     block.update(overrides)
     return TrainParams.from_dict(block)

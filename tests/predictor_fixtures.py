@@ -1,4 +1,5 @@
 """Tiny GO, labels, embeddings and real protein sequences for the predictor, ensemble and serving tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,8 +58,7 @@ name: mf five
 namespace: molecular_function
 is_a: GO:0000004
 """
-TERMS = ["GO:0008150", "GO:0000001", "GO:0000002", "GO:0005575", "GO:0000003", "GO:0003674", "GO:0000004",
-         "GO:0000005"]
+TERMS = ["GO:0008150", "GO:0000001", "GO:0000002", "GO:0005575", "GO:0000003", "GO:0003674", "GO:0000004", "GO:0000005"]
 
 # Real UniProt sequences: two globins (human HBA, HBB), lysozyme C (human), ubiquitin (human).
 SEQUENCES = {

@@ -1,4 +1,5 @@
 """params.yaml loading with dotted overrides; pipeline flags named after params keys."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,16 +13,23 @@ from pipelines.common import parse_params
 @pytest.fixture
 def params_file(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"data": {"obo": "go.obo", "ia": None},
-                                    "train": {"lr": 0.001, "hidden": [64, 32], "loss": "bce"},
-                                    "embed": {"esm_model": "esm2_t6_8M_UR50D", "layer": -1}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"obo": "go.obo", "ia": None},
+                "train": {"lr": 0.001, "hidden": [64, 32], "loss": "bce"},
+                "embed": {"esm_model": "esm2_t6_8M_UR50D", "layer": -1},
+            }
+        )
+    )
     return path
 
 
 def test_overrides_by_dotted_key(params_file, tmp_path):
     base = load_params(params_file)
-    params = load_params(params_file, {"train.lr": "1e-4", "train.hidden": "[8, 4]", "data.ia": "IA.tsv",
-                                       "train.loss": None})  # None = flag not given
+    params = load_params(
+        params_file, {"train.lr": "1e-4", "train.hidden": "[8, 4]", "data.ia": "IA.tsv", "train.loss": None}
+    )  # None = flag not given
     assert params["train"] == {"lr": 1e-4, "hidden": [8, 4], "loss": "bce"}
     assert params["data"]["ia"] == "IA.tsv"
     assert base["train"]["lr"] == 0.001  # defaults untouched
@@ -31,9 +39,14 @@ def test_overrides_by_dotted_key(params_file, tmp_path):
     assert (params["train"]["lr"], params["embed"]["layer"]) == (0.5, 3)  # overrides beat the params file
 
 
-@pytest.mark.parametrize("key,message", [("train.nope", "unknown parameter 'train.nope'"),
-                                         ("nosection.lr", "'nosection' is not a section"),
-                                         ("lr", "unknown parameter 'lr'")])
+@pytest.mark.parametrize(
+    "key,message",
+    [
+        ("train.nope", "unknown parameter 'train.nope'"),
+        ("nosection.lr", "'nosection' is not a section"),
+        ("lr", "unknown parameter 'lr'"),
+    ],
+)
 def test_unknown_keys(params_file, key, message):
     with pytest.raises(ConfigError, match=message):
         load_params(params_file, {key: 1})
@@ -46,14 +59,23 @@ def test_missing_files(tmp_path, monkeypatch):
 
 
 def test_parse_value_and_flatten():
-    assert [parse_value(v) for v in ("0.1", "true", "null", "[1, 2]", "bce", "", 3)] == [0.1, True, None, [1, 2], "bce", "", 3]
+    assert [parse_value(v) for v in ("0.1", "true", "null", "[1, 2]", "bce", "", 3)] == [
+        0.1,
+        True,
+        None,
+        [1, 2],
+        "bce",
+        "",
+        3,
+    ]
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e.f": 3}) == {"a.b": 1, "a.c.d": 2, "e.f": 3}
 
 
 @pytest.mark.parametrize("flag", ["--esm-model", "--esm_model"])
 def test_pipeline_flags_dash_and_underscore(params_file, flag):
-    params, _ = parse_params(["--params", str(params_file), flag, "esm2_t12_35M_UR50D", "--layer", "5"],
-                             "cafa embed", "", ["embed"])
+    params, _ = parse_params(
+        ["--params", str(params_file), flag, "esm2_t12_35M_UR50D", "--layer", "5"], "cafa embed", "", ["embed"]
+    )
     assert params["embed"] == {"esm_model": "esm2_t12_35M_UR50D", "layer": 5}
 
 

@@ -1,4 +1,5 @@
 """`prepare` on a small subsample of data/sample: split, files, vocabulary, atomic replacement."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,9 +36,19 @@ def prepared(tmp_path_factory):
 
 def test_files_and_split(prepared):
     out, summary = prepared
-    assert sorted(p.name for p in out.iterdir()) == sorted([
-        "proteins.parquet", "labels.npz", "terms.tsv", "ia.tsv", "train.fasta", "val_terms.tsv", "test.fasta",
-        "test_terms.tsv", "summary.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [
+            "proteins.parquet",
+            "labels.npz",
+            "terms.tsv",
+            "ia.tsv",
+            "train.fasta",
+            "val_terms.tsv",
+            "test.fasta",
+            "test_terms.tsv",
+            "summary.json",
+        ]
+    )
     data = load_prepared(out)
     proteins = data.proteins
     assert len(proteins) == 200 and proteins["protein"].is_unique
@@ -59,7 +70,8 @@ def test_labels_vocabulary_ia(prepared):
     assert counts.tolist() == vocab["count"].tolist() and counts.min() >= PREP["min_count"]
     assert set(vocab["aspect"]) == {"BPO", "CCO", "MFO"}
     assert {a: int((vocab["aspect"] == a).sum()) for a in ("BPO", "CCO", "MFO")} == {
-        a: summary[f"n_terms_{a}"] for a in ("BPO", "CCO", "MFO")}
+        a: summary[f"n_terms_{a}"] for a in ("BPO", "CCO", "MFO")
+    }
     assert {"GO:0008150", "GO:0005575", "GO:0003674"} <= set(vocab["term"])  # roots: propagated labels
     assert set(data.labels.matrix.data) == {1.0}
     ia = read_ia(out / "ia.tsv")
@@ -85,10 +97,15 @@ def test_failed_run_keeps_previous_outputs(prepared, tmp_path):
     out, _ = prepared
     before = snapshot(out)
     # a run that fails late (test FASTA, read while the new folder is being written); small inputs keep it fast
-    small = {"obo": write(tmp_path / "go.obo", OBO), "train_terms": write(tmp_path / "terms.tsv", TERMS_TSV),
-             "train_fasta": write(tmp_path / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
-             "train_taxonomy": None, "ia": None, "test_terms": None,
-             "test_fasta": write(tmp_path / "bad_test.fasta", ">T1\nMKV\n>T2\nMK7V\n")}
+    small = {
+        "obo": write(tmp_path / "go.obo", OBO),
+        "train_terms": write(tmp_path / "terms.tsv", TERMS_TSV),
+        "train_fasta": write(tmp_path / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
+        "train_taxonomy": None,
+        "ia": None,
+        "test_terms": None,
+        "test_fasta": write(tmp_path / "bad_test.fasta", ">T1\nMKV\n>T2\nMK7V\n"),
+    }
     with pytest.raises(InputError, match=r"bad_test.fasta:4: protein 'T2' contains invalid characters '7'"):
         prepare_dataset(small, {**PREP, "min_count": 1}, out)
     assert snapshot(out) == before
@@ -105,8 +122,14 @@ def test_split_pool_identical_sequences():
 
 def test_no_annotated_sequence(tmp_path):
     fasta = write(tmp_path / "other.fasta", ">NOT_ANNOTATED\nMKV\n")
-    data = {"obo": write(tmp_path / "go.obo", OBO), "train_terms": write(tmp_path / "terms.tsv", TERMS_TSV),
-            "train_fasta": fasta, "train_taxonomy": None, "test_fasta": None, "ia": None}
+    data = {
+        "obo": write(tmp_path / "go.obo", OBO),
+        "train_terms": write(tmp_path / "terms.tsv", TERMS_TSV),
+        "train_fasta": fasta,
+        "train_taxonomy": None,
+        "test_fasta": None,
+        "ia": None,
+    }
     with pytest.raises(InputError, match=r"other.fasta: none of its proteins has an annotation"):
         prepare_dataset(data, PREP, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
 """ESM-2 embedding: strategies against a direct fair-esm forward pass, batching order, cache layout."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,14 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from esm_fixtures import SEQS, direct_vector, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
-from cafa_mlflow.embed import embed_fasta, load_embeddings, load_esm, make_tiny_esm, model_label
 from cafa_mlflow.cli import main as cafa
+from cafa_mlflow.embed import embed_fasta, load_embeddings, load_esm, make_tiny_esm, model_label
 from cafa_mlflow.embed.cli import add_tiny_arguments, run_make_tiny
 from cafa_mlflow.embed.forward import token_batches
 from cafa_mlflow.embed.units import chunk_bounds, window_starts
 from cafa_mlflow.errors import ConfigError, InputError
-from esm_fixtures import SEQS, direct_vector, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
 TOL = dict(rtol=2e-3, atol=2e-3)  # float16 storage
 
@@ -32,8 +33,19 @@ def fasta(tmp_path):
 
 
 def run(fasta, ckpt, out, **kw):
-    args = dict(strategy="balanced", layer=-1, window=10, stride=4, pooling="mean", toks_per_batch=64,
-                precision="fp32", device="cpu", shard_size=4, progress=False, max_residues=20)
+    args = dict(
+        strategy="balanced",
+        layer=-1,
+        window=10,
+        stride=4,
+        pooling="mean",
+        toks_per_batch=64,
+        precision="fp32",
+        device="cpu",
+        shard_size=4,
+        progress=False,
+        max_residues=20,
+    )
     args.update(kw)
     return embed_fasta(fasta, ckpt, out, **args)
 
@@ -65,7 +77,9 @@ def test_balanced_matches_direct_forward_in_input_order(tmp_path, fasta, tiny, p
     assert emb.vectors.shape == (6, 64) and emb.offsets is None
     for i, seq in enumerate(SEQS.values()):
         units = seq if len(seq) <= 20 else seq[:10] + seq[-10:]
-        np.testing.assert_allclose(emb.vectors[i].astype(np.float32), direct_vector(model, alphabet, units, 2, pooling), **TOL)
+        np.testing.assert_allclose(
+            emb.vectors[i].astype(np.float32), direct_vector(model, alphabet, units, 2, pooling), **TOL
+        )
     assert result.stats["share_over_1022"] == pytest.approx(3 / 6)  # lengths over max_residues=20
     assert result.stats["n_proteins"] == 6 and result.stats["layer"] == 2 and not result.stats["cache_hit"]
 
@@ -85,8 +99,9 @@ def test_sliding_window_matches_direct_forward(tmp_path, fasta, tiny, pooling):
     assert emb.ids == list(SEQS) and emb.vectors.shape == (6, 64)
     unit_pooling = "cls" if pooling == "cls" else "mean"  # cls: BOS vector per window, averaged over windows
     for i, seq in enumerate(SEQS.values()):
-        wins = np.stack([direct_vector(model, alphabet, seq[s:s + 10], 2, unit_pooling)
-                         for s in window_starts(len(seq), 10, 4)])
+        wins = np.stack(
+            [direct_vector(model, alphabet, seq[s : s + 10], 2, unit_pooling) for s in window_starts(len(seq), 10, 4)]
+        )
         expected = wins.max(0) if pooling == "max" else wins.mean(0)
         np.testing.assert_allclose(emb.vectors[i].astype(np.float32), expected, **TOL)
 
@@ -123,8 +138,11 @@ def test_cache_reuse_layer_choice_and_sharded_access(tmp_path, fasta, tiny):
     assert np.array_equal(emb.vectors[3:6], full[3:6]) and np.array_equal(emb.vectors[-1], full[5])
     layer1 = run(fasta, path, tmp_path / "out", layer=1)
     assert layer1.cache_dir != first.cache_dir and layer1.stats["layer"] == 1
-    np.testing.assert_allclose(load_embeddings(layer1.cache_dir).vectors[1].astype(np.float32),
-                               direct_vector(model, alphabet, SEQS["P2"], 1), **TOL)
+    np.testing.assert_allclose(
+        load_embeddings(layer1.cache_dir).vectors[1].astype(np.float32),
+        direct_vector(model, alphabet, SEQS["P2"], 1),
+        **TOL,
+    )
 
 
 def test_bf16_autocast_close_to_fp32(tmp_path, fasta, tiny):
@@ -135,8 +153,14 @@ def test_bf16_autocast_close_to_fp32(tmp_path, fasta, tiny):
     assert cos.min() > 0.99 and not np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("content, match", [("", "no FASTA records"), (">A\nMK1LV\n", "invalid characters"),
-                                            (">A\nMKV\n>B\n12-34\n", "bad.fasta:4: protein 'B'")])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("", "no FASTA records"),
+        (">A\nMK1LV\n", "invalid characters"),
+        (">A\nMKV\n>B\n12-34\n", "bad.fasta:4: protein 'B'"),
+    ],
+)
 def test_bad_input_writes_no_cache(tmp_path, tiny, content, match):
     bad = tmp_path / "bad.fasta"
     bad.write_text(content)
@@ -146,8 +170,13 @@ def test_bad_input_writes_no_cache(tmp_path, tiny, content, match):
 
 
 def test_bad_parameters_fail_before_anything_is_written(tmp_path, fasta, tiny):
-    for kw in (dict(strategy="nope"), dict(strategy="sliding_window", stride=10), dict(window=50),
-               dict(layer=3), dict(toks_per_batch=8)):
+    for kw in (
+        dict(strategy="nope"),
+        dict(strategy="sliding_window", stride=10),
+        dict(window=50),
+        dict(layer=3),
+        dict(toks_per_batch=8),
+    ):
         with pytest.raises(ConfigError):
             run(fasta, tiny[0], tmp_path / "out", **{"strategy": "chunks", **kw})
     with pytest.raises(ConfigError, match="neither a fair-esm"):
@@ -162,9 +191,28 @@ def test_cli_helpers(tmp_path, fasta, capsys):
     run_make_tiny(parser.parse_args(["--out", str(tmp_path / "esm2_cli.pt"), "--layers", "1", "--dim", "32"]))
     assert "tiny:esm2_cli.pt" in capsys.readouterr().out
     out = tmp_path / "emb"
-    assert cafa(["embed", "--fasta", str(fasta), "--esm-model", str(tmp_path / "esm2_cli.pt"), "--toks-per-batch",
-                 "2000", "--device", "cpu", "--out", str(out), "--uri", f"sqlite:///{tmp_path / 'x.db'}",
-                 "--system-metrics", "false"]) == 0
+    assert (
+        cafa(
+            [
+                "embed",
+                "--fasta",
+                str(fasta),
+                "--esm-model",
+                str(tmp_path / "esm2_cli.pt"),
+                "--toks-per-batch",
+                "2000",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--uri",
+                f"sqlite:///{tmp_path / 'x.db'}",
+                "--system-metrics",
+                "false",
+            ]
+        )
+        == 0
+    )
     (cache_dir,) = json.loads((out / "index.json").read_text()).values()
     assert f"-> {cache_dir}" in capsys.readouterr().out and load_embeddings(cache_dir).manifest["dim"] == 32
     assert load_embeddings(cache_dir).manifest["model_label"] == "tiny:esm2_cli.pt"

@@ -1,4 +1,5 @@
 """Crash safety (kill -9 mid-run, then resume) and the 2-process torchrun/gloo sharded path."""
+
 from __future__ import annotations
 
 import os
@@ -9,14 +10,25 @@ import time
 from pathlib import Path
 
 import pytest
-
-from cafa_mlflow.embed import cache, embed_fasta, load_embeddings, make_tiny_esm
 from esm_fixtures import one_thread_env, one_torch_thread, same_tree, write_fasta  # noqa: F401 (fixture)
 
-ARGS = dict(strategy="chunks", layer=-1, window=10, stride=4, pooling="mean", toks_per_batch=64,
-            precision="fp32", device="cpu", shard_size=2, progress=False, max_residues=20)
+from cafa_mlflow.embed import cache, embed_fasta, load_embeddings, make_tiny_esm
+
+ARGS = dict(
+    strategy="chunks",
+    layer=-1,
+    window=10,
+    stride=4,
+    pooling="mean",
+    toks_per_batch=64,
+    precision="fp32",
+    device="cpu",
+    shard_size=2,
+    progress=False,
+    max_residues=20,
+)
 # The child slows each shard write so that the test can kill it between shards.
-CHILD = """
+CHILD = f"""
 import sys, time
 from cafa_mlflow.embed import cache, embed_fasta
 write = cache.write_shard
@@ -24,16 +36,16 @@ def slow_write(path, vectors):
     write(path, vectors)
     time.sleep(float(sys.argv[4]))
 cache.write_shard = slow_write
-embed_fasta(sys.argv[1], sys.argv[2], sys.argv[3], **{args})
-""".format(args=repr(ARGS))
-RANK = """
+embed_fasta(sys.argv[1], sys.argv[2], sys.argv[3], **{repr(ARGS)})
+"""
+RANK = f"""
 import os, pathlib, sys
 from cafa_mlflow.embed import embed_fasta
-stats = embed_fasta(sys.argv[1], sys.argv[2], sys.argv[3], **{args}).stats
+stats = embed_fasta(sys.argv[1], sys.argv[2], sys.argv[3], **{repr(ARGS)}).stats
 # one report file per rank: stdout lines of concurrent ranks interleave
 report = pathlib.Path(sys.argv[4]) / ("rank%s.txt" % os.environ["RANK"])
 report.write_text("rank %s of %d computed %d" % (os.environ["RANK"], stats["world_size"], stats["n_computed"]))
-""".format(args=repr(ARGS))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +93,26 @@ def test_torchrun_two_gloo_ranks_match_single_process(tmp_path, inputs):
     reference = embed_fasta(fasta, ckpt, tmp_path / "ref", **ARGS).cache_dir
     script = tmp_path / "rank.py"
     script.write_text(RANK)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(script), str(fasta), ckpt, str(tmp_path / "dist"), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(fasta),
+        ckpt,
+        str(tmp_path / "dist"),
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # shards 0, 2, 4 on rank 0 and 1, 3, 5 on rank 1: two proteins each
     assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == [
-        "rank 0 of 2 computed 6", "rank 1 of 2 computed 6"]
+        "rank 0 of 2 computed 6",
+        "rank 1 of 2 computed 6",
+    ]
     merged = tmp_path / "dist" / reference.name
     assert same_tree(reference, merged) == []
     emb = load_embeddings(merged)

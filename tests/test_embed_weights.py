@@ -1,4 +1,5 @@
 """Model loading: hub names offline, local checkpoints, and device/precision choice with mocked CUDA."""
+
 from __future__ import annotations
 
 import re
@@ -8,12 +9,20 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from esm_fixtures import SEQS, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
-from cafa_mlflow.embed import embed_fasta, fetch_weights, load_embeddings, load_esm, make_tiny_esm, model_identity, model_label
+from cafa_mlflow.embed import (
+    embed_fasta,
+    fetch_weights,
+    load_embeddings,
+    load_esm,
+    make_tiny_esm,
+    model_identity,
+    model_label,
+)
 from cafa_mlflow.embed.device import Dist, autocast_dtype, init_distributed, resolve_device
 from cafa_mlflow.embed.model import TINY_MARKER, hub_files
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
-from esm_fixtures import SEQS, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
 NAME = "esm2_t6_8M_UR50D"
 
@@ -102,7 +111,9 @@ def test_local_checkpoint_embeds_like_its_hub_copy(tmp_path, offline_hub):
     hub = embed_fasta(fasta, NAME, tmp_path / "out", **kw)
     assert local.cache_dir != hub.cache_dir and local.stats["layer"] == hub.stats["layer"] == 6
     assert load_embeddings(local.cache_dir).manifest["model_label"] == "tiny:tiny.pt"
-    assert np.array_equal(np.asarray(load_embeddings(local.cache_dir).vectors), np.asarray(load_embeddings(hub.cache_dir).vectors))
+    assert np.array_equal(
+        np.asarray(load_embeddings(local.cache_dir).vectors), np.asarray(load_embeddings(hub.cache_dir).vectors)
+    )
 
 
 def test_device_auto_uses_cuda_when_available(monkeypatch):

@@ -1,14 +1,15 @@
 """Ensemble: weights fitted on validation data, combination, GO-consistency, the term cap and rounding."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from predictor_fixtures import TERMS, labels, tiny_ontology
 
 from cafa_mlflow.ensemble import combine, finalize, fit_weights, make_consistent, round_scores, top_k_per_protein
+from cafa_mlflow.evaluation.scorer import Scorer
 from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.metrics import Scorer
-from predictor_fixtures import TERMS, labels, tiny_ontology
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 IA = {t: 1.0 for t in TERMS}  # explicit float weights (IA 1 = unweighted F)
@@ -43,15 +44,19 @@ def test_weights_fitted_on_validation_only_pick_the_right_member(onto):
 def test_coordinate_search_agrees_with_grid(onto):
     ids = ["v1", "v2"]
     truth = labels(ids, [[BP, BP1, CC, MF, MF4], [BP, CC, CC3, MF]])
-    members = {"a": TermMatrix(ids, TERMS, truth.matrix * 0.7),
-               "b": tm(ids, [[0.2] * 8, [0.6, 0.6, 0.6, 0, 0, 0, 0, 0.6]]),
-               "c": tm(ids, [[0.1] * 8, [0.1] * 8])}
+    members = {
+        "a": TermMatrix(ids, TERMS, truth.matrix * 0.7),
+        "b": tm(ids, [[0.2] * 8, [0.6, 0.6, 0.6, 0, 0, 0, 0, 0.6]]),
+        "c": tm(ids, [[0.1] * 8, [0.1] * 8]),
+    }
     scorer = Scorer(onto, truth, IA)
     grid = fit_weights(members, truth, lambda t, p: scorer(p), onto, 0.25, "grid")
     coord = fit_weights(members, truth, lambda t, p: scorer(p), onto, 0.25, "coordinate")
     for aspect in grid:
-        best = {m: scorer(combine(members, {aspect: w}, onto))[aspect]["f_w"] for m, w in [("g", grid[aspect]),
-                                                                                        ("c", coord[aspect])]}
+        best = {
+            m: scorer(combine(members, {aspect: w}, onto))[aspect]["f_w"]
+            for m, w in [("g", grid[aspect]), ("c", coord[aspect])]
+        }
         assert best["c"] == pytest.approx(best["g"])
         assert sum(coord[aspect].values()) == pytest.approx(1.0)
 
@@ -60,8 +65,9 @@ def test_combine_per_aspect_weights(onto):
     a = tm(["p"], [[0.5, 0.4, 0, 1, 1, 0.2, 0, 0]])
     b = tm(["p"], [[1, 0, 0, 0, 0.5, 0.6, 0.6, 0]])
     out = combine({"a": a, "b": b}, {"BPO": {"a": 1.0}, "CCO": {"a": 0.5, "b": 0.5}, "MFO": {"b": 1.0}}, onto)
-    np.testing.assert_allclose(out.reindex(terms=TERMS).matrix.toarray()[0],
-                               [0.5, 0.4, 0, 0.5, 0.75, 0.6, 0.6, 0], rtol=1e-6)
+    np.testing.assert_allclose(
+        out.reindex(terms=TERMS).matrix.toarray()[0], [0.5, 0.4, 0, 0.5, 0.75, 0.6, 0.6, 0], rtol=1e-6
+    )
 
 
 def test_go_consistency_parent_at_least_best_child(onto):

@@ -1,4 +1,5 @@
 """FASTA reader: Kaggle's header styles, compression, cleaning and errors that name file and line."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Information accretion on a hand-made example with known values; the `cafa ia` command."""
+
 from __future__ import annotations
 
 import math
@@ -16,9 +17,17 @@ from tests.cafa_fixtures import OBO, TERMS_TSV, snapshot, write
 
 # propagated counts: 1:4, 2:3, 3:3, 4:2 (P1, P4 = proteins with both parents 2 and 3), 5:1, 10:2, 11:1
 EXPECTED = {
-    "GO:0000001": 0.0, "GO:0000002": -math.log2(3 / 4), "GO:0000003": -math.log2(3 / 4), "GO:0000004": 0.0,
-    "GO:0000005": 1.0, "GO:0000010": 0.0, "GO:0000011": 1.0, "GO:0000020": 0.0, "GO:0000021": 0.0,
-    "X:1": 0.0, "X:2": 0.0,
+    "GO:0000001": 0.0,
+    "GO:0000002": -math.log2(3 / 4),
+    "GO:0000003": -math.log2(3 / 4),
+    "GO:0000004": 0.0,
+    "GO:0000005": 1.0,
+    "GO:0000010": 0.0,
+    "GO:0000011": 1.0,
+    "GO:0000020": 0.0,
+    "GO:0000021": 0.0,
+    "X:1": 0.0,
+    "X:2": 0.0,
 }
 
 

@@ -1,4 +1,5 @@
 """Sparse label matrices: building, vocabulary filter (min_count / top_k), per aspect, save/load; never dense."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,16 +8,17 @@ import pytest
 import scipy.sparse as sp
 
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.labels import (TermMatrix, aspect_labels, label_matrix, load_term_matrix, save_term_matrix,
-                                select_terms)
+from cafa_mlflow.labels import TermMatrix, aspect_labels, label_matrix, load_term_matrix, save_term_matrix, select_terms
 from tests.cafa_fixtures import OBO, write
 
 
 @pytest.fixture
 def no_dense(monkeypatch):
     """Fail the test if anything turns a sparse matrix dense."""
+
     def boom(*_a, **_k):
         raise AssertionError("a sparse matrix was made dense")
+
     for cls in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
         monkeypatch.setattr(cls, "toarray", boom)
         monkeypatch.setattr(cls, "todense", boom)
@@ -28,13 +30,18 @@ def onto(tmp_path_factory):
 
 
 def test_label_matrix_propagates_and_stays_sparse(onto, no_dense):
-    ann = pd.DataFrame({"protein": ["A", "A", "B", "Z"], "term": ["GO:0000005", "GO:0000011", "GO:0000021", "GO:0000002"]})
+    ann = pd.DataFrame(
+        {"protein": ["A", "A", "B", "Z"], "term": ["GO:0000005", "GO:0000011", "GO:0000021", "GO:0000002"]}
+    )
     tm = label_matrix(ann, onto, ["A", "B", "C"])  # Z is not asked for; C has no annotation
     assert isinstance(tm.matrix, sp.csr_matrix) and tm.matrix.dtype == np.float32
     assert tm.shape == (3, len(onto))
     got = {p: sorted(tm.terms[j] for j in tm.matrix[r].indices) for r, p in enumerate(tm.proteins)}
-    assert got == {"A": ["GO:0000001", "GO:0000002", "GO:0000003", "GO:0000004", "GO:0000005", "GO:0000010", "GO:0000011"],
-                   "B": ["GO:0000020", "GO:0000021"], "C": []}
+    assert got == {
+        "A": ["GO:0000001", "GO:0000002", "GO:0000003", "GO:0000004", "GO:0000005", "GO:0000010", "GO:0000011"],
+        "B": ["GO:0000020", "GO:0000021"],
+        "C": [],
+    }
     bp = aspect_labels(tm, onto.aspect, "BPO")
     assert bp.terms == onto.terms[:5] and bp.matrix.sum(axis=1).A1.tolist() == [5, 0, 0]
 
@@ -44,8 +51,9 @@ def test_select_terms_min_count_and_top_k(no_dense):
     counts = [5, 3, 3, 1, 4, 2]
     rows = np.concatenate([np.arange(c) for c in counts])
     cols = np.repeat(np.arange(6), counts)
-    tm = TermMatrix([f"p{i}" for i in range(5)], list("abcdef"),
-                    sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(5, 6)))
+    tm = TermMatrix(
+        [f"p{i}" for i in range(5)], list("abcdef"), sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(5, 6))
+    )
     aspect = np.array(["X", "X", "X", "X", "Y", "Y"], dtype=object)
     assert select_terms(tm, aspect, min_count=1).tolist() == [0, 1, 2, 3, 4, 5]
     assert select_terms(tm, aspect, min_count=0).tolist() == [0, 1, 2, 3, 4, 5]  # empty columns never kept
@@ -58,8 +66,9 @@ def test_full_scale_shape_is_fine_sparse(no_dense):
     # 200k x 40k float32 would be 32 GB dense; the filter works on it in milliseconds
     n, t = 200_000, 40_000
     rng = np.random.default_rng(0)
-    m = sp.csr_matrix((np.ones(50_000, np.float32), (rng.integers(0, n, 50_000), rng.integers(0, 100, 50_000))),
-                      shape=(n, t))
+    m = sp.csr_matrix(
+        (np.ones(50_000, np.float32), (rng.integers(0, n, 50_000), rng.integers(0, 100, 50_000))), shape=(n, t)
+    )
     tm = TermMatrix([str(i) for i in range(n)], [f"T{j}" for j in range(t)], m)
     keep = select_terms(tm, np.array(["X"] * t, dtype=object), min_count=5, top_k=10)
     assert len(keep) == 10 and keep.max() < 100
@@ -67,7 +76,9 @@ def test_full_scale_shape_is_fine_sparse(no_dense):
 
 
 def test_from_frame_reindex_to_frame_round_trip(tmp_path):
-    frame = pd.DataFrame({"protein": ["A", "A", "B", "A"], "term": ["t1", "t2", "t1", "t1"], "score": [0.5, 0.25, 1.0, 0.75]})
+    frame = pd.DataFrame(
+        {"protein": ["A", "A", "B", "A"], "term": ["t1", "t2", "t1", "t1"], "score": [0.5, 0.25, 1.0, 0.75]}
+    )
     tm = TermMatrix.from_frame(frame)
     assert tm.proteins == ["A", "B"] and tm.terms == ["t1", "t2"]
     assert tm.matrix.toarray().tolist() == [[0.75, 0.25], [1.0, 0.0]]  # repeated pair keeps its max

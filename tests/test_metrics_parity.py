@@ -6,6 +6,7 @@ submission with 2-, 3- and 5-decimal scores (many exactly on the threshold grid)
 Text lines and proteins outside the truth. cafaeval reads a sub-ontology of the real GO (the ancestor
 closure of every term in play, same stanzas) so that it runs in seconds; we use the full GO file.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,26 +16,41 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from cafa_mlflow.evaluation.scorer import Scorer, read_truth
+from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ia import compute_ia
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia, write_ia
 from cafa_mlflow.io.submission import read_submission
-from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.io.text import open_text
 from cafa_mlflow.labels import label_matrix
-from cafa_mlflow.metrics import Scorer
-from cafa_mlflow.metrics import read_truth
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
 N_PROTEINS, N_OUTSIDE, N_FREQUENT, N_PER_PROTEIN = 300, 20, 600, 120
 NAMESPACE = {"biological_process": "BPO", "cellular_component": "CCO", "molecular_function": "MFO"}
 BEST = {  # our key -> (cafaeval best table, its column)
-    "f": ("f", "f"), "tau": ("f", "tau"), "pr": ("f", "pr"), "rc": ("f", "rc"), "cov": ("f", "cov"),
-    "cov_max": ("f", "cov_max"), "f_w": ("f_w", "f_w"), "tau_w": ("f_w", "tau"), "pr_w": ("f_w", "pr_w"),
-    "rc_w": ("f_w", "rc_w"), "cov_w": ("f_w", "cov_w"), "cov_max_w": ("f_w", "cov_max"), "s": ("s", "s"),
-    "tau_s": ("s", "tau"), "ru": ("s", "ru"), "mi": ("s", "mi"), "f_micro": ("f_micro", "f_micro"),
-    "tau_micro": ("f_micro", "tau"), "f_micro_w": ("f_micro_w", "f_micro_w"), "tau_micro_w": ("f_micro_w", "tau"),
+    "f": ("f", "f"),
+    "tau": ("f", "tau"),
+    "pr": ("f", "pr"),
+    "rc": ("f", "rc"),
+    "cov": ("f", "cov"),
+    "cov_max": ("f", "cov_max"),
+    "f_w": ("f_w", "f_w"),
+    "tau_w": ("f_w", "tau"),
+    "pr_w": ("f_w", "pr_w"),
+    "rc_w": ("f_w", "rc_w"),
+    "cov_w": ("f_w", "cov_w"),
+    "cov_max_w": ("f_w", "cov_max"),
+    "s": ("s", "s"),
+    "tau_s": ("s", "tau"),
+    "ru": ("s", "ru"),
+    "mi": ("s", "mi"),
+    "f_micro": ("f_micro", "f_micro"),
+    "tau_micro": ("f_micro", "tau"),
+    "f_micro_w": ("f_micro_w", "f_micro_w"),
+    "tau_micro_w": ("f_micro_w", "tau"),
 }
 CURVES = ("n", "tp", "fp", "fn", "pr", "rc", "cov", "mi", "ru", "f", "s", "pr_micro", "rc_micro", "f_micro")
 
@@ -43,7 +59,9 @@ def write_sub_obo(source: Path, keep: set[str], out: Path) -> None:
     """The header and the [Term] stanzas of `keep`, verbatim."""
     text = open_text(source).read()
     blocks = text.split("\n[")
-    kept = [blocks[0]] + [b for b in blocks[1:] if b.startswith("Term]") and b.split("\nid: ", 1)[1].split("\n", 1)[0] in keep]
+    kept = [blocks[0]] + [
+        b for b in blocks[1:] if b.startswith("Term]") and b.split("\nid: ", 1)[1].split("\n", 1)[0] in keep
+    ]
     out.write_text("\n[".join(kept) + "\n")
 
 
@@ -95,8 +113,16 @@ def case(tmp_path_factory):
     write_sub_obo(SAMPLE / "go-basic.obo.xz", closure, root / "sub.obo")
 
     from cafaeval.evaluation import cafa_eval
-    df, best = cafa_eval(str(root / "sub.obo"), str(root / "pred"), str(root / "truth.tsv"), ia=str(root / "ia.tsv"),
-                         prop="max", norm="cafa", th_step=0.01)
+
+    df, best = cafa_eval(
+        str(root / "sub.obo"),
+        str(root / "pred"),
+        str(root / "truth.tsv"),
+        ia=str(root / "ia.tsv"),
+        prop="max",
+        norm="cafa",
+        th_step=0.01,
+    )
     scorer = Scorer(ontology, read_truth(root / "truth.tsv", ontology), read_ia(root / "ia.tsv"), th_step=0.01)
     pred = read_submission(root / "pred" / "submission.tsv")
     return {"df": df, "best": best, "result": scorer(pred), "curves": scorer.curves(pred), "ontology": ontology}
@@ -136,7 +162,7 @@ def expand_to_ancestors_max(ontology, scores: sp.csr_matrix) -> np.ndarray:
     out = np.zeros(scores.shape, dtype=np.float32)
     rows = np.repeat(np.arange(scores.shape[0]), np.diff(scores.indptr))
     for r, c, v in zip(rows, scores.indices, scores.data):
-        up = anc.indices[anc.indptr[c]:anc.indptr[c + 1]]
+        up = anc.indices[anc.indptr[c] : anc.indptr[c + 1]]
         out[r, up] = np.maximum(out[r, up], v)
     return out
 
@@ -149,8 +175,9 @@ def test_level_propagation_equals_expanding_to_ancestors(case):
     vals = rng.random(4300).astype(np.float32)
     vals[:50] = 0  # stored zeros are no prediction
     order = np.argsort(rows, kind="stable")
-    scores = sp.csr_matrix((vals[order], cols[order], np.searchsorted(rows[order], np.arange(61))),
-                           shape=(60, len(ontology)))
+    scores = sp.csr_matrix(
+        (vals[order], cols[order], np.searchsorted(rows[order], np.arange(61))), shape=(60, len(ontology))
+    )
     assert not scores.has_canonical_format
     expected = expand_to_ancestors_max(ontology, scores)
     for block_rows in (4096, 7):

@@ -1,13 +1,19 @@
 import numpy as np
 import pytest
-import scipy.sparse as sp
+from neural_fixtures import tiny_chunks, tiny_data, tiny_esm
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.predictors.neural.data import (
-    ChunkInputs, DenseInputs, SequenceInputs, SubsetInputs, as_inputs, iter_batches, label_batch,
-    sequence_groups, train_val_split,
+    ChunkInputs,
+    DenseInputs,
+    SequenceInputs,
+    SubsetInputs,
+    as_inputs,
+    iter_batches,
+    label_batch,
+    sequence_groups,
+    train_val_split,
 )
-from neural_fixtures import tiny_chunks, tiny_data, tiny_esm
 
 
 def test_sparse_label_batches_equal_dense_rows():

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
+from neural_fixtures import ASPECTS, params, tiny_chunks, tiny_data
 
 from cafa_mlflow.embed.cache import ShardedArray
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.predictors.neural import NeuralPredictor, TrainParams
 from cafa_mlflow.predictors.neural.data import ChunkInputs, SubsetInputs
 from cafa_mlflow.predictors.neural.features import embedding_inputs, pooled_chunks, sequences_for
-from neural_fixtures import ASPECTS, params, tiny_chunks, tiny_data
 
 
 class Cache:

@@ -3,12 +3,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from neural_fixtures import ASPECTS, params, tiny_data
 
 from cafa_mlflow.predictors.neural.data import DenseInputs
 from cafa_mlflow.predictors.neural.losses import MultiLabelLoss, build_loss, pos_weights
 from cafa_mlflow.predictors.neural.models import build_model
 from cafa_mlflow.predictors.neural.training import fit_model
-from neural_fixtures import ASPECTS, params, tiny_data
 
 
 @pytest.mark.parametrize("loss,uw", [("bce", False), ("weighted_bce", False), ("focal", False), ("bce", True)])

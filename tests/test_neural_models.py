@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from neural_fixtures import ASPECTS, params, tiny_chunks, tiny_data, tiny_esm, tiny_sequences
 
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.predictors.neural.data import ChunkInputs, DenseInputs, SequenceInputs
 from cafa_mlflow.predictors.neural.losses import build_loss
 from cafa_mlflow.predictors.neural.models import ChunkAttention, MultitaskMLP, build_model
 from cafa_mlflow.predictors.neural.training import fit_model
-from neural_fixtures import ASPECTS, params, tiny_chunks, tiny_data, tiny_esm, tiny_sequences
 
 
 def _train_losses(p, inputs, y, **model_kw):
@@ -26,7 +26,9 @@ def test_dense_models_learn(name):
 
 def test_chunk_attention_learns():
     x, y = tiny_data()
-    _, losses, _ = _train_losses(params(model="chunk_attention", max_epochs=4), ChunkInputs(*tiny_chunks(x)), y, in_dim=16)
+    _, losses, _ = _train_losses(
+        params(model="chunk_attention", max_epochs=4), ChunkInputs(*tiny_chunks(x)), y, in_dim=16
+    )
     assert losses[-1] < 0.8 * losses[0]
 
 
@@ -59,8 +61,15 @@ def _finetune(unfreeze: int):
     esm_model, alphabet = tiny_esm()
     seqs, y = tiny_sequences()
     before = {k: v.clone() for k, v in esm_model.state_dict().items()}
-    p = params(model="finetune", finetune_unfreeze_layers=unfreeze, max_epochs=3, batch_size=8,
-               grad_accum_steps=2, lr=3e-2, finetune_max_residues=16)
+    p = params(
+        model="finetune",
+        finetune_unfreeze_layers=unfreeze,
+        max_epochs=3,
+        batch_size=8,
+        grad_accum_steps=2,
+        lr=3e-2,
+        finetune_max_residues=16,
+    )
     inputs = SequenceInputs(seqs, alphabet, p.finetune_max_residues)
     model, losses, _ = _train_losses(p, inputs, y, esm=esm_model, alphabet=alphabet)
     after = model.esm.state_dict()

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from neural_fixtures import ASPECTS, params, tiny_chunks, tiny_data, tiny_esm, tiny_sequences
 
 from cafa_mlflow.errors import ConfigError, MissingWeightsError
 from cafa_mlflow.predictors.neural import NeuralPredictor, choose_thresholds, predict_scores, train_val_split
 from cafa_mlflow.predictors.neural.data import DenseInputs
-from neural_fixtures import ASPECTS, params, tiny_chunks, tiny_data, tiny_esm, tiny_sequences
 
 TERMS = [f"GO:{i:07d}" for i in range(12)]
 
@@ -37,8 +37,9 @@ def test_save_load_round_trip(tmp_path, model):
 def test_finetune_save_load_round_trip(tmp_path):
     esm_model, alphabet = tiny_esm()
     seqs, y = tiny_sequences()
-    pred = NeuralPredictor(params(model="finetune", finetune_unfreeze_layers=1, batch_size=8,
-                                  finetune_max_residues=16, max_epochs=1))
+    pred = NeuralPredictor(
+        params(model="finetune", finetune_unfreeze_layers=1, batch_size=8, finetune_max_residues=16, max_epochs=1)
+    )
     pred.fit(seqs[:16], y[:16], ASPECTS, val=(seqs[16:], y[16:]), esm_model=esm_model, alphabet=alphabet)
     pred.save(tmp_path)
     loaded = NeuralPredictor.load(tmp_path)
@@ -50,8 +51,9 @@ def test_thresholds_chosen_on_validation_predictions():
     p = params(min_score=0.01)
     pred = NeuralPredictor(p)
     pred.fit(x, y, ASPECTS, val=(xv, yv))
-    expected = choose_thresholds(pred.predict(xv), yv, ASPECTS, p.threshold_step, p.threshold_per_term,
-                                 p.threshold_min_support)
+    expected = choose_thresholds(
+        pred.predict(xv), yv, ASPECTS, p.threshold_step, p.threshold_per_term, p.threshold_min_support
+    )
     np.testing.assert_array_equal(pred.thresholds.term, expected.term)
     assert pred.thresholds.support.tolist() == np.diff(yv.tocsc().indptr).tolist()  # val counts, not train
     thresholded = pred.predict(xv, apply_thresholds=True)

@@ -2,7 +2,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from cafa_mlflow.predictors.neural.thresholds import (
-    Thresholds, choose_aspect_thresholds, choose_thresholds, threshold_grid,
+    Thresholds,
+    choose_aspect_thresholds,
+    choose_thresholds,
+    threshold_grid,
 )
 
 
@@ -60,7 +63,12 @@ def test_per_term_thresholds_with_support_fallback():
 
 
 def test_apply_keeps_scores_at_or_above_term_threshold():
-    th = Thresholds({"BPO": 0.3}, np.array([0.3, 0.5]), np.array(["aspect", "term"], dtype=object),
-                    np.array([0, 0]), np.array([np.nan, np.nan]))
+    th = Thresholds(
+        {"BPO": 0.3},
+        np.array([0.3, 0.5]),
+        np.array(["aspect", "term"], dtype=object),
+        np.array([0, 0]),
+        np.array([np.nan, np.nan]),
+    )
     s = sp.csr_matrix(np.array([[0.3, 0.4], [0.2, 0.5]], dtype=np.float32))
     np.testing.assert_array_equal(th.apply(s).toarray(), np.array([[0.3, 0.0], [0.0, 0.5]], dtype=np.float32))

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from neural_fixtures import ASPECTS, params, tiny_data
 
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.predictors.neural.data import DenseInputs
 from cafa_mlflow.predictors.neural.losses import build_loss
 from cafa_mlflow.predictors.neural.models import build_model
 from cafa_mlflow.predictors.neural.training import PruningCallback, TrainingPruned, fit_model
-from neural_fixtures import ASPECTS, params, tiny_data
 
 
 def _fit(p, val_metric=None, callbacks=(), seed_model=0):
@@ -18,8 +18,9 @@ def _fit(p, val_metric=None, callbacks=(), seed_model=0):
     xv, yv = tiny_data(n=32, seed=1)
     torch.manual_seed(seed_model)
     model = build_model(p, 16, ASPECTS)
-    result = fit_model(model, build_loss(p, y, ASPECTS), DenseInputs(x), y, DenseInputs(xv), yv, p,
-                       val_metric, callbacks)
+    result = fit_model(
+        model, build_loss(p, y, ASPECTS), DenseInputs(x), y, DenseInputs(xv), yv, p, val_metric, callbacks
+    )
     return model, result
 
 
@@ -62,8 +63,15 @@ def test_cosine_schedule_values():
 
 def test_plateau_reduces_lr_when_monitor_stalls():
     # train_loss falls, so with mode max it never improves after epoch 1
-    p = params(scheduler="plateau", plateau_patience=0, plateau_factor=0.5, max_epochs=4, monitor="train_loss",
-               monitor_mode="max", early_stopping_patience=0)
+    p = params(
+        scheduler="plateau",
+        plateau_patience=0,
+        plateau_factor=0.5,
+        max_epochs=4,
+        monitor="train_loss",
+        monitor_mode="max",
+        early_stopping_patience=0,
+    )
     _, result = _fit(p)
     np.testing.assert_allclose([h["lr"] for h in result.history], [1e-2, 1e-2, 5e-3, 2.5e-3])
 
@@ -91,8 +99,17 @@ def test_pruning_callback_raises_and_restores_best():
     snaps = Snapshots(model)
     prune = PruningCallback(lambda v, step: reported.append((step, v)), lambda: len(reported) >= 3, "val_score")
     with pytest.raises(TrainingPruned) as info:
-        fit_model(model, build_loss(p, y, ASPECTS), DenseInputs(x), y, DenseInputs(x), y, p,
-                  Scripted([0.2, 0.7, 0.1, 0.9]), [snaps, prune])
+        fit_model(
+            model,
+            build_loss(p, y, ASPECTS),
+            DenseInputs(x),
+            y,
+            DenseInputs(x),
+            y,
+            p,
+            Scripted([0.2, 0.7, 0.1, 0.9]),
+            [snaps, prune],
+        )
     assert info.value.epoch == 3 and reported == [(1, 0.2), (2, 0.7), (3, 0.1)]
     assert _states_equal(model.state_dict(), snaps.states[2])
 

@@ -1,4 +1,5 @@
 """OBO reader and propagation on a hand-made DAG with known answers; the real go-basic's size."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,11 @@ def test_terms_aspects_alt_ids_obsolete(onto):
     assert onto.obsolete == frozenset({"GO:0000006"})
     assert onto.names[3] == "c"
     assert {a: onto.roots(a) for a in onto.aspects} == {
-        "BPO": ["GO:0000001"], "CCO": ["GO:0000010"], "MFO": ["GO:0000020"], "animal": ["X:1"]}
+        "BPO": ["GO:0000001"],
+        "CCO": ["GO:0000010"],
+        "MFO": ["GO:0000020"],
+        "animal": ["X:1"],
+    }
 
 
 def test_ancestors_is_a_and_part_of_within_namespace(onto):
@@ -49,8 +54,11 @@ def test_propagate(onto):
     assert labels.nnz == 4  # row 2 holds a stored zero, which is no label
     out = onto.propagate(labels)
     got = [sorted(onto.terms[j] for j in out[r].indices) for r in range(3)]
-    assert got == [["GO:0000001", "GO:0000002", "GO:0000003", "GO:0000004"],
-                   ["GO:0000001", "GO:0000002", "GO:0000020", "GO:0000021"], []]
+    assert got == [
+        ["GO:0000001", "GO:0000002", "GO:0000003", "GO:0000004"],
+        ["GO:0000001", "GO:0000002", "GO:0000020", "GO:0000021"],
+        [],
+    ]
     assert out.dtype == np.float32 and set(out.data) == {1.0}
 
 
@@ -64,20 +72,34 @@ def test_propagate_max(onto):
     dense[1, i["X:2"]] = 0.2
     out = onto.propagate_max(sp.csr_matrix(dense), block_rows=1).toarray()
     expect = np.zeros_like(dense)
-    for term, score in {"GO:0000005": 0.3, "GO:0000004": 0.3, "GO:0000003": 0.3, "GO:0000002": 0.7,
-                        "GO:0000001": 0.7}.items():
+    for term, score in {
+        "GO:0000005": 0.3,
+        "GO:0000004": 0.3,
+        "GO:0000003": 0.3,
+        "GO:0000002": 0.7,
+        "GO:0000001": 0.7,
+    }.items():
         expect[0, i[term]] = score
-    for term, score in {"GO:0000004": 0.4, "GO:0000003": 0.4, "GO:0000002": 0.4, "GO:0000001": 0.4,
-                        "X:2": 0.2, "X:1": 0.2}.items():
+    for term, score in {
+        "GO:0000004": 0.4,
+        "GO:0000003": 0.4,
+        "GO:0000002": 0.4,
+        "GO:0000001": 0.4,
+        "X:2": 0.2,
+        "X:1": 0.2,
+    }.items():
         expect[1, i[term]] = score
     np.testing.assert_array_equal(out, expect)
     assert onto.propagate_max(sp.csr_matrix((0, len(onto)))).shape == (0, len(onto))
 
 
-@pytest.mark.parametrize("text,message", [
-    ("format-version: 1.2\n\n[Typedef]\nid: part_of\n", r"bad.obo: no live \[Term\] stanza"),
-    ("[Term]\nname: no id\nnamespace: biological_process\n", r"bad.obo:1: \[Term\] stanza without an 'id:'"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("format-version: 1.2\n\n[Typedef]\nid: part_of\n", r"bad.obo: no live \[Term\] stanza"),
+        ("[Term]\nname: no id\nnamespace: biological_process\n", r"bad.obo:1: \[Term\] stanza without an 'id:'"),
+    ],
+)
 def test_bad_obo(tmp_path, text, message):
     assert_bad_file(tmp_path, load_obo, "bad.obo", text, message, "obo")
 
@@ -87,6 +109,9 @@ def test_real_go_basic():
     assert len(onto) == 43_789  # 47,261 stanzas less 3,472 obsolete
     assert len(onto.obsolete) == 3_472
     assert {a: onto.roots(a) for a in ("BPO", "CCO", "MFO")} == {
-        "BPO": ["GO:0008150"], "CCO": ["GO:0005575"], "MFO": ["GO:0003674"]}
+        "BPO": ["GO:0008150"],
+        "CCO": ["GO:0005575"],
+        "MFO": ["GO:0003674"],
+    }
     # GO:0005515 protein binding -> binding -> molecular_function
     assert onto.ancestors_of("GO:0005515") == ["GO:0003674", "GO:0005488", "GO:0005515"]

@@ -1,5 +1,6 @@
 """`cafa predict`: the registered champion (naive + knn [+ homology]) scores a Kaggle-style FASTA
 (`>ACC TAXON` headers) into a submission that passes validate_submission."""
+
 from __future__ import annotations
 
 import shutil
@@ -8,6 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
 
 from cafa_mlflow import serving, tracking
 from cafa_mlflow.embed import embed_fasta, load_embeddings, make_tiny_esm
@@ -18,7 +20,6 @@ from cafa_mlflow.predictors.homology import HomologyPredictor
 from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
 from pipelines import predict
-from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 SETTINGS = dict(layer=-1, strategy="balanced", window=1022, stride=256, pooling="mean", max_residues=1022)
@@ -56,9 +57,28 @@ def test_predict_champion_to_valid_submission(tmp_path, champion):
     query = tmp_path / "testsuperset.fasta"  # Kaggle's test header style: accession and taxon
     query.write_text("".join(f">Q{i} 9606\n{SEQUENCES[p]}\n" for i, p in enumerate(["HBB", "HBA", "UBQ"])))
     out = tmp_path / "sub" / "submission.tsv"
-    predict.main(["--fasta", str(query), "--out", str(out), "--uri", uri, "--registered-model", NAME,
-                  "--embed-out", str(tmp_path / "emb"), "--system-metrics", "false", "--experiment", "predict-test",
-                  "--batch-size", "2", "--threads", "1"])
+    predict.main(
+        [
+            "--fasta",
+            str(query),
+            "--out",
+            str(out),
+            "--uri",
+            uri,
+            "--registered-model",
+            NAME,
+            "--embed-out",
+            str(tmp_path / "emb"),
+            "--system-metrics",
+            "false",
+            "--experiment",
+            "predict-test",
+            "--batch-size",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
     found = validate_submission(out, ontology=load_obo(write_obo(tmp_path)))
     assert not found.counts and found.n_proteins == 3
     sub = read_submission(out)
@@ -69,7 +89,9 @@ def test_predict_champion_to_valid_submission(tmp_path, champion):
     # the submission holds what the model predicts for the same input (same embedding settings)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     assert serving.required_inputs(model) >= {"embedding"}
-    runs = MlflowClient().search_runs([mlflow.get_experiment_by_name("predict-test").experiment_id],
-                                      "tags.entry_point = 'predict'")
+    runs = MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("predict-test").experiment_id], "tags.entry_point = 'predict'"
+    )
     assert [a.path for a in MlflowClient().list_artifacts(runs[0].info.run_id, "submission")] == [
-        "submission/submission.tsv"]
+        "submission/submission.tsv"
+    ]

@@ -1,4 +1,5 @@
 """naive, knn and homology predictors on tiny data with hand-computed answers; save/load round trips."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,6 +7,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from predictor_fixtures import TERMS, labels, tiny_ontology, write_fasta
 
 from cafa_mlflow.errors import MissingToolError
 from cafa_mlflow.predictors.base import ProteinSet, TrainSet
@@ -13,7 +15,6 @@ from cafa_mlflow.predictors.homology import HomologyPredictor, build_db, diamond
 from cafa_mlflow.predictors.knn import KnnPredictor, knn_scores
 from cafa_mlflow.predictors.members import load_member, member_inputs, predict_member
 from cafa_mlflow.predictors.naive import NaivePredictor
-from predictor_fixtures import TERMS, labels, tiny_ontology, write_fasta
 
 HAS_DIAMOND = shutil.which("diamond") is not None
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
@@ -88,8 +89,13 @@ def test_knn_blocked_equals_unblocked():
 
 
 def test_hits_to_scores_bitscore_vote(four):
-    hits = pd.DataFrame({"qseqid": ["q", "q", "q", "A", "A"], "sseqid": ["A", "B", "X", "A", "C"],
-                         "bitscore": [50.0, 30.0, 20.0, 99.0, 10.0]})
+    hits = pd.DataFrame(
+        {
+            "qseqid": ["q", "q", "q", "A", "A"],
+            "sseqid": ["A", "B", "X", "A", "C"],
+            "bitscore": [50.0, 30.0, 20.0, 99.0, 10.0],
+        }
+    )
     got = hits_to_scores(hits, ["q", "A", "none"], four, exclude_self=True)
     m = dense(got)
     # q: A 50 (BP, BP1), B 30 (BP, BP1, BP2, MF, MF4), X 20 (no labels, still in the denominator)
@@ -139,5 +145,6 @@ def test_missing_diamond_is_a_clear_error(tmp_path, monkeypatch):
         diamond_binary()
     y = labels(["HBA"], [[BP]])
     with pytest.raises(MissingToolError, match="bioconda diamond"):
-        HomologyPredictor(tmp_path / "db").fit(TrainSet(ids=["HBA"], fasta=write_fasta(tmp_path / "p.fa", ["HBA"]),
-                                                        labels=y))
+        HomologyPredictor(tmp_path / "db").fit(
+            TrainSet(ids=["HBA"], fasta=write_fasta(tmp_path / "p.fa", ["HBA"]), labels=y)
+        )

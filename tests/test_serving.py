@@ -1,21 +1,30 @@
 """GoModel: log naive + knn members to a temporary sqlite store, load with mlflow.pyfunc, predict."""
+
 from __future__ import annotations
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from predictor_fixtures import TERMS, labels, tiny_ontology, write_obo
 
 from cafa_mlflow import serving
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.predictors.base import TrainSet
 from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
-from predictor_fixtures import TERMS, labels, tiny_ontology, write_obo
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
-EMBED = {"esm_model": "esm2_t6_8M_UR50D", "layer": -1, "strategy": "balanced", "window": 1022, "stride": 256,
-         "pooling": "mean", "max_residues": 1022, "toks_per_batch": 4096}
+EMBED = {
+    "esm_model": "esm2_t6_8M_UR50D",
+    "layer": -1,
+    "strategy": "balanced",
+    "window": 1022,
+    "stride": 256,
+    "pooling": "mean",
+    "max_residues": 1022,
+    "toks_per_batch": 4096,
+}
 WEIGHTS = {"BPO": {"naive": 0.5, "knn": 0.5}, "CCO": {"naive": 0.0, "knn": 1.0}, "MFO": {"naive": 1.0, "knn": 0.0}}
 
 
@@ -30,8 +39,9 @@ def logged(tmp_path_factory):
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
     mlflow.set_experiment("serving-test")
     with mlflow.start_run():
-        info = serving.log_go_model({"naive": ("naive", tmp / "naive"), "knn": ("knn", tmp / "knn")}, WEIGHTS,
-                                    EMBED, write_obo(tmp))
+        info = serving.log_go_model(
+            {"naive": ("naive", tmp / "naive"), "knn": ("knn", tmp / "knn")}, WEIGHTS, EMBED, write_obo(tmp)
+        )
     yield info
     mlflow.set_tracking_uri(None)
 
@@ -57,7 +67,7 @@ def test_pyfunc_predicts_weighted_consistent_rounded_scores(logged):
     # Q2: neighbours C (1.0) and B (0.8) -> CCO from knn only: 1 / 1.8
     assert got[("Q2", CC3)] == round(1 / 1.8, 3) and got[("Q2", CC)] == got[("Q2", CC3)]
     assert got[("Q2", BP2)] == round(0.25 + 0.5 * 0.8 / 1.8, 3)
-    for protein, part in out.groupby("protein", sort=False):
+    for _protein, part in out.groupby("protein", sort=False):
         assert part["score"].is_monotonic_decreasing  # sorted, highest first
     assert list(out["protein"].drop_duplicates()) == ["Q1", "Q2"]
 
@@ -70,10 +80,11 @@ def test_missing_input_column_is_a_clear_error(logged):
 
 def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logged: the module's sqlite store
     import scipy.sparse as sp
+    from neural_fixtures import params, tiny_data
+
     from cafa_mlflow.ensemble import finalize
     from cafa_mlflow.labels import TermMatrix
     from cafa_mlflow.predictors.neural import NeuralPredictor
-    from neural_fixtures import params, tiny_data
 
     onto = tiny_ontology(tmp_path)
     x, y = tiny_data(n=48, dim=6, n_terms=len(TERMS))
@@ -83,7 +94,8 @@ def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logge
     with mlflow.start_run():
         info = serving.log_go_model({"neural": ("neural", tmp_path / "neural")}, None, EMBED, write_obo(tmp_path))
     out = mlflow.pyfunc.load_model(info.model_uri).predict(
-        pd.DataFrame({"protein": ["a", "b"], "embedding": list(x[:2].astype(np.float32))}))
+        pd.DataFrame({"protein": ["a", "b"], "embedding": list(x[:2].astype(np.float32))})
+    )
     expected = finalize(TermMatrix(["a", "b"], TERMS, sp.csr_matrix(net.predict(x[:2]))), onto)
     got = TermMatrix.from_frame(out, proteins=["a", "b"], terms=expected.terms)
     np.testing.assert_allclose(got.matrix.toarray(), expected.matrix.toarray(), rtol=1e-6)

@@ -1,4 +1,5 @@
 """`cafa stats` on a hand-made dataset with known answers: tables, flat metrics, plots, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,10 @@ def test_tables(stats):
     assert stats.buckets.loc["BPO"].tolist() == [5, 0, 0, 0, 0]
     assert stats.buckets.loc["all"].tolist() == [7, 0, 0, 0, 0]
     assert stats.top_terms[["aspect", "term", "name", "proteins"]].values.tolist() == [
-        ["BPO", "GO:0000002", "a", 3], ["BPO", "GO:0000003", "b", 3], ["CCO", "GO:0000011", "cc child", 1]]
+        ["BPO", "GO:0000002", "a", 3],
+        ["BPO", "GO:0000003", "b", 3],
+        ["CCO", "GO:0000011", "cc child", 1],
+    ]
     assert stats.top_terms["share"].tolist() == [0.6, 0.6, 0.2]
     expect = np.percentile(list(LENGTHS.values()), [25, 50, 75, 90, 95, 99])
     assert list(stats.length_percentiles) == [25, 50, 75, 90, 95, 99]
@@ -78,8 +82,19 @@ def test_bad_input_writes_nothing(files, tmp_path, capsys):
     bad = write(tmp_path / "in" / "bad.fasta", ">A\nMK\n>A\nMK\n")
     out = tmp_path / "out"
     out.mkdir()
-    args = ["stats", "--fasta", str(bad), "--terms", str(terms), "--obo", str(obo),
-            "--json", str(out / "m.json"), "--plots", str(out / "plots")]
+    args = [
+        "stats",
+        "--fasta",
+        str(bad),
+        "--terms",
+        str(terms),
+        "--obo",
+        str(obo),
+        "--json",
+        str(out / "m.json"),
+        "--plots",
+        str(out / "plots"),
+    ]
     assert cafa(args) == 2
     assert "bad.fasta:3: duplicate protein id 'A'" in capsys.readouterr().err
     assert snapshot(out) == {}

@@ -1,4 +1,5 @@
 """Submission writer (CAFA-6 rules) and validator (each violation named), plus `cafa validate-submission`."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,15 +14,19 @@ from tests.cafa_fixtures import OBO, write
 
 
 def test_writer_rounds_drops_zeros_sorts_and_caps(tmp_path):
-    scores = np.array([[0.12345, 0.0004, 1.2, 0.5, 0.0456],
-                       [0.0, 0.0, 0.0, 0.0, 0.0],
-                       [0.3, 0.3, 0.9996, 0.2, 0.7]], dtype=np.float32)
+    scores = np.array(
+        [[0.12345, 0.0004, 1.2, 0.5, 0.0456], [0.0, 0.0, 0.0, 0.0, 0.0], [0.3, 0.3, 0.9996, 0.2, 0.7]], dtype=np.float32
+    )
     tm = TermMatrix(["A", "B", "C"], ["GO:1", "GO:2", "GO:3", "GO:4", "GO:5"], sp.csr_matrix(scores))
     path = tmp_path / "sub.tsv"
     assert write_submission(path, tm, max_terms=3) == 6
     assert path.read_text().splitlines() == [
-        "A\tGO:3\t1", "A\tGO:4\t0.5", "A\tGO:1\t0.123",  # 0.0456 is 4th best: cut; 0.0004 rounds to 0: dropped
-        "C\tGO:3\t1", "C\tGO:5\t0.7", "C\tGO:1\t0.3",  # B has no score: left out; tie GO:1/GO:2 by column
+        "A\tGO:3\t1",
+        "A\tGO:4\t0.5",
+        "A\tGO:1\t0.123",  # 0.0456 is 4th best: cut; 0.0004 rounds to 0: dropped
+        "C\tGO:3\t1",
+        "C\tGO:5\t0.7",
+        "C\tGO:1\t0.3",  # B has no score: left out; tie GO:1/GO:2 by column
     ]
     assert not validate_submission(path)
     back = read_submission(path, terms=tm.terms)
@@ -86,10 +91,14 @@ def test_validator_too_many_terms_and_unknown_term(tmp_path):
     found = validate_submission(write(tmp_path / "sub.tsv", "\n".join(lines) + "\n"))
     assert [(v.rule, v.line, v.protein) for v in found] == [("too_many_terms", 1501, "A")]
     from cafa_mlflow.go.ontology import load_obo
+
     onto = load_obo(write(tmp_path / "go.obo", OBO))
     text = "A\tGO:0000001\t0.5\nA\tGO:0000040\t0.4\nA\tGO:0000006\t0.3\nA\tGO:7777777\t0.2\n"
     found = validate_submission(write(tmp_path / "s2.tsv", text), ontology=onto)  # alt_id ok, obsolete/unknown not
-    assert [(v.rule, v.line, v.term) for v in found] == [("unknown_term", 3, "GO:0000006"), ("unknown_term", 4, "GO:7777777")]
+    assert [(v.rule, v.line, v.term) for v in found] == [
+        ("unknown_term", 3, "GO:0000006"),
+        ("unknown_term", 4, "GO:7777777"),
+    ]
     found = validate_submission(write(tmp_path / "s3.tsv", "EntryID\tterm\tscore\nA\tGO:0000001\t0.5\n"), ontology=onto)
     assert [(v.rule, v.line) for v in found] == [("header", 1)] and found.n_proteins == 1  # header: one violation only
 
@@ -99,7 +108,10 @@ def test_text_lines_allowed(tmp_path):
     found = validate_submission(write(tmp_path / "sub.tsv", text))
     assert not found and (found.n_text, found.n_lines, found.n_proteins) == (2, 2, 2)
     assert read_submission(tmp_path / "sub.tsv").to_frame().to_dict("list") == {
-        "protein": ["A", "B"], "term": ["GO:0000001", "GO:0000001"], "score": [0.5, 1.0]}
+        "protein": ["A", "B"],
+        "term": ["GO:0000001", "GO:0000001"],
+        "score": [0.5, 1.0],
+    }
 
 
 def test_read_submission_errors(tmp_path):

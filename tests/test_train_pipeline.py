@@ -1,12 +1,13 @@
 """`cafa train` end to end on a tiny prepared world with a temporary sqlite tracking store."""
+
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from train_fixtures import make_world
 
 from cafa_mlflow import cli
 from cafa_mlflow.labels import load_term_matrix
-from train_fixtures import make_world
 
 REGISTERED = "cafa-go-test"
 
@@ -33,8 +34,21 @@ def test_cafa_train_logs_saves_registers_and_promotes_only_a_better_run(world):
     (run,) = client.search_runs(client.get_experiment_by_name("cafa-mlflow").experiment_id)
     params, metrics = run.data.params, run.data.metrics
     assert run.data.tags["entry_point"] == "train"
-    assert {"esm_model", "strategy", "model", "loss", "lr", "batch_size", "epochs", "max_epochs", "scheduler",
-            "focal_gamma", "train_seed", "train_out", "seed"} <= set(params)
+    assert {
+        "esm_model",
+        "strategy",
+        "model",
+        "loss",
+        "lr",
+        "batch_size",
+        "epochs",
+        "max_epochs",
+        "scheduler",
+        "focal_gamma",
+        "train_seed",
+        "train_out",
+        "seed",
+    } <= set(params)
     assert (params["loss"], params["epochs"], params["model"]) == ("focal", "2", "multitask")
     # per-epoch curves at step = epoch; the final (best-restored) values one step later
     for name in ("train_loss", "val_loss", "lr"):
@@ -47,8 +61,14 @@ def test_cafa_train_logs_saves_registers_and_promotes_only_a_better_run(world):
     assert metrics["val_f_w_mean"] > metrics["val_naive_f_w_mean"]  # the classes are learnable
     assert 0.0 <= metrics["test_f_w_mean"] <= 1.0
     arts = set(_artifacts(client, run.info.run_id))
-    assert {"plots/pr_BPO.png", "plots/pr_CCO.png", "plots/pr_MFO.png", "plots/loss.png",
-            "vocabulary/terms.tsv", "thresholds/thresholds.tsv"} <= arts
+    assert {
+        "plots/pr_BPO.png",
+        "plots/pr_CCO.png",
+        "plots/pr_MFO.png",
+        "plots/loss.png",
+        "vocabulary/terms.tsv",
+        "thresholds/thresholds.tsv",
+    } <= arts
     # predictions and the fitted predictor on disk
     out = root / "predictions" / "neural"
     val = load_term_matrix(out / "val.npz")
@@ -59,14 +79,31 @@ def test_cafa_train_logs_saves_registers_and_promotes_only_a_better_run(world):
     (version,) = client.search_model_versions(f"name='{REGISTERED}'")
     assert str(client.get_model_version_by_alias(REGISTERED, "champion").version) == str(version.version) == "1"
     import mlflow.pyfunc
+
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED}@champion")
     example = pd.DataFrame({"protein": ["X"], "embedding": [np.zeros(16, dtype=np.float32)]})
     scored = model.predict(example)
     assert list(scored.columns) == ["protein", "term", "score"] and len(scored) > 0
 
     # a worse run (almost no learning) registers version 2 but does not take the alias
-    assert cli.main(["train", "--params-file", str(overrides), "--max-epochs", "1", "--lr", "1e-6",
-                     "--hidden-dim", "2", "--loss", "bce"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--params-file",
+                str(overrides),
+                "--max-epochs",
+                "1",
+                "--lr",
+                "1e-6",
+                "--hidden-dim",
+                "2",
+                "--loss",
+                "bce",
+            ]
+        )
+        == 0
+    )
     runs = client.search_runs(run.info.experiment_id, order_by=["attributes.start_time DESC"])
     worse = runs[0].data.metrics["val_f_w_mean"]
     assert worse < metrics["val_f_w_mean"]

@@ -1,5 +1,6 @@
 """`tune`: nested MLflow runs, pruned/complete/failed trials, resume by name, two workers on one SQLite study,
 the best-params file, and one study with the real `train` on the tiny world."""
+
 from __future__ import annotations
 
 import json
@@ -75,9 +76,20 @@ def env(tmp_path, monkeypatch, mlflow_template):
 def make_params(root: Path, **tune) -> dict:
     params = load_params(REPO / "params.yaml")
     params["tracking"]["system_metrics"] = False
-    params["tune"].update({"storage": f"sqlite:///{root}/optuna.db", "out": str(root / "tune"), "n_trials": 3,
-                           "study_name": "t", "pruner": "median", "median_startup_trials": 1,
-                           "median_warmup_steps": 0, "space": SPACE, "heartbeat_interval": None, **tune})
+    params["tune"].update(
+        {
+            "storage": f"sqlite:///{root}/optuna.db",
+            "out": str(root / "tune"),
+            "n_trials": 3,
+            "study_name": "t",
+            "pruner": "median",
+            "median_startup_trials": 1,
+            "median_warmup_steps": 0,
+            "space": SPACE,
+            "heartbeat_interval": None,
+            **tune,
+        }
+    )
     return params
 
 
@@ -123,8 +135,14 @@ def test_three_trials_nested_runs_pruned_and_complete(env, monkeypatch):
     assert parent.data.tags["best_run_id"] == children[2].info.run_id
     arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     arts |= {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert {"best_params.yaml", "trials.csv", "space.yaml", "plots/optimization_history.png",
-            "plots/param_importances.png", "plots/parallel_coordinate.png"} <= arts
+    assert {
+        "best_params.yaml",
+        "trials.csv",
+        "space.yaml",
+        "plots/optimization_history.png",
+        "plots/param_importances.png",
+        "plots/parallel_coordinate.png",
+    } <= arts
 
     best_file = env / "tune" / "best_params.yaml"
     assert yaml.safe_load(best_file.read_text()) == study.best_params
@@ -191,11 +209,18 @@ def test_two_workers_on_one_sqlite_study_finish_exactly_n_trials(tmp_path, mlflo
     for i in range(2):  # each worker logs to its own MLflow store; the Optuna study is shared
         shutil.copy(mlflow_template, tmp_path / f"mlflow{i}.db")
         environ = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID")}
-        environ = {**environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow{i}.db",
-                   "PYTHONPATH": str(REPO)}
+        environ = {**environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow{i}.db", "PYTHONPATH": str(REPO)}
         code = WORKER.format(tests=str(REPO / "tests"), root=str(tmp_path), n=n)
-        procs.append(subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=environ,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", code],
+                cwd=tmp_path,
+                env=environ,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     ran = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -220,13 +245,30 @@ def test_space_errors_name_the_key():
 
 
 def test_real_train_two_trials_then_retrain_best_registers(env):
-    from cafa_mlflow import cli
     from train_fixtures import make_world
 
+    from cafa_mlflow import cli
+
     overrides = make_world(env / "world")
-    argv = ["tune", "--params-file", str(overrides), "--n-trials", "2", "--max-epochs", "2", "--pruner", "none",
-            "--storage", f"sqlite:///{env}/optuna.db", "--tune-out", str(env / "tune"), "--study-name", "t",
-            "--retrain-best", "true"]
+    argv = [
+        "tune",
+        "--params-file",
+        str(overrides),
+        "--n-trials",
+        "2",
+        "--max-epochs",
+        "2",
+        "--pruner",
+        "none",
+        "--storage",
+        f"sqlite:///{env}/optuna.db",
+        "--tune-out",
+        str(env / "tune"),
+        "--study-name",
+        "t",
+        "--retrain-best",
+        "true",
+    ]
     assert cli.main(argv) == 0
     study = load(env)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2

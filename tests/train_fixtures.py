@@ -3,6 +3,7 @@
 Each protein belongs to one of 4 classes; a class fixes its leaf GO terms (one per aspect) and its
 embeddings are the class centroid plus noise, so a classifier can learn it in a couple of epochs.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,13 @@ def write_cache(folder: Path, ids: list[str], classes: np.ndarray, seed: int) ->
     x = centroids[classes] + 0.3 * np.random.default_rng(seed).standard_normal((len(ids), DIM))
     folder.mkdir(parents=True, exist_ok=True)
     write_shard(folder / shard_name(0), x)
-    manifest = {"dim": DIM, "layer": 2, "n_vectors": len(ids), "ragged": False,
-                "shards": [{"file": shard_name(0), "proteins": [0, len(ids)], "rows": len(ids)}]}
+    manifest = {
+        "dim": DIM,
+        "layer": 2,
+        "n_vectors": len(ids),
+        "ragged": False,
+        "shards": [{"file": shard_name(0), "proteins": [0, len(ids)], "rows": len(ids)}],
+    }
     finalize(folder, ids, None, manifest)
     assert (folder / IDS_FILE).is_file()
     return folder
@@ -71,24 +77,51 @@ def make_world(root: Path, n_train: int = 80, n_test: int = 24) -> Path:
     test_ids, test_cls = _world(n_test, 1, "T")
     train_fasta, train_terms = _write_raw(raw, train_ids, train_cls, "train")
     test_fasta, test_terms = _write_raw(raw, test_ids, test_cls, "test")
-    data = {"obo": str(raw / "go.obo"), "train_fasta": str(train_fasta), "train_terms": str(train_terms),
-            "train_taxonomy": None, "test_fasta": str(test_fasta), "test_terms": str(test_terms), "ia": None}
-    prep = {"out": str(root / "prepared"), "subsample": 0, "test_subsample": 0, "min_count": 2, "top_k": 0,
-            "val_fraction": 0.25, "seed": 0}
+    data = {
+        "obo": str(raw / "go.obo"),
+        "train_fasta": str(train_fasta),
+        "train_terms": str(train_terms),
+        "train_taxonomy": None,
+        "test_fasta": str(test_fasta),
+        "test_terms": str(test_terms),
+        "ia": None,
+    }
+    prep = {
+        "out": str(root / "prepared"),
+        "subsample": 0,
+        "test_subsample": 0,
+        "min_count": 2,
+        "top_k": 0,
+        "val_fraction": 0.25,
+        "seed": 0,
+    }
     prepare_dataset(data, prep, prep["out"])
     emb = root / "embeddings"
-    pool_ids = [line.split()[0][1:] for line in (root / "prepared" / "train.fasta").read_text().splitlines()
-                if line.startswith(">")]
+    pool_ids = [
+        line.split()[0][1:]
+        for line in (root / "prepared" / "train.fasta").read_text().splitlines()
+        if line.startswith(">")
+    ]
     pool_cls = np.asarray([train_cls[train_ids.index(pid)] for pid in pool_ids])
-    index = {"train": str(write_cache(emb / "train", pool_ids, pool_cls, 1)),
-             "test": str(write_cache(emb / "test", test_ids, test_cls, 2))}
+    index = {
+        "train": str(write_cache(emb / "train", pool_ids, pool_cls, 1)),
+        "test": str(write_cache(emb / "test", test_ids, test_cls, 2)),
+    }
     (emb / "index.json").write_text(json.dumps(index))
     overrides = {
-        "data": data, "prepare": prep,
+        "data": data,
+        "prepare": prep,
         "embed": {"out": str(emb)},
         "tracking": {"system_metrics": False, "registered_model": "cafa-go-test"},
-        "train": {"out": str(root / "predictions" / "neural"), "hidden_dim": 32, "batch_size": 16,
-                  "predict_batch_size": 64, "early_stopping_patience": 0, "dropout": 0.0, "lr": 0.01},
+        "train": {
+            "out": str(root / "predictions" / "neural"),
+            "hidden_dim": 32,
+            "batch_size": 16,
+            "predict_batch_size": 64,
+            "early_stopping_patience": 0,
+            "dropout": 0.0,
+            "lr": 0.01,
+        },
     }
     path = root / "overrides.yaml"
     path.write_text(yaml.safe_dump(overrides))

@@ -4,14 +4,16 @@ One folder per cache key. Shards cover fixed slices of the input order (shard k 
 k*shard_size .. (k+1)*shard_size) and are written atomically, so a killed run resumes by computing
 only the missing shards. manifest.json is written last, with "complete": true.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -137,7 +139,7 @@ class Embeddings:
     def protein(self, i: int) -> np.ndarray:
         if self.offsets is None:
             return self.vectors[i]
-        return self.vectors[int(self.offsets[i]):int(self.offsets[i + 1])]
+        return self.vectors[int(self.offsets[i]) : int(self.offsets[i + 1])]
 
     def index(self) -> dict[str, int]:
         return {pid: i for i, pid in enumerate(self.ids)}
@@ -148,7 +150,9 @@ def load_embeddings(cache_dir: str | os.PathLike) -> Embeddings:
     cache_dir = Path(cache_dir)
     manifest = read_manifest(cache_dir)
     if manifest is None:
-        raise InputError(f"{cache_dir}: no complete embedding cache here (manifest.json missing or incomplete); run `cafa embed` first.")
+        raise InputError(
+            f"{cache_dir}: no complete embedding cache here (manifest.json missing or incomplete); run `cafa embed` first."
+        )
     ids = (cache_dir / IDS_FILE).read_text().splitlines()
     shards = [np.load(cache_dir / s["file"], mmap_mode="r") for s in manifest["shards"]]
     offsets = np.load(cache_dir / OFFSETS_FILE) if manifest.get("ragged") else None

@@ -1,4 +1,5 @@
 """argparse wiring for `cafa make-tiny-esm` (`cafa embed` is pipelines/embed.py: flags from params.yaml)."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,9 @@ from cafa_mlflow.embed.model import make_tiny_esm, model_label
 
 
 def add_tiny_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="checkpoint path ending in .pt; its contact-regression file is written beside it")
+    parser.add_argument(
+        "--out", required=True, help="checkpoint path ending in .pt; its contact-regression file is written beside it"
+    )
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)

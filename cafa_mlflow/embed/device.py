@@ -1,4 +1,5 @@
 """Device, autocast precision and torch.distributed rank handling."""
+
 from __future__ import annotations
 
 import os

@@ -1,13 +1,13 @@
 """Token-budget batching and the ESM-2 forward pass that turns residue strings into pooled vectors."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from typing import Callable, Sequence
-
-import numpy as np
-import torch
 
 import esm
+import numpy as np
+import torch
 
 from cafa_mlflow.errors import InputError
 
@@ -49,7 +49,7 @@ def _tokens(seqs: Sequence[str], table: np.ndarray, alphabet: esm.Alphabet) -> t
     out = np.full((len(seqs), width), alphabet.padding_idx, dtype=np.int64)
     out[:, 0] = alphabet.cls_idx
     for row, seq in enumerate(seqs):
-        out[row, 1:len(seq) + 1] = table[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+        out[row, 1 : len(seq) + 1] = table[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
         out[row, len(seq) + 1] = alphabet.eos_idx
     return torch.from_numpy(out)
 

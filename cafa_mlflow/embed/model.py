@@ -1,4 +1,5 @@
 """Load fair-esm ESM-2 models by name or local checkpoint, and build tiny test checkpoints."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,9 +7,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import esm
+import torch
 from esm.model.esm2 import ESM2
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
@@ -46,7 +46,9 @@ def _regression_file(checkpoint: Path) -> Path:
     """The contact-regression file of a local checkpoint; a clear error when it is missing."""
     reg = regression_path(checkpoint)
     if not reg.is_file():
-        raise MissingWeightsError(f"{reg} is missing: fair-esm needs the contact-regression file beside {checkpoint.name}.")
+        raise MissingWeightsError(
+            f"{reg} is missing: fair-esm needs the contact-regression file beside {checkpoint.name}."
+        )
     return reg
 
 
@@ -131,8 +133,10 @@ def _load_local(path: Path) -> tuple[ESM2, esm.Alphabet]:
     model_data = _torch_load(path)
     cfg = model_data.get("cfg") if isinstance(model_data, dict) else None
     if not (isinstance(cfg, dict) and hasattr(cfg.get("model"), "encoder_layers") and "model" in model_data):
-        raise InputError(f"{path}: not an ESM-2 checkpoint in fair-esm's format (no cfg.model.encoder_layers); "
-                         "pass an esm2_*.pt file or a fair-esm ESM-2 name.")
+        raise InputError(
+            f"{path}: not an ESM-2 checkpoint in fair-esm's format (no cfg.model.encoder_layers); "
+            "pass an esm2_*.pt file or a fair-esm ESM-2 name."
+        )
     reg = _regression_file(path)
     # fair-esm picks the ESM-2 loader by the name's 'esm2' prefix; the cfg check above already proved the format.
     name = path.stem if path.stem.startswith("esm2") else f"esm2_{path.stem}"
@@ -186,7 +190,9 @@ def make_tiny_esm(out_path: str | Path, layers: int = 2, dim: int = 64, heads: i
     # Official checkpoints prefix weights with "encoder."; fair-esm strips it when loading.
     weights = {"encoder." + k: v for k, v in state.items() if k not in regression}
     cfg = {
-        "model": argparse.Namespace(encoder_layers=layers, encoder_embed_dim=dim, encoder_attention_heads=heads, token_dropout=True),
+        "model": argparse.Namespace(
+            encoder_layers=layers, encoder_embed_dim=dim, encoder_attention_heads=heads, token_dropout=True
+        ),
         TINY_MARKER: True,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

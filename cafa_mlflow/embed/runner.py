@@ -1,4 +1,5 @@
 """embed_fasta: FASTA -> resumable, sharded ESM-2 embedding cache, plus throughput stats."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,11 +10,10 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import esm
 import numpy as np
 import torch
 from tqdm import tqdm
-
-import esm
 
 from cafa_mlflow.embed import cache, units
 from cafa_mlflow.embed.device import autocast_dtype, barrier, dist_env, init_distributed, resolve_device
@@ -57,17 +57,27 @@ def _key_params(esm_model, layer, strategy, window, stride, pooling, max_residue
     }
 
 
-def matches_settings(cache_dir: str | os.PathLike, esm_model: str, layer: int = -1, strategy: str = "balanced",
-                     window: int = 1022, stride: int = 256, pooling: str = "mean", max_residues: int = 1022,
-                     precision: str = "fp32", **_ignored: Any) -> bool:
+def matches_settings(
+    cache_dir: str | os.PathLike,
+    esm_model: str,
+    layer: int = -1,
+    strategy: str = "balanced",
+    window: int = 1022,
+    stride: int = 256,
+    pooling: str = "mean",
+    max_residues: int = 1022,
+    precision: str = "fp32",
+    **_ignored: Any,
+) -> bool:
     """Whether a complete cache was made with these settings (any input). Caches without a recorded key
     (written by other tools) are trusted."""
     manifest = cache.read_manifest(cache_dir)
     if manifest is None:
         return False
     key = manifest.get("key")
-    return key is None or key == _key_params(esm_model, layer, strategy, window, stride, pooling, max_residues,
-                                             precision, key["input_sha256"])
+    return key is None or key == _key_params(
+        esm_model, layer, strategy, window, stride, pooling, max_residues, precision, key["input_sha256"]
+    )
 
 
 def embed_fasta(
@@ -94,7 +104,9 @@ def embed_fasta(
     t0 = time.perf_counter()
     units.check_strategy(strategy, pooling, window, stride, max_residues)
     if toks_per_batch < max_residues + 2:
-        raise ConfigError(f"embed.toks_per_batch={toks_per_batch} must be at least max_residues + 2 = {max_residues + 2}")
+        raise ConfigError(
+            f"embed.toks_per_batch={toks_per_batch} must be at least max_residues + 2 = {max_residues + 2}"
+        )
     if shard_size < 1:
         raise ConfigError(f"embed.shard_size={shard_size} must be positive")
     dist = dist_env()
@@ -107,8 +119,9 @@ def embed_fasta(
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
     check_letters(ids, seqs, token_table(alphabet))
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    key_params = _key_params(esm_model, layer, strategy, window, stride, pooling, max_residues, precision,
-                             _input_hash(ids, seqs))
+    key_params = _key_params(
+        esm_model, layer, strategy, window, stride, pooling, max_residues, precision, _input_hash(ids, seqs)
+    )
     key = cache.cache_key(key_params)
     cache_dir = Path(out_dir) / key[:16]
     stats: dict[str, Any] = {
@@ -130,34 +143,74 @@ def embed_fasta(
         cache.write_json(cache_dir / cache.KEY_FILE, key_params)
         created_pg = init_distributed(dist, dev)
         try:
-            manifest = _run_shards(cache_dir, key_params, ids, seqs, esm_model, layer, strategy, window, stride, pooling,
-                                   max_residues, toks_per_batch, dev, dtype, shard_size, progress, dist, computed)
+            manifest = _run_shards(
+                cache_dir,
+                key_params,
+                ids,
+                seqs,
+                esm_model,
+                layer,
+                strategy,
+                window,
+                stride,
+                pooling,
+                max_residues,
+                toks_per_batch,
+                dev,
+                dtype,
+                shard_size,
+                progress,
+                dist,
+                computed,
+            )
         finally:
             if created_pg:
                 torch.distributed.destroy_process_group()
     seconds = time.perf_counter() - t0
-    stats.update({
-        "cache_hit": not computed.any(),
-        "n_computed": int(computed.sum()),
-        "seconds": seconds,
-        "residues_per_s": float(lengths[computed].sum() / seconds),
-        "proteins_per_s": float(computed.sum() / seconds),
-        "peak_rss_mb": _peak_rss_mb(),
-        "dim": manifest["dim"],
-        "layer": manifest["layer"],
-        "n_vectors": manifest["n_vectors"],
-    })
+    stats.update(
+        {
+            "cache_hit": not computed.any(),
+            "n_computed": int(computed.sum()),
+            "seconds": seconds,
+            "residues_per_s": float(lengths[computed].sum() / seconds),
+            "proteins_per_s": float(computed.sum() / seconds),
+            "peak_rss_mb": _peak_rss_mb(),
+            "dim": manifest["dim"],
+            "layer": manifest["layer"],
+            "n_vectors": manifest["n_vectors"],
+        }
+    )
     return EmbedResult(cache_dir, stats)
 
 
-def _run_shards(cache_dir, key_params, ids, seqs, esm_model, layer, strategy, window, stride, pooling, max_residues,
-                toks_per_batch, dev, dtype, shard_size, progress, dist, computed) -> dict:
+def _run_shards(
+    cache_dir,
+    key_params,
+    ids,
+    seqs,
+    esm_model,
+    layer,
+    strategy,
+    window,
+    stride,
+    pooling,
+    max_residues,
+    toks_per_batch,
+    dev,
+    dtype,
+    shard_size,
+    progress,
+    dist,
+    computed,
+) -> dict:
     ranges = cache.shard_ranges(len(ids), shard_size)
     unit_lists = [units.split_units(s, strategy, window, stride, max_residues) for s in seqs]
     counts = np.array([len(u) for u in unit_lists], dtype=np.int64)
     rows = counts if strategy == "chunks" else np.ones(len(ids), dtype=np.int64)
     mine = [k for k in range(len(ranges)) if k % dist.world_size == dist.rank]
-    todo = [k for k in mine if not cache.shard_done(cache_dir / cache.shard_name(k), int(rows[slice(*ranges[k])].sum()))]
+    todo = [
+        k for k in mine if not cache.shard_done(cache_dir / cache.shard_name(k), int(rows[slice(*ranges[k])].sum()))
+    ]
     resolved_layer = key_params["layer"] if key_params["layer"] >= 0 else None
     if todo or resolved_layer is None:
         model, _ = load_esm(esm_model)
@@ -165,8 +218,14 @@ def _run_shards(cache_dir, key_params, ids, seqs, esm_model, layer, strategy, wi
     if todo:
         model = model.to(dev)
         total = sum(len(u) for k in todo for u_list in unit_lists[slice(*ranges[k])] for u in u_list)
-        bar = tqdm(total=total, unit="res", unit_scale=True, desc=f"embed rank {dist.rank}" if dist.world_size > 1 else "embed",
-                   disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=total,
+            unit="res",
+            unit_scale=True,
+            desc=f"embed rank {dist.rank}" if dist.world_size > 1 else "embed",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
         for k in todo:
             lo, hi = ranges[k]
@@ -189,11 +248,21 @@ def _run_shards(cache_dir, key_params, ids, seqs, esm_model, layer, strategy, wi
         "esm_model": str(esm_model),
         "model_label": model_label(esm_model),
         "layer": int(resolved_layer),
-        "strategy": strategy, "window": window, "stride": stride, "pooling": pooling, "max_residues": max_residues,
+        "strategy": strategy,
+        "window": window,
+        "stride": stride,
+        "pooling": pooling,
+        "max_residues": max_residues,
         "precision": key_params["precision"],
-        "n_proteins": len(ids), "n_vectors": int(rows.sum()), "dim": int(dim),
-        "dtype": "float16", "ragged": strategy == "chunks", "shard_size": shard_size,
-        "shards": [{"file": f, "proteins": list(r), "rows": int(rows[slice(*r)].sum())} for f, r in zip(shard_files, ranges)],
+        "n_proteins": len(ids),
+        "n_vectors": int(rows.sum()),
+        "dim": int(dim),
+        "dtype": "float16",
+        "ragged": strategy == "chunks",
+        "shard_size": shard_size,
+        "shards": [
+            {"file": f, "proteins": list(r), "rows": int(rows[slice(*r)].sum())} for f, r in zip(shard_files, ranges)
+        ],
     }
     manifest = cache.finalize(cache_dir, ids, rows if strategy == "chunks" else None, manifest)
     barrier(dist)

@@ -12,6 +12,7 @@ Each unit vector is the mean over its residue positions (BOS/EOS/padding exclude
 token for pooling 'cls'. Across windows, 'mean' and 'cls' average the window vectors, 'max' takes
 the element-wise maximum. With a single unit 'max' equals 'mean'.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,9 +63,9 @@ def split_units(seq: str, strategy: str, window: int, stride: int, max_residues:
         if len(seq) <= max_residues:
             return [seq]
         head = max_residues // 2
-        return [seq[:head] + seq[len(seq) - (max_residues - head):]]
+        return [seq[:head] + seq[len(seq) - (max_residues - head) :]]
     if strategy == "sliding_window":
-        return [seq[s:s + window] for s in window_starts(len(seq), window, stride)]
+        return [seq[s : s + window] for s in window_starts(len(seq), window, stride)]
     return [seq[s:e] for s, e in chunk_bounds(len(seq), window)]
 
 

@@ -6,6 +6,7 @@ is_a and part_of edges within one namespace, as in `Ontology.parents`. Conventio
 no protein carries gets 0, and so does the 0/0 case (no protein carries all the parents); the Kaggle
 and CAFA-evaluator IA files follow the same conventions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,16 +16,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.ia import write_ia
-from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.labels import TermMatrix, label_matrix
 
 log = logging.getLogger(__name__)
 BLOCK_ROWS = 4096  # proteins per block: bounds the (proteins x terms) parent-count matrix in memory
 
 
-def term_counts(labels: sp.csr_matrix, ontology: Ontology, block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+def term_counts(
+    labels: sp.csr_matrix, ontology: Ontology, block_rows: int = BLOCK_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
     """(#proteins with t, #proteins with all parents of t) per term, from a propagated 0/1 matrix."""
     labels = sp.csr_matrix(labels, dtype=bool).astype(np.int32)
     parents_t = ontology.parents.T.astype(np.int32).tocsr()  # [j, t] = 1 when j is a parent of t
@@ -40,8 +44,9 @@ def term_counts(labels: sp.csr_matrix, ontology: Ontology, block_rows: int = BLO
     return with_term, with_parents
 
 
-def compute_ia(labels: TermMatrix | sp.spmatrix, ontology: Ontology, block_rows: int = BLOCK_ROWS,
-               propagated: bool = False) -> pd.Series:
+def compute_ia(
+    labels: TermMatrix | sp.spmatrix, ontology: Ontology, block_rows: int = BLOCK_ROWS, propagated: bool = False
+) -> pd.Series:
     """IA per ontology term (index = `ontology.terms`, file order) from raw or propagated labels.
 
     A TermMatrix is reindexed onto the ontology's terms; a bare sparse matrix must already be over
@@ -76,6 +81,8 @@ def run_ia(args: argparse.Namespace) -> int:
     proteins = list(pd.unique(annotations["protein"]))
     ia = compute_ia(label_matrix(annotations, ontology, proteins), ontology, propagated=True)
     write_ia(args.out, ia)
-    log.info("%s: IA of %d terms from %d proteins (%d terms > 0)", args.out, len(ia), len(proteins), int((ia > 0).sum()))
+    log.info(
+        "%s: IA of %d terms from %d proteins (%d terms > 0)", args.out, len(ia), len(proteins), int((ia > 0).sum())
+    )
     print(f"wrote {args.out}: {len(ia)} terms, {len(proteins)} proteins, {int((ia > 0).sum())} terms with IA > 0")
     return 0

@@ -4,6 +4,7 @@ Follows the CAFA-evaluator's reading of an OBO file: only `[Term]` stanzas with 
 terms dropped, edges `is_a` and `relationship: part_of` kept only when the parent is a live term of the
 same namespace. Works on any OBO ontology with namespaces; GO's three get the CAFA aspect names.
 """
+
 from __future__ import annotations
 
 import os
@@ -164,4 +165,6 @@ def load_obo(path: str | os.PathLike) -> Ontology:
                 cols.append(j)
     parents = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(len(terms), len(terms)))
     alt_ids = {alt: s["id"] for s in live for alt in s["alt_id"] if alt not in index}
-    return Ontology(terms, aspect, parents, alt_ids, [s.get("name", "") for s in live], frozenset(obsolete - set(alt_ids)))
+    return Ontology(
+        terms, aspect, parents, alt_ids, [s.get("name", "") for s in live], frozenset(obsolete - set(alt_ids))
+    )

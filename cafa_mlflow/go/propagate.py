@@ -6,6 +6,7 @@ dense (proteins x U) block, U = the ancestor closure of the columns in use: term
 with one gather and one `np.maximum.reduceat`. Work per block is O(rows x edges of U); scores are
 non-negative (a zero is no prediction). `Ontology.propagate_max` and the evaluator both use this.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -71,21 +72,29 @@ class MaxPropagator:
         for start in range(0, scores.shape[0], step):
             block = scores[start : start + step]
             coo = block.tocoo()
-            dense = self.propagate_cells(coo.row, local[coo.col], coo.data, block.shape[0], plan,
-                                         unique=block.has_canonical_format)
+            dense = self.propagate_cells(
+                coo.row, local[coo.col], coo.data, block.shape[0], plan, unique=block.has_canonical_format
+            )
             rows, cols = np.nonzero(dense)
             counts.append(np.bincount(rows, minlength=block.shape[0]))
             indices.append(plan.columns[cols])
             data.append(dense[rows, cols])
         indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]) if counts else np.zeros(1, np.int64)
-        out = sp.csr_matrix((np.concatenate(data) if data else np.zeros(0, np.float32),
-                             np.concatenate(indices) if indices else np.zeros(0, np.int64), indptr),
-                            shape=scores.shape, dtype=np.float32)
+        out = sp.csr_matrix(
+            (
+                np.concatenate(data) if data else np.zeros(0, np.float32),
+                np.concatenate(indices) if indices else np.zeros(0, np.int64),
+                indptr,
+            ),
+            shape=scores.shape,
+            dtype=np.float32,
+        )
         out.sort_indices()
         return out
 
-    def propagate_cells(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, plan: Plan,
-                        unique: bool = True) -> np.ndarray:
+    def propagate_cells(
+        self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, plan: Plan, unique: bool = True
+    ) -> np.ndarray:
         """Propagated scores as a dense (n_rows x U) float32 array, columns in `plan.columns` order, from
         (row, position in U, score) cells; `unique=False` when a cell can repeat (it keeps its max).
         n_rows should be at most plan.block_rows."""

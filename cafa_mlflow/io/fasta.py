@@ -2,12 +2,14 @@
 
 Headers: `>sp|ACC|NAME ... OX=9606 ...` (UniProt), `>ACC 9606` (CAFA-6 test superset) and bare `>ACC`.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import re
-from typing import Iterable, Iterator, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.text import atomic_write, open_text
@@ -59,7 +61,9 @@ def _check_line(path: os.PathLike | str, line_no: int, acc: str, line: str, stop
 def _finish(path: os.PathLike | str, line_no: int, acc: str, chunks: list[str], replaced: dict) -> str:
     seq = "".join(chunks).rstrip("*")
     if not seq:
-        raise InputError(f"{path}:{line_no}: protein {acc!r} has an empty sequence; remove the record or add its sequence.")
+        raise InputError(
+            f"{path}:{line_no}: protein {acc!r} has an empty sequence; remove the record or add its sequence."
+        )
     for old, new in REPLACED_LETTERS.items():
         if old in seq:
             replaced[old] = replaced.get(old, 0) + seq.count(old)
@@ -91,13 +95,17 @@ def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
                 seen.add(acc)
                 chunks, start = [], line_no
             elif acc is None:
-                raise InputError(f"{path}:{line_no}: sequence line before any '>' header; the file must start with a header.")
+                raise InputError(
+                    f"{path}:{line_no}: sequence line before any '>' header; the file must start with a header."
+                )
             else:
                 chunks.append(_check_line(path, line_no, acc, line, bool(chunks) and chunks[-1].endswith("*")))
         if acc is not None:
             yield FastaRecord(acc, _finish(path, start, acc, chunks, replaced), taxon)
     for old, count in replaced.items():
-        log.warning("%s: replaced %d '%s' residues with '%s' (not in ESM-2's alphabet)", path, count, old, REPLACED_LETTERS[old])
+        log.warning(
+            "%s: replaced %d '%s' residues with '%s' (not in ESM-2's alphabet)", path, count, old, REPLACED_LETTERS[old]
+        )
 
 
 def load_fasta(path: str | os.PathLike) -> list[FastaRecord]:

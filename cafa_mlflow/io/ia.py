@@ -1,4 +1,5 @@
 """Information-accretion files: `GO:id<TAB>value`, no header."""
+
 from __future__ import annotations
 
 import math
@@ -24,7 +25,9 @@ def read_ia(path: str | os.PathLike) -> dict[str, float]:
                 if math.isnan(value) or value < 0:
                     raise ValueError
             except ValueError:
-                raise InputError(f"{path}:{line_no}: expected 'GO:id<TAB>non-negative number', got {line.strip()!r}.") from None
+                raise InputError(
+                    f"{path}:{line_no}: expected 'GO:id<TAB>non-negative number', got {line.strip()!r}."
+                ) from None
             ia[fields[0]] = value
     if not ia:
         raise InputError(f"{path}: no IA values found; expected lines 'GO:id<TAB>value'.")

@@ -5,6 +5,7 @@ per protein over all aspects, one contiguous block of lines per protein, terms s
 first. Reading streams the file with pyarrow's CSV reader (serial, in blocks), so files of Kaggle's size
 (224k proteins x 1,500 terms = 336M lines) are checked in bounded memory.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,10 +17,18 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.text import atomic_write, open_text
 from cafa_mlflow.io.submission_check import (  # noqa: F401  (validator and CLI re-exported here)
-    BLOCK_BYTES, MAX_TERMS, TEXT, Violation, add_validate_arguments, iter_blocks, line_numbers, run_validate,
-    validate_submission)
+    BLOCK_BYTES,
+    MAX_TERMS,
+    TEXT,
+    Violation,
+    add_validate_arguments,
+    iter_blocks,
+    line_numbers,
+    run_validate,
+    validate_submission,
+)
+from cafa_mlflow.io.text import atomic_write, open_text
 from cafa_mlflow.labels import TermMatrix, max_csr
 
 DIGITS = 3
@@ -31,8 +40,9 @@ def score_strings(digits: int = DIGITS) -> np.ndarray:
     return np.array([f"{k / scale:.{digits}f}".rstrip("0").rstrip(".") for k in range(scale + 1)], dtype=object)
 
 
-def write_submission(path: str | os.PathLike, tm: TermMatrix, max_terms: int = MAX_TERMS, sig: int = DIGITS,
-                     block_rows: int = 4096) -> int:
+def write_submission(
+    path: str | os.PathLike, tm: TermMatrix, max_terms: int = MAX_TERMS, sig: int = DIGITS, block_rows: int = 4096
+) -> int:
     """Write scores as a submission; return the number of lines.
 
     Scores are clipped to [0, 1] and rounded to `sig` decimal places, which for scores in (0, 1] means at
@@ -63,8 +73,9 @@ def write_submission(path: str | os.PathLike, tm: TermMatrix, max_terms: int = M
     return lines
 
 
-def read_submission(path: str | os.PathLike, proteins: list[str] | None = None,
-                    terms: list[str] | None = None) -> TermMatrix:
+def read_submission(
+    path: str | os.PathLike, proteins: list[str] | None = None, terms: list[str] | None = None
+) -> TermMatrix:
     """Read a submission into a TermMatrix (Text lines ignored; repeated pairs keep their max).
 
     Proteins and terms default to the file's, in order of first appearance; given lists keep only
@@ -127,10 +138,12 @@ def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) 
         reader = pacsv.open_csv(
             handle,
             read_options=pacsv.ReadOptions(column_names=["p", "t", "s"], block_size=BLOCK_BYTES, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False,
-                                             invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types={"p": code, "t": code, "s": pa.float64()},
-                                                 strings_can_be_null=False, null_values=[""]),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"p": code, "t": code, "s": pa.float64()}, strings_can_be_null=False, null_values=[""]
+            ),
         )
         for batch in reader:
             if any(not (n_fields >= 3 and text.split("\t")[1] == TEXT) for n_fields, text in invalid):
@@ -168,15 +181,26 @@ def _read_strings(path: str | os.PathLike, proteins: list[str] | None, terms: li
     for row0, frame, invalid in iter_blocks(path):
         for line, n_fields, text in invalid:
             if not (n_fields >= 3 and text.split("\t")[1] == TEXT):
-                raise InputError(f"{path}:{line}: expected 'ACC<TAB>GO:id<TAB>score', got {n_fields} fields: {text[:80]!r}.")
+                raise InputError(
+                    f"{path}:{line}: expected 'ACC<TAB>GO:id<TAB>score', got {n_fields} fields: {text[:80]!r}."
+                )
             skipped.append(line)
         frame = frame[(frame["t"] != TEXT) & ((frame["p"] != "") | (frame["t"] != "") | (frame["s"] != ""))]
         score = pd.to_numeric(frame["s"], errors="coerce")
         bad = np.flatnonzero(score.isna().to_numpy())
         if len(bad):
             line = line_numbers(row0 + frame.index.to_numpy()[bad[:1]], np.array(skipped))[0]
-            raise InputError(f"{path}:{line}: score {frame['s'].iloc[bad[0]]!r} is not a number; fix or remove the line.")
-        frames.append(pd.DataFrame({"protein": frame["p"].to_numpy(object), "term": frame["t"].to_numpy(object),
-                                    "score": score.to_numpy(np.float32)}))
+            raise InputError(
+                f"{path}:{line}: score {frame['s'].iloc[bad[0]]!r} is not a number; fix or remove the line."
+            )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "protein": frame["p"].to_numpy(object),
+                    "term": frame["t"].to_numpy(object),
+                    "score": score.to_numpy(np.float32),
+                }
+            )
+        )
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"protein": [], "term": [], "score": []})
     return TermMatrix.from_frame(table, proteins=proteins, terms=terms)

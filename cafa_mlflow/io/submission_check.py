@@ -5,14 +5,15 @@ with vectorized numpy/pandas operations on whole blocks, carrying the last prote
 next block so that each protein is checked as one unit. Measured throughput: see benchmarks/RESULTS.md
 or the module's helper report (about 1.5-2 M lines/s on one core here, so a 336M-line file takes minutes).
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -83,9 +84,12 @@ def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iter
         reader = pacsv.open_csv(
             handle,
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=block_bytes),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=False,
-                                             invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False
+            ),
         )
         row0 = 0
         for batch in reader:
@@ -114,8 +118,13 @@ def sig_figs_ok(x: np.ndarray, sig: int = SIG_FIGS) -> np.ndarray:
     return np.abs(rounded - x) <= 1e-9 * x
 
 
-def validate_submission(path: str | os.PathLike, ontology=None, max_terms: int = MAX_TERMS,
-                        limit_per_rule: int = 1000, block_bytes: int = BLOCK_BYTES) -> ViolationList:
+def validate_submission(
+    path: str | os.PathLike,
+    ontology=None,
+    max_terms: int = MAX_TERMS,
+    limit_per_rule: int = 1000,
+    block_bytes: int = BLOCK_BYTES,
+) -> ViolationList:
     """Check every rule of a submission file; return the violations (empty = valid)."""
     found = ViolationList()
     skipped: list[int] = []
@@ -131,18 +140,28 @@ def validate_submission(path: str | os.PathLike, ontology=None, max_terms: int =
         if room <= 0:
             return
         kept[rule] += room
-        lines = line_numbers(np.asarray(rows)[:room], np.asarray(skipped)) if lines is None else np.asarray(lines)[:room]
+        lines = (
+            line_numbers(np.asarray(rows)[:room], np.asarray(skipped)) if lines is None else np.asarray(lines)[:room]
+        )
         msg = RULES[rule].format(max_terms=max_terms)
-        found.extend(Violation(str(path), int(li), str(pr), str(te), rule, msg)
-                     for li, pr, te in zip(lines, list(proteins)[:room], list(terms)[:room]))
+        found.extend(
+            Violation(str(path), int(li), str(pr), str(te), rule, msg)
+            for li, pr, te in zip(lines, list(proteins)[:room], list(terms)[:room])
+        )
 
     def check(frame: pd.DataFrame) -> None:
         score = pd.to_numeric(frame["s"], errors="coerce").to_numpy(np.float64)
         # line 1 with a non-numeric score and no ontology id (e.g. 'EntryID term score') is a header
-        header = np.isnan(score) & (frame["row"].to_numpy() == 0) & ~frame["t"].str.contains(":", regex=False).to_numpy(bool)
+        header = (
+            np.isnan(score) & (frame["row"].to_numpy() == 0) & ~frame["t"].str.contains(":", regex=False).to_numpy(bool)
+        )
         if header.any():  # reported once, then left out of every other rule (it is no protein's line)
-            add("header", frame["row"].to_numpy()[header], frame["p"].to_numpy(object)[header],
-                frame["t"].to_numpy(object)[header])
+            add(
+                "header",
+                frame["row"].to_numpy()[header],
+                frame["p"].to_numpy(object)[header],
+                frame["t"].to_numpy(object)[header],
+            )
             frame, score = frame[~header], score[~header]
         if frame.empty:
             return
@@ -184,13 +203,17 @@ def validate_submission(path: str | os.PathLike, ontology=None, max_terms: int =
 
     carry = None
     for row0, frame, invalid in iter_blocks(path, block_bytes):
-        for line, n_fields, text in invalid:
+        for line, _n_fields, text in invalid:
             skipped.append(line)
             fields = text.split("\t")
             if len(fields) >= 3 and fields[1] == TEXT:
                 found.n_text += 1
             elif text.strip():
-                rule = "header" if line == 1 and pd.isna(pd.to_numeric(fields[min(2, len(fields) - 1)], errors="coerce")) else "columns"
+                rule = (
+                    "header"
+                    if line == 1 and pd.isna(pd.to_numeric(fields[min(2, len(fields) - 1)], errors="coerce"))
+                    else "columns"
+                )
                 add(rule, [], [fields[0]], [fields[1] if len(fields) > 1 else ""], lines=[line])
         frame = frame.assign(row=np.arange(row0, row0 + len(frame)))
         text = frame["t"] == TEXT

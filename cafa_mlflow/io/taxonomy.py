@@ -1,4 +1,5 @@
 """Kaggle's `train_taxonomy.tsv`: `EntryID<TAB>taxonID`, no header."""
+
 from __future__ import annotations
 
 import os

@@ -1,18 +1,17 @@
 """Readers for annotation tables: Kaggle's `train_terms.tsv` and CAFA ground-truth files."""
+
 from __future__ import annotations
 
-import logging
 import os
 
 import pandas as pd
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.go.ontology import ASPECT_OF_LETTER, Ontology
 from cafa_mlflow.io.text import open_text
 
-log = logging.getLogger(__name__)
 HEADER = ("EntryID", "term", "aspect")
-ASPECT_ALIASES = {**{k: k for k in ASPECT_OF_LETTER}, "BPO": "P", "CCO": "C", "MFO": "F"}
+LETTERS = ("P", "C", "F")  # biological process, cellular component, molecular function
+ASPECT_ALIASES = {**{k: k for k in LETTERS}, "BPO": "P", "CCO": "C", "MFO": "F"}
 
 
 def read_terms(path: str | os.PathLike) -> pd.DataFrame:
@@ -40,16 +39,3 @@ def read_terms(path: str | os.PathLike) -> pd.DataFrame:
     if not rows:
         raise InputError(f"{path}: no annotations found; expected lines 'EntryID<TAB>term<TAB>aspect'.")
     return pd.DataFrame(rows, columns=["protein", "term", "aspect"])
-
-
-def resolve_terms(annotations: pd.DataFrame, ontology: Ontology, source: str = "annotations") -> pd.DataFrame:
-    """Map alt_ids to primary ids; drop obsolete/unknown terms with one warning (count and examples)."""
-    uniq = pd.unique(annotations["term"])
-    mapping = {t: ontology.resolve(t) for t in uniq}
-    unknown = [t for t, p in mapping.items() if p is None]
-    if unknown:
-        n_rows = int(annotations["term"].isin(unknown).sum())
-        log.warning("%s: %d unknown or obsolete term ids (%d rows) dropped, e.g. %s",
-                    source, len(unknown), n_rows, ", ".join(unknown[:5]))
-    out = annotations.assign(term=annotations["term"].map(mapping)).dropna(subset=["term"])
-    return out.drop_duplicates(["protein", "term"]).reset_index(drop=True)

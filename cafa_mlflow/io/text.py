@@ -1,4 +1,5 @@
 """Open plain, gzip or xz text files by their suffix."""
+
 from __future__ import annotations
 
 import gzip
@@ -6,9 +7,10 @@ import lzma
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from cafa_mlflow.errors import InputError
 

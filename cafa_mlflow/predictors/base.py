@@ -3,12 +3,14 @@
 A predictor takes what it needs from the two bundles below (labels, embeddings, sequences) and ignores
 the rest, so the ensemble, the evaluator and `predict` never special-case a member.
 """
+
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +29,10 @@ class ProteinSet:
     def __post_init__(self) -> None:
         self.ids = list(self.ids)
         if self.embeddings is not None and len(self.embeddings) != len(self.ids):
-            raise InputError(f"{len(self.embeddings)} embedding rows for {len(self.ids)} protein ids; "
-                             "pass one embedding row per id, in the same order.")
+            raise InputError(
+                f"{len(self.embeddings)} embedding rows for {len(self.ids)} protein ids; "
+                "pass one embedding row per id, in the same order."
+            )
 
 
 @dataclass
@@ -38,8 +42,9 @@ class TrainSet(ProteinSet):
     labels: TermMatrix | None = None
 
     @classmethod
-    def from_labels(cls, labels: TermMatrix, embeddings: Any = None,
-                    fasta: str | os.PathLike | None = None) -> "TrainSet":
+    def from_labels(
+        cls, labels: TermMatrix, embeddings: Any = None, fasta: str | os.PathLike | None = None
+    ) -> TrainSet:
         return cls(ids=labels.proteins, embeddings=embeddings, fasta=fasta, labels=labels)
 
     def __post_init__(self) -> None:
@@ -56,7 +61,7 @@ class Predictor(ABC):
     name: str = "predictor"
 
     @abstractmethod
-    def fit(self, train: TrainSet) -> "Predictor":
+    def fit(self, train: TrainSet) -> Predictor:
         """Learn from training proteins; returns self."""
 
     @abstractmethod
@@ -84,6 +89,8 @@ def term_aspects(terms: Sequence[str], aspect_of: Any) -> np.ndarray:
         lookup = dict(aspect_of)
     missing = [t for t in terms if t not in lookup]
     if missing:
-        raise InputError(f"{len(missing)} terms have no aspect in the ontology, e.g. {', '.join(missing[:5])}; "
-                         "build labels and predictions over the same OBO file.")
+        raise InputError(
+            f"{len(missing)} terms have no aspect in the ontology, e.g. {', '.join(missing[:5])}; "
+            "build labels and predictions over the same OBO file."
+        )
     return np.array([lookup[t] for t in terms], dtype=object)

@@ -5,6 +5,7 @@ chosen protein subset) with a manifest.json, so a DVC stage can version it and a
 when nothing changed. Labels must be propagated; hits become a sparse queries x train bitscore matrix
 W, row-normalised, and scores = W @ labels.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +14,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,11 +27,12 @@ from cafa_mlflow.io.text import atomic_dir, atomic_write
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
 
-SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive",
-                 "ultra-sensitive")
+SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive")
 HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
-INSTALL_HINT = ("install DIAMOND: `sudo apt-get install diamond-aligner` (Debian/Ubuntu) or "
-                "`conda install -c bioconda diamond`, or set homology.executable to its path")
+INSTALL_HINT = (
+    "install DIAMOND: `sudo apt-get install diamond-aligner` (Debian/Ubuntu) or "
+    "`conda install -c bioconda diamond`, or set homology.executable to its path"
+)
 
 
 def diamond_binary(executable: str = "diamond") -> str:
@@ -65,15 +67,22 @@ def _subset_records(fasta: str | os.PathLike, proteins: Sequence[str] | None):
     records = [(r.id, r.sequence) for r in read_fasta(fasta) if wanted is None or r.id in wanted]
     if wanted is not None and len(records) < len(wanted):
         missing = sorted(wanted - {r[0] for r in records})
-        raise InputError(f"{fasta}: {len(missing)} requested proteins have no sequence, e.g. "
-                         f"{', '.join(missing[:5])}; use the FASTA the ids came from.")
+        raise InputError(
+            f"{fasta}: {len(missing)} requested proteins have no sequence, e.g. "
+            f"{', '.join(missing[:5])}; use the FASTA the ids came from."
+        )
     if not records:
         raise InputError(f"{fasta}: no sequences to search or index.")
     return records
 
 
-def build_db(fasta: str | os.PathLike, cache_dir: str | os.PathLike, proteins: Sequence[str] | None = None,
-             threads: int = 1, executable: str = "diamond") -> Path:
+def build_db(
+    fasta: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    proteins: Sequence[str] | None = None,
+    threads: int = 1,
+    executable: str = "diamond",
+) -> Path:
     """DIAMOND database of `fasta` (optionally only `proteins`), cached by content hash.
 
     Returns the `.dmnd` path. Built in a temporary directory and moved into place, so a failed build
@@ -88,11 +97,28 @@ def build_db(fasta: str | os.PathLike, cache_dir: str | os.PathLike, proteins: S
     with atomic_dir(out_dir) as tmp:  # replaces a partial cache without manifest only on success
         plain = tmp / "train.fasta"
         write_fasta(plain, records)
-        _run([binary, "makedb", "--in", str(plain), "-d", str(tmp / "train"), "--threads",
-              str(max(threads, 1)), "--quiet"], f"diamond makedb on {fasta}")
+        _run(
+            [
+                binary,
+                "makedb",
+                "--in",
+                str(plain),
+                "-d",
+                str(tmp / "train"),
+                "--threads",
+                str(max(threads, 1)),
+                "--quiet",
+            ],
+            f"diamond makedb on {fasta}",
+        )
         plain.unlink()
-        manifest = {"source": str(fasta), "sha256": digest, "n_sequences": len(records),
-                    "subset": proteins is not None, "diamond": _version(binary)}
+        manifest = {
+            "source": str(fasta),
+            "sha256": digest,
+            "n_sequences": len(records),
+            "subset": proteins is not None,
+            "diamond": _version(binary),
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return db
 
@@ -107,9 +133,17 @@ def _version(binary: str) -> str:
     return proc.stdout.strip()
 
 
-def search(db: str | os.PathLike, queries: str | os.PathLike, ids: Sequence[str] | None = None,
-           sensitivity: str = "sensitive", evalue: float = 1e-3, max_target_seqs: int = 25,
-           threads: int = 1, executable: str = "diamond", out: str | os.PathLike | None = None) -> pd.DataFrame:
+def search(
+    db: str | os.PathLike,
+    queries: str | os.PathLike,
+    ids: Sequence[str] | None = None,
+    sensitivity: str = "sensitive",
+    evalue: float = 1e-3,
+    max_target_seqs: int = 25,
+    threads: int = 1,
+    executable: str = "diamond",
+    out: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """Run `diamond blastp` of `queries` (a FASTA; only `ids` when given) against `db`.
 
     Returns hits with columns qseqid, sseqid, pident, evalue, bitscore (one row per query-target pair,
@@ -121,22 +155,49 @@ def search(db: str | os.PathLike, queries: str | os.PathLike, ids: Sequence[str]
     with tempfile.TemporaryDirectory(prefix="cafa-diamond-") as tmp:
         plain, hits_path = Path(tmp) / "queries.fasta", Path(tmp) / "hits.tsv"
         write_fasta(plain, records)
-        cmd = [binary, "blastp", "-d", str(db), "-q", str(plain), "-o", str(hits_path),
-               "-e", str(evalue), "--max-target-seqs", str(max_target_seqs), "--max-hsps", "1",
-               "--threads", str(max(threads, 1)), "--tmpdir", tmp, "--quiet", "--outfmt", "6", *HIT_COLUMNS]
+        cmd = [
+            binary,
+            "blastp",
+            "-d",
+            str(db),
+            "-q",
+            str(plain),
+            "-o",
+            str(hits_path),
+            "-e",
+            str(evalue),
+            "--max-target-seqs",
+            str(max_target_seqs),
+            "--max-hsps",
+            "1",
+            "--threads",
+            str(max(threads, 1)),
+            "--tmpdir",
+            tmp,
+            "--quiet",
+            "--outfmt",
+            "6",
+            *HIT_COLUMNS,
+        ]
         if sensitivity != "default":
             cmd.append(f"--{sensitivity}")
         _run(cmd, f"diamond blastp of {queries}")
-        hits = pd.read_csv(hits_path, sep="\t", header=None, names=list(HIT_COLUMNS),
-                           dtype={"qseqid": str, "sseqid": str})
+        hits = pd.read_csv(
+            hits_path, sep="\t", header=None, names=list(HIT_COLUMNS), dtype={"qseqid": str, "sseqid": str}
+        )
         if out is not None:
             _copy_atomic(hits_path, out)
     hits = hits.sort_values("bitscore", ascending=False, kind="stable")
     return hits.drop_duplicates(["qseqid", "sseqid"]).reset_index(drop=True)
 
 
-def hits_to_scores(hits: pd.DataFrame, query_ids: Sequence[str], labels: TermMatrix,
-                   exclude_self: bool = True, max_target_seqs: int | None = None) -> TermMatrix:
+def hits_to_scores(
+    hits: pd.DataFrame,
+    query_ids: Sequence[str],
+    labels: TermMatrix,
+    exclude_self: bool = True,
+    max_target_seqs: int | None = None,
+) -> TermMatrix:
     """Bitscore-weighted vote: queries x labels.terms scores from hits (qseqid, sseqid, bitscore).
 
     Every hit counts in the denominator, also one to a target without labels; hits of queries not in
@@ -153,8 +214,9 @@ def hits_to_scores(hits: pd.DataFrame, query_ids: Sequence[str], labels: TermMat
     bits = hits["bitscore"].to_numpy(np.float64)
     total = np.bincount(q, weights=bits, minlength=len(query_ids))
     known = t >= 0
-    w = sp.csr_matrix((bits[known] / total[q[known]], (q[known], t[known])),
-                      shape=(len(query_ids), len(labels.proteins)))
+    w = sp.csr_matrix(
+        (bits[known] / total[q[known]], (q[known], t[known])), shape=(len(query_ids), len(labels.proteins))
+    )
     scores = (w @ sp.csr_matrix(labels.matrix, dtype=np.float64)).tocsr()
     scores.data = np.minimum(scores.data, 1.0)  # float rounding of a full vote
     return TermMatrix(list(query_ids), labels.terms, scores.astype(np.float32))
@@ -165,9 +227,17 @@ class HomologyPredictor(Predictor):
 
     name = "homology"
 
-    def __init__(self, cache_dir: str | os.PathLike, sensitivity: str = "sensitive", evalue: float = 1e-3,
-                 max_target_seqs: int = 25, threads: int = 0, exclude_self: bool = True,
-                 executable: str = "diamond", hits_out: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        sensitivity: str = "sensitive",
+        evalue: float = 1e-3,
+        max_target_seqs: int = 25,
+        threads: int = 0,
+        exclude_self: bool = True,
+        executable: str = "diamond",
+        hits_out: str | os.PathLike | None = None,
+    ) -> None:
         """threads 0 = all CPU cores; hits_out keeps the raw hits of the last predict()."""
         if sensitivity not in SENSITIVITIES:
             raise ConfigError(f"homology.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
@@ -179,7 +249,7 @@ class HomologyPredictor(Predictor):
         self.labels: TermMatrix | None = None
         self.hits: pd.DataFrame | None = None
 
-    def fit(self, train: TrainSet) -> "HomologyPredictor":
+    def fit(self, train: TrainSet) -> HomologyPredictor:
         """Build (or reuse) the database of the training proteins `train.ids` only."""
         if train.fasta is None:
             raise InputError("homology needs the training sequences (TrainSet.fasta).")
@@ -193,10 +263,18 @@ class HomologyPredictor(Predictor):
             raise InputError("homology needs the query sequences (ProteinSet.fasta).")
         # one extra target per query so that dropping the self-hit still leaves max_target_seqs hits
         n = self.max_target_seqs + (1 if self.exclude_self else 0)
-        self.hits = search(self.db, proteins.fasta, proteins.ids, self.sensitivity, self.evalue, n,
-                           self.threads, self.executable, self.hits_out)
-        return hits_to_scores(self.hits, proteins.ids, self.labels, self.exclude_self,
-                              self.max_target_seqs)
+        self.hits = search(
+            self.db,
+            proteins.fasta,
+            proteins.ids,
+            self.sensitivity,
+            self.evalue,
+            n,
+            self.threads,
+            self.executable,
+            self.hits_out,
+        )
+        return hits_to_scores(self.hits, proteins.ids, self.labels, self.exclude_self, self.max_target_seqs)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Copy the DIAMOND database (train.dmnd) and write labels.npz and config.json into `folder`."""
@@ -204,20 +282,34 @@ class HomologyPredictor(Predictor):
         folder = Path(folder)
         _copy_atomic(self.db, folder / "train.dmnd")
         save_term_matrix(folder / "labels.npz", self.labels)
-        config = {"kind": self.name, "sensitivity": self.sensitivity, "evalue": self.evalue,
-                  "max_target_seqs": self.max_target_seqs, "exclude_self": self.exclude_self}
+        config = {
+            "kind": self.name,
+            "sensitivity": self.sensitivity,
+            "evalue": self.evalue,
+            "max_target_seqs": self.max_target_seqs,
+            "exclude_self": self.exclude_self,
+        }
         with atomic_write(folder / "config.json") as handle:
             json.dump(config, handle, indent=1)
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, threads: int = 0, executable: str = "diamond") -> "HomologyPredictor":
+    def load(cls, folder: str | os.PathLike, threads: int = 0, executable: str = "diamond") -> HomologyPredictor:
         """A fitted predictor from a folder written by `save`; searches need `diamond` on PATH."""
         folder = Path(folder)
         if not (folder / "train.dmnd").is_file() or not (folder / "labels.npz").is_file():
-            raise MissingWeightsError(f"{folder}: no train.dmnd/labels.npz; fit and save a homology predictor there first.")
+            raise MissingWeightsError(
+                f"{folder}: no train.dmnd/labels.npz; fit and save a homology predictor there first."
+            )
         config = json.loads((folder / "config.json").read_text())
-        self = cls(folder, config["sensitivity"], config["evalue"], config["max_target_seqs"], threads,
-                   config["exclude_self"], executable)
+        self = cls(
+            folder,
+            config["sensitivity"],
+            config["evalue"],
+            config["max_target_seqs"],
+            threads,
+            config["exclude_self"],
+            executable,
+        )
         self.db, self.labels = folder / "train.dmnd", load_term_matrix(folder / "labels.npz")
         return self

@@ -4,12 +4,14 @@ score(t) = sum_j s_j * y_jt / sum_j s_j over the k most similar training protein
 cosine similarity clipped at 0. Queries are processed in blocks (block x all train, float32), so memory
 is bounded by block_size x n_train x 4 bytes plus the float32 unit-normalised training matrix.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,9 +33,17 @@ def _unit_rows(x: Any, block_size: int = 8192) -> np.ndarray:
     return out
 
 
-def knn_scores(queries: Any, train: Any, labels: sp.spmatrix, k: int, block_size: int = 512,
-               query_ids: Sequence[str] | None = None, train_ids: Sequence[str] | None = None,
-               exclude_self: bool = True, train_unit: np.ndarray | None = None) -> sp.csr_matrix:
+def knn_scores(
+    queries: Any,
+    train: Any,
+    labels: sp.spmatrix,
+    k: int,
+    block_size: int = 512,
+    query_ids: Sequence[str] | None = None,
+    train_ids: Sequence[str] | None = None,
+    exclude_self: bool = True,
+    train_unit: np.ndarray | None = None,
+) -> sp.csr_matrix:
     """Similarity-weighted label transfer; returns an N_query x T float32 CSR.
 
     queries: N x D, train: M x D (array-like, float16/32, memmap allowed); labels: M x T.
@@ -42,8 +52,10 @@ def knn_scores(queries: Any, train: Any, labels: sp.spmatrix, k: int, block_size
     if k < 1 or block_size < 1:
         raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
     if queries.shape[1] != train.shape[1]:
-        raise InputError(f"query embeddings have {queries.shape[1]} dimensions, training embeddings "
-                         f"{train.shape[1]}; embed both with the same model and layer.")
+        raise InputError(
+            f"query embeddings have {queries.shape[1]} dimensions, training embeddings "
+            f"{train.shape[1]}; embed both with the same model and layer."
+        )
     labels = sp.csr_matrix(labels, dtype=np.float32)
     n_train = train.shape[0]
     if labels.shape[0] != n_train:
@@ -93,7 +105,7 @@ class KnnPredictor(Predictor):
         self.train_unit: np.ndarray | None = None
         self.labels: TermMatrix | None = None
 
-    def fit(self, train: TrainSet) -> "KnnPredictor":
+    def fit(self, train: TrainSet) -> KnnPredictor:
         if train.embeddings is None:
             raise InputError("knn needs training embeddings; run `cafa embed` on the training FASTA first.")
         self.train_ids, self.labels = train.ids, train.labels
@@ -104,8 +116,17 @@ class KnnPredictor(Predictor):
         self._require_fitted("train_unit")
         if proteins.embeddings is None:
             raise InputError("knn needs query embeddings; run `cafa embed` on the query FASTA first.")
-        scores = knn_scores(proteins.embeddings, self.train_unit, self.labels.matrix, self.k, self.block_size,
-                            proteins.ids, self.train_ids, self.exclude_self, train_unit=self.train_unit)
+        scores = knn_scores(
+            proteins.embeddings,
+            self.train_unit,
+            self.labels.matrix,
+            self.k,
+            self.block_size,
+            proteins.ids,
+            self.train_ids,
+            self.exclude_self,
+            train_unit=self.train_unit,
+        )
         return TermMatrix(proteins.ids, self.labels.terms, scores)
 
     def save(self, folder: str | os.PathLike) -> Path:
@@ -116,18 +137,25 @@ class KnnPredictor(Predictor):
         with atomic_write(folder / "train_unit.npy", "wb") as handle:
             np.save(handle, self.train_unit)
         save_term_matrix(folder / "labels.npz", self.labels)  # rows = training ids, in embedding order
-        config = {"kind": self.name, "k": self.k, "block_size": self.block_size, "exclude_self": self.exclude_self,
-                  "dim": int(self.train_unit.shape[1])}
+        config = {
+            "kind": self.name,
+            "k": self.k,
+            "block_size": self.block_size,
+            "exclude_self": self.exclude_self,
+            "dim": int(self.train_unit.shape[1]),
+        }
         with atomic_write(folder / "config.json") as handle:
             json.dump(config, handle, indent=1)
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> "KnnPredictor":
+    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> KnnPredictor:
         """A fitted predictor from a folder written by `save` (embeddings memory-mapped by default)."""
         folder = Path(folder)
         if not (folder / "train_unit.npy").is_file() or not (folder / "labels.npz").is_file():
-            raise MissingWeightsError(f"{folder}: no train_unit.npy/labels.npz; fit and save a knn predictor there first.")
+            raise MissingWeightsError(
+                f"{folder}: no train_unit.npy/labels.npz; fit and save a knn predictor there first."
+            )
         config = json.loads((folder / "config.json").read_text())
         self = cls(config["k"], config["block_size"], config["exclude_self"])
         self.train_unit = np.load(folder / "train_unit.npy", mmap_mode="r" if mmap else None)

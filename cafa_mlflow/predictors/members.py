@@ -6,13 +6,15 @@ The serving model and `predict` use this table so that they never special-case a
   homology  sequences (DIAMOND search)                 folder: train.dmnd, labels.npz, config.json
   neural    pooled embeddings (finetune: sequences)    folder: NeuralPredictor.save (model.pt, config.json)
 """
+
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,14 +38,18 @@ def load_member(kind: str, folder: str | os.PathLike, threads: int = 0) -> Any:
     check_kind(kind)
     if kind == "naive":
         from cafa_mlflow.predictors.naive import NaivePredictor
+
         return NaivePredictor.load(folder)
     if kind == "knn":
         from cafa_mlflow.predictors.knn import KnnPredictor
+
         return KnnPredictor.load(folder)
     if kind == "homology":
         from cafa_mlflow.predictors.homology import HomologyPredictor
+
         return HomologyPredictor.load(folder, threads=threads)
     from cafa_mlflow.predictors.neural import NeuralPredictor  # torch only when a neural member is used
+
     return NeuralPredictor.load(folder)
 
 
@@ -68,8 +74,9 @@ def member_dim(kind: str, folder: str | os.PathLike) -> int | None:
     return int(config["dim"] if kind == "knn" else config["in_dim"])
 
 
-def predict_member(kind: str, predictor: Any, ids: Sequence[str], embeddings: Any = None,
-                   sequences: Sequence[str] | None = None) -> TermMatrix:
+def predict_member(
+    kind: str, predictor: Any, ids: Sequence[str], embeddings: Any = None, sequences: Sequence[str] | None = None
+) -> TermMatrix:
     """Scores of `ids` (row order kept) from one loaded member, given the inputs it needs."""
     ids = list(ids)
     needs_embedding = kind == "knn" or (kind == "neural" and predictor.in_dim is not None)

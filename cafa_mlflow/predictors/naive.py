@@ -8,12 +8,14 @@ Denominator (`denominator`):
 Either way the ranking of terms within an aspect is the same; only the scale differs, which moves the
 F-max threshold but not much the F-max itself.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,8 +28,9 @@ from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, as_ids,
 DENOMINATORS = ("aspect", "all")
 
 
-def term_frequencies(labels: sp.spmatrix, term_aspect: np.ndarray | None = None,
-                     denominator: str = "aspect") -> np.ndarray:
+def term_frequencies(
+    labels: sp.spmatrix, term_aspect: np.ndarray | None = None, denominator: str = "aspect"
+) -> np.ndarray:
     """Share of proteins carrying each term (float64, length T).
 
     labels: N x T propagated 0/1 (nonzero = carried); term_aspect: aspect per column, needed for
@@ -56,8 +59,9 @@ def repeat_row(row: sp.csr_matrix, n_rows: int) -> sp.csr_matrix:
     row = sp.csr_matrix(row, dtype=np.float32)
     nnz = row.nnz
     indptr = np.arange(n_rows + 1, dtype=np.int64) * nnz
-    return sp.csr_matrix((np.tile(row.data, n_rows), np.tile(row.indices, n_rows), indptr),
-                         shape=(n_rows, row.shape[1]))
+    return sp.csr_matrix(
+        (np.tile(row.data, n_rows), np.tile(row.indices, n_rows), indptr), shape=(n_rows, row.shape[1])
+    )
 
 
 class NaivePredictor(Predictor):
@@ -65,8 +69,9 @@ class NaivePredictor(Predictor):
 
     name = "naive"
 
-    def __init__(self, aspect_of: Any = None, denominator: str = "aspect", min_score: float = 0.0,
-                 top_k: int = 0) -> None:
+    def __init__(
+        self, aspect_of: Any = None, denominator: str = "aspect", min_score: float = 0.0, top_k: int = 0
+    ) -> None:
         """aspect_of: Ontology or {term: aspect} (required for denominator="aspect"); top_k 0 = no cap."""
         if denominator not in DENOMINATORS:
             raise ConfigError(f"naive.denominator={denominator!r}: use one of {', '.join(DENOMINATORS)}.")
@@ -75,7 +80,7 @@ class NaivePredictor(Predictor):
         self.terms: list[str] | None = None
         self.scores: sp.csr_matrix | None = None  # 1 x T
 
-    def fit(self, train: TrainSet) -> "NaivePredictor":
+    def fit(self, train: TrainSet) -> NaivePredictor:
         labels = train.labels
         aspects = term_aspects(labels.terms, self.aspect_of) if self.aspect_of is not None else None
         freq = term_frequencies(labels.matrix, aspects, self.denominator)
@@ -83,8 +88,9 @@ class NaivePredictor(Predictor):
         if self.top_k and len(cols) > self.top_k:
             cols = np.sort(cols[np.argsort(-freq[cols], kind="stable")[: self.top_k]])  # ties: column order
         self.terms = labels.terms
-        self.scores = sp.csr_matrix((freq[cols].astype(np.float32), (np.zeros(len(cols), int), cols)),
-                                    shape=(1, len(labels.terms)))
+        self.scores = sp.csr_matrix(
+            (freq[cols].astype(np.float32), (np.zeros(len(cols), int), cols)), shape=(1, len(labels.terms))
+        )
         return self
 
     def predict(self, proteins: ProteinSet | Sequence[str]) -> TermMatrix:
@@ -102,14 +108,13 @@ class NaivePredictor(Predictor):
         self._require_fitted("scores")
         folder = Path(folder)
         save_term_matrix(folder / "frequencies.npz", self.frequencies())
-        config = {"kind": self.name, "denominator": self.denominator, "min_score": self.min_score,
-                  "top_k": self.top_k}
+        config = {"kind": self.name, "denominator": self.denominator, "min_score": self.min_score, "top_k": self.top_k}
         with atomic_write(folder / "config.json") as handle:
             json.dump(config, handle, indent=1)
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "NaivePredictor":
+    def load(cls, folder: str | os.PathLike) -> NaivePredictor:
         """A fitted predictor from a folder written by `save` (no ontology needed to predict)."""
         folder = Path(folder)
         if not (folder / "frequencies.npz").is_file():

@@ -6,8 +6,9 @@ until `label_batch` slices the batch's rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -82,7 +83,7 @@ class SequenceInputs:
 class SubsetInputs:
     """Rows `index` of other inputs, without copying them (e.g. the train or val part of a memmap)."""
 
-    def __init__(self, base: "Inputs", index: np.ndarray) -> None:
+    def __init__(self, base: Inputs, index: np.ndarray) -> None:
         self.base, self.index = base, np.asarray(index, dtype=np.int64)
 
     def __len__(self) -> int:
@@ -92,10 +93,10 @@ class SubsetInputs:
         return self.base.batch(self.index[idx])
 
 
-Inputs = Union[DenseInputs, ChunkInputs, SequenceInputs, SubsetInputs]
+Inputs = DenseInputs | ChunkInputs | SequenceInputs | SubsetInputs
 
 
-def as_inputs(x: Any, alphabet: Any = None, max_residues: Optional[int] = None) -> Inputs:
+def as_inputs(x: Any, alphabet: Any = None, max_residues: int | None = None) -> Inputs:
     """Wrap raw model input: an array (dense), a (vectors, offsets) pair / ChunkInputs, or a list of sequences."""
     if isinstance(x, (DenseInputs, ChunkInputs, SequenceInputs, SubsetInputs)):
         return x
@@ -119,7 +120,7 @@ def label_batch(y: sp.csr_matrix, idx: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(y[idx].toarray().astype(np.float32, copy=False))
 
 
-def iter_batches(n: int, batch_size: int, rng: Optional[np.random.Generator]) -> Iterator[np.ndarray]:
+def iter_batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
     """Index batches over range(n); shuffled when rng is given. Each batch is sorted (memmap locality)."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
@@ -133,7 +134,7 @@ def sequence_groups(sequences: Sequence[str]) -> np.ndarray:
 
 
 def train_val_split(
-    n: int, val_fraction: float, seed: int, groups: Optional[np.ndarray] = None
+    n: int, val_fraction: float, seed: int, groups: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted (train_idx, val_idx). With `groups` (e.g. identical sequence, DIAMOND clusters) a group
     never straddles train and val (sklearn GroupShuffleSplit, so val is ~val_fraction of groups)."""

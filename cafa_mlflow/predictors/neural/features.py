@@ -6,7 +6,8 @@ reads the per-chunk vectors. Rows stay memory-mapped: only the requested protein
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -64,5 +65,7 @@ def sequences_for(records: Any, ids: Sequence[str], source: str) -> list[str]:
     by_id = {r.id: r.sequence for r in records}
     missing = [pid for pid in ids if pid not in by_id]
     if missing:
-        raise InputError(f"{source}: no sequence for {len(missing)} proteins (e.g. {missing[0]}); re-run `cafa prepare`")
+        raise InputError(
+            f"{source}: no sequence for {len(missing)} proteins (e.g. {missing[0]}); re-run `cafa prepare`"
+        )
     return [by_id[pid] for pid in ids]

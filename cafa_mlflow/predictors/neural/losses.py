@@ -8,8 +8,6 @@ log sigma). Without it the loss is the plain mean over all B x T cells.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -38,7 +36,7 @@ class MultiLabelLoss(nn.Module):
         self,
         kind: str,
         term_aspect: np.ndarray,
-        pos_weight: Optional[np.ndarray],
+        pos_weight: np.ndarray | None,
         focal_alpha: float,
         focal_gamma: float,
         uncertainty_weighting: bool,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -107,8 +107,14 @@ class FinetuneClassifier(nn.Module):
     """
 
     def __init__(
-        self, esm_model: nn.Module, alphabet: Any, hidden_dim: int, n_terms: int, dropout: float,
-        unfreeze_layers: int, max_residues: int,
+        self,
+        esm_model: nn.Module,
+        alphabet: Any,
+        hidden_dim: int,
+        n_terms: int,
+        dropout: float,
+        unfreeze_layers: int,
+        max_residues: int,
     ) -> None:
         super().__init__()
         if unfreeze_layers > esm_model.num_layers:
@@ -135,8 +141,10 @@ class FinetuneClassifier(nn.Module):
     def esm_config(self) -> dict[str, Any]:
         """Enough to rebuild the encoder architecture (weights come from the state dict)."""
         return {
-            "num_layers": self.esm.num_layers, "embed_dim": self.esm.embed_dim,
-            "attention_heads": self.esm.attention_heads, "token_dropout": self.esm.token_dropout,
+            "num_layers": self.esm.num_layers,
+            "embed_dim": self.esm.embed_dim,
+            "attention_heads": self.esm.attention_heads,
+            "token_dropout": self.esm.token_dropout,
         }
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -144,8 +152,14 @@ class FinetuneClassifier(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.unfreeze_layers > 0):
             reps = self.esm(tokens, repr_layers=[last])["representations"][last]
         residue = (
-            (tokens != self.alphabet.padding_idx) & (tokens != self.alphabet.cls_idx) & (tokens != self.alphabet.eos_idx)
-        ).unsqueeze(-1).to(reps.dtype)
+            (
+                (tokens != self.alphabet.padding_idx)
+                & (tokens != self.alphabet.cls_idx)
+                & (tokens != self.alphabet.eos_idx)
+            )
+            .unsqueeze(-1)
+            .to(reps.dtype)
+        )
         pooled = (reps * residue).sum(1) / residue.sum(1).clamp(min=1.0)
         return self.head(pooled)
 
@@ -161,9 +175,9 @@ def prior_logits(y: sp.csr_matrix) -> torch.Tensor:
 
 def build_model(
     params: TrainParams,
-    in_dim: Optional[int],
+    in_dim: int | None,
     term_aspect: np.ndarray,
-    esm_model: Optional[nn.Module] = None,
+    esm_model: nn.Module | None = None,
     alphabet: Any = None,
 ) -> nn.Module:
     """The classifier named by params.model; `finetune` needs esm_model + alphabet, the others in_dim."""
@@ -172,8 +186,13 @@ def build_model(
         if esm_model is None or alphabet is None:
             raise InputError("model 'finetune' needs an ESM-2 model and its alphabet (fair-esm)")
         return FinetuneClassifier(
-            esm_model, alphabet, params.hidden_dim, n_terms, params.dropout,
-            params.finetune_unfreeze_layers, params.finetune_max_residues,
+            esm_model,
+            alphabet,
+            params.hidden_dim,
+            n_terms,
+            params.dropout,
+            params.finetune_unfreeze_layers,
+            params.finetune_max_residues,
         )
     if in_dim is None:
         raise InputError(f"model {params.model!r} needs the embedding dimension")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from cafa_mlflow.config import parse_value
 from cafa_mlflow.errors import ConfigError
@@ -47,7 +47,7 @@ class TrainParams:
     val_seed: int
     val_group_by: str
     min_score: float
-    top_k: Optional[int]
+    top_k: int | None
     predict_batch_size: int
     threshold_step: float
     threshold_per_term: bool
@@ -56,7 +56,7 @@ class TrainParams:
     finetune_max_residues: int
 
     @classmethod
-    def from_dict(cls, block: dict[str, Any]) -> "TrainParams":
+    def from_dict(cls, block: dict[str, Any]) -> TrainParams:
         """Build from params.yaml's `train:` block; unknown or missing keys raise ConfigError."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(block) - names)
@@ -95,4 +95,3 @@ class TrainParams:
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"params.yaml train.{key}={value!r}: choose one of {', '.join(allowed)}")
-

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,7 +37,7 @@ def iter_scores(model: nn.Module, inputs: Inputs, batch_size: int) -> Iterator[n
         yield torch.sigmoid(logits).cpu().numpy()
 
 
-def sparsify(scores: np.ndarray, min_score: float, top_k: Optional[int]) -> sp.csr_matrix:
+def sparsify(scores: np.ndarray, min_score: float, top_k: int | None) -> sp.csr_matrix:
     """Keep scores >= min_score (and only each row's top_k if given) as float32 CSR."""
     keep = scores >= min_score
     if top_k is not None and top_k < scores.shape[1]:
@@ -48,7 +49,7 @@ def sparsify(scores: np.ndarray, min_score: float, top_k: Optional[int]) -> sp.c
 
 
 def predict_scores(
-    model: nn.Module, inputs: Inputs, batch_size: int, min_score: float, top_k: Optional[int] = None
+    model: nn.Module, inputs: Inputs, batch_size: int, min_score: float, top_k: int | None = None
 ) -> sp.csr_matrix:
     """N x T CSR of sigmoid scores >= min_score (optionally top_k per protein). Only one batch is dense.
 

@@ -7,8 +7,9 @@ thresholds.json (if chosen). The pipeline wraps it in an mlflow.pyfunc model.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,8 +18,15 @@ from torch import nn
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.io.text import atomic_write
-from cafa_mlflow.predictors.neural.data import ChunkInputs, Inputs, SequenceInputs, SubsetInputs, as_inputs, sequence_groups
-from cafa_mlflow.predictors.neural.data import train_val_split
+from cafa_mlflow.predictors.neural.data import (
+    ChunkInputs,
+    Inputs,
+    SequenceInputs,
+    SubsetInputs,
+    as_inputs,
+    sequence_groups,
+    train_val_split,
+)
 from cafa_mlflow.predictors.neural.losses import build_loss
 from cafa_mlflow.predictors.neural.models import ChunkAttention, FinetuneClassifier, build_model, prior_logits
 from cafa_mlflow.predictors.neural.params import TrainParams
@@ -29,7 +37,7 @@ from cafa_mlflow.predictors.neural.training import TrainResult, ValMetric, fit_m
 FORMAT_VERSION = 1
 
 
-def _in_dim(inputs: Inputs) -> Optional[int]:
+def _in_dim(inputs: Inputs) -> int | None:
     base = inputs.base if isinstance(inputs, SubsetInputs) else inputs
     if isinstance(base, SequenceInputs):
         return None
@@ -39,14 +47,14 @@ def _in_dim(inputs: Inputs) -> Optional[int]:
 class NeuralPredictor:
     """One neural GO-term classifier over a fixed term vocabulary."""
 
-    def __init__(self, params: Union[TrainParams, dict]) -> None:
+    def __init__(self, params: TrainParams | dict) -> None:
         self.params = params if isinstance(params, TrainParams) else TrainParams.from_dict(params)
-        self.model: Optional[nn.Module] = None
+        self.model: nn.Module | None = None
         self.terms: list[str] = []
         self.term_aspect = np.array([], dtype=str)
-        self.in_dim: Optional[int] = None
-        self.thresholds: Optional[Thresholds] = None
-        self.result: Optional[TrainResult] = None
+        self.in_dim: int | None = None
+        self.thresholds: Thresholds | None = None
+        self.result: TrainResult | None = None
 
     def _inputs(self, x: Any) -> Inputs:
         if isinstance(self.model, FinetuneClassifier):
@@ -57,10 +65,18 @@ class NeuralPredictor:
         return as_inputs(x)
 
     def fit(
-        self, X: Any, Y: sp.csr_matrix, term_aspect: np.ndarray, val: Optional[tuple[Any, sp.csr_matrix]] = None,
-        *, terms: Optional[Sequence[str]] = None, groups: Optional[np.ndarray] = None,
-        val_metric: Optional[ValMetric] = None, callbacks: Sequence[Any] = (),
-        esm_model: Optional[nn.Module] = None, alphabet: Any = None,
+        self,
+        X: Any,
+        Y: sp.csr_matrix,
+        term_aspect: np.ndarray,
+        val: tuple[Any, sp.csr_matrix] | None = None,
+        *,
+        terms: Sequence[str] | None = None,
+        groups: np.ndarray | None = None,
+        val_metric: ValMetric | None = None,
+        callbacks: Sequence[Any] = (),
+        esm_model: nn.Module | None = None,
+        alphabet: Any = None,
     ) -> TrainResult:
         """Train on (X, Y); validate on `val`, or on a split of X by params.val_fraction / val_seed
         (grouped by `groups`, or by identical sequence when val_group_by='sequence' and X is sequences).
@@ -81,7 +97,10 @@ class NeuralPredictor:
             val_in, y_val = SubsetInputs(inputs, val_idx), Y[val_idx]
         else:
             train_in, y_train = inputs, Y
-            val_in, y_val = as_inputs(val[0], alphabet, p.finetune_max_residues), sp.csr_matrix(val[1], dtype=np.float32)
+            val_in, y_val = (
+                as_inputs(val[0], alphabet, p.finetune_max_residues),
+                sp.csr_matrix(val[1], dtype=np.float32),
+            )
         self.in_dim = _in_dim(inputs)
         self.model = build_model(p, self.in_dim, self.term_aspect, esm_model, alphabet)
         self.model.set_output_bias(prior_logits(y_train))  # first-epoch scores stay sparse
@@ -93,7 +112,7 @@ class NeuralPredictor:
         )
         return self.result
 
-    def _groups(self, inputs: Inputs, groups: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    def _groups(self, inputs: Inputs, groups: np.ndarray | None) -> np.ndarray | None:
         mode = self.params.val_group_by
         if mode == "none":
             return None
@@ -120,11 +139,15 @@ class NeuralPredictor:
     def config(self) -> dict[str, Any]:
         esm = self.model.esm_config() if isinstance(self.model, FinetuneClassifier) else None
         return {
-            "format_version": FORMAT_VERSION, "params": self.params.to_dict(), "terms": self.terms,
-            "term_aspect": self.term_aspect.tolist(), "in_dim": self.in_dim, "esm": esm,
+            "format_version": FORMAT_VERSION,
+            "params": self.params.to_dict(),
+            "terms": self.terms,
+            "term_aspect": self.term_aspect.tolist(),
+            "in_dim": self.in_dim,
+            "esm": esm,
         }
 
-    def save(self, directory: Union[str, Path]) -> None:
+    def save(self, directory: str | Path) -> None:
         """Write model.pt, config.json and thresholds.json (each via temp file + os.replace)."""
         d = Path(directory)
         with atomic_write(d / "model.pt", "wb") as handle:
@@ -136,7 +159,7 @@ class NeuralPredictor:
                 handle.write(self.thresholds.to_json())
 
     @classmethod
-    def load(cls, directory: Union[str, Path]) -> "NeuralPredictor":
+    def load(cls, directory: str | Path) -> NeuralPredictor:
         d = Path(directory)
         if not (d / "model.pt").is_file() or not (d / "config.json").is_file():
             raise MissingWeightsError(f"{d}: no model.pt/config.json; train and save a neural model there first")

@@ -6,8 +6,8 @@ Scores are CSR (entries below the prediction min_score are absent, i.e. 0); ever
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,29 +52,46 @@ class Thresholds:
         return scores
 
     def to_frame(self, terms: Sequence[str], term_aspect: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame({
-            "term": list(terms), "aspect": np.asarray(term_aspect).astype(str), "threshold": self.term,
-            "source": self.source, "val_support": self.support, "val_f1": self.f1,
-        })
+        return pd.DataFrame(
+            {
+                "term": list(terms),
+                "aspect": np.asarray(term_aspect).astype(str),
+                "threshold": self.term,
+                "source": self.source,
+                "val_support": self.support,
+                "val_f1": self.f1,
+            }
+        )
 
     def to_json(self) -> str:
-        return json.dumps({
-            "aspect": self.aspect, "term": self.term.tolist(), "source": self.source.tolist(),
-            "support": self.support.tolist(), "f1": [None if np.isnan(v) else v for v in self.f1.tolist()],
-        })
+        return json.dumps(
+            {
+                "aspect": self.aspect,
+                "term": self.term.tolist(),
+                "source": self.source.tolist(),
+                "support": self.support.tolist(),
+                "f1": [None if np.isnan(v) else v for v in self.f1.tolist()],
+            }
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "Thresholds":
+    def from_json(cls, text: str) -> Thresholds:
         d = json.loads(text)
         return cls(
-            d["aspect"], np.asarray(d["term"], dtype=np.float64), np.asarray(d["source"], dtype=object),
-            np.asarray(d["support"], dtype=np.int64), np.asarray([np.nan if v is None else v for v in d["f1"]]),
+            d["aspect"],
+            np.asarray(d["term"], dtype=np.float64),
+            np.asarray(d["source"], dtype=object),
+            np.asarray(d["support"], dtype=np.int64),
+            np.asarray([np.nan if v is None else v for v in d["f1"]]),
         )
 
 
 def choose_aspect_thresholds(
-    scores: sp.csr_matrix, y: sp.csr_matrix, term_aspect: np.ndarray, grid: np.ndarray,
-    metric: Optional[ThresholdMetric] = None,
+    scores: sp.csr_matrix,
+    y: sp.csr_matrix,
+    term_aspect: np.ndarray,
+    grid: np.ndarray,
+    metric: ThresholdMetric | None = None,
 ) -> dict[str, float]:
     """Per aspect, the grid threshold maximizing `metric` (default micro-F1 over the aspect's cells).
     Ties go to the lowest threshold."""
@@ -96,8 +113,13 @@ def choose_aspect_thresholds(
 
 
 def choose_thresholds(
-    scores: sp.csr_matrix, y: sp.csr_matrix, term_aspect: np.ndarray, step: float, per_term: bool,
-    min_support: int, metric: Optional[ThresholdMetric] = None,
+    scores: sp.csr_matrix,
+    y: sp.csr_matrix,
+    term_aspect: np.ndarray,
+    step: float,
+    per_term: bool,
+    min_support: int,
+    metric: ThresholdMetric | None = None,
 ) -> Thresholds:
     """Aspect thresholds, then (if per_term) the F1-best grid threshold of each term with at least
     min_support validation positives; other terms fall back to their aspect's threshold."""
@@ -115,7 +137,7 @@ def choose_thresholds(
         if support[j] == 0:
             continue
         curve = _f1_curve(
-            s.data[s.indptr[j]:s.indptr[j + 1]], hits.data[hits.indptr[j]:hits.indptr[j + 1]], int(support[j]), grid
+            s.data[s.indptr[j] : s.indptr[j + 1]], hits.data[hits.indptr[j] : hits.indptr[j + 1]], int(support[j]), grid
         )
         if per_term and support[j] >= min_support:
             best = int(np.argmax(curve))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,7 +27,7 @@ from cafa_mlflow.predictors.neural.params import TrainParams
 from cafa_mlflow.predictors.neural.predict import evaluate_batches
 
 ValMetric = Callable[[sp.csr_matrix], dict]
-Callback = Callable[[int, dict], Optional[bool]]
+Callback = Callable[[int, dict], bool | None]
 
 
 class TrainingPruned(Exception):
@@ -102,8 +103,11 @@ def _improved(value: float, best: float, mode: str, min_delta: float) -> bool:
 def _scheduler(opt: torch.optim.Optimizer, params: TrainParams) -> Any:
     if params.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode=params.monitor_mode, factor=params.plateau_factor,
-            patience=params.plateau_patience, min_lr=params.min_lr,
+            opt,
+            mode=params.monitor_mode,
+            factor=params.plateau_factor,
+            patience=params.plateau_patience,
+            min_lr=params.min_lr,
         )
     if params.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=params.max_epochs, eta_min=params.min_lr)
@@ -111,8 +115,14 @@ def _scheduler(opt: torch.optim.Optimizer, params: TrainParams) -> Any:
 
 
 def train_epoch(
-    model: nn.Module, loss_fn: nn.Module, opt: torch.optim.Optimizer, inputs: Inputs, y: sp.csr_matrix,
-    batch_size: int, grad_accum_steps: int, rng: np.random.Generator,
+    model: nn.Module,
+    loss_fn: nn.Module,
+    opt: torch.optim.Optimizer,
+    inputs: Inputs,
+    y: sp.csr_matrix,
+    batch_size: int,
+    grad_accum_steps: int,
+    rng: np.random.Generator,
 ) -> float:
     """One pass over shuffled batches; the optimizer steps every grad_accum_steps batches. Mean train loss."""
     model.train()
@@ -139,7 +149,7 @@ def fit_model(
     val_inputs: Inputs,
     y_val: sp.csr_matrix,
     params: TrainParams,
-    val_metric: Optional[ValMetric] = None,
+    val_metric: ValMetric | None = None,
     callbacks: Sequence[Any] = (),
 ) -> TrainResult:
     """Train `model` in place; returns the history. Best weights (by params.monitor) are restored at the end,
@@ -153,7 +163,7 @@ def fit_model(
     fns = [getattr(cb, "on_epoch_end", cb) for cb in callbacks]
     modules = [model, loss_fn]
     result = TrainResult(best_epoch=0, best_value=math.nan)
-    best_state: Optional[dict] = None
+    best_state: dict | None = None
     try:
         for epoch in range(1, params.max_epochs + 1):
             lr = opt.param_groups[0]["lr"]

@@ -5,6 +5,7 @@ Every nonzero (propagated) score is turned into the number of thresholds it pass
 sum give the predicted (and true-positive) weight at every threshold at once: no loop per threshold
 or per protein. Sums are accumulated over blocks of proteins, then normalised once.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,8 +61,9 @@ def new_sums(n_thr: int) -> np.ndarray:
     return np.zeros((len(SUMS), n_thr), dtype=np.float64)
 
 
-def accumulate(sums: np.ndarray, rows: np.ndarray, kmax: np.ndarray, weight: np.ndarray, is_tp: np.ndarray,
-               gt: np.ndarray) -> None:
+def accumulate(
+    sums: np.ndarray, rows: np.ndarray, kmax: np.ndarray, weight: np.ndarray, is_tp: np.ndarray, gt: np.ndarray
+) -> None:
     """Add one block of proteins to `sums` (len(SUMS) x n_thr), in place.
 
     rows: block-local protein index of each predicted entry (only entries that count: scored >= tau_0,
@@ -104,16 +106,28 @@ def normalize(sums: np.ndarray, n_proteins: int) -> dict[str, np.ndarray]:
     ne = np.full_like(n, float(n_proteins))
     tp, fp, fn, rc = _ratio(tp, ne), _ratio(fp, ne), _ratio(fn, ne), _ratio(rc, ne)
     pr = _ratio(pr, n)
-    out = {"n": n, "tp": tp, "fp": fp, "fn": fn, "pr": pr, "rc": rc, "cov": n / n_proteins, "mi": fp, "ru": fn,
-           "f": _f(pr, rc), "s": np.sqrt(fn**2 + fp**2)}
+    out = {
+        "n": n,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "pr": pr,
+        "rc": rc,
+        "cov": n / n_proteins,
+        "mi": fp,
+        "ru": fn,
+        "f": _f(pr, rc),
+        "s": np.sqrt(fn**2 + fp**2),
+    }
     out["pr_micro"] = _ratio(tp, tp + fp)
     out["rc_micro"] = _ratio(tp, tp + fn)
     out["f_micro"] = _f(out["pr_micro"], out["rc_micro"])
     return out
 
 
-def best(curves: dict[str, np.ndarray], curves_w: dict[str, np.ndarray], tau: np.ndarray,
-         n_proteins: int) -> dict[str, float]:
+def best(
+    curves: dict[str, np.ndarray], curves_w: dict[str, np.ndarray], tau: np.ndarray, n_proteins: int
+) -> dict[str, float]:
     """cafaeval's best rows: thresholds with (unweighted) coverage > 0 only; F by first max, S by first min."""
     valid = np.flatnonzero(curves["cov"] > 0)
     if not len(valid):
@@ -125,11 +139,23 @@ def best(curves: dict[str, np.ndarray], curves_w: dict[str, np.ndarray], tau: np
         return int(valid[np.argmax(v) if largest else np.argmin(v)])
 
     i = pick(curves["f"])
-    out.update(f=curves["f"][i], tau=tau[i], pr=curves["pr"][i], rc=curves["rc"][i], cov=curves["cov"][i],
-               cov_max=curves["cov"][valid].max())
+    out.update(
+        f=curves["f"][i],
+        tau=tau[i],
+        pr=curves["pr"][i],
+        rc=curves["rc"][i],
+        cov=curves["cov"][i],
+        cov_max=curves["cov"][valid].max(),
+    )
     i = pick(curves_w["f"])
-    out.update(f_w=curves_w["f"][i], tau_w=tau[i], pr_w=curves_w["pr"][i], rc_w=curves_w["rc"][i],
-               cov_w=curves_w["cov"][i], cov_max_w=curves_w["cov"][valid].max())
+    out.update(
+        f_w=curves_w["f"][i],
+        tau_w=tau[i],
+        pr_w=curves_w["pr"][i],
+        rc_w=curves_w["rc"][i],
+        cov_w=curves_w["cov"][i],
+        cov_max_w=curves_w["cov"][valid].max(),
+    )
     i = pick(curves["s"], largest=False)
     out.update(s=curves["s"][i], tau_s=tau[i], ru=curves["ru"][i], mi=curves["mi"][i])
     i = pick(curves_w["s"], largest=False)
@@ -141,11 +167,46 @@ def best(curves: dict[str, np.ndarray], curves_w: dict[str, np.ndarray], tau: np
     return {k: float(v) for k, v in out.items()}
 
 
-RESULT_KEYS = ("f", "tau", "pr", "rc", "cov", "cov_max", "f_w", "tau_w", "pr_w", "rc_w", "cov_w", "cov_max_w",
-               "s", "tau_s", "ru", "mi", "s_w", "tau_s_w", "ru_w", "mi_w", "f_micro", "tau_micro", "f_micro_w",
-               "tau_micro_w")
-ZERO_WHEN_UNCOVERED = ("f", "pr", "rc", "cov", "cov_max", "f_w", "pr_w", "rc_w", "cov_w", "cov_max_w",
-                       "f_micro", "f_micro_w")
+RESULT_KEYS = (
+    "f",
+    "tau",
+    "pr",
+    "rc",
+    "cov",
+    "cov_max",
+    "f_w",
+    "tau_w",
+    "pr_w",
+    "rc_w",
+    "cov_w",
+    "cov_max_w",
+    "s",
+    "tau_s",
+    "ru",
+    "mi",
+    "s_w",
+    "tau_s_w",
+    "ru_w",
+    "mi_w",
+    "f_micro",
+    "tau_micro",
+    "f_micro_w",
+    "tau_micro_w",
+)
+ZERO_WHEN_UNCOVERED = (
+    "f",
+    "pr",
+    "rc",
+    "cov",
+    "cov_max",
+    "f_w",
+    "pr_w",
+    "rc_w",
+    "cov_w",
+    "cov_max_w",
+    "f_micro",
+    "f_micro_w",
+)
 
 
 def empty_result(n_proteins: int) -> dict[str, float]:

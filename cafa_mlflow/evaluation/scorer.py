@@ -15,20 +15,22 @@ What cafaeval does, and so does this module:
 - Best thresholds: only thresholds with (unweighted) coverage > 0; F by the first max (lowest tau), S by
   the first min. `s` is cafaeval's S-min (unweighted, term counts), `s_w` the IA-weighted S-min.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from cafa_mlflow.evaluation.curves import accumulate, best, empty_result, new_sums, normalize, passes, thresholds
+from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import ASPECTS, Ontology
 from cafa_mlflow.go.propagate import Plan, local_positions
-from cafa_mlflow.io.terms import read_terms, resolve_terms
+from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.labels import TermMatrix, max_csr
-from cafa_mlflow.metrics_curves import (accumulate, best, empty_result, new_sums, normalize, passes, thresholds)
 
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
 MAX_TABLE_CELLS = 1 << 22  # proteins x thresholds per block (small th_step -> fewer proteins per block)
@@ -37,8 +39,14 @@ MAX_TABLE_CELLS = 1 << 22  # proteins x thresholds per block (small th_step -> f
 class Scorer:
     """Truth prepared once (propagated, per-aspect totals); `scorer(pred)` evaluates a prediction."""
 
-    def __init__(self, ontology: Ontology, truth: TermMatrix, ia: Mapping[str, float] | None = None,
-                 th_step: float = 0.01, block_rows: int = BLOCK_ROWS) -> None:
+    def __init__(
+        self,
+        ontology: Ontology,
+        truth: TermMatrix,
+        ia: Mapping[str, float] | None = None,
+        th_step: float = 0.01,
+        block_rows: int = BLOCK_ROWS,
+    ) -> None:
         self.ontology = ontology
         self.th_step = th_step
         self.tau = thresholds(th_step)
@@ -59,8 +67,9 @@ class Scorer:
         for i, aspect in enumerate(self.aspects):
             in_aspect = code == i
             self.gt_count[aspect] = np.bincount(rows[in_aspect], minlength=n).astype(np.float64)
-            self.gt_weight[aspect] = np.bincount(rows[in_aspect], weights=self.weight[self.truth.indices[in_aspect]],
-                                                 minlength=n)
+            self.gt_weight[aspect] = np.bincount(
+                rows[in_aspect], weights=self.weight[self.truth.indices[in_aspect]], minlength=n
+            )
             self.evaluated[aspect] = self.gt_count[aspect] > 0
         self._cache: dict = {}
         self._propagator = ontology.max_propagator
@@ -79,8 +88,9 @@ class Scorer:
         for aspect, (curves, curves_w) in per_aspect_curves.items():
             n = self.n_proteins(aspect)
             result[aspect] = {"n": float(n), **(best(curves, curves_w, self.tau, n) if n else empty_result(0))}
-        scored = [a for a in self.aspects if (a in ASPECTS or not set(ASPECTS) & set(self.aspects))
-                  and self.n_proteins(a)]
+        scored = [
+            a for a in self.aspects if (a in ASPECTS or not set(ASPECTS) & set(self.aspects)) and self.n_proteins(a)
+        ]
         for key in ("f_w", "f"):
             values = [result[a][key] for a in scored]
             result[f"mean_{key}"] = float(np.mean(values)) if values else float("nan")
@@ -105,7 +115,9 @@ class Scorer:
                     keep = kmax > 0
                     rows, cols, kmax = rows[keep], cols[keep] + span.start, kmax[keep]
                 is_tp, w = truth[rows, cols], weight[cols]
-                accumulate(sums[aspect, False], rows, kmax, np.ones(len(rows)), is_tp, self.gt_count[aspect][start:stop])
+                accumulate(
+                    sums[aspect, False], rows, kmax, np.ones(len(rows)), is_tp, self.gt_count[aspect][start:stop]
+                )
                 m = w > 0
                 accumulate(sums[aspect, True], rows[m], kmax[m], w[m], is_tp[m], self.gt_weight[aspect][start:stop])
         out = {}
@@ -131,8 +143,9 @@ class Scorer:
             sub = matrix[src[have]].tocoo()
             c = col_local[sub.col]
             keep = c >= 0
-            dense = self._propagator.propagate_cells(have[sub.row[keep]], c[keep], sub.data[keep], stop - start, plan,
-                                                     unique)
+            dense = self._propagator.propagate_cells(
+                have[sub.row[keep]], c[keep], sub.data[keep], stop - start, plan, unique
+            )
             block = self.truth[start:stop].tocoo()
             pos = local[block.col]
             truth = np.zeros(dense.shape, dtype=bool)
@@ -144,8 +157,12 @@ class Scorer:
         key = (tuple(pred.proteins), tuple(pred.terms))
         if self._cache.get("key") != key:
             rows = self._row_index.get_indexer(pred.proteins)
-            self._cache = {"key": key, "rows": rows, "cols": _term_columns(pred.terms, self.ontology),
-                           "unique_rows": _injective(rows)}
+            self._cache = {
+                "key": key,
+                "rows": rows,
+                "cols": _term_columns(pred.terms, self.ontology),
+                "unique_rows": _injective(rows),
+            }
         rows, cols = self._cache["rows"], self._cache["cols"]
         matrix = pred.matrix
         if not self._cache["unique_rows"] or not matrix.has_canonical_format:  # repeated proteins or cells: max
@@ -157,8 +174,13 @@ class Scorer:
         return matrix, source, cols
 
 
-def evaluate_predictions(ontology: Ontology, truth: TermMatrix, pred: TermMatrix,
-                         ia: Mapping[str, float] | None = None, th_step: float = 0.01) -> dict:
+def evaluate_predictions(
+    ontology: Ontology,
+    truth: TermMatrix,
+    pred: TermMatrix,
+    ia: Mapping[str, float] | None = None,
+    th_step: float = 0.01,
+) -> dict:
     """{"BPO": {"n", "f", "tau", "pr", "rc", "cov", "f_w", "tau_w", "pr_w", "rc_w", "cov_w", "s", ...}, "CCO": ...,
     "MFO": ..., "mean_f_w", "mean_f"}. ia None = every term weighs 1 (then f_w == f)."""
     return Scorer(ontology, truth, ia, th_step)(pred)
@@ -188,7 +210,7 @@ def flat_metrics(result: Mapping, prefix: str = "") -> dict[str, float]:
         if isinstance(value, Mapping):
             flat.update({f"{prefix}{name}_{key}": float(v) for name, v in value.items()})
         elif key.startswith("mean_"):
-            flat[f"{prefix}{key[len('mean_'):]}_mean"] = float(value)
+            flat[f"{prefix}{key[len('mean_') :]}_mean"] = float(value)
         else:
             flat[f"{prefix}{key}"] = float(value)
     return flat

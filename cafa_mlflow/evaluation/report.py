@@ -1,10 +1,12 @@
-"""Tables and JSON for evaluator results (the dicts of `cafa_mlflow.metrics`)."""
+"""Tables and JSON for evaluator results (the dicts of `cafa_mlflow.evaluation.scorer`)."""
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cafa_mlflow.io.text import atomic_write
 
@@ -24,8 +26,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def format_table(result: Mapping, columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
     """Plain-text table: one row per aspect, then the means."""
     rows = [("aspect", *columns)]
-    rows += [(aspect, *(_fmt(result[aspect].get(c), 0 if c == "n" else 3) for c in columns))
-             for aspect in aspects_of(result)]
+    rows += [
+        (aspect, *(_fmt(result[aspect].get(c), 0 if c == "n" else 3) for c in columns)) for aspect in aspects_of(result)
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.append(f"mean F-max {_fmt(result.get('mean_f'))}   mean weighted F-max {_fmt(result.get('mean_f_w'))}")
@@ -35,8 +38,10 @@ def format_table(result: Mapping, columns: tuple[str, ...] = TABLE_COLUMNS) -> s
 def markdown_summary(results: Mapping[str, Mapping], key: str = "f_w") -> str:
     """Markdown table: rows = predictors, columns = `key` per aspect and its mean."""
     aspects = list(dict.fromkeys(a for r in results.values() for a in aspects_of(r)))
-    lines = [f"| predictor | {' | '.join(f'{a} {key}' for a in aspects)} | mean {key} |",
-             "|---" * (len(aspects) + 2) + "|"]
+    lines = [
+        f"| predictor | {' | '.join(f'{a} {key}' for a in aspects)} | mean {key} |",
+        "|---" * (len(aspects) + 2) + "|",
+    ]
     for name, result in results.items():
         cells = [_fmt(result.get(a, {}).get(key)) for a in aspects]
         lines.append(f"| {name} | {' | '.join(cells)} | {_fmt(result.get(f'mean_{key}'))} |")
