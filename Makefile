@@ -7,7 +7,7 @@ TCMALLOC := $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4)
 EXPERIMENT := $(shell sed -n 's/^  experiment: *\([^ #]*\).*/\1/p' params.yaml)
 RUN_ENV := PATH=$(abspath $(BIN)):$$PATH $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
 TINY := outputs/esm2_tiny.pt
-ESM_FLAG = $(if $(filter tiny,$(ESM)),-P esm_model=$(TINY),$(if $(ESM),-P esm_model=$(ESM)))
+ESM_FLAG = $(if $(filter tiny,$(ESM)),-P embed.esm_model=$(TINY),$(if $(ESM),-P embed.esm_model=$(ESM)))
 
 .PHONY: install main test repro bench
 

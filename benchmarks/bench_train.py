@@ -94,7 +94,7 @@ def worker(batches: int) -> dict:
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()
         val_loss, scores = evaluate_batches(
-            model, SubsetInputs(DenseInputs(x), val_idx), y[val_idx], loss_fn, tp.predict_batch_size, tp.min_score
+            model, SubsetInputs(DenseInputs(x), val_idx), y[val_idx], loss_fn, tp.inference_batch_size, tp.min_score
         )
         t_val = time.perf_counter() - t0
     return {

@@ -27,7 +27,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import LETTER_OF_ASPECT, Ontology, load_obo
-from cafa_mlflow.io.fasta import FastaRecord, load_fasta, write_fasta
+from cafa_mlflow.io.fasta import FastaRecord, load_fasta, read_fasta, write_fasta
 from cafa_mlflow.io.ia import read_ia, write_ia
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms
@@ -54,7 +54,24 @@ class Prepared:
         return hashlib.sha256("\n".join(val).encode()).hexdigest()[:12]
 
     def ids(self, split: str) -> list[str]:
+        """Protein ids of a split: train and val from the pool, test from the prepared test FASTA."""
+        if split == "test":
+            return [r.id for r in read_fasta(self.test_fasta)] if self.test_fasta.exists() else []
         return self.proteins.loc[self.proteins["split"] == split, "protein"].tolist()
+
+    def term_aspect_of(self, terms: list[str]) -> np.ndarray:
+        """Aspect of each term of the prepared vocabulary, in `terms` order."""
+        lookup = dict(zip(self.labels.terms, self.term_aspect))
+        return np.array([lookup[t] for t in terms], dtype=object)
+
+    def fasta(self, split: str) -> Path:
+        """The FASTA holding a split's sequences (train and val share the pool's)."""
+        return self.test_fasta if split == "test" else self.train_fasta
+
+    @staticmethod
+    def role(split: str) -> str:
+        """The embedding cache a split's vectors live in: `test`, or `train` for the pool's splits."""
+        return "test" if split == "test" else "train"
 
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.proteins["split"].to_numpy() == split)

@@ -206,10 +206,10 @@ def make_consistent(tm: TermMatrix, ontology: Ontology) -> TermMatrix:
     return TermMatrix(tm.proteins, [ontology.terms[c] for c in cols], full[:, cols].tocsr())
 
 
-def top_k_per_protein(tm: TermMatrix, k: int = 1500, tie_break: np.ndarray | None = None) -> TermMatrix:
+def top_k_per_protein(tm: TermMatrix, k: int, tie_break: np.ndarray | None = None) -> TermMatrix:
     """Keep each protein's k highest scores. Ties: lower `tie_break[column]` first, then column order."""
     if k < 1:
-        raise ConfigError(f"ensemble.max_terms={k} must be >= 1.")
+        raise ConfigError(f"submission.max_terms={k} must be >= 1.")
     m = tm.matrix.tocsr()
     m.sort_indices()
     counts = np.diff(m.indptr)
@@ -236,10 +236,10 @@ def round_sig(x: np.ndarray, sig: int) -> np.ndarray:
     return np.round(x * scale) / scale
 
 
-def round_scores(tm: TermMatrix, sig: int = 3, min_score: float = 0.001) -> TermMatrix:
+def round_scores(tm: TermMatrix, sig: int, min_score: float) -> TermMatrix:
     """Round to `sig` significant figures, cap at 1, and drop scores below `min_score` (no zeros)."""
     if sig < 1:
-        raise ConfigError(f"ensemble.sig={sig} must be >= 1.")
+        raise ConfigError(f"submission.sig={sig} must be >= 1.")
     m = tm.matrix.tocsr(copy=True)
     rounded = np.minimum(round_sig(m.data, sig), 1.0)
     m.data = np.where(rounded >= min_score, rounded, 0.0).astype(np.float32)
@@ -247,13 +247,13 @@ def round_scores(tm: TermMatrix, sig: int = 3, min_score: float = 0.001) -> Term
     return TermMatrix(tm.proteins, tm.terms, m)
 
 
-def finalize(
-    tm: TermMatrix, ontology: Ontology, max_terms: int = 1500, sig: int = 3, min_score: float = 0.001
-) -> TermMatrix:
-    """Submission-ready scores: GO-consistent, at most `max_terms` per protein, rounded, no zeros.
+def finalize(tm: TermMatrix, ontology: Ontology, submission: Any) -> TermMatrix:
+    """Submission-ready scores: GO-consistent, at most `submission.max_terms` per protein, rounded to
+    `submission.sig` significant figures, nothing below `submission.min_score` (params.yaml's submission block).
 
     Ties at the cap keep the term with fewer ancestors first, so a parent is never cut while its equally
     scored child stays, and the result stays consistent."""
     tm = make_consistent(tm, ontology)
     n_ancestors = ontology.ancestors.getnnz(axis=1)[[ontology.index[t] for t in tm.terms]]
-    return round_scores(top_k_per_protein(tm, max_terms, n_ancestors), sig, min_score)
+    capped = top_k_per_protein(tm, submission.max_terms, n_ancestors)
+    return round_scores(capped, submission.sig, submission.min_score)

@@ -21,10 +21,12 @@ SELECTION_METRIC = "val_f_w_mean"
 MAX_PARAM_CHARS = 6000
 _BAD_NAME = re.compile(r"[^0-9A-Za-z_\-./ ]")
 _LAUNCHER_EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_ID")
+PARENT_RUN_ENV = "CAFA_PARENT_RUN_ID"  # set by `main` for the steps it runs
 
 
-def configure(params: Mapping) -> str:
+def configure(params: Any) -> str:
     """Point MLflow at the tracking store ($MLFLOW_TRACKING_URI wins over params.yaml) and experiment."""
+    params = _plain(params)
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
     mlflow.set_tracking_uri(uri)
     # under `mlflow run` the launcher chose the experiment (read at import: set_experiment sets it too)
@@ -40,8 +42,9 @@ def model_label(esm_model: str) -> str:
     return embed_label(esm_model)
 
 
-def standard_params(params: Mapping) -> dict[str, Any]:
+def standard_params(params: Any) -> dict[str, Any]:
     """The vocabulary every run logs, so runs of different entry points line up in the UI."""
+    params = _plain(params)
     embed, train, prep = params.get("embed", {}), params.get("train", {}), params["prepare"]
     return {
         "esm_model": model_label(embed.get("esm_model", "")) if embed.get("esm_model") else "",
@@ -58,7 +61,7 @@ def standard_params(params: Mapping) -> dict[str, Any]:
 
 @contextmanager
 def start_run(
-    params: Mapping,
+    params: Any,
     entry_point: str,
     run_name: str | None = None,
     nested: bool | None = None,
@@ -68,11 +71,14 @@ def start_run(
     """Open (or join, under `mlflow run`) a run tagged with its entry point; log the shared params.
     Inside another run (the `main` chain) it is a nested child run unless `nested` says otherwise."""
     configure(params)
-    nested = mlflow.active_run() is not None if nested is None else nested
+    # a step that `main` started as a child process nests under main's run
+    parent = os.environ.get(PARENT_RUN_ENV) if mlflow.active_run() is None else None
+    nested = (mlflow.active_run() is not None or parent is not None) if nested is None else nested
     with mlflow.start_run(
         run_name=run_name or entry_point,
         nested=nested,
-        log_system_metrics=bool(params["tracking"].get("system_metrics")),
+        parent_run_id=parent,
+        log_system_metrics=bool(_plain(params)["tracking"].get("system_metrics")),
         tags={"entry_point": entry_point, **(tags or {})},
     ) as run:
         log_params({**standard_params(params), **(extra_params or {})})
@@ -97,6 +103,10 @@ def log_metrics(values: Mapping[str, Any], step: int | None = None, prefix: str 
         flat[_name(prefix + key.replace(".", "_"))] = float(value)
     if flat:
         mlflow.log_metrics(flat, step=step)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
 
 def log_figure(fig, artifact_file: str) -> None:
@@ -149,6 +159,11 @@ def register_and_promote(
     return str(version), promote
 
 
+def _plain(params: Any) -> Mapping:
+    """params.yaml as nested mappings (a schema.Params or a dict)."""
+    return params.to_dict() if hasattr(params, "to_dict") else params
+
+
 def _name(key: str) -> str:
     return _BAD_NAME.sub("_", key)
 
@@ -156,3 +171,15 @@ def _name(key: str) -> str:
 def _param_value(value: Any) -> str:
     text = str(value)
     return text if len(text) <= MAX_PARAM_CHARS else text[: MAX_PARAM_CHARS - 3] + "..."
+
+
+def latest_child_metrics(parent_run_id: str, keys: tuple[str, ...]) -> dict[str, float]:
+    """`keys` among the metrics of the newest run nested under `parent_run_id` (empty when none)."""
+    runs = MlflowClient().search_runs(
+        [mlflow.get_run(parent_run_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    metrics = runs[0].data.metrics if runs else {}
+    return {k: metrics[k] for k in keys if k in metrics}

@@ -1,7 +1,7 @@
 """`evaluate`: CAFA metrics (F-max, IA-weighted F-max, S-min per aspect; same numbers as cafaeval 1.3.0,
 prop='max', norm='cafa').
 
-  cafa evaluate --obo OBO --truth TERMS_TSV --pred SUBMISSION_TSV [--ia IA_TSV] [--th-step 0.01] [--out-json PATH]
+  cafa evaluate --obo OBO --truth TERMS_TSV --pred SUBMISSION_TSV [--ia IA_TSV] [--threshold-step 0.01] [--out-json PATH]
       one submission file against a truth file (Kaggle's terms format): prints the table, writes the JSON
       {"BPO": {"f", "f_w", "tau", "tau_w", "s", ...}, ..., "mean_f_w": ..}; no MLflow run.
   cafa evaluate
@@ -16,23 +16,24 @@ import logging
 import sys
 from pathlib import Path
 
+from cafa_mlflow.console import run_entry
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.evaluation.report import format_table, markdown_summary, write_json
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics, read_truth
+from cafa_mlflow.flags import parse_params
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
 from cafa_mlflow.labels import load_term_matrix
-from pipelines.common import parse_params, run_main
 
-SECTIONS = ("evaluate",)
 ORDER_LAST = ("ensemble",)  # members first, then the ensemble
 log = logging.getLogger(__name__)
 
 
-def resolve_inputs(params: dict) -> dict:
+def resolve_inputs(params) -> dict:
     """Fill the null keys of the evaluate block from the data/prepare blocks."""
-    ev, prepared = dict(params["evaluate"]), Path(params["prepare"]["out"])
-    ev["obo"] = ev.get("obo") or params["data"]["obo"]
+    ev, prepared = params.evaluate.to_dict(), Path(params.prepare.out)
+    ev["obo"] = ev.get("obo") or params.data.obo
+    ev["predictions"] = params.outputs.predictions
     if not ev.get("truth"):
         ev["truth"] = prepared / "test_terms.tsv"
         if not ev["truth"].exists():
@@ -40,7 +41,7 @@ def resolve_inputs(params: dict) -> dict:
                 f"{ev['truth']}: no test truth; run `cafa prepare` with data.test_terms set, or pass --truth TERMS_TSV."
             )
     if not ev.get("ia"):
-        ev["ia"] = prepared / "ia.tsv" if (prepared / "ia.tsv").exists() else params["data"].get("ia")
+        ev["ia"] = prepared / "ia.tsv" if (prepared / "ia.tsv").exists() else params.data.ia
     return ev
 
 
@@ -56,7 +57,7 @@ def evaluate_file(ev: dict) -> dict:
     from cafa_mlflow.io.submission import read_submission
 
     ontology = load_obo(ev["obo"])
-    scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["th_step"]))
+    scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["threshold_step"]))
     result = scorer(read_submission(ev["pred"]))
     print(format_table(result))
     write_json(ev["out_json"], result)
@@ -75,13 +76,13 @@ def prediction_files(folder: str | Path) -> dict[str, Path]:
     return dict(sorted(found.items(), key=lambda kv: (kv[0] in ORDER_LAST, kv[0])))
 
 
-def evaluate_predictions_folder(params: dict, ev: dict) -> dict:
+def evaluate_predictions_folder(params, ev: dict) -> dict:
     """Mode (b): every saved test prediction, logged to an MLflow run."""
     from cafa_mlflow import tracking
 
     files = prediction_files(ev["predictions"])
     ontology = load_obo(ev["obo"])
-    scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["th_step"]))
+    scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["threshold_step"]))
     out_json = Path(ev["out_json"])
     table_path = out_json.with_name(f"{out_json.stem}_table.md")
     with tracking.start_run(params, "evaluate", extra_params={f"evaluate_{k}": v for k, v in ev.items()}):
@@ -101,7 +102,7 @@ def evaluate_predictions_folder(params: dict, ev: dict) -> dict:
 
 
 def main(argv=None) -> dict:
-    params, _ = parse_params(argv, "cafa evaluate", __doc__, SECTIONS)
+    params, _ = parse_params(argv, "cafa evaluate", __doc__, own="evaluate")
     ev = resolve_inputs(params)
     if ev.get("pred"):
         return evaluate_file(ev)
@@ -109,4 +110,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_entry(main))

@@ -54,3 +54,24 @@ def same_tree(a: Path, b: Path) -> list[str]:
     return [
         n for n in names if not ((a / n).is_file() and (b / n).is_file() and filecmp.cmp(a / n, b / n, shallow=False))
     ]
+
+
+SETTING_DEFAULTS = dict(
+    layer=-1, strategy="balanced", window=1022, stride=256, pooling="mean", precision="fp32", max_residues=1022
+)
+
+
+def split_args(esm_model, **kw):
+    """(EmbedSettings, runtime kwargs) of embed_fasta from one flat keyword set (test shorthand)."""
+    from cafa_mlflow.embed.settings import EmbedSettings
+
+    settings = {k: kw.pop(k, v) for k, v in SETTING_DEFAULTS.items()}
+    return EmbedSettings(esm_model=str(esm_model), **settings), kw
+
+
+def embed(fasta, esm_model, out, **kw):
+    """embed_fasta with settings and runtime options given as one keyword set."""
+    from cafa_mlflow.embed import embed_fasta
+
+    settings, runtime = split_args(esm_model, **kw)
+    return embed_fasta(fasta, settings, out, **runtime)

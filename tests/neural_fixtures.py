@@ -19,7 +19,6 @@ ASPECTS = np.array(["BPO", "CCO", "MFO"] * 4)  # interleaved so vocabulary order
 def params(**overrides) -> TrainParams:
     """params.yaml's train block with small, fast settings (monitor val_loss) and any overrides."""
     block = yaml.safe_load(PARAMS_YAML.read_text())["train"]
-    block.pop("out")  # the pipeline's output folder, not a predictor parameter
     block.update(
         model="simple",
         hidden_dim=32,
@@ -28,7 +27,7 @@ def params(**overrides) -> TrainParams:
         max_epochs=3,
         monitor="val_loss",
         monitor_mode="min",
-        predict_batch_size=64,
+        inference_batch_size=64,
         scheduler="none",
         min_score=0.0,
         lr=1e-2,

@@ -7,7 +7,7 @@ import yaml
 
 from cafa_mlflow.config import flatten, load_params, parse_value
 from cafa_mlflow.errors import ConfigError
-from pipelines.common import parse_params
+from cafa_mlflow.flags import parse_params
 
 
 @pytest.fixture
@@ -72,14 +72,12 @@ def test_parse_value_and_flatten():
 
 
 @pytest.mark.parametrize("flag", ["--esm-model", "--esm_model"])
-def test_pipeline_flags_dash_and_underscore(params_file, flag):
-    params, _ = parse_params(
-        ["--params", str(params_file), flag, "esm2_t12_35M_UR50D", "--layer", "5"], "cafa embed", "", ["embed"]
-    )
-    assert params["embed"] == {"esm_model": "esm2_t12_35M_UR50D", "layer": 5}
+def test_pipeline_flags_dash_and_underscore(flag):
+    params, _ = parse_params([flag, "esm2_t12_35M_UR50D", "--layer", "5"], "cafa embed", "", own="embed")
+    assert (params.embed.esm_model, params.embed.layer) == ("esm2_t12_35M_UR50D", 5)
 
 
 def test_pipeline_flags_repo_params():
-    params, _ = parse_params(["--min-count", "3", "--val_fraction", "0.2"], "cafa prepare", "", ["data", "prepare"])
-    assert params["prepare"]["min_count"] == 3 and params["prepare"]["val_fraction"] == 0.2
-    assert params["data"]["obo"].endswith("go-basic.obo.xz")
+    params, _ = parse_params(["--min-count", "3", "--val_fraction", "0.2"], "cafa prepare", "", own="prepare")
+    assert params.prepare.min_count == 3 and params.prepare.val_fraction == 0.2
+    assert params.data.obo.endswith("go-basic.obo.xz")

@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from esm_fixtures import SEQS, direct_vector, one_torch_thread, write_fasta  # noqa: F401 (fixture)
+from esm_fixtures import SEQS, direct_vector, embed, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
-from cafa_mlflow.cli import main as cafa
-from cafa_mlflow.embed import embed_fasta, load_embeddings, load_esm, make_tiny_esm, model_label
+from cafa_mlflow.embed import load_embeddings, load_esm, make_tiny_esm, model_label
 from cafa_mlflow.embed.cli import add_tiny_arguments, run_make_tiny
 from cafa_mlflow.embed.forward import token_batches
 from cafa_mlflow.embed.units import chunk_bounds, window_starts
 from cafa_mlflow.errors import ConfigError, InputError
+from pipelines.cli import main as cafa
 
 TOL = dict(rtol=2e-3, atol=2e-3)  # float16 storage
 
@@ -47,7 +47,7 @@ def run(fasta, ckpt, out, **kw):
         max_residues=20,
     )
     args.update(kw)
-    return embed_fasta(fasta, ckpt, out, **args)
+    return embed(fasta, ckpt, out, **args)
 
 
 def test_tiny_checkpoint_is_seeded_and_labelled(tmp_path, tiny):
@@ -205,9 +205,9 @@ def test_cli_helpers(tmp_path, fasta, capsys):
                 "cpu",
                 "--out",
                 str(out),
-                "--uri",
+                "--tracking-uri",
                 f"sqlite:///{tmp_path / 'x.db'}",
-                "--system-metrics",
+                "--tracking-system-metrics",
                 "false",
             ]
         )

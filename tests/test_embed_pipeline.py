@@ -8,10 +8,10 @@ import mlflow
 import numpy as np
 from esm_fixtures import SEQS, direct_vector, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
-from cafa_mlflow.cli import main as cafa
-from cafa_mlflow.config import load_params
+from cafa_mlflow.config import load_config
 from cafa_mlflow.embed import load_embeddings, load_esm
-from pipelines.embed import cache_for
+from cafa_mlflow.embed.resolve import cache_for
+from pipelines.cli import main as cafa
 
 
 def test_cafa_embed_logs_params_and_metrics(tmp_path, monkeypatch, capsys):
@@ -43,9 +43,9 @@ def test_cafa_embed_logs_params_and_metrics(tmp_path, monkeypatch, capsys):
         "cpu",
         "--out",
         str(tmp_path / "emb"),
-        "--uri",
+        "--tracking-uri",
         uri,
-        "--system-metrics",
+        "--tracking-system-metrics",
         "false",
     ]
     assert cafa(argv) == 0
@@ -95,7 +95,7 @@ def test_cafa_embed_logs_params_and_metrics(tmp_path, monkeypatch, capsys):
         "max_residues": 20,
         "out": str(tmp_path / "emb"),
     }
-    params_yaml = load_params(overrides={f"embed.{k}": v for k, v in settings.items()})
+    params_yaml = load_config(overrides={f"embed.{k}": v for k, v in settings.items()})
     cache_dir = cache_for(params_yaml, "small")  # the embed run's cache: same settings, nothing recomputed
     assert json.loads((tmp_path / "emb" / "index.json").read_text()) == {"small": str(cache_dir)}
     emb = load_embeddings(cache_dir)
@@ -115,9 +115,9 @@ def test_cafa_embed_logs_params_and_metrics(tmp_path, monkeypatch, capsys):
                 str(tmp_path / "tiny.pt"),
                 "--out",
                 str(tmp_path / "emb2"),
-                "--uri",
+                "--tracking-uri",
                 uri,
-                "--system-metrics",
+                "--tracking-system-metrics",
                 "false",
             ]
         )
@@ -135,9 +135,9 @@ def test_cache_for_embeds_again_when_the_encoder_changed(tmp_path, monkeypatch):
     a = make_tiny_esm(tmp_path / "a.pt", layers=1, dim=16, heads=2, seed=0)
     b = make_tiny_esm(tmp_path / "b.pt", layers=1, dim=16, heads=2, seed=1)
     base = {"embed.out": str(tmp_path / "emb"), "prepare.out": str(fasta.parent), "embed.device": "cpu"}
-    first = cache_for(load_params(overrides={**base, "embed.esm_model": str(a)}), "train")
-    again = cache_for(load_params(overrides={**base, "embed.esm_model": str(a)}), "train")
-    other = cache_for(load_params(overrides={**base, "embed.esm_model": str(b)}), "train")
+    first = cache_for(load_config(overrides={**base, "embed.esm_model": str(a)}), "train")
+    again = cache_for(load_config(overrides={**base, "embed.esm_model": str(a)}), "train")
+    other = cache_for(load_config(overrides={**base, "embed.esm_model": str(b)}), "train")
     assert first == again and other != first
     assert load_embeddings(other).manifest["key"]["model"] != load_embeddings(first).manifest["key"]["model"]
     assert not np.allclose(load_embeddings(first).vectors[0], load_embeddings(other).vectors[0])

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from esm_fixtures import one_thread_env, one_torch_thread, same_tree, write_fasta  # noqa: F401 (fixture)
+from esm_fixtures import embed, one_thread_env, one_torch_thread, same_tree, split_args, write_fasta  # noqa: F401 (fixture)
 
-from cafa_mlflow.embed import cache, embed_fasta, load_embeddings, make_tiny_esm
+from cafa_mlflow.embed import cache, load_embeddings, make_tiny_esm
 
 ARGS = dict(
     strategy="chunks",
@@ -36,12 +36,16 @@ def slow_write(path, vectors):
     write(path, vectors)
     time.sleep(float(sys.argv[4]))
 cache.write_shard = slow_write
-embed_fasta(sys.argv[1], sys.argv[2], sys.argv[3], **{repr(ARGS)})
+from cafa_mlflow.embed.settings import EmbedSettings
+S, R = {repr(split_args("x", **ARGS)[0].to_dict())}, {repr(split_args("x", **ARGS)[1])}
+embed_fasta(sys.argv[1], EmbedSettings(**{{**S, "esm_model": sys.argv[2]}}), sys.argv[3], **R)
 """
 RANK = f"""
 import os, pathlib, sys
 from cafa_mlflow.embed import embed_fasta
-stats = embed_fasta(sys.argv[1], sys.argv[2], sys.argv[3], **{repr(ARGS)}).stats
+from cafa_mlflow.embed.settings import EmbedSettings
+S, R = {repr(split_args("x", **ARGS)[0].to_dict())}, {repr(split_args("x", **ARGS)[1])}
+stats = embed_fasta(sys.argv[1], EmbedSettings(**{{**S, "esm_model": sys.argv[2]}}), sys.argv[3], **R).stats
 # one report file per rank: stdout lines of concurrent ranks interleave
 report = pathlib.Path(sys.argv[4]) / ("rank%s.txt" % os.environ["RANK"])
 report.write_text("rank %s of %d computed %d" % (os.environ["RANK"], stats["world_size"], stats["n_computed"]))
@@ -63,7 +67,7 @@ def child_env() -> dict:
 
 def test_kill_9_then_resume_is_bit_identical(tmp_path, inputs, monkeypatch):
     fasta, ckpt = inputs
-    reference = embed_fasta(fasta, ckpt, tmp_path / "ref", **ARGS).cache_dir
+    reference = embed(fasta, ckpt, tmp_path / "ref", **ARGS).cache_dir
     out = tmp_path / "crash"
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(fasta), ckpt, str(out), "0.5"], env=child_env())
     first = out / reference.name / "shard_00000.npy"
@@ -82,7 +86,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path, inputs, monkeypatch):
     written = []
     write = cache.write_shard
     monkeypatch.setattr(cache, "write_shard", lambda path, vectors: (written.append(path.name), write(path, vectors)))
-    resumed = embed_fasta(fasta, ckpt, out, **ARGS)
+    resumed = embed(fasta, ckpt, out, **ARGS)
     assert resumed.cache_dir == crashed and resumed.stats["n_computed"] == 12 - 2 * len(done_before)
     assert sorted(written) == sorted(f"shard_{k:05d}.npy" for k in range(6) if f"shard_{k:05d}.npy" not in done_before)
     assert same_tree(reference, crashed) == []
@@ -90,7 +94,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path, inputs, monkeypatch):
 
 def test_torchrun_two_gloo_ranks_match_single_process(tmp_path, inputs):
     fasta, ckpt = inputs
-    reference = embed_fasta(fasta, ckpt, tmp_path / "ref", **ARGS).cache_dir
+    reference = embed(fasta, ckpt, tmp_path / "ref", **ARGS).cache_dir
     script = tmp_path / "rank.py"
     script.write_text(RANK)
     cmd = [

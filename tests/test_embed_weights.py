@@ -9,10 +9,9 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
-from esm_fixtures import SEQS, one_torch_thread, write_fasta  # noqa: F401 (fixture)
+from esm_fixtures import SEQS, embed, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
 from cafa_mlflow.embed import (
-    embed_fasta,
     fetch_weights,
     load_embeddings,
     load_esm,
@@ -107,8 +106,8 @@ def test_local_checkpoint_embeds_like_its_hub_copy(tmp_path, offline_hub):
     shutil.copy(tiny.with_name("tiny-contact-regression.pt"), reg_file)
     fasta = write_fasta(tmp_path / "in.fasta", SEQS)
     kw = dict(toks_per_batch=64, device="cpu", progress=False, max_residues=20)
-    local = embed_fasta(fasta, str(tiny), tmp_path / "out", **kw)
-    hub = embed_fasta(fasta, NAME, tmp_path / "out", **kw)
+    local = embed(fasta, str(tiny), tmp_path / "out", **kw)
+    hub = embed(fasta, NAME, tmp_path / "out", **kw)
     assert local.cache_dir != hub.cache_dir and local.stats["layer"] == hub.stats["layer"] == 6
     assert load_embeddings(local.cache_dir).manifest["model_label"] == "tiny:tiny.pt"
     assert np.array_equal(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,9 +12,13 @@ from predictor_fixtures import TERMS, labels, tiny_ontology
 from cafa_mlflow.ensemble import combine, finalize, fit_weights, make_consistent, round_scores, top_k_per_protein
 from cafa_mlflow.evaluation.scorer import Scorer
 from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.schema import SubmissionParams
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 IA = {t: 1.0 for t in TERMS}  # explicit float weights (IA 1 = unweighted F)
+
+
+SUBMISSION = SubmissionParams(max_terms=1500, sig=3, min_score=0.001)
 
 
 def tm(proteins, rows):
@@ -76,7 +82,7 @@ def test_go_consistency_parent_at_least_best_child(onto):
     np.testing.assert_allclose(out[0], [0.7, 0.7, 0.7, 0.3, 0.3, 0.9, 0.9, 0.9], rtol=1e-6)
     np.testing.assert_allclose(out[1], [0, 0, 0, 0, 0, 0.05, 0.05, 0.05], rtol=1e-6)
     anc = onto.ancestors.toarray()
-    for row in finalize(scores, onto).reindex(terms=onto.terms).matrix.toarray():
+    for row in finalize(scores, onto, SUBMISSION).reindex(terms=onto.terms).matrix.toarray():
         for child, parents in enumerate(anc):
             assert (row[parents] >= row[child]).all()
 
@@ -93,7 +99,7 @@ def test_top_k_keeps_the_best_of_many_terms():
 
 def test_finalize_cap_keeps_ancestors_on_ties(onto):
     scores = tm(["p"], [[0, 0, 0.8, 0, 0.5, 0, 0, 0.3]])  # consistent: BP, BP1, BP2 = 0.8; MF* = 0.3
-    out = finalize(scores, onto, max_terms=4).reindex(terms=TERMS).matrix.toarray()[0]
+    out = finalize(scores, onto, replace(SUBMISSION, max_terms=4)).reindex(terms=TERMS).matrix.toarray()[0]
     np.testing.assert_allclose(out, [0.8, 0.8, 0.8, 0.5, 0, 0, 0, 0], rtol=1e-6)  # ties at 0.5: root CCO first
 
 

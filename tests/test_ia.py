@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cafa_mlflow.cli import main as cafa
 from cafa_mlflow.go.ia import compute_ia, term_counts
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
 from cafa_mlflow.labels import label_matrix
+from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, TERMS_TSV, snapshot, write
 
 # propagated counts: 1:4, 2:3, 3:3, 4:2 (P1, P4 = proteins with both parents 2 and 3), 5:1, 10:2, 11:1

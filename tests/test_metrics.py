@@ -235,7 +235,7 @@ def test_f1_at_thresholds_by_hand():
 
 
 def test_cli_file_mode_writes_json(tiny, tmp_path, capsys):
-    from cafa_mlflow.cli import main
+    from pipelines.cli import main
 
     out = tmp_path / "m" / "test.json"
     code = main(
@@ -249,7 +249,7 @@ def test_cli_file_mode_writes_json(tiny, tmp_path, capsys):
             str(tiny / "pred" / "pred.tsv"),
             "--ia",
             str(tiny / "ia.tsv"),
-            "--th-step",
+            "--threshold-step",
             "0.1",
             "--out-json",
             str(out),
@@ -264,7 +264,7 @@ def test_cli_file_mode_writes_json(tiny, tmp_path, capsys):
 
 
 def test_cli_bad_submission_is_a_clear_error(tiny, tmp_path, capsys):
-    from cafa_mlflow.cli import main
+    from pipelines.cli import main
 
     bad = tmp_path / "bad.tsv"
     bad.write_text("p1\tGO:0000004\tabc\n")
@@ -312,9 +312,9 @@ def test_folder_mode_logs_every_predictor(tiny, tmp_path, monkeypatch):
             str(tiny / "truth.tsv"),
             "--ia",
             str(tiny / "ia.tsv"),
-            "--th-step",
+            "--threshold-step",
             "0.1",
-            "--predictions",
+            "--outputs-predictions",
             str(tmp_path / "preds"),
             "--out-json",
             str(out),

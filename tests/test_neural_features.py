@@ -59,13 +59,13 @@ def test_numbers_given_as_text_are_coerced():
 def test_predictor_starts_from_term_priors_and_chunk_model_serves_pooled_vectors():
     x, y = tiny_data()
     pred = NeuralPredictor(params(model="chunk_attention", max_epochs=1, lr=0.0, weight_decay=0.0, min_score=0.0))
-    pred.fit(tiny_chunks(x), y, ASPECTS, val=(tiny_chunks(x), y))
+    pred.fit_arrays(tiny_chunks(x), y, ASPECTS, val=(tiny_chunks(x), y))
     # lr 0: the output biases are still the logits of the training term frequencies
     freq = np.asarray(y.mean(axis=0)).ravel()
     for aspect, head in pred.model.classifier.heads.items():
         cols = np.flatnonzero(ASPECTS == aspect)
         np.testing.assert_allclose(head.bias.detach().numpy(), np.log(freq[cols] / (1 - freq[cols])), rtol=1e-5)
-    scores = pred.predict(x.astype(np.float32))  # one pooled vector per protein = a single chunk
-    single = pred.predict((x.astype(np.float32), np.arange(len(x) + 1)))
+    scores = pred.predict_arrays(x.astype(np.float32))  # one pooled vector per protein = a single chunk
+    single = pred.predict_arrays((x.astype(np.float32), np.arange(len(x) + 1)))
     assert scores.shape == y.shape and (scores != single).nnz == 0
     assert isinstance(pred._inputs(x), ChunkInputs)

@@ -23,11 +23,11 @@ def _data(model):
 def test_save_load_round_trip(tmp_path, model):
     x, y, xv, yv = _data(model)
     pred = NeuralPredictor(params(model=model, min_score=0.01))
-    pred.fit(x, y, ASPECTS, val=(xv, yv), terms=TERMS)
-    before = pred.predict(xv)
+    pred.fit_arrays(x, y, ASPECTS, val=(xv, yv), terms=TERMS)
+    before = pred.predict_arrays(xv)
     pred.save(tmp_path / "m")
     loaded = NeuralPredictor.load(tmp_path / "m")
-    after = loaded.predict(xv)
+    after = loaded.predict_arrays(xv)
     assert isinstance(after, sp.csr_matrix) and after.shape == (32, 12)
     assert (before != after).nnz == 0
     assert loaded.terms == TERMS and loaded.params == pred.params
@@ -40,30 +40,30 @@ def test_finetune_save_load_round_trip(tmp_path):
     pred = NeuralPredictor(
         params(model="finetune", finetune_unfreeze_layers=1, batch_size=8, finetune_max_residues=16, max_epochs=1)
     )
-    pred.fit(seqs[:16], y[:16], ASPECTS, val=(seqs[16:], y[16:]), esm_model=esm_model, alphabet=alphabet)
+    pred.fit_arrays(seqs[:16], y[:16], ASPECTS, val=(seqs[16:], y[16:]), esm_model=esm_model, alphabet=alphabet)
     pred.save(tmp_path)
     loaded = NeuralPredictor.load(tmp_path)
-    np.testing.assert_array_equal(loaded.predict(seqs).toarray(), pred.predict(seqs).toarray())
+    np.testing.assert_array_equal(loaded.predict_arrays(seqs).toarray(), pred.predict_arrays(seqs).toarray())
 
 
 def test_thresholds_chosen_on_validation_predictions():
     x, y, xv, yv = _data("simple")
     p = params(min_score=0.01)
     pred = NeuralPredictor(p)
-    pred.fit(x, y, ASPECTS, val=(xv, yv))
+    pred.fit_arrays(x, y, ASPECTS, val=(xv, yv))
     expected = choose_thresholds(
-        pred.predict(xv), yv, ASPECTS, p.threshold_step, p.threshold_per_term, p.threshold_min_support
+        pred.predict_arrays(xv), yv, ASPECTS, p.threshold_step, p.threshold_per_term, p.threshold_min_support
     )
     np.testing.assert_array_equal(pred.thresholds.term, expected.term)
     assert pred.thresholds.support.tolist() == np.diff(yv.tocsc().indptr).tolist()  # val counts, not train
-    thresholded = pred.predict(xv, apply_thresholds=True)
+    thresholded = pred.predict_arrays(xv, apply_thresholds=True)
     assert (thresholded.data >= pred.thresholds.term[thresholded.indices]).all()
 
 
 def test_predict_scores_sparse_min_score_and_top_k():
     x, y = tiny_data()
     pred = NeuralPredictor(params())
-    pred.fit(x, y, ASPECTS, val=(x, y))
+    pred.fit_arrays(x, y, ASPECTS, val=(x, y))
     with torch.no_grad():
         dense = torch.sigmoid(pred.model(torch.from_numpy(x.astype(np.float32)))).numpy()
     s = predict_scores(pred.model, DenseInputs(x), batch_size=10, min_score=0.5)
@@ -79,13 +79,13 @@ def test_fit_without_val_uses_grouped_split():
     groups = np.repeat(np.arange(16), 4)
     p = params(val_group_by="groups", val_fraction=0.25)
     pred = NeuralPredictor(p)
-    result = pred.fit(x, y, ASPECTS, groups=groups)
+    result = pred.fit_arrays(x, y, ASPECTS, groups=groups)
     _, val_idx = train_val_split(64, 0.25, p.val_seed, groups)
     assert result.best_epoch >= 1 and len(val_idx) == 16
     # thresholds saw only the held-out proteins
     np.testing.assert_array_equal(pred.thresholds.support, np.diff(y[val_idx].tocsc().indptr))
     with pytest.raises(ConfigError, match="groups"):
-        NeuralPredictor(params(val_group_by="sequence")).fit(x, y, ASPECTS)
+        NeuralPredictor(params(val_group_by="sequence")).fit_arrays(x, y, ASPECTS)
 
 
 def test_load_missing_directory(tmp_path):

@@ -8,14 +8,16 @@ import shutil
 import mlflow
 import numpy as np
 import pytest
+from esm_fixtures import embed, split_args
 from mlflow.tracking import MlflowClient
 from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
 
 from cafa_mlflow import serving, tracking
-from cafa_mlflow.embed import embed_fasta, load_embeddings, make_tiny_esm
+from cafa_mlflow.embed import load_embeddings, make_tiny_esm
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.submission import read_submission, validate_submission
 from cafa_mlflow.predictors.base import TrainSet
+from cafa_mlflow.predictors.ensemble import EnsemblePredictor
 from cafa_mlflow.predictors.homology import HomologyPredictor
 from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
@@ -33,19 +35,23 @@ def champion(tmp_path, monkeypatch):
     ckpt = str(make_tiny_esm(tmp_path / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=0))
     ids = ["HBA", "LYZ", "UBQ"]
     pool = write_fasta(tmp_path / "train.fasta", ids)
-    emb = load_embeddings(embed_fasta(pool, ckpt, tmp_path / "emb", progress=False, device="cpu", **SETTINGS).cache_dir)
+    emb = load_embeddings(embed(pool, ckpt, tmp_path / "emb", progress=False, device="cpu", **SETTINGS).cache_dir)
     y = labels(ids, [[BP, BP1, BP2], [MF, MF4], [CC, CC3]])
     train = TrainSet(ids=ids, embeddings=emb.vectors[np.array([emb.index()[i] for i in ids])], fasta=pool, labels=y)
     members = {"naive": NaivePredictor(load_obo(write_obo(tmp_path))).fit(train), "knn": KnnPredictor(k=2).fit(train)}
     if shutil.which("diamond"):
         members["homology"] = HomologyPredictor(tmp_path / "db", threads=1).fit(train)
-    folders = {name: (name, p.save(tmp_path / "members" / name)) for name, p in members.items()}
-    weights = {a: {name: 1.0 / len(members) for name in members} for a in ("BPO", "CCO", "MFO")}
+    members["knn"].embed = split_args(ckpt, **SETTINGS)[0]
+    onto = load_obo(write_obo(tmp_path))
+    ensemble = EnsemblePredictor(members, onto)
+    ensemble.weights = {a: {name: 1.0 / len(members) for name in members} for a in ("BPO", "CCO", "MFO")}
+    ensemble.term_aspect = {t: onto.aspect[onto.index[t]] for t in TERMS}
+    folder = ensemble.save(tmp_path / "ensemble")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("predict-test")
     with mlflow.start_run():
-        info = serving.log_go_model(folders, weights, {"esm_model": ckpt, **SETTINGS}, write_obo(tmp_path))
+        info = serving.log_go_model(folder, write_obo(tmp_path), {"max_terms": 1500, "sig": 3, "min_score": 0.001})
     version, promoted = tracking.register_and_promote(info.model_uri, NAME, 0.5, "split0")
     assert promoted
     yield uri, set(members)
@@ -63,15 +69,15 @@ def test_predict_champion_to_valid_submission(tmp_path, champion):
             str(query),
             "--out",
             str(out),
-            "--uri",
+            "--tracking-uri",
             uri,
-            "--registered-model",
+            "--tracking-registered-model",
             NAME,
             "--embed-out",
             str(tmp_path / "emb"),
-            "--system-metrics",
+            "--tracking-system-metrics",
             "false",
-            "--experiment",
+            "--tracking-experiment",
             "predict-test",
             "--batch-size",
             "2",

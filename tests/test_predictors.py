@@ -10,10 +10,9 @@ import pytest
 from predictor_fixtures import TERMS, labels, tiny_ontology, write_fasta
 
 from cafa_mlflow.errors import MissingToolError
-from cafa_mlflow.predictors.base import ProteinSet, TrainSet
+from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import HomologyPredictor, build_db, diamond_binary, hits_to_scores
 from cafa_mlflow.predictors.knn import KnnPredictor, knn_scores
-from cafa_mlflow.predictors.members import load_member, member_inputs, predict_member
 from cafa_mlflow.predictors.naive import NaivePredictor
 
 HAS_DIAMOND = shutil.which("diamond") is not None
@@ -45,8 +44,8 @@ def test_naive_top_k_and_save_load(tmp_path, four):
     fitted = NaivePredictor(onto, top_k=2).fit(TrainSet.from_labels(four))
     kept = dense(fitted.predict(["q"]))[0]
     assert np.count_nonzero(kept) == 2 and kept[0] == 1.0  # two of the 1.0 terms, earliest columns first
-    loaded = load_member("naive", fitted.save(tmp_path / "naive"))
-    assert member_inputs("naive", tmp_path / "naive") == set()
+    loaded = Predictor.load(fitted.save(tmp_path / "naive"))
+    assert loaded.inputs() == set() and loaded.kind == "naive"
     np.testing.assert_array_equal(dense(loaded.predict(["x", "y"])), dense(fitted.predict(["x", "y"])))
 
 
@@ -71,8 +70,8 @@ def test_knn_excludes_self_and_round_trips(tmp_path, four):
     got = dense(knn.predict(ProteinSet(["A"], embeddings=TRAIN_EMB[:1])))[0]
     np.testing.assert_allclose(got, dense(four.reindex(proteins=["B"]))[0])  # nearest other protein is B
     folder = knn.save(tmp_path / "knn")
-    assert member_inputs("knn", folder) == {"embedding"}
-    again = predict_member("knn", load_member("knn", folder), ["A"], embeddings=TRAIN_EMB[:1])
+    assert Predictor.load(folder).inputs() == {"embedding"}
+    again = Predictor.load(folder).predict(ProteinSet(["A"], embeddings=TRAIN_EMB[:1]))
     np.testing.assert_array_equal(dense(again), got[None, :])
 
 
@@ -133,9 +132,9 @@ def test_homology_with_diamond(tmp_path):
     stamp = predictor.db.stat().st_mtime_ns
     assert build_db(fasta, cache, ["HBA", "HBB", "LYZ"], 1) == predictor.db and predictor.db.stat().st_mtime_ns == stamp
     predictor.exclude_self = True
-    loaded = load_member("homology", predictor.save(tmp_path / "model"), threads=1)
+    loaded = Predictor.load(predictor.save(tmp_path / "model"), threads=1)
     seqs = [line for line in fasta.read_text().splitlines() if not line.startswith(">")]
-    again = predict_member("homology", loaded, ["HBA"], sequences=[seqs[0]])
+    again = loaded.predict(ProteinSet(["HBA"], sequences=[seqs[0]]))
     np.testing.assert_allclose(dense(again)[0], m[0])
 
 

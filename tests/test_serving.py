@@ -9,10 +9,13 @@ import pytest
 from predictor_fixtures import TERMS, labels, tiny_ontology, write_obo
 
 from cafa_mlflow import serving
+from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.predictors.base import TrainSet
+from cafa_mlflow.predictors.ensemble import EnsemblePredictor
 from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
+from cafa_mlflow.schema import SubmissionParams
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 EMBED = {
@@ -23,8 +26,10 @@ EMBED = {
     "stride": 256,
     "pooling": "mean",
     "max_residues": 1022,
+    "precision": "fp32",
     "toks_per_batch": 4096,
 }
+SUBMISSION = {"max_terms": 1500, "sig": 3, "min_score": 0.001}
 WEIGHTS = {"BPO": {"naive": 0.5, "knn": 0.5}, "CCO": {"naive": 0.0, "knn": 1.0}, "MFO": {"naive": 1.0, "knn": 0.0}}
 
 
@@ -34,14 +39,15 @@ def logged(tmp_path_factory):
     onto = tiny_ontology(tmp)
     y = labels(["A", "B", "C"], [[BP, BP1], [BP, BP1, BP2, MF, MF4], [CC, CC3]])
     train = TrainSet.from_labels(y, embeddings=np.array([[1, 0], [0.6, 0.8], [0, 1]], np.float32))
-    NaivePredictor(onto).fit(train).save(tmp / "naive")
-    KnnPredictor(k=2).fit(train).save(tmp / "knn")
+    knn = KnnPredictor(k=2).fit(train)
+    knn.embed = EmbedSettings.from_block(EMBED)
+    ensemble = EnsemblePredictor({"naive": NaivePredictor(onto).fit(train), "knn": knn}, onto)
+    ensemble.weights, ensemble.term_aspect = WEIGHTS, {t: onto.aspect[onto.index[t]] for t in TERMS}
+    folder = ensemble.save(tmp / "ensemble")
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
     mlflow.set_experiment("serving-test")
     with mlflow.start_run():
-        info = serving.log_go_model(
-            {"naive": ("naive", tmp / "naive"), "knn": ("knn", tmp / "knn")}, WEIGHTS, EMBED, write_obo(tmp)
-        )
+        info = serving.log_go_model(folder, write_obo(tmp), SUBMISSION)
     yield info
     mlflow.set_tracking_uri(None)
 
@@ -49,7 +55,9 @@ def logged(tmp_path_factory):
 def test_metadata_names_inputs_and_embedding_settings(logged):
     assert serving.required_inputs(logged.model_uri) == {"embedding"}
     settings = serving.embed_settings(logged.model_uri)
-    assert settings == {k: EMBED[k] for k in serving.EMBED_KEYS}  # toks_per_batch does not change vectors
+    assert (
+        settings == EmbedSettings.from_block(EMBED).to_dict() and "toks_per_batch" not in settings
+    )  # no vector change
     inputs = {c.name for c in logged.signature.inputs.inputs}
     assert inputs == {"protein", "embedding"}
 
@@ -89,14 +97,16 @@ def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logge
     onto = tiny_ontology(tmp_path)
     x, y = tiny_data(n=48, dim=6, n_terms=len(TERMS))
     net = NeuralPredictor(params(max_epochs=1, min_score=0.0))
-    net.fit(x, y, onto.aspect[[onto.index[t] for t in TERMS]], val=(x[:8], y[:8]), terms=TERMS)
-    net.save(tmp_path / "neural")
+    net.fit_arrays(x, y, onto.aspect[[onto.index[t] for t in TERMS]], val=(x[:8], y[:8]), terms=TERMS)
+    net.embed = EmbedSettings.from_block(EMBED)
     with mlflow.start_run():
-        info = serving.log_go_model({"neural": ("neural", tmp_path / "neural")}, None, EMBED, write_obo(tmp_path))
+        info = serving.log_go_model(net.save(tmp_path / "neural"), write_obo(tmp_path), SUBMISSION)
     out = mlflow.pyfunc.load_model(info.model_uri).predict(
         pd.DataFrame({"protein": ["a", "b"], "embedding": list(x[:2].astype(np.float32))})
     )
-    expected = finalize(TermMatrix(["a", "b"], TERMS, sp.csr_matrix(net.predict(x[:2]))), onto)
+    expected = finalize(
+        TermMatrix(["a", "b"], TERMS, sp.csr_matrix(net.predict_arrays(x[:2]))), onto, SubmissionParams(**SUBMISSION)
+    )
     got = TermMatrix.from_frame(out, proteins=["a", "b"], terms=expected.terms)
     np.testing.assert_allclose(got.matrix.toarray(), expected.matrix.toarray(), rtol=1e-6)
     assert serving.required_inputs(info.model_uri) == {"embedding"} and len(out) == expected.matrix.nnz

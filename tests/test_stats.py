@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from cafa_mlflow.cli import main as cafa
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.stats import dataset_stats, flat_metrics, format_stats, plot_stats
+from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, TERMS_TSV, snapshot, write
 
 LENGTHS = {"P1": 10, "P2": 20, "P3": 30, "P4": 40, "P5": 50, "P7": 2000}  # P6 (annotated) has no sequence

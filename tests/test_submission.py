@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cafa_mlflow.cli import main as cafa
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.submission import read_submission, validate_submission, write_submission
 from cafa_mlflow.labels import TermMatrix
+from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, write
 
 

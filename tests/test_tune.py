@@ -17,11 +17,12 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-import pipelines.tune as tune_pipeline
 from cafa_mlflow import tracking, tuning
 from cafa_mlflow.config import load_params
 from cafa_mlflow.errors import ConfigError
-from pipelines.common import parse_params
+from cafa_mlflow.flags import parse_params
+from cafa_mlflow.schema import Params
+from cafa_mlflow.workflows import tune as tune_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {
@@ -33,7 +34,7 @@ SPACE = {
 
 
 class FakeTrain:
-    """Stands in for pipelines.train.train: call k reports script[k] at every epoch (and returns it);
+    """Stands in for workflows.train.train_neural: call k reports script[k] at every epoch (and returns it);
     "raise" raises like an out-of-memory, "config" raises a user (Cafa) error."""
 
     def __init__(self, script, epochs: int = 3, sleep: float = 0.0) -> None:
@@ -73,7 +74,7 @@ def env(tmp_path, monkeypatch, mlflow_template):
     return tmp_path
 
 
-def make_params(root: Path, **tune) -> dict:
+def make_params(root: Path, **tune) -> Params:
     params = load_params(REPO / "params.yaml")
     params["tracking"]["system_metrics"] = False
     params["tune"].update(
@@ -90,7 +91,7 @@ def make_params(root: Path, **tune) -> dict:
             **tune,
         }
     )
-    return params
+    return Params.from_dict(params)
 
 
 def runs(study_name: str = "t"):
@@ -108,14 +109,14 @@ def load(root: Path, name: str = "t") -> optuna.Study:
 
 def test_three_trials_nested_runs_pruned_and_complete(env, monkeypatch):
     fake = FakeTrain([1.0, 0.0, 2.0])  # trial 1 is below the median of trial 0 at epoch 1 -> pruned
-    monkeypatch.setattr("pipelines.train.train", fake)
-    summary = tune_pipeline.run(make_params(env))
+    monkeypatch.setattr("cafa_mlflow.workflows.tune.train_neural", fake)
+    summary = tune_workflow.run_study(make_params(env))
 
     study = load(env)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
     assert study.trials[1].last_step == 1 and study.best_trial.number == 2 and study.best_value == 2.0
     assert [register for _, register in fake.calls] == [False] * 3
-    assert all(p["train"]["out"].startswith(str(env / "tune" / "trials")) for p, _ in fake.calls)
+    assert all(p.outputs.predictions.startswith(str(env / "tune" / "trials")) for p, _ in fake.calls)
     assert not any((env / "tune" / "trials").iterdir())  # scratch folders removed
     assert summary["n_complete"] == 2 and summary["n_pruned"] == 1 and summary["trials_this_worker"] == 3
 
@@ -147,16 +148,16 @@ def test_three_trials_nested_runs_pruned_and_complete(env, monkeypatch):
     best_file = env / "tune" / "best_params.yaml"
     assert yaml.safe_load(best_file.read_text()) == study.best_params
     # the file is what `cafa train --params-file` takes
-    params, _ = parse_params(["--params-file", str(best_file)], "cafa train", "", ("prepare", "embed", "train"))
-    assert params["train"]["lr"] == pytest.approx(study.best_params["train.lr"])
-    assert params["train"]["hidden_dim"] == study.best_params["train.hidden_dim"]
+    params, _ = parse_params(["--params-file", str(best_file)], "cafa train", "", own="train")
+    assert params.train.lr == pytest.approx(study.best_params["train.lr"])
+    assert params.train.hidden_dim == study.best_params["train.hidden_dim"]
 
 
 def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env, monkeypatch):
-    monkeypatch.setattr("pipelines.train.train", FakeTrain([1.0, "raise", 0.5, 0.7]))
+    monkeypatch.setattr("cafa_mlflow.workflows.tune.train_neural", FakeTrain([1.0, "raise", 0.5, 0.7]))
     monkeypatch.setattr(tuning, "plot_study", lambda *args, **kwargs: [])
     params = make_params(env, pruner="none", n_trials=3)
-    tune_pipeline.run(params)
+    tune_workflow.run_study(params)
     study = load(env)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert study.trials[1].user_attrs["fail_reason"] == "RuntimeError: CUDA out of memory (fake)"
@@ -165,8 +166,8 @@ def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env,
     assert children[1].data.tags["fail_reason"] == "RuntimeError: CUDA out of memory (fake)"
 
     # same study name, larger budget: the study is resumed and grows to 4 trials under a new parent run
-    params["tune"]["n_trials"] = 4
-    again = tune_pipeline.run(params)
+    params = params.with_overrides({"tune.n_trials": 4})
+    again = tune_workflow.run_study(params)
     assert optuna.get_all_study_names(f"sqlite:///{env}/optuna.db") == ["t"]
     study = load(env)
     assert len(study.trials) == 4 and study.trials[3].state == TrialState.COMPLETE
@@ -174,14 +175,14 @@ def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env,
     _, parents, children = runs()
     assert len(parents) == 2 and len(children) == 4
     assert children[3].data.tags["mlflow.parentRunId"] == parents[1].info.run_id
-    assert tune_pipeline.run(params)["trials_this_worker"] == 0  # budget reached: nothing more
+    assert tune_workflow.run_study(params)["trials_this_worker"] == 0  # budget reached: nothing more
 
 
 def test_user_error_stops_the_study_with_its_message(env, monkeypatch):
-    monkeypatch.setattr("pipelines.train.train", FakeTrain(["config"]))
+    monkeypatch.setattr("cafa_mlflow.workflows.tune.train_neural", FakeTrain(["config"]))
     monkeypatch.setattr(tuning, "plot_study", lambda *args, **kwargs: [])
     with pytest.raises(ConfigError, match="cafa prepare"):
-        tune_pipeline.run(make_params(env))
+        tune_workflow.run_study(make_params(env))
     (trial,) = load(env).trials
     assert trial.state == TrialState.FAIL and "no prepared data" in trial.user_attrs["fail_reason"]
 
@@ -189,16 +190,18 @@ def test_user_error_stops_the_study_with_its_message(env, monkeypatch):
 WORKER = """
 import json, sys, types
 sys.path.insert(0, {tests!r})
-import pipelines, pipelines.tune
+fake = {{}}
+stub = types.ModuleType("cafa_mlflow.workflows.train")  # the real module's imports cost seconds per worker
+stub.train_neural = lambda *args, **kwargs: fake["train"](*args, **kwargs)
+stub.run_params = lambda params: {{"lr": params.train.lr}}
+sys.modules["cafa_mlflow.workflows.train"] = stub
 from cafa_mlflow import tuning
+from cafa_mlflow.workflows import tune
 from test_tune import FakeTrain, make_params
 from pathlib import Path
-stub = types.ModuleType("pipelines.train")  # the real module's imports cost seconds per worker
-stub.train = FakeTrain([0.3, 0.6, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8], epochs=2, sleep=0.05)
-stub.run_params = lambda params: {{"lr": params["train"]["lr"]}}
-sys.modules["pipelines.train"] = pipelines.train = stub
+fake["train"] = FakeTrain([0.3, 0.6, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8], epochs=2, sleep=0.05)
 tuning.plot_study = lambda *args, **kwargs: []  # plots are checked in-process
-summary = pipelines.tune.run(make_params(Path({root!r}), n_trials={n}, pruner="none"))
+summary = tune.run_study(make_params(Path({root!r}), n_trials={n}, pruner="none"))
 print("RESULT", json.dumps({{"ran": summary["trials_this_worker"]}}))
 """
 
@@ -247,7 +250,7 @@ def test_space_errors_name_the_key():
 def test_real_train_two_trials_then_retrain_best_registers(env):
     from train_fixtures import make_world
 
-    from cafa_mlflow import cli
+    from pipelines import cli
 
     overrides = make_world(env / "world")
     argv = [
@@ -256,7 +259,7 @@ def test_real_train_two_trials_then_retrain_best_registers(env):
         str(overrides),
         "--n-trials",
         "2",
-        "--max-epochs",
+        "--train-max-epochs",
         "2",
         "--pruner",
         "none",

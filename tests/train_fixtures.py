@@ -113,11 +113,11 @@ def make_world(root: Path, n_train: int = 80, n_test: int = 24) -> Path:
         "prepare": prep,
         "embed": {"out": str(emb)},
         "tracking": {"system_metrics": False, "registered_model": "cafa-go-test"},
+        "outputs": {"predictions": str(root / "predictions")},
         "train": {
-            "out": str(root / "predictions" / "neural"),
             "hidden_dim": 32,
             "batch_size": 16,
-            "predict_batch_size": 64,
+            "inference_batch_size": 64,
             "early_stopping_patience": 0,
             "dropout": 0.0,
             "lr": 0.01,

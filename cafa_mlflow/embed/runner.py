@@ -18,7 +18,8 @@ from tqdm import tqdm
 from cafa_mlflow.embed import cache, units
 from cafa_mlflow.embed.device import autocast_dtype, barrier, dist_env, init_distributed, resolve_device
 from cafa_mlflow.embed.forward import check_letters, embed_units, token_table
-from cafa_mlflow.embed.model import default_layer, load_esm, model_identity, model_label, resolve_layer
+from cafa_mlflow.embed.model import load_esm, resolve_layer
+from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.fasta import load_fasta
 
@@ -41,60 +42,25 @@ def _input_hash(ids: list[str], seqs: list[str]) -> str:
     return h.hexdigest()
 
 
-def _key_params(esm_model, layer, strategy, window, stride, pooling, max_residues, precision, input_hash) -> dict:
-    # window/stride only matter for the strategies that use them; balanced ignores them.
-    uses_window = strategy != "balanced"
-    return {
-        "model": model_identity(esm_model),
-        "layer": layer if default_layer(esm_model) is None else resolve_layer(layer, default_layer(esm_model)),
-        "strategy": strategy,
-        "window": window if uses_window else None,
-        "stride": stride if strategy == "sliding_window" else None,
-        "pooling": pooling,
-        "max_residues": max_residues,
-        "precision": precision,
-        "input_sha256": input_hash,
-    }
-
-
-def matches_settings(
-    cache_dir: str | os.PathLike,
-    esm_model: str,
-    layer: int = -1,
-    strategy: str = "balanced",
-    window: int = 1022,
-    stride: int = 256,
-    pooling: str = "mean",
-    max_residues: int = 1022,
-    precision: str = "fp32",
-    **_ignored: Any,
-) -> bool:
+def matches_settings(cache_dir: str | os.PathLike, settings: EmbedSettings) -> bool:
     """Whether a complete cache was made with these settings (any input). Caches without a recorded key
     (written by other tools) are trusted."""
     manifest = cache.read_manifest(cache_dir)
     if manifest is None:
         return False
     key = manifest.get("key")
-    return key is None or key == _key_params(
-        esm_model, layer, strategy, window, stride, pooling, max_residues, precision, key["input_sha256"]
-    )
+    return key is None or key == settings.key(key["input_sha256"])
 
 
 def embed_fasta(
     fasta: str | os.PathLike,
-    esm_model: str,
+    settings: EmbedSettings,
     out_dir: str | os.PathLike,
-    strategy: str = "balanced",
-    layer: int = -1,
-    window: int = 1022,
-    stride: int = 256,
-    pooling: str = "mean",
+    *,
     toks_per_batch: int = 4096,
-    precision: str = "fp32",
     device: str = "auto",
     shard_size: int = 2048,
     progress: bool = True,
-    max_residues: int = 1022,
 ) -> EmbedResult:
     """Embed every protein of `fasta` into out_dir/<cache key>/ (see cache.py for the layout).
 
@@ -102,7 +68,7 @@ def embed_fasta(
     shards (k % world_size == rank) with rank 0 writing the manifest. Returns the cache folder and
     throughput stats for tracking."""
     t0 = time.perf_counter()
-    units.check_strategy(strategy, pooling, window, stride, max_residues)
+    max_residues = settings.max_residues
     if toks_per_batch < max_residues + 2:
         raise ConfigError(
             f"embed.toks_per_batch={toks_per_batch} must be at least max_residues + 2 = {max_residues + 2}"
@@ -111,7 +77,7 @@ def embed_fasta(
         raise ConfigError(f"embed.shard_size={shard_size} must be positive")
     dist = dist_env()
     dev = resolve_device(device, dist.local_rank)
-    dtype = autocast_dtype(precision, dev)
+    dtype = autocast_dtype(settings.precision, dev)
     records = load_fasta(fasta)  # validates; nothing is written before this succeeds
     ids = [r.id for r in records]
     seqs = [r.sequence for r in records]
@@ -119,9 +85,7 @@ def embed_fasta(
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
     check_letters(ids, seqs, token_table(alphabet))
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    key_params = _key_params(
-        esm_model, layer, strategy, window, stride, pooling, max_residues, precision, _input_hash(ids, seqs)
-    )
+    key_params = settings.key(_input_hash(ids, seqs))
     key = cache.cache_key(key_params)
     cache_dir = Path(out_dir) / key[:16]
     stats: dict[str, Any] = {
@@ -131,9 +95,9 @@ def embed_fasta(
         "max_length": int(lengths.max()),
         "input_hash": key_params["input_sha256"],
         "cache_key": key,
-        "model_label": model_label(esm_model),
+        "model_label": settings.label,
         "device": str(dev),
-        "precision": precision,
+        "precision": settings.precision,
         "world_size": dist.world_size,
     }
     manifest = cache.read_manifest(cache_dir)
@@ -148,13 +112,7 @@ def embed_fasta(
                 key_params,
                 ids,
                 seqs,
-                esm_model,
-                layer,
-                strategy,
-                window,
-                stride,
-                pooling,
-                max_residues,
+                settings,
                 toks_per_batch,
                 dev,
                 dtype,
@@ -188,13 +146,7 @@ def _run_shards(
     key_params,
     ids,
     seqs,
-    esm_model,
-    layer,
-    strategy,
-    window,
-    stride,
-    pooling,
-    max_residues,
+    settings,
     toks_per_batch,
     dev,
     dtype,
@@ -204,6 +156,8 @@ def _run_shards(
     computed,
 ) -> dict:
     ranges = cache.shard_ranges(len(ids), shard_size)
+    esm_model, strategy, pooling = settings.esm_model, settings.strategy, settings.pooling
+    window, stride, max_residues = settings.window, settings.stride, settings.max_residues
     unit_lists = [units.split_units(s, strategy, window, stride, max_residues) for s in seqs]
     counts = np.array([len(u) for u in unit_lists], dtype=np.int64)
     rows = counts if strategy == "chunks" else np.ones(len(ids), dtype=np.int64)
@@ -214,7 +168,7 @@ def _run_shards(
     resolved_layer = key_params["layer"] if key_params["layer"] >= 0 else None
     if todo or resolved_layer is None:
         model, _ = load_esm(esm_model)
-        resolved_layer = resolve_layer(layer, model.num_layers)
+        resolved_layer = resolve_layer(settings.layer, model.num_layers)
     if todo:
         model = model.to(dev)
         total = sum(len(u) for k in todo for u_list in unit_lists[slice(*ranges[k])] for u in u_list)
@@ -246,7 +200,7 @@ def _run_shards(
     manifest = {
         "key": key_params,
         "esm_model": str(esm_model),
-        "model_label": model_label(esm_model),
+        "model_label": settings.label,
         "layer": int(resolved_layer),
         "strategy": strategy,
         "window": window,

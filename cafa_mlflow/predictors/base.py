@@ -1,38 +1,55 @@
-"""The one predictor interface: `fit(train)` then `predict(proteins) -> TermMatrix`.
+"""The one predictor protocol: `fit(TrainSet)`, `predict(ProteinSet) -> TermMatrix`, `save(folder)`,
+`load(folder)`, and `inputs()`: what a predictor needs to know about a protein.
 
-A predictor takes what it needs from the two bundles below (labels, embeddings, sequences) and ignores
-the rest, so the ensemble, the evaluator and `predict` never special-case a member.
+Every member (naive, homology, knn, neural, the ensemble itself) speaks it, and the registry
+(`predictors/registry.py`) maps kind names to classes, so nothing else branches on a member's name.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from cafa_mlflow.errors import InputError
+from cafa_mlflow.errors import InputError, MissingWeightsError
+from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.labels import TermMatrix
+
+EMBEDDING, CHUNKS, SEQUENCE = "embedding", "chunks", "sequence"  # what a predictor may need per protein
+META_FILE = "predictor.json"  # kind + embedding settings, beside each saved predictor's own files
 
 
 @dataclass
 class ProteinSet:
-    """Proteins to score: ids plus whatever inputs a predictor may need, row-aligned with `ids`."""
+    """Proteins to score: ids plus the inputs predictors may need, row-aligned with `ids`."""
 
     ids: list[str]
-    embeddings: Any = None  # N x D array-like (np.memmap allowed), row i = ids[i]
+    embeddings: Any = None  # N x D pooled vectors (np.memmap allowed), row i = ids[i]
     fasta: str | os.PathLike | None = None  # sequences of (at least) `ids`; plain, .gz or .xz
+    sequences: list[str] | None = None  # row i = ids[i]
+    chunks: Any = None  # per-chunk vectors for chunk models (neural Inputs over `ids`)
 
     def __post_init__(self) -> None:
         self.ids = list(self.ids)
-        if self.embeddings is not None and len(self.embeddings) != len(self.ids):
-            raise InputError(
-                f"{len(self.embeddings)} embedding rows for {len(self.ids)} protein ids; "
-                "pass one embedding row per id, in the same order."
-            )
+        for name in ("embeddings", "sequences"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.ids):
+                raise InputError(
+                    f"{len(value)} {name} rows for {len(self.ids)} protein ids; pass one per id, in the same order."
+                )
+
+    def require(self, needs: set[str], who: str) -> None:
+        """InputError when an input that `who` needs is missing."""
+        have = {EMBEDDING: self.embeddings, CHUNKS: self.chunks, SEQUENCE: self.sequences or self.fasta}
+        missing = sorted(n for n in needs if have.get(n) is None)
+        if missing:
+            raise InputError(f"the {who} predictor needs {', '.join(missing)} for each protein; provide them first.")
 
 
 @dataclass
@@ -40,6 +57,7 @@ class TrainSet(ProteinSet):
     """Training proteins with their propagated labels (rows of `labels` follow `ids`)."""
 
     labels: TermMatrix | None = None
+    term_aspect: Any = None  # aspect of each labels.terms column (neural heads need it)
 
     @classmethod
     def from_labels(
@@ -56,9 +74,14 @@ class TrainSet(ProteinSet):
 
 
 class Predictor(ABC):
-    """Base class of every predictor; `name` is its key in ensembles and MLflow runs."""
+    """Base class of every predictor; `kind` is its registry name."""
 
-    name: str = "predictor"
+    kind: ClassVar[str] = "predictor"
+    embed: Any = None  # EmbedSettings the predictor was fitted on, when it uses embeddings
+
+    def inputs(self) -> set[str]:
+        """What this predictor needs per protein: a subset of {embedding, chunks, sequence}."""
+        return set()
 
     @abstractmethod
     def fit(self, train: TrainSet) -> Predictor:
@@ -66,11 +89,65 @@ class Predictor(ABC):
 
     @abstractmethod
     def predict(self, proteins: ProteinSet) -> TermMatrix:
-        """Scores in [0, 1]: proteins (in `proteins.ids` order) x the training term vocabulary."""
+        """Scores in [0, 1]: proteins (in `proteins.ids` order) x the predictor's term vocabulary."""
+
+    @abstractmethod
+    def save_files(self, folder: Path) -> None:
+        """Write the fitted state into `folder` (called by `save`)."""
+
+    @classmethod
+    @abstractmethod
+    def load_files(cls, folder: Path) -> Predictor:
+        """A fitted predictor from `save_files`' output."""
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """The fitted state plus predictor.json (kind and embedding settings)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.save_files(folder)
+        meta = {
+            "kind": self.kind,
+            "inputs": sorted(self.inputs()),
+            "embed": self.embed.to_dict() if self.embed else None,
+        }
+        with atomic_write(folder / META_FILE) as handle:
+            json.dump(meta, handle, indent=1)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, **options: Any) -> Predictor:
+        """The predictor saved in `folder`, of the kind its predictor.json names (options go to load_files)."""
+        from cafa_mlflow.embed.settings import EmbedSettings
+        from cafa_mlflow.predictors.registry import predictor_class
+
+        meta = read_meta(folder)
+        target = predictor_class(meta["kind"])
+        if not issubclass(target, cls):
+            raise InputError(f"{folder}: holds a {meta['kind']} predictor, not a {cls.kind} one.")
+        predictor = target.load_files(Path(folder), **options)
+        predictor.embed = EmbedSettings.from_dict(meta["embed"]) if meta.get("embed") else None
+        return predictor
+
+    def embedding_dim(self) -> int | None:
+        """Width of the embeddings it reads (None: it reads none)."""
+        return None
+
+    def set_threads(self, threads: int) -> None:  # noqa: B027  (optional hook: most predictors run no tool)
+        """CPU threads for external tools (DIAMOND); 0 = all cores."""
 
     def _require_fitted(self, attr: str) -> None:
         if getattr(self, attr, None) is None:
             raise RuntimeError(f"{type(self).__name__}.predict called before fit")
+
+
+def read_meta(folder: str | os.PathLike) -> dict:
+    """predictor.json of a saved predictor (InputError when the folder holds none)."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise MissingWeightsError(
+            f"{folder}: no {META_FILE}; this is not a saved predictor folder (fit and save one first)."
+        )
+    return json.loads(path.read_text())
 
 
 def as_ids(proteins: ProteinSet | Sequence[str]) -> list[str]:

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from cafa_mlflow.errors import ConfigError, InputError, MissingToolError, Missin
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
 from cafa_mlflow.io.text import atomic_dir, atomic_write
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
-from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 
 SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive")
 HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
@@ -225,7 +226,18 @@ def hits_to_scores(
 class HomologyPredictor(Predictor):
     """DIAMOND search against the training proteins, then a bitscore-weighted vote of their labels."""
 
-    name = "homology"
+    kind = "homology"
+
+    @classmethod
+    def from_params(cls, params: Any, ontology: Any) -> HomologyPredictor:
+        b = params.homology
+        return cls(b.out, b.sensitivity, b.evalue, b.max_target_seqs, b.threads, b.exclude_self, b.executable)
+
+    def inputs(self) -> set[str]:
+        return {SEQUENCE}
+
+    def set_threads(self, threads: int) -> None:
+        self.threads = int(threads) or (os.cpu_count() or 1)
 
     def __init__(
         self,
@@ -236,15 +248,14 @@ class HomologyPredictor(Predictor):
         threads: int = 0,
         exclude_self: bool = True,
         executable: str = "diamond",
-        hits_out: str | os.PathLike | None = None,
     ) -> None:
-        """threads 0 = all CPU cores; hits_out keeps the raw hits of the last predict()."""
+        """threads 0 = all CPU cores; `hits` keeps the raw hits of the last predict()."""
         if sensitivity not in SENSITIVITIES:
             raise ConfigError(f"homology.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
         self.cache_dir, self.sensitivity, self.evalue = Path(cache_dir), sensitivity, float(evalue)
         self.max_target_seqs, self.exclude_self = int(max_target_seqs), bool(exclude_self)
         self.threads = int(threads) or (os.cpu_count() or 1)
-        self.executable, self.hits_out = executable, hits_out
+        self.executable = executable
         self.db: Path | None = None
         self.labels: TermMatrix | None = None
         self.hits: pd.DataFrame | None = None
@@ -259,8 +270,12 @@ class HomologyPredictor(Predictor):
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
         self._require_fitted("db")
-        if proteins.fasta is None:
-            raise InputError("homology needs the query sequences (ProteinSet.fasta).")
+        proteins.require({SEQUENCE}, self.kind)
+        if proteins.fasta is None:  # sequences only (e.g. the served model's input): write them for DIAMOND
+            with tempfile.TemporaryDirectory(prefix="cafa-queries-") as tmp:
+                fasta = Path(tmp) / "queries.fasta"
+                write_fasta(fasta, zip(proteins.ids, proteins.sequences))
+                return self.predict(ProteinSet(proteins.ids, fasta=fasta))
         # one extra target per query so that dropping the self-hit still leaves max_target_seqs hits
         n = self.max_target_seqs + (1 if self.exclude_self else 0)
         self.hits = search(
@@ -272,18 +287,16 @@ class HomologyPredictor(Predictor):
             n,
             self.threads,
             self.executable,
-            self.hits_out,
         )
         return hits_to_scores(self.hits, proteins.ids, self.labels, self.exclude_self, self.max_target_seqs)
 
-    def save(self, folder: str | os.PathLike) -> Path:
+    def save_files(self, folder: Path) -> None:
         """Copy the DIAMOND database (train.dmnd) and write labels.npz and config.json into `folder`."""
         self._require_fitted("db")
         folder = Path(folder)
         _copy_atomic(self.db, folder / "train.dmnd")
         save_term_matrix(folder / "labels.npz", self.labels)
         config = {
-            "kind": self.name,
             "sensitivity": self.sensitivity,
             "evalue": self.evalue,
             "max_target_seqs": self.max_target_seqs,
@@ -291,10 +304,9 @@ class HomologyPredictor(Predictor):
         }
         with atomic_write(folder / "config.json") as handle:
             json.dump(config, handle, indent=1)
-        return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, threads: int = 0, executable: str = "diamond") -> HomologyPredictor:
+    def load_files(cls, folder: Path, threads: int = 0, executable: str = "diamond") -> HomologyPredictor:
         """A fitted predictor from a folder written by `save`; searches need `diamond` on PATH."""
         folder = Path(folder)
         if not (folder / "train.dmnd").is_file() or not (folder / "labels.npz").is_file():

@@ -8,7 +8,6 @@ is bounded by block_size x n_train x 4 bytes plus the float32 unit-normalised tr
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import scipy.sparse as sp
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
-from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.base import EMBEDDING, Predictor, ProteinSet, TrainSet
 
 
 def _unit_rows(x: Any, block_size: int = 8192) -> np.ndarray:
@@ -95,7 +94,17 @@ def knn_scores(
 class KnnPredictor(Predictor):
     """Label transfer from the k nearest training proteins (cosine) over the training term vocabulary."""
 
-    name = "knn"
+    kind = "knn"
+
+    @classmethod
+    def from_params(cls, params: Any, ontology: Any) -> KnnPredictor:
+        return cls(params.knn.k, params.knn.block_size, params.knn.exclude_self)
+
+    def inputs(self) -> set[str]:
+        return {EMBEDDING}
+
+    def embedding_dim(self) -> int | None:
+        return None if self.train_unit is None else int(self.train_unit.shape[1])
 
     def __init__(self, k: int = 10, block_size: int = 512, exclude_self: bool = True) -> None:
         if k < 1 or block_size < 1:
@@ -129,7 +138,7 @@ class KnnPredictor(Predictor):
         )
         return TermMatrix(proteins.ids, self.labels.terms, scores)
 
-    def save(self, folder: str | os.PathLike) -> Path:
+    def save_files(self, folder: Path) -> None:
         """Write train_unit.npy (unit-norm float32 training embeddings), labels.npz and config.json."""
         self._require_fitted("train_unit")
         folder = Path(folder)
@@ -138,7 +147,6 @@ class KnnPredictor(Predictor):
             np.save(handle, self.train_unit)
         save_term_matrix(folder / "labels.npz", self.labels)  # rows = training ids, in embedding order
         config = {
-            "kind": self.name,
             "k": self.k,
             "block_size": self.block_size,
             "exclude_self": self.exclude_self,
@@ -146,10 +154,9 @@ class KnnPredictor(Predictor):
         }
         with atomic_write(folder / "config.json") as handle:
             json.dump(config, handle, indent=1)
-        return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike, mmap: bool = True) -> KnnPredictor:
+    def load_files(cls, folder: Path, mmap: bool = True) -> KnnPredictor:
         """A fitted predictor from a folder written by `save` (embeddings memory-mapped by default)."""
         folder = Path(folder)
         if not (folder / "train_unit.npy").is_file() or not (folder / "labels.npz").is_file():

@@ -12,7 +12,6 @@ F-max threshold but not much the F-max itself.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,12 @@ def repeat_row(row: sp.csr_matrix, n_rows: int) -> sp.csr_matrix:
 class NaivePredictor(Predictor):
     """Same term-frequency row for every protein; keeps the `top_k` best terms scoring >= `min_score`."""
 
-    name = "naive"
+    kind = "naive"
+
+    @classmethod
+    def from_params(cls, params: Any, ontology: Any) -> NaivePredictor:
+        block = params.naive
+        return cls(ontology, block.denominator, block.min_score, block.top_k)
 
     def __init__(
         self, aspect_of: Any = None, denominator: str = "aspect", min_score: float = 0.0, top_k: int = 0
@@ -103,18 +107,17 @@ class NaivePredictor(Predictor):
         self._require_fitted("scores")
         return TermMatrix(["naive"], self.terms, self.scores)
 
-    def save(self, folder: str | os.PathLike) -> Path:
+    def save_files(self, folder: Path) -> None:
         """Write frequencies.npz (the fitted row) and config.json into `folder`."""
         self._require_fitted("scores")
         folder = Path(folder)
         save_term_matrix(folder / "frequencies.npz", self.frequencies())
-        config = {"kind": self.name, "denominator": self.denominator, "min_score": self.min_score, "top_k": self.top_k}
+        config = {"denominator": self.denominator, "min_score": self.min_score, "top_k": self.top_k}
         with atomic_write(folder / "config.json") as handle:
             json.dump(config, handle, indent=1)
-        return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> NaivePredictor:
+    def load_files(cls, folder: Path) -> NaivePredictor:
         """A fitted predictor from a folder written by `save` (no ontology needed to predict)."""
         folder = Path(folder)
         if not (folder / "frequencies.npz").is_file():

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from cafa_mlflow.config import parse_value
 from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.schema import Block
 
 MODELS = ("simple", "multitask", "chunk_attention", "finetune")
 LOSSES = ("bce", "weighted_bce", "focal")
@@ -16,9 +16,10 @@ GROUP_BY = ("none", "sequence", "groups")
 
 
 @dataclass(frozen=True)
-class TrainParams:
+class TrainParams(Block):
     """All hyper-parameters of a neural predictor; field names are the keys of params.yaml's `train:` block."""
 
+    section: ClassVar[str] = "train"
     model: str
     hidden_dim: int
     head_hidden_dim: int
@@ -48,7 +49,7 @@ class TrainParams:
     val_group_by: str
     min_score: float
     top_k: int | None
-    predict_batch_size: int
+    inference_batch_size: int
     threshold_step: float
     threshold_per_term: bool
     threshold_min_support: int
@@ -57,25 +58,13 @@ class TrainParams:
 
     @classmethod
     def from_dict(cls, block: dict[str, Any]) -> TrainParams:
-        """Build from params.yaml's `train:` block; unknown or missing keys raise ConfigError."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(block) - names)
-        missing = sorted(names - set(block))
-        if unknown:
-            raise ConfigError(f"params.yaml train: unknown keys {unknown}; valid keys are {sorted(names)}")
-        if missing:
-            raise ConfigError(f"params.yaml train: missing keys {missing}; add them to the train: block")
-        params = cls(**{k: parse_value(v) for k, v in block.items()})  # text as on the command line
+        """Build from params.yaml's `train:` block (text parsed as on the command line); unknown or missing
+        keys and wrong types raise ConfigError naming the key."""
+        params = super().from_dict({k: parse_value(v) for k, v in block.items()})
         params.validate()
         return params
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     def validate(self) -> None:
-        for f in dataclasses.fields(self):
-            if f.type in ("int", "float", "Optional[int]") and isinstance(getattr(self, f.name), str):
-                raise ConfigError(f"params.yaml train.{f.name}={getattr(self, f.name)!r}: expected a number ({f.type})")
         _choice("model", self.model, MODELS)
         _choice("loss", self.loss, LOSSES)
         _choice("scheduler", self.scheduler, SCHEDULERS)
@@ -83,7 +72,7 @@ class TrainParams:
         _choice("val_group_by", self.val_group_by, GROUP_BY)
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"params.yaml train.val_fraction={self.val_fraction}: use a value in (0, 1)")
-        for key in ("hidden_dim", "batch_size", "grad_accum_steps", "max_epochs", "predict_batch_size"):
+        for key in ("hidden_dim", "batch_size", "grad_accum_steps", "max_epochs", "inference_batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"params.yaml train.{key}={getattr(self, key)}: must be >= 1")
         if not 0.0 < self.threshold_step < 1.0:

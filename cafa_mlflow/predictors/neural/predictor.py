@@ -18,6 +18,8 @@ from torch import nn
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.neural.data import (
     ChunkInputs,
     Inputs,
@@ -44,8 +46,10 @@ def _in_dim(inputs: Inputs) -> int | None:
     return int((base.x if hasattr(base, "x") else base.vectors).shape[1])
 
 
-class NeuralPredictor:
+class NeuralPredictor(Predictor):
     """One neural GO-term classifier over a fixed term vocabulary."""
+
+    kind = "neural"
 
     def __init__(self, params: TrainParams | dict) -> None:
         self.params = params if isinstance(params, TrainParams) else TrainParams.from_dict(params)
@@ -56,6 +60,55 @@ class NeuralPredictor:
         self.thresholds: Thresholds | None = None
         self.result: TrainResult | None = None
 
+    @classmethod
+    def from_params(cls, params: Any, ontology: Any) -> NeuralPredictor:
+        return cls(params.train)
+
+    def inputs(self) -> set[str]:
+        return {"finetune": {SEQUENCE}, "chunk_attention": {CHUNKS}}.get(self.params.model, {EMBEDDING})
+
+    def embedding_dim(self) -> int | None:
+        return self.in_dim
+
+    def _x(self, proteins: ProteinSet) -> Any:
+        """The model input of a ProteinSet: sequences, chunk inputs or pooled vectors."""
+        needs = self.inputs()
+        if CHUNKS in needs and proteins.chunks is None and proteins.embeddings is not None:
+            return np.asarray(proteins.embeddings, dtype=np.float32)  # served: one pooled vector = one chunk
+        proteins.require(needs, self.kind)
+        if SEQUENCE in needs:
+            return list(proteins.sequences)
+        return proteins.chunks if CHUNKS in needs else proteins.embeddings
+
+    def fit(
+        self,
+        train: TrainSet,
+        val: TrainSet | None = None,
+        *,
+        val_metric: ValMetric | None = None,
+        callbacks: Sequence[Any] = (),
+        esm_model: nn.Module | None = None,
+        alphabet: Any = None,
+    ) -> NeuralPredictor:
+        """Fit on a TrainSet (validation: `val`, else a split of `train` by params); result in `self.result`."""
+        if train.term_aspect is None:
+            raise InputError("a neural predictor needs TrainSet.term_aspect (the aspect of each label column).")
+        self.fit_arrays(
+            self._x(train),
+            train.labels.matrix,
+            train.term_aspect,
+            None if val is None else (self._x(val), val.labels.reindex(terms=train.labels.terms).matrix),
+            terms=train.labels.terms,
+            val_metric=val_metric,
+            callbacks=callbacks,
+            esm_model=esm_model,
+            alphabet=alphabet,
+        )
+        return self
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        return TermMatrix(proteins.ids, self.terms, self.predict_arrays(self._x(proteins)))
+
     def _inputs(self, x: Any) -> Inputs:
         if isinstance(self.model, FinetuneClassifier):
             return as_inputs(x, self.model.alphabet, self.model.max_residues)
@@ -64,7 +117,7 @@ class NeuralPredictor:
             return ChunkInputs(x, np.arange(x.shape[0] + 1))
         return as_inputs(x)
 
-    def fit(
+    def fit_arrays(
         self,
         X: Any,
         Y: sp.csr_matrix,
@@ -106,7 +159,7 @@ class NeuralPredictor:
         self.model.set_output_bias(prior_logits(y_train))  # first-epoch scores stay sparse
         loss_fn = build_loss(p, y_train, self.term_aspect)
         self.result = fit_model(self.model, loss_fn, train_in, y_train, val_in, y_val, p, val_metric, callbacks)
-        val_scores = predict_scores(self.model, val_in, p.predict_batch_size, p.min_score)
+        val_scores = predict_scores(self.model, val_in, p.inference_batch_size, p.min_score)
         self.thresholds = choose_thresholds(
             val_scores, y_val, self.term_aspect, p.threshold_step, p.threshold_per_term, p.threshold_min_support
         )
@@ -125,12 +178,12 @@ class NeuralPredictor:
             "data.sequence_groups(sequences) or DIAMOND clusters) or set val_group_by: none"
         )
 
-    def predict(self, X: Any, apply_thresholds: bool = False) -> sp.csr_matrix:
+    def predict_arrays(self, X: Any, apply_thresholds: bool = False) -> sp.csr_matrix:
         """N x T CSR scores >= params.min_score (top_k per protein if set); optionally thresholded."""
         if self.model is None:
             raise InputError("NeuralPredictor.predict called before fit() or load()")
         p = self.params
-        scores = predict_scores(self.model, self._inputs(X), p.predict_batch_size, p.min_score, p.top_k)
+        scores = predict_scores(self.model, self._inputs(X), p.inference_batch_size, p.min_score, p.top_k)
         return self.thresholds.apply(scores) if apply_thresholds and self.thresholds is not None else scores
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -147,7 +200,7 @@ class NeuralPredictor:
             "esm": esm,
         }
 
-    def save(self, directory: str | Path) -> None:
+    def save_files(self, directory: Path) -> None:
         """Write model.pt, config.json and thresholds.json (each via temp file + os.replace)."""
         d = Path(directory)
         with atomic_write(d / "model.pt", "wb") as handle:
@@ -159,7 +212,7 @@ class NeuralPredictor:
                 handle.write(self.thresholds.to_json())
 
     @classmethod
-    def load(cls, directory: str | Path) -> NeuralPredictor:
+    def load_files(cls, directory: Path) -> NeuralPredictor:
         d = Path(directory)
         if not (d / "model.pt").is_file() or not (d / "config.json").is_file():
             raise MissingWeightsError(f"{d}: no model.pt/config.json; train and save a neural model there first")

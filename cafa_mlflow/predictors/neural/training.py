@@ -171,7 +171,7 @@ def fit_model(
                 model, loss_fn, opt, train_inputs, y_train, params.batch_size, params.grad_accum_steps, rng
             )
             val_loss, scores = evaluate_batches(
-                model, val_inputs, y_val, loss_fn, params.predict_batch_size, params.min_score
+                model, val_inputs, y_val, loss_fn, params.inference_batch_size, params.min_score
             )
             metrics = {"train_loss": train_loss, "val_loss": val_loss, "lr": lr}
             if val_metric is not None:

@@ -7,7 +7,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# entry points: `pipelines.<module>.main(argv)`; flags are params.yaml keys (see pipelines/common.py)
+from cafa_mlflow.console import run_entry
+
+# entry points: `pipelines.<module>.main(argv)`; flags are params.yaml keys (see cafa_mlflow/flags.py)
 ENTRY_POINTS = {
     "prepare": "pipelines.prepare",
     "embed": "pipelines.embed",
@@ -52,19 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command in ENTRY_POINTS:
-        from pipelines.common import run_main
-
-        return run_main(importlib.import_module(ENTRY_POINTS[command]).main, rest)
+        return run_entry(importlib.import_module(ENTRY_POINTS[command]).main, rest)
     if command in UTILITIES:
         module_name, add_name, run_name, help_text = UTILITIES[command]
         module = importlib.import_module(module_name)
         parser = argparse.ArgumentParser(prog=f"cafa {command}", description=help_text)
         getattr(module, add_name)(parser)
         args = parser.parse_args(rest)
-        from pipelines.common import run_main
-
         status = {}
-        code = run_main(lambda _argv: status.setdefault("rc", getattr(module, run_name)(args)), None)
+        code = run_entry(lambda _argv: status.setdefault("rc", getattr(module, run_name)(args)), None)
         return code or int(status.get("rc") or 0)
     print(f"cafa: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2

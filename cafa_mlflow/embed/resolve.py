@@ -1,0 +1,99 @@
+"""Find or build the embeddings of the prepared proteins for the configured encoder.
+
+`<embed.out>/index.json` maps a role (train, test, or a FASTA's stem) to the cache folder of the last
+`embed` run; a step that needs vectors under other settings embeds them now, so no step ever uses the
+vectors of another encoder than the one it logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from cafa_mlflow.embed.cache import Embeddings, load_embeddings
+from cafa_mlflow.embed.runner import embed_fasta, matches_settings
+from cafa_mlflow.embed.settings import EmbedSettings
+from cafa_mlflow.errors import ConfigError, InputError
+from cafa_mlflow.io.text import atomic_write
+
+INDEX = "index.json"
+ROLES = ("train", "test")
+log = logging.getLogger(__name__)
+
+
+def read_index(out: str | Path) -> dict[str, str]:
+    path = Path(out) / INDEX
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_index(out: str | Path, index: dict[str, str]) -> Path:
+    path = Path(out) / INDEX
+    with atomic_write(path) as handle:
+        json.dump(index, handle, indent=1)
+    return path
+
+
+def fasta_roles(embed_fasta_path: str | None, prepared_root: str | Path) -> dict[str, str]:
+    """Which FASTA files an `embed` run embeds: {role: path} (the prepared train/test sets by default)."""
+    if embed_fasta_path:
+        return {Path(embed_fasta_path).name.split(".")[0]: embed_fasta_path}
+    root = Path(prepared_root)
+    return {role: str(root / f"{role}.fasta") for role in ROLES if (root / f"{role}.fasta").exists()}
+
+
+def runtime_options(block) -> dict:
+    """embed_fasta's runtime keyword arguments from the embed block."""
+    return {"toks_per_batch": block.toks_per_batch, "device": block.device, "shard_size": block.shard_size}
+
+
+def cache_for(params, role: str) -> Path:
+    """The cache of a role's prepared proteins under the configured embed settings (embedded now if missing)."""
+    block, prepared = params.embed, Path(params.prepare.out)
+    settings = EmbedSettings.from_block(block)
+    index = read_index(block.out)
+    if role in index and matches_settings(index[role], settings):
+        return Path(index[role])
+    fasta = prepared / f"{role}.fasta"
+    if not fasta.is_file():
+        raise InputError(
+            f"{Path(block.out) / INDEX}: no embeddings of the {role} proteins and no {fasta} to embed; "
+            "run `cafa prepare` (or `dvc repro prepare`) first."
+        )
+    log.info("no %s embeddings for %s in %s: embedding %s now", role, settings.label, block.out, fasta)
+    cache_dir = embed_fasta(fasta, settings, block.out, **runtime_options(block)).cache_dir
+    write_index(block.out, {**read_index(block.out), role: str(cache_dir)})
+    return cache_dir
+
+
+def pooled_rows(emb: Embeddings, ids: list[str], source: str) -> np.ndarray:
+    """One pooled vector per id, in `ids` order (chunk caches: the mean of a protein's chunks)."""
+    index = emb.index()
+    missing = [i for i in ids if i not in index]
+    if missing:
+        raise InputError(
+            f"{source}: {len(missing)} proteins have no embedding, e.g. {missing[0]}; "
+            "re-run `cafa embed` after `cafa prepare`."
+        )
+    rows = np.array([index[i] for i in ids], dtype=np.int64)
+    if emb.offsets is None:
+        return np.asarray(emb.vectors[rows], dtype=np.float32)
+    return np.stack([np.asarray(emb.protein(i), np.float32).mean(axis=0) for i in rows])
+
+
+def role_vectors(params, role: str, ids: list[str]) -> np.ndarray:
+    """Pooled vectors of `ids` from the role's cache under the configured settings."""
+    cache = cache_for(params, role)
+    emb = load_embeddings(cache)
+    if emb.offsets is not None and params.train.model != "chunk_attention":
+        log.info("%s holds chunk vectors: pooling each protein's chunks by their mean", cache)
+    return pooled_rows(emb, ids, str(cache))
+
+
+def require_pooled(emb: Embeddings, source: str) -> None:
+    if emb.offsets is not None:
+        raise ConfigError(
+            f"{source}: a ragged (strategy chunks) cache has no pooled vector per protein; "
+            "embed with strategy balanced or sliding_window."
+        )

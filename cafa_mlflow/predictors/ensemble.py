@@ -1,0 +1,120 @@
+"""EnsemblePredictor: member predictors combined with per-aspect simplex weights fitted on validation data.
+
+It is a Predictor like its members: `fit` fits the weights on a TrainSet of validation proteins, `predict`
+runs every member and combines their scores, `save` writes the weights plus each member's own folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cafa_mlflow.ensemble import combine, fit_weights, round_scores
+from cafa_mlflow.errors import ConfigError, InputError
+from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, term_aspects
+
+CONFIG = "ensemble.json"
+TERMS = "term_aspect.tsv"
+MEMBERS = "members"
+
+
+class EnsemblePredictor(Predictor):
+    kind = "ensemble"
+
+    def __init__(
+        self, members: dict[str, Predictor], ontology: Any = None, settings: Any = None, submission: Any = None
+    ) -> None:
+        """members: name -> fitted predictor; settings: the ensemble block (step, search, max_grid_points);
+        submission: the submission block (candidates are rounded as they will be submitted)."""
+        if not members:
+            raise ConfigError("an ensemble needs at least one member (params.yaml ensemble.members).")
+        self.members, self.ontology, self.settings, self.submission = dict(members), ontology, settings, submission
+        self.embed = common_embed(self.members)
+        self.weights: dict[str, dict[str, float]] | None = None
+        self.term_aspect: dict[str, str] = {}
+
+    @classmethod
+    def from_params(cls, params: Any, ontology: Any, members: dict[str, Predictor] | None = None) -> EnsemblePredictor:
+        return cls(members or {}, ontology, params.ensemble, params.submission)
+
+    def inputs(self) -> set[str]:
+        return set().union(*(m.inputs() for m in self.members.values()))
+
+    def embedding_dim(self) -> int | None:
+        return next((d for m in self.members.values() if (d := m.embedding_dim()) is not None), None)
+
+    def set_threads(self, threads: int) -> None:
+        for member in self.members.values():
+            member.set_threads(threads)
+
+    def fit(
+        self, train: TrainSet, *, scorer: Any, member_predictions: dict[str, TermMatrix] | None = None
+    ) -> EnsemblePredictor:
+        """Per-aspect weights maximising `scorer`'s weighted F-max on `train` (validation proteins, never
+        seen by a member). member_predictions: the members' saved scores of those proteins, if at hand."""
+        preds = member_predictions or {name: m.predict(train) for name, m in self.members.items()}
+        s = self.submission
+        self.weights = fit_weights(
+            preds,
+            scorer.truth_matrix(),
+            lambda _truth, pred: scorer(pred),
+            self.ontology,
+            self.settings.step,
+            self.settings.search,
+            "f_w",
+            self.settings.max_grid_points,
+            transform=lambda tm: round_scores(tm, s.sig, s.min_score),
+        )
+        terms = list(dict.fromkeys(t for tm in preds.values() for t in tm.terms))
+        self.term_aspect = dict(zip(terms, term_aspects(terms, self.ontology).tolist()))
+        return self
+
+    def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
+        """The weighted sum of the members' scores of `ids` (raw: GO-consistency and caps come after)."""
+        if self.weights is None:
+            raise RuntimeError("EnsemblePredictor.predict called before fit")
+        return combine(member_predictions, self.weights, self.term_aspect, proteins=ids)
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        return self.combine({name: m.predict(proteins) for name, m in self.members.items()}, proteins.ids)
+
+    def save_files(self, folder: Path) -> None:
+        for name, member in self.members.items():
+            member.save(folder / MEMBERS / name)
+        pd.DataFrame({"term": list(self.term_aspect), "aspect": list(self.term_aspect.values())}).to_csv(
+            folder / TERMS, sep="\t", index=False
+        )
+        with atomic_write(folder / CONFIG) as handle:
+            json.dump(
+                {"members": {n: m.kind for n, m in self.members.items()}, "weights": self.weights}, handle, indent=1
+            )
+
+    @classmethod
+    def load_files(cls, folder: Path) -> EnsemblePredictor:
+        config = json.loads((folder / CONFIG).read_text())
+        members = {name: Predictor.load(folder / MEMBERS / name) for name in config["members"]}
+        self = cls(members)
+        self.weights = config["weights"]
+        table = pd.read_csv(folder / TERMS, sep="\t", dtype=str)
+        self.term_aspect = dict(zip(table["term"], table["aspect"]))
+        return self
+
+
+def common_embed(members: dict[str, Predictor]) -> Any:
+    """The one EmbedSettings of the members that use embeddings (ConfigError naming both when they differ)."""
+    seen: tuple[str, Any] | None = None
+    for name, member in members.items():
+        if member.embed is None:
+            continue
+        if seen is None:
+            seen = (name, member.embed)
+        elif not seen[1].same_vectors(member.embed):
+            raise InputError(
+                f"members {seen[0]!r} and {name!r} were fitted on different embeddings: {seen[1].describe()} vs "
+                f"{member.embed.describe()}; fit every member on the same encoder settings."
+            )
+    return None if seen is None else seen[1]

@@ -1,0 +1,63 @@
+"""The `main` chain: every step as its own process (`python -m pipelines.<step>`), each a nested MLflow run
+under the caller's run, with exactly the caller's resolved parameters; returns one row per step."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cafa_mlflow import tracking
+from cafa_mlflow.errors import CafaError
+
+STEPS = (  # (label, entry point module, extra flags)
+    ("prepare", "prepare", ()),
+    ("embed", "embed", ()),
+    ("naive", "member", ("--predictor", "naive")),
+    ("homology", "member", ("--predictor", "homology")),
+    ("knn", "member", ("--predictor", "knn")),
+    ("train", "train", ()),
+    ("ensemble", "ensemble", ()),
+    ("evaluate", "evaluate", ()),
+    ("predict", "predict", ()),
+)
+KEY_METRICS = ("test_f_w_mean", "val_f_w_mean", "submission_lines")  # the first a step logged is its key metric
+
+
+def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dict[str, Any]]:
+    """Run `steps` in order under run `parent_run_id`; a failing step stops the chain with its exit status."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="cafa-main-") as tmp:
+        resolved = Path(tmp) / "params.yaml"
+        # tune's search space has dotted keys of its own; no step of the chain reads the tune block
+        resolved.write_text(yaml.safe_dump({k: v for k, v in params.to_dict().items() if k != "tune"}))
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}  # children open runs of their own
+        env[tracking.PARENT_RUN_ENV] = parent_run_id
+        for label, module, extra in steps:
+            t0 = time.perf_counter()
+            cmd = [sys.executable, "-m", f"pipelines.{module}", "--params-file", str(resolved), *extra]
+            code = subprocess.run(cmd, env=env, check=False).returncode
+            seconds = time.perf_counter() - t0
+            tracking.log_metrics({f"seconds_{label}": seconds})
+            if code != 0:
+                raise CafaError(f"step {label} failed (exit {code}); its message is above. Fix it and run again.")
+            rows.append(
+                {"step": label, "seconds": seconds, **tracking.latest_child_metrics(parent_run_id, KEY_METRICS)}
+            )
+    return rows
+
+
+def step_table(rows: list[dict[str, Any]]) -> str:
+    """The console table `main` ends with: step, wall time, key metric."""
+    lines = [f"{'step':<10} {'seconds':>8}  key metric"]
+    for row in rows:
+        key = next((k for k in KEY_METRICS if k in row), None)
+        shown = f"{key} = {row[key]:.4g}" if key else ""
+        lines.append(f"{row['step']:<10} {row['seconds']:>8.1f}  {shown}")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""Shared by the step workflows: prepared data on demand, the inputs a predictor needs, member outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from cafa_mlflow.dataset import Prepared, load_prepared, prepare_dataset
+from cafa_mlflow.errors import InputError
+from cafa_mlflow.io.fasta import load_fasta
+from cafa_mlflow.io.text import atomic_dir
+from cafa_mlflow.labels import TermMatrix, save_term_matrix
+from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
+
+SPLITS = ("val", "test")  # what every member predicts after fitting on `train`
+log = logging.getLogger(__name__)
+
+
+def ensure_prepared(params: Any) -> Prepared:
+    """The prepared dataset, prepared now when its folder is missing (so any step works from a fresh clone)."""
+    root = Path(params.prepare.out)
+    if not (root / "summary.json").is_file():
+        log.info("no prepared data in %s: preparing it first", root)
+        prepare_dataset(params.data.to_dict(), params.prepare.to_dict(), root)
+    return load_prepared(root)
+
+
+def protein_set(
+    predictor: Predictor,
+    params: Any,
+    prepared: Prepared,
+    split: str,
+    ids: list[str] | None = None,
+    labels: TermMatrix | None = None,
+) -> ProteinSet:
+    """The proteins of `split` (or `ids` of it) with exactly the inputs `predictor` needs; a TrainSet
+    when `labels` are given."""
+    from cafa_mlflow.embed.settings import EmbedSettings
+
+    ids = prepared.ids(split) if ids is None else ids
+    needs, inputs = predictor.inputs(), {}
+    if SEQUENCE in needs:
+        records = {r.id: r.sequence for r in load_fasta(prepared.fasta(split))}
+        inputs.update(fasta=prepared.fasta(split), sequences=[records[i] for i in ids])
+    if needs & {EMBEDDING, CHUNKS}:
+        from cafa_mlflow.embed.cache import load_embeddings
+        from cafa_mlflow.embed.resolve import cache_for, pooled_rows
+        from cafa_mlflow.predictors.neural.features import embedding_inputs
+
+        settings = EmbedSettings.from_block(params.embed)
+        settings.require_same(predictor.embed, f"the {predictor.kind} predictor")
+        predictor.embed = settings
+        cache = cache_for(params, prepared.role(split))
+        emb = load_embeddings(cache)
+        if CHUNKS in needs:
+            inputs["chunks"] = embedding_inputs(emb, ids, "chunk_attention", str(cache))
+        else:
+            inputs["embeddings"] = pooled_rows(emb, ids, str(cache))
+    if labels is None:
+        return ProteinSet(ids, **inputs)
+    return TrainSet(ids, labels=labels, term_aspect=prepared.term_aspect_of(labels.terms), **inputs)
+
+
+def write_member(
+    out: Path, predictor: Predictor, predictions: dict[str, TermMatrix], metrics: dict[str, float]
+) -> Path:
+    """A member's predictions, model and metrics, all or nothing: written into a new folder that replaces
+    `out` only at the end (a killed step leaves the previous outputs as they were)."""
+    with atomic_dir(out) as folder:
+        for split, tm in predictions.items():
+            save_term_matrix(folder / f"{split}.npz", tm)
+        predictor.save(folder / "model")
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    return out
+
+
+def member_folder(params: Any, name: str) -> Path:
+    return Path(params.outputs.predictions) / name
+
+
+def require_val(prepared: Prepared) -> None:
+    if not prepared.ids("val"):
+        raise InputError(
+            f"{prepared.root}: the prepared data has no `val` split; set prepare.val_fraction > 0 and re-run "
+            "`cafa prepare`."
+        )
+
+
+def split_scorer(prepared: Prepared, ontology: Any, split: str, threshold_step: float) -> Any:
+    """A Scorer of the split's ground truth (None when the split has none, e.g. Kaggle's test set)."""
+    from cafa_mlflow.evaluation.scorer import Scorer, read_truth
+
+    truth_file = prepared.truth_file(split)
+    if truth_file is None:
+        return None
+    return Scorer(ontology, read_truth(truth_file, ontology, prepared.ids(split)), prepared.ia, threshold_step)

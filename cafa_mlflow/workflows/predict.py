@@ -1,0 +1,74 @@
+"""Score a FASTA with a served model (GoModel pyfunc) into a CAFA-6 submission, batch by batch."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cafa_mlflow.io.fasta import FastaRecord, load_fasta
+from cafa_mlflow.io.submission import write_submission
+from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.labels import TermMatrix
+
+
+def default_fasta(params: Any) -> str:
+    """The prepared test proteins (their embeddings are cached by `embed`), else data.test_fasta."""
+    prepared = Path(params.prepare.out) / "test.fasta"
+    return str(prepared) if prepared.is_file() else params.data.test_fasta
+
+
+def embed_records(fasta: str | Path, records: list[FastaRecord], model: Any, embed_block: Any) -> np.ndarray:
+    """Pooled vectors of `records` (rows in record order) with the settings the model was fitted on, cached
+    under embed.out (the runtime options - device, token budget, shard size - come from params.yaml)."""
+    from cafa_mlflow.embed import embed_fasta, load_embeddings
+    from cafa_mlflow.embed.resolve import pooled_rows, runtime_options
+    from cafa_mlflow.embed.settings import EmbedSettings
+    from cafa_mlflow.serving import embed_settings
+
+    settings = EmbedSettings.from_dict(embed_settings(model))
+    result = embed_fasta(fasta, settings, embed_block.out, **runtime_options(embed_block))
+    return pooled_rows(load_embeddings(result.cache_dir), [r.id for r in records], str(result.cache_dir))
+
+
+def batches(
+    records: list[FastaRecord], vectors: np.ndarray | None, inputs: set[str], size: int
+) -> Iterator[pd.DataFrame]:
+    """Model input DataFrames of at most `size` proteins."""
+    for start in range(0, len(records), size):
+        part = records[start : start + size]
+        frame = pd.DataFrame({"protein": [r.id for r in part]})
+        if "embedding" in inputs:
+            frame["embedding"] = list(np.asarray(vectors[start : start + size], dtype=np.float32))
+        if "sequence" in inputs:
+            frame["sequence"] = [r.sequence for r in part]
+        yield frame
+
+
+def predict_fasta(model: Any, fasta: str | Path, out: str | Path, params: Any) -> int:
+    """Score every protein of `fasta` with a loaded GoModel pyfunc into the submission `out`; returns lines.
+
+    Each batch is written as a part file; the parts are joined into `out` atomically at the end."""
+    from cafa_mlflow.serving import required_inputs
+
+    inputs = required_inputs(model)
+    model.unwrap_python_model().set_threads(params.predict.threads)
+    records = load_fasta(fasta)
+    vectors = embed_records(fasta, records, model, params.embed) if "embedding" in inputs else None
+    sub, lines = params.submission, 0
+    with tempfile.TemporaryDirectory(prefix="cafa-predict-") as tmp:
+        parts = []
+        for k, frame in enumerate(batches(records, vectors, inputs, max(params.predict.batch_size, 1))):
+            tm = TermMatrix.from_frame(model.predict(frame), proteins=frame["protein"].tolist())
+            parts.append(Path(tmp) / f"part_{k:05d}.tsv")
+            lines += write_submission(parts[-1], tm, sub.max_terms, sub.sig)
+        with atomic_write(out, "wb") as handle:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, handle)
+    return lines

@@ -1,0 +1,25 @@
+"""The `prepare` workflow: the prepared dataset plus its statistics, tables and plots in the active run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cafa_mlflow import tracking
+from cafa_mlflow.dataset import prepare_dataset
+
+
+def prepare_and_describe(params: Any) -> dict:
+    """Prepare `data` into prepare.out, log the summary and the training pool's statistics; returns the summary."""
+    from cafa_mlflow.stats import dataset_stats, flat_metrics, print_stats, stats_figures
+
+    out = Path(params.prepare.out)
+    summary = prepare_dataset(params.data.to_dict(), params.prepare.to_dict(), out)
+    tracking.log_metrics(summary)
+    stats = dataset_stats(out / "train.fasta", params.data.train_terms, params.data.obo)
+    print_stats(stats)
+    tracking.log_metrics(flat_metrics(stats))
+    for name, fig in stats_figures(stats).items():
+        tracking.log_figure(fig, f"stats/{name}")
+    tracking.log_artifacts([out / "terms.tsv", out / "summary.json"], "prepared")
+    return summary

@@ -1,0 +1,137 @@
+"""The neural member's training workflow: fit on `train`, early stopping / thresholds on `val`, scores of
+val and test, plots and tables, the saved member and (optionally) a registered pyfunc model. Runs inside the
+caller's MLflow run (`cafa train`, or a `cafa tune` trial)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cafa_mlflow import tracking
+from cafa_mlflow.dataset import Prepared
+from cafa_mlflow.evaluation.scorer import f1_at_thresholds, flat_metrics
+from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.predictors.base import EMBEDDING, ProteinSet
+from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
+from cafa_mlflow.predictors.neural import NeuralPredictor
+from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
+from cafa_mlflow.workflows.common import (
+    ensure_prepared,
+    member_folder,
+    protein_set,
+    require_val,
+    split_scorer,
+    write_member,
+)
+
+NAME = "neural"
+SHARED_NAMES = ("seed", "val_fraction", "top_k")  # train keys whose plain name is prepare's in every run
+
+
+def run_params(params: Any) -> dict[str, Any]:
+    """The train block as logged: keys shared with prepare as `train_<key>`, plus `epochs` (= max_epochs)."""
+    block = params.train.to_dict()
+    return {**{(f"train_{k}" if k in SHARED_NAMES else k): v for k, v in block.items()}, "epochs": block["max_epochs"]}
+
+
+def input_example(proteins: ProteinSet, n: int = 2) -> pd.DataFrame:
+    """A few validation proteins in the served model's input format (sequence or pooled embedding)."""
+    frame = pd.DataFrame({"protein": proteins.ids[:n]})
+    if proteins.sequences is not None:
+        frame["sequence"] = proteins.sequences[:n]
+    else:
+        vectors = proteins.embeddings if proteins.embeddings is not None else _chunk_means(proteins.chunks, n)
+        frame[EMBEDDING] = list(np.asarray(vectors[:n], dtype=np.float32))
+    return frame
+
+
+def _chunk_means(chunks: Any, n: int) -> np.ndarray:
+    x, mask = chunks.batch(np.arange(n))
+    return (x.sum(1) / mask.sum(1, keepdim=True)).numpy()
+
+
+def log_plots_and_tables(predictor: NeuralPredictor, curves: dict, prepared: Prepared) -> None:
+    """PR curves per aspect, loss curve, thresholds table and term vocabulary as run artifacts."""
+    for aspect, (unweighted, weighted) in curves.items():
+        tracking.log_figure(pr_figure(aspect, unweighted, weighted), f"plots/pr_{aspect}.png")
+    tracking.log_figure(loss_figure(predictor.result.history, predictor.result.best_epoch), "plots/loss.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp) / "thresholds.tsv"
+        predictor.thresholds.to_frame(predictor.terms, predictor.term_aspect).to_csv(table, sep="\t", index=False)
+        tracking.log_artifacts([table], "thresholds")
+    tracking.log_artifacts([prepared.root / "terms.tsv"], "vocabulary")
+
+
+def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = True) -> dict[str, float]:
+    """Fit, evaluate, save and log inside the caller's active MLflow run; returns the final flat metrics."""
+    from cafa_mlflow.serving import log_go_model
+
+    tp = params.train
+    tracking.log_params(run_params(params))
+    prepared = ensure_prepared(params)
+    require_val(prepared)
+    ontology = load_obo(params.data.obo)
+    predictor = NeuralPredictor(tp)
+    y_train, y_val = prepared.split_labels("train"), prepared.split_labels("val")
+    train = protein_set(predictor, params, prepared, "train", labels=y_train)
+    val = protein_set(predictor, params, prepared, "val", labels=y_val)
+    scorer = split_scorer(prepared, ontology, "val", tp.threshold_step)
+    terms, aspect = y_train.terms, prepared.term_aspect
+
+    freq = term_frequencies(y_train.matrix, aspect)  # the naive baseline, for comparison in the run
+    naive = repeat_row(np.where(freq >= tp.min_score, freq, 0.0)[None, :], len(val.ids))
+    tracking.log_metrics(flat_metrics(scorer(TermMatrix(val.ids, terms, naive)), "val_naive_"))
+
+    def val_metric(scores) -> dict[str, float]:
+        return flat_metrics(scorer(TermMatrix(val.ids, terms, scores)))
+
+    def log_epoch(epoch: int, metrics: dict) -> None:
+        tracking.log_metrics(metrics, step=epoch)
+
+    esm_model = alphabet = None
+    if tp.model == "finetune":
+        from cafa_mlflow.embed import load_esm
+
+        esm_model, alphabet = load_esm(params.embed.esm_model)
+    predictor.fit(
+        train,
+        val,
+        val_metric=val_metric,
+        callbacks=[log_epoch, *epoch_callbacks],
+        esm_model=esm_model,
+        alphabet=alphabet,
+    )
+    predictions = {"val": predictor.predict(val)}
+    val_curves = scorer.curves(predictions["val"])  # scored once: metrics here, PR plots below
+    metrics = flat_metrics(scorer.summary(val_curves), "val_")
+    binary = TermMatrix(val.ids, terms, predictor.thresholds.apply(predictions["val"].matrix).astype(bool))
+    metrics.update({f"val_{k}": v for k, v in f1_at_thresholds(y_val, binary, aspect).items()})
+    if prepared.test_fasta.exists():
+        predictions["test"] = predictor.predict(protein_set(predictor, params, prepared, "test"))
+        test_scorer = split_scorer(prepared, ontology, "test", tp.threshold_step)
+        if test_scorer is not None:
+            metrics.update(flat_metrics(test_scorer(predictions["test"]), "test_"))
+    metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
+    # one step past the last epoch: these (best weights restored) are the run's latest values
+    tracking.log_metrics(metrics, step=len(predictor.result.history) + 1)
+    out = write_member(member_folder(params, NAME), predictor, predictions, metrics)
+    log_plots_and_tables(predictor, val_curves, prepared)
+    info = log_go_model(
+        out / "model",
+        params.data.obo,
+        params.submission.to_dict(),
+        name="neural-model",
+        input_example=input_example(val),
+    )
+    if register:
+        version, _ = tracking.register_and_promote(
+            info.model_uri, params.tracking.registered_model, metrics["val_f_w_mean"], prepared.split_id
+        )
+        tracking.set_tags({"registered_version": version})  # the alias, not a tag, says who is champion
+    return metrics

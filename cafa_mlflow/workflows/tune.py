@@ -1,0 +1,171 @@
+"""The `tune` workflow: an Optuna study over `train`'s hyperparameters (search space: params.yaml tune.space).
+
+One MLflow parent run per invocation, one nested child run per trial logged exactly like a `train` run; the
+parent gets the best value and params, the trials table and Optuna's plots. Resumes by study name; many
+workers (any machines) can share one study through tune.storage and stop at exactly tune.n_trials."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+import yaml
+from mlflow.tracking import MlflowClient
+
+from cafa_mlflow import tracking, tuning
+from cafa_mlflow.errors import CafaError, ConfigError
+from cafa_mlflow.workflows.train import run_params, train_neural
+
+MAX_TAG_CHARS = 5000
+
+
+class Objective:
+    """Trains one trial inside a nested MLflow run; pruned -> TrialPruned, errors -> FAIL with the reason.
+    A CafaError (the user's input or configuration is wrong for every trial) also stops the study."""
+
+    def __init__(self, params: Any) -> None:
+        self.params, self.tune = params, params.tune
+        self.fatal: CafaError | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from cafa_mlflow.predictors.neural import PruningCallback, TrainingPruned
+
+        tune, metric = self.tune, self.tune.metric
+        trial.study.sampler = tuning.make_sampler(tune.sampler_seed, tune.startup_trials, trial.number)
+        overrides = tuning.suggest(trial, tune.space)
+        scratch = Path(tune.out) / "trials"
+        scratch.mkdir(parents=True, exist_ok=True)
+        out_dir = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-", dir=scratch))
+        pruned: TrainingPruned | None = None
+        try:
+            # predictions go to a scratch folder, not outputs.predictions
+            params = self.params.with_overrides({**overrides, "outputs.predictions": str(out_dir)})
+            tags = {"optuna_study": trial.study.study_name, "optuna_trial": str(trial.number)}
+            with tracking.start_run(
+                params, "tune_trial", run_name=f"trial-{trial.number}", nested=True, tags=tags
+            ) as child:
+                trial.set_user_attr("mlflow_run_id", child.info.run_id)
+                tracking.log_params(run_params(params))
+                prune = PruningCallback(trial.report, trial.should_prune, metric)
+                try:
+                    metrics = train_neural(params, epoch_callbacks=[prune], register=False)
+                except TrainingPruned as err:
+                    pruned = err
+                    mlflow.set_tags({"optuna_state": "PRUNED", "pruned_epoch": str(err.epoch)})
+                except Exception as err:
+                    self._record_failure(trial, err)
+                    raise  # the child run ends FAILED; optimize(catch=...) records the trial FAIL
+                else:
+                    problem = self._check(metrics, metric)
+                    if problem is not None:
+                        self._record_failure(trial, problem)
+                        raise problem
+                    mlflow.set_tags({"optuna_state": "COMPLETE"})
+        finally:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        if pruned is not None:
+            MlflowClient().set_terminated(child.info.run_id, "KILLED")
+            raise optuna.TrialPruned(str(pruned))
+        return float(metrics[metric])
+
+    @staticmethod
+    def _check(metrics: dict, metric: str) -> Exception | None:
+        if metric not in metrics:
+            return ConfigError(
+                f"params.yaml tune.metric={metric!r} is not among train's metrics {sorted(metrics)}; pick one of them"
+            )
+        if metrics[metric] != metrics[metric]:
+            return FloatingPointError(f"{metric} is NaN (diverged training?)")
+        return None
+
+    def _record_failure(self, trial: optuna.Trial, err: Exception) -> None:
+        reason = f"{type(err).__name__}: {err}"[:MAX_TAG_CHARS]
+        trial.set_user_attr("fail_reason", reason)
+        mlflow.set_tags({"optuna_state": "FAIL", "fail_reason": reason})
+        if isinstance(err, CafaError) and self.fatal is None:
+            self.fatal = err
+
+
+def log_results(study: optuna.Study, params: Any) -> dict[str, Any]:
+    """Best value/params, state counts, trials table and plots on the active (parent) run;
+    best_params.yaml in tune.out. Returns a summary."""
+    tune, metric = params.tune, params.tune.metric
+    summary: dict[str, Any] = {**tuning.state_counts(study), "n_trials": len(study.get_trials(deepcopy=False))}
+    tracking.log_metrics(summary)
+    best = tuning.best_trial(study)
+    out = Path(tune.out)
+    if best is not None:
+        path = tuning.write_best_params(out / "best_params.yaml", best, study.study_name, metric)
+        summary.update(
+            {
+                "best_value": best.value,
+                "best_trial": best.number,
+                "best_params": dict(best.params),
+                "best_params_file": str(path),
+            }
+        )
+        tracking.log_metrics({f"best_{metric}": best.value, "best_trial": best.number})
+        tracking.log_params({f"best.{k}": v for k, v in best.params.items()})
+        mlflow.set_tag("best_run_id", best.user_attrs.get("mlflow_run_id", ""))
+        tracking.log_artifacts([path])
+    with tempfile.TemporaryDirectory() as tmp:
+        table = Path(tmp) / "trials.csv"
+        study.trials_dataframe().to_csv(table, index=False)
+        plots = tuning.plot_study(study, Path(tmp) / "plots", target_name=metric)
+        tracking.log_artifacts([table])
+        tracking.log_artifacts(plots, "plots")
+    return summary
+
+
+def retrain_best(params: Any, best_params_file: str | Path) -> dict[str, float]:
+    """A `train` run (nested under the tune run) with params + the best params file; registers the model."""
+    best = params.with_overrides(yaml.safe_load(Path(best_params_file).read_text()) or {})
+    with tracking.start_run(
+        best, "train", run_name="retrain-best", nested=True, tags={"optuna_study": params.tune.study_name}
+    ):
+        return train_neural(best, register=True)
+
+
+def run_study(params: Any) -> dict[str, Any]:
+    """Join (or create) the study, run this worker's trials, log the results; returns a summary."""
+    tune = params.tune
+    tuning.validate_space(tune.space, params.to_dict())
+    name, url = tune.study_name, tune.storage
+    with tuning.study_lock(url, name):  # workers starting together would race to create the tables
+        storage = tuning.make_storage(url, tune.heartbeat_interval)
+        study = tuning.open_study(
+            name,
+            storage,
+            tune.direction,
+            tuning.make_pruner(tune.to_dict()),
+            tuning.make_sampler(tune.sampler_seed, tune.startup_trials),
+        )
+    # flag names (MLflow param foo_bar == --foo-bar); the storage URL without its password
+    settings = {("tune_out" if k == "out" else k): v for k, v in tune.to_dict().items() if k != "space"}
+    settings["storage"] = tuning.safe_url(url)
+    objective = Objective(params)
+    with tracking.start_run(
+        params, "tune", run_name=f"tune-{name}", extra_params=settings, tags={"optuna_study": name}
+    ):
+        mlflow.log_dict(tune.space, "space.yaml")
+        ran = tuning.run_worker(
+            study,
+            objective,
+            tune.n_trials,
+            lambda: tuning.study_lock(url, name),
+            timeout=tune.timeout,
+            stop=lambda: objective.fatal is not None,
+        )
+        tracking.log_metrics({"trials_this_worker": ran})
+        if objective.fatal is not None:
+            raise objective.fatal
+        summary = {**log_results(study, params), "trials_this_worker": ran}
+        if tune.retrain_best:
+            if "best_params_file" not in summary:
+                raise ConfigError(f"study {name!r} has no complete trial to retrain; run more trials first.")
+            summary["retrain_metrics"] = retrain_best(params, summary["best_params_file"])
+    return summary
