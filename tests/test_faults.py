@@ -339,3 +339,25 @@ def test_run_cli_mlflow_errors(tmp_path, capsys):
 
     assert run_cli(our_bug) == 1
     assert capsys.readouterr().err.endswith(BUG_NOTE + "\n")
+
+
+# ---- cafa stats on an empty FASTA ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "just some text\n"])
+def test_stats_on_empty_fasta_is_an_error(tmp_path, text, capsys):
+    fasta = tmp_path / "empty.fasta"
+    fasta.write_text(text)
+    terms, obo = write(tmp_path / "terms.tsv", TERMS_TSV), write(tmp_path / "go.obo", OBO)
+    out = write(tmp_path / "out" / "stats.json", '{"old": 1}\n')
+    argv = ["stats", "--fasta", str(fasta), "--terms", str(terms), "--obo", str(obo), "--json", str(out)]
+    argv += ["--plots", str(tmp_path / "out")]
+    assert cafa(argv) == 2
+    err = capsys.readouterr().err
+    expected = (
+        f"error: {fasta}: no FASTA records found; the file is empty or has no '>' header.\n"
+        if text.strip() != "just some text"
+        else f"error: {fasta}:1: sequence line before any '>' header; the file must start with a header.\n"
+    )
+    assert err == expected
+    assert snapshot(tmp_path / "out") == {"stats.json": b'{"old": 1}\n'}
