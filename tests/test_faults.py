@@ -209,6 +209,13 @@ def test_atomic_dir_fault_keeps_old_folder(tmp_path, monkeypatch, code):
             (folder / "config.json").write_text("new\n")
             raise OSError(code, os.strerror(code), str(folder / "weights.pt"))
     assert snapshot(tmp_path) == before
+    with pytest.raises(OutputError, match=rf"^{model / 'config.json'}: cannot write \(.*{errno.errorcode[code]}"):
+        with atomic_dir(model) as folder:  # a file written inside is named where it was going to be
+            monkeypatch.setattr("cafa_mlflow.io.text.os.replace", failing(code))
+            with atomic_write(folder / "config.json") as handle:
+                handle.write("new\n")
+    monkeypatch.undo()
+    assert snapshot(tmp_path) == before
     monkeypatch.setattr("cafa_mlflow.io.text.tempfile.mkdtemp", failing(code))
     with pytest.raises(OutputError, match=rf"^{model}: cannot write"):
         with atomic_dir(model):

@@ -154,6 +154,10 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         if _is_ours(err, tmp, final):
             raise write_error(final, err) from err
         raise
+    except OutputError as err:  # from an atomic_write inside: name the file where it was going to be
+        if str(err).startswith(str(tmp)):
+            raise OutputError(f"{final}{str(err)[len(str(tmp)) :]}") from err
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
