@@ -112,3 +112,31 @@ def test_corrupt_hub_cache_file_is_named(offline_hub, tiny):
     shutil.copy(regression_path(tiny), reg_file)
     with pytest.raises(InputError, match=rf"^{model_file}: not an ESM-2 checkpoint.*Delete this cached file"):
         load_esm("esm2_t6_8M_UR50D")
+
+
+@pytest.mark.parametrize("damage", ["shard_deleted", "shard_cut", "ids_short", "manifest_garbled"])
+def test_damaged_cache_is_named_or_embedded_again(tmp_path, tiny, damage):
+    from cafa_mlflow.embed import load_embeddings
+
+    fasta = write_fasta(tmp_path / "in.fasta", SEQS)
+    kw = dict(toks_per_batch=64, device="cpu", progress=False, max_residues=20)
+    folder = embed_fasta(fasta, str(tiny), tmp_path / "emb", **kw).cache_dir
+    good = load_embeddings(folder).vectors[:].copy()
+    shard = next(folder.glob("shard_*.npy"))
+    if damage == "shard_deleted":
+        shard.unlink()
+    elif damage == "shard_cut":
+        shard.write_bytes(shard.read_bytes()[:100])
+    elif damage == "ids_short":
+        (folder / "ids.txt").write_text("P1\n")
+    else:
+        (folder / "manifest.json").write_text("{not json")
+    if damage == "manifest_garbled":  # the cache counts as unfinished: embedding again repairs it
+        assert (
+            load_embeddings(embed_fasta(fasta, str(tiny), tmp_path / "emb", **kw).cache_dir).vectors[:] == good
+        ).all()
+        return
+    with pytest.raises(
+        InputError, match=rf"^{folder}: damaged embedding cache .*delete this folder and run `cafa embed`"
+    ):
+        load_embeddings(folder)
