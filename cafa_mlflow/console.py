@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Callable, Sequence
 
-from cafa_mlflow.errors import CafaError
+from cafa_mlflow.errors import run_cli
 
 
 def run_entry(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
-    """Run an entry point's `main(argv)`: a CafaError prints `error: <message>` and exits 2, no traceback."""
+    """Run an entry point's `main(argv)` and return its exit status: user and environment faults print one
+    `error:` line (exit 2), only a bug prints a traceback (see errors.run_cli)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main(argv)
-    except CafaError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: main(argv))

@@ -19,7 +19,7 @@ import pandas as pd
 
 from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import Ontology, load_obo
-from cafa_mlflow.io.fasta import read_fasta
+from cafa_mlflow.io.fasta import no_records_error, read_fasta
 from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.labels import label_matrix
 
@@ -131,6 +131,8 @@ def dataset_stats(
     for record in read_fasta(fasta):
         ids.append(record.id)
         lengths.append(len(record.sequence))
+    if not ids:
+        raise no_records_error(fasta)
     annotations = resolve_terms(read_terms(terms), ontology, source=str(terms))
     return compute_stats(ids, np.asarray(lengths), annotations, ontology, top_n)
 

@@ -13,6 +13,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from cafa_mlflow import tracking_recovery as recovery
 from cafa_mlflow.config import flatten
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,10 @@ def configure(params: Any) -> str:
     params = _plain(params)
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
     mlflow.set_tracking_uri(uri)
-    # under `mlflow run` the launcher chose the experiment (read at import: set_experiment sets it too)
-    if not _LAUNCHER_EXPERIMENT and not os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or params["tracking"]["experiment"])
+    with recovery.store_lock(uri):
+        # under `mlflow run` the launcher chose the experiment (read at import: set_experiment sets it too)
+        if not _LAUNCHER_EXPERIMENT and not os.environ.get("MLFLOW_RUN_ID"):
+            mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or params["tracking"]["experiment"])
     return uri
 
 
@@ -79,8 +81,9 @@ def start_run(
         nested=nested,
         parent_run_id=parent,
         log_system_metrics=bool(_plain(params)["tracking"].get("system_metrics")),
-        tags={"entry_point": entry_point, **(tags or {})},
+        tags={"entry_point": entry_point, **recovery.process_tags(), **(tags or {})},
     ) as run:
+        recovery.mark_stale_runs(run.info.experiment_id, entry_point, run.info.run_id)
         log_params({**standard_params(params), **(extra_params or {})})
         yield run
 
@@ -133,9 +136,15 @@ def register_and_promote(
     """Register `model_uri` under `name`; give it the champion alias only when `score` beats the current
     champion's on the same validation split (tags, not deprecated stages). Returns (version, promoted)."""
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, name).version
-    client.set_model_version_tag(name, version, metric, f"{score:.6f}")
-    client.set_model_version_tag(name, version, "val_split", split_id)
+    recovery.mark_incomplete_versions(name, CHAMPION)
+    # one call creates the version with the tags that identify it; a kill after it leaves 'registering'
+    identity = {
+        metric: f"{score:.6f}",
+        "val_split": split_id,
+        recovery.STATUS_TAG: "registering",
+        **recovery.process_tags(),
+    }
+    version = mlflow.register_model(model_uri, name, tags=identity).version
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
@@ -156,6 +165,7 @@ def register_and_promote(
     if promote:
         client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "promoted", str(promote).lower())
+    client.set_model_version_tag(name, version, recovery.STATUS_TAG, "complete")
     return str(version), promote
 
 

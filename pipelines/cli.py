@@ -61,9 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog=f"cafa {command}", description=help_text)
         getattr(module, add_name)(parser)
         args = parser.parse_args(rest)
-        status = {}
-        code = run_entry(lambda _argv: status.setdefault("rc", getattr(module, run_name)(args)), None)
-        return code or int(status.get("rc") or 0)
+        return run_entry(lambda _argv: getattr(module, run_name)(args))
     print(f"cafa: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2
 

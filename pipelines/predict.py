@@ -13,6 +13,7 @@ from cafa_mlflow.console import run_entry
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.flags import parse_params
 from cafa_mlflow.io.submission import validate_submission
+from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.workflows.predict import default_fasta, predict_fasta
 
 
@@ -21,6 +22,7 @@ def main(argv=None) -> Path:
     cfg = params.predict
     fasta, out = cfg.fasta or default_fasta(params), Path(cfg.out)
     uri = cfg.model_uri or f"models:/{params.tracking.registered_model}@champion"
+    check_writable(out)  # before loading the model and embedding: fail now, not after all the work
     with tracking.start_run(params, "predict", extra_params={**cfg.to_dict(), "fasta": fasta, "model_uri": uri}):
         try:
             model = mlflow.pyfunc.load_model(uri)

@@ -66,8 +66,11 @@ def read_manifest(cache_dir: str | os.PathLike) -> dict | None:
     path = Path(cache_dir) / MANIFEST
     if not path.is_file():
         return None
-    manifest = json.loads(path.read_text())
-    return manifest if manifest.get("complete") else None
+    try:
+        manifest = json.loads(path.read_text())
+    except (ValueError, OSError):  # damaged (never by a kill: it is written atomically): embed again
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("complete") else None
 
 
 def finalize(cache_dir: Path, ids: Sequence[str], rows_per_protein: np.ndarray | None, manifest: dict) -> dict:
@@ -153,7 +156,19 @@ def load_embeddings(cache_dir: str | os.PathLike) -> Embeddings:
         raise InputError(
             f"{cache_dir}: no complete embedding cache here (manifest.json missing or incomplete); run `cafa embed` first."
         )
-    ids = (cache_dir / IDS_FILE).read_text().splitlines()
-    shards = [np.load(cache_dir / s["file"], mmap_mode="r") for s in manifest["shards"]]
-    offsets = np.load(cache_dir / OFFSETS_FILE) if manifest.get("ragged") else None
+    try:
+        ids = (cache_dir / IDS_FILE).read_text().splitlines()
+        shards = [np.load(cache_dir / s["file"], mmap_mode="r") for s in manifest["shards"]]
+        offsets = np.load(cache_dir / OFFSETS_FILE) if manifest.get("ragged") else None
+    except (OSError, ValueError, KeyError, TypeError) as err:  # a file deleted or damaged after the cache was made
+        raise InputError(
+            f"{cache_dir}: damaged embedding cache ({type(err).__name__}: {' '.join(str(err).split())[:200]}); "
+            "delete this folder and run `cafa embed` again."
+        ) from err
+    rows = sum(len(s) for s in shards)
+    if (len(ids), rows) != ((len(ids), len(ids)) if offsets is None else (len(offsets) - 1, int(offsets[-1]))):
+        raise InputError(
+            f"{cache_dir}: damaged embedding cache ({len(ids)} ids, {rows} vectors); "
+            "delete this folder and run `cafa embed` again."
+        )
     return Embeddings(ids, ShardedArray(shards), offsets, manifest)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +26,60 @@ ESM2_LAYERS = {
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
 TINY_MARKER = "cafa_tiny"  # key in checkpoint["cfg"] marking checkpoints made by make_tiny_esm
+CHECKPOINT_FORMAT = (
+    "a fair-esm ESM-2 checkpoint is a torch.save'd dict {'model': weights, 'cfg': {'model': "
+    "Namespace(encoder_layers, encoder_embed_dim, encoder_attention_heads, ...)}} in a file named esm2_*.pt, "
+    "with <name>-contact-regression.pt beside it: e.g. esm2_t6_8M_UR50D.pt from "
+    "https://dl.fbaipublicfiles.com/fair-esm/models/, or one written by `cafa make-tiny-esm`"
+)
+OFFLINE_HINT = "to run offline without weights, use the README's tiny random encoder: `make main ESM=tiny`"
+# What torch.load and fair-esm raise on a file that is not (or no longer) a checkpoint they can read:
+# random bytes, a truncated zip, a pickle of other objects, weights of another shape.
+_LOAD_ERRORS = (
+    pickle.UnpicklingError,
+    RuntimeError,
+    EOFError,
+    KeyError,
+    ValueError,
+    AttributeError,
+    TypeError,
+    IndexError,
+    zipfile.BadZipFile,
+    ImportError,
+    OSError,  # e.g. EINVAL when memory-mapping a cut zip
+)
+
+
+def not_a_checkpoint(path: Path | str, err: BaseException | None = None) -> InputError:
+    """The InputError for a file that is not a readable fair-esm ESM-2 checkpoint, saying what one is."""
+    text = " ".join(str(err).split())
+    if isinstance(err, pickle.UnpicklingError):  # torch's weights-only text runs on for lines: keep its gist
+        text = text.split(". ")[0]
+    why = f" ({type(err).__name__}: {text[:200]})" if err is not None else ""
+    return InputError(f"{path}: not an ESM-2 checkpoint in fair-esm's format{why}; {CHECKPOINT_FORMAT}.")
 
 
 def _torch_load(path: Path | str, mmap: bool = False) -> Any:
     # torch >= 2.6 loads weights_only by default; fair-esm checkpoints pickle an argparse.Namespace.
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(str(path), map_location="cpu", mmap=mmap)
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(str(path), map_location="cpu", mmap=mmap)
+    except _LOAD_ERRORS as err:
+        if mmap and isinstance(err, RuntimeError) and not zipfile.is_zipfile(path):
+            raise  # legacy (non-zip) torch.save format cannot be memory-mapped: the caller loads it whole
+        raise not_a_checkpoint(path, err) from err
+
+
+def _checkpoint_cfg(path: Path) -> dict:
+    """The cfg of a local checkpoint, read without loading its weights when the format allows."""
+    try:  # mmap: reads the cfg, not gigabytes of weights
+        data = _torch_load(path, mmap=True)
+    except RuntimeError:  # legacy (non-zip) torch.save format cannot be memory-mapped
+        data = _torch_load(path)
+    cfg = data.get("cfg") if isinstance(data, dict) else None
+    if not (isinstance(cfg, dict) and hasattr(cfg.get("model"), "encoder_layers") and "model" in data):
+        raise not_a_checkpoint(path)
+    return cfg
 
 
 def is_local_checkpoint(esm_model: str) -> bool:
@@ -83,12 +133,7 @@ def model_label(esm_model: str) -> str:
     _check_name_or_path(esm_model)
     if not is_local_checkpoint(esm_model):
         return esm_model
-    try:  # mmap: reads the cfg, not gigabytes of weights
-        data = _torch_load(esm_model, mmap=True)
-    except RuntimeError:  # legacy (non-zip) torch.save format cannot be memory-mapped
-        data = _torch_load(esm_model)
-    cfg = data.get("cfg", {}) if isinstance(data, dict) else {}
-    prefix = "tiny" if isinstance(cfg, dict) and cfg.get(TINY_MARKER) else "local"
+    prefix = "tiny" if _checkpoint_cfg(Path(esm_model)).get(TINY_MARKER) else "local"
     return f"{prefix}:{Path(esm_model).name}"
 
 
@@ -111,36 +156,44 @@ def _missing_weights(name: str, err: Exception) -> MissingWeightsError:
         f"Weights for {name} are not in the torch hub cache and could not be downloaded ({err}). "
         f"Put {model_file.name} (from {MODEL_URL.format(name=name)}) and {reg_file.name} "
         f"(from {REGRESSION_URL.format(name=name)}) in the folder {model_file.parent} "
-        "(or set TORCH_HOME), or pass a local checkpoint path as esm_model."
+        f"(or set TORCH_HOME), or pass a local checkpoint path as esm_model; {OFFLINE_HINT}."
     )
 
 
-def _load_hub(name: str) -> tuple[ESM2, esm.Alphabet]:
-    model_file, reg_file = hub_files(name)
+def _build(name: str, path: Path, model_data: Any, reg_path: Path, reg_data: Any) -> tuple[ESM2, esm.Alphabet]:
+    """fair-esm's model from loaded files; weights that do not fit the cfg are an InputError naming them."""
+    if not (isinstance(reg_data, dict) and isinstance(reg_data.get("model"), dict)):
+        raise not_a_checkpoint(reg_path)
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            # fair-esm reads hub-cached files itself and downloads only what is missing.
-            model_data = esm.pretrained.load_hub_workaround(MODEL_URL.format(name=name))
-            reg_data = esm.pretrained.load_hub_workaround(REGRESSION_URL.format(name=name))
-    except Exception as err:  # any network/IO failure: never fall back silently
-        if model_file.is_file() and reg_file.is_file():
-            raise
-        raise _missing_weights(name, err) from err
-    return esm.pretrained.load_model_and_alphabet_core(name, model_data, reg_data)
+        return esm.pretrained.load_model_and_alphabet_core(name, model_data, reg_data)
+    except _LOAD_ERRORS as err:
+        raise not_a_checkpoint(path, err) from err
+
+
+def _load_hub(name: str) -> tuple[ESM2, esm.Alphabet]:
+    loaded = []
+    for url, path in zip((MODEL_URL.format(name=name), REGRESSION_URL.format(name=name)), hub_files(name)):
+        if path.is_file():  # a corrupt (e.g. half-downloaded) cached file: name it so it can be deleted
+            try:
+                loaded.append(_torch_load(path))
+            except InputError as err:
+                raise InputError(f"{err} Delete this cached file to download it again.") from err
+            continue
+        try:
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                # fair-esm downloads the missing file into the hub cache and loads it
+                loaded.append(esm.pretrained.load_hub_workaround(url))
+        except Exception as err:  # any network/IO failure: never fall back silently
+            raise _missing_weights(name, err) from err
+    return _build(name, hub_files(name)[0], loaded[0], hub_files(name)[1], loaded[1])
 
 
 def _load_local(path: Path) -> tuple[ESM2, esm.Alphabet]:
-    model_data = _torch_load(path)
-    cfg = model_data.get("cfg") if isinstance(model_data, dict) else None
-    if not (isinstance(cfg, dict) and hasattr(cfg.get("model"), "encoder_layers") and "model" in model_data):
-        raise InputError(
-            f"{path}: not an ESM-2 checkpoint in fair-esm's format (no cfg.model.encoder_layers); "
-            "pass an esm2_*.pt file or a fair-esm ESM-2 name."
-        )
+    _checkpoint_cfg(path)  # the format, before the regression file or the weights
     reg = _regression_file(path)
     # fair-esm picks the ESM-2 loader by the name's 'esm2' prefix; the cfg check above already proved the format.
     name = path.stem if path.stem.startswith("esm2") else f"esm2_{path.stem}"
-    return esm.pretrained.load_model_and_alphabet_core(name, model_data, _torch_load(reg))
+    return _build(name, path, _torch_load(path), reg, _torch_load(reg))
 
 
 def fetch_weights(esm_model: str) -> None:
@@ -148,6 +201,7 @@ def fetch_weights(esm_model: str) -> None:
     cache (fair-esm's own paths), local checkpoints are checked. Lets a long chain fail at its start."""
     _check_name_or_path(esm_model)
     if is_local_checkpoint(esm_model):
+        _checkpoint_cfg(Path(esm_model))
         _regression_file(Path(esm_model))
         return
     urls = (MODEL_URL.format(name=esm_model), REGRESSION_URL.format(name=esm_model))

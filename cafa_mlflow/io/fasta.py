@@ -108,11 +108,16 @@ def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
         )
 
 
+def no_records_error(path: str | os.PathLike) -> InputError:
+    """The error for a FASTA file without any record (empty, or text without a '>' header)."""
+    return InputError(f"{path}: no FASTA records found; the file is empty or has no '>' header.")
+
+
 def load_fasta(path: str | os.PathLike) -> list[FastaRecord]:
     """Read the whole file; raise InputError when it holds no record."""
     records = list(read_fasta(path))
     if not records:
-        raise InputError(f"{path}: no FASTA records found; the file is empty or has no '>' header.")
+        raise no_records_error(path)
     return records
 
 

@@ -1,7 +1,14 @@
-"""Open plain, gzip or xz text files by their suffix."""
+"""Open plain, gzip or xz text files by their suffix; write files and folders atomically.
+
+Every fault of an input (corrupt or truncated compression, binary or UTF-16 data, bad UTF-8) is an
+InputError naming the file, and every fault of an output (full disk, read-only or forbidden location) an
+OutputError naming it, whether it happens when the file is opened or halfway through reading or writing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import lzma
 import os
@@ -12,21 +19,95 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from cafa_mlflow.errors import InputError
+from cafa_mlflow.errors import InputError, OutputError
+from cafa_mlflow.io.read_checks import READ_ERRORS, SNIFF_BYTES, CheckedReader, one_line, read_error, sniff
+
+_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EFBIG: "file too large for the file system",
+}
 
 
-def open_text(path: str | os.PathLike, mode: str = "rt") -> IO:
-    """Open `path` as UTF-8 text (bytes with a 'b' mode); `.gz` and `.xz` are (de)compressed transparently."""
-    path = Path(path)
-    if "r" in mode and not path.is_file():
-        raise InputError(f"{path}: file not found; check the path (and params.yaml's data block).")
-    encoding = None if "b" in mode else "utf-8"
+def _open(path: Path, mode: str, encoding: str | None) -> IO:
     suffix = path.suffix.lower()
     if suffix == ".gz":
         return gzip.open(path, mode, encoding=encoding)
     if suffix == ".xz":
         return lzma.open(path, mode, encoding=encoding)
     return open(path, mode, encoding=encoding)
+
+
+def open_text(path: str | os.PathLike, mode: str = "rt") -> IO:
+    """Open `path` as UTF-8 text (bytes with a 'b' mode); `.gz` and `.xz` are (de)compressed transparently.
+
+    Reading: the file must exist and hold text (no NUL bytes, no UTF-16/32); a UTF-8 byte-order mark is
+    skipped in text mode; corrupt or truncated compressed data and bad UTF-8 raise InputError naming it."""
+    path = Path(path)
+    if "r" not in mode:
+        return _open(path, mode, None if "b" in mode else "utf-8")
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; check the path (and params.yaml's data block).")
+    try:
+        with _open(path, "rb", None) as raw:
+            head = raw.read(SNIFF_BYTES)
+    except READ_ERRORS as err:
+        raise read_error(path, err) from err
+    sniff(path, head)
+    return CheckedReader(_open(path, mode, None if "b" in mode else "utf-8-sig"), path)
+
+
+def write_error(path: str | os.PathLike, err: OSError) -> OutputError:
+    """The OutputError for a fault met while writing `path` (which keeps its previous content)."""
+    code = errno.errorcode.get(err.errno or 0, "")
+    reason = _REASONS.get(err.errno, err.strerror or one_line(err))
+    return OutputError(
+        f"{path}: cannot write ({reason}{', ' + code if code else ''}); nothing there was changed: "
+        "free space or choose another output location."
+    )
+
+
+def _is_ours(err: BaseException, *paths: Path) -> bool:
+    """An OSError about one of `paths` (or below them), or a write fault of an open handle (no file name)."""
+    if not isinstance(err, OSError):
+        return False
+    if err.filename is None:
+        return err.errno in _REASONS or err.errno == errno.EIO
+    name = Path(os.fsdecode(err.filename))
+    return any(name == p or p in name.parents for p in paths)
+
+
+def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
+    """Fail fast, before long work: create the output's folder (`path` itself when `folder`, else its
+    parent) and write, sync and delete a probe file there. Raises OutputError naming `path`."""
+    path = Path(path)
+    target = path if folder else path.parent
+    if not folder and path.is_dir():
+        raise OutputError(f"{path}: is a folder, but a file is written there; choose a file name.")
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is a file, but a folder is written there; choose another location.")
+    created = [p for p in (target, *target.parents) if not p.exists()]  # removed again: a probe leaves nothing
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=target, prefix=".write-probe.")
+        try:
+            os.write(fd, b"probe")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.remove(probe)
+        if not folder and path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    except OSError as err:
+        raise write_error(path, err) from err
+    finally:
+        for folder_made in created:
+            with contextlib.suppress(OSError):
+                folder_made.rmdir()
+    return path
 
 
 def _umask() -> int:
@@ -37,9 +118,12 @@ def _umask() -> int:
 
 def make_temp_dir(final: Path) -> Path:
     """A temporary folder beside `final` (same file system, so os.replace can move it into place)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as err:
+        raise write_error(final, err) from err
     return tmp
 
 
@@ -64,24 +148,37 @@ def replace_dir(new: Path, final: Path) -> None:
 
 @contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Fill a temporary folder beside `final`; it replaces `final` only when the block succeeds."""
+    """Fill a temporary folder beside `final`; it replaces `final` only when the block succeeds.
+    A write fault (full disk, read-only, no permission) is an OutputError naming `final`, which is kept."""
     final = Path(final)
     tmp = make_temp_dir(final)
     try:
         yield tmp
         replace_dir(tmp, final)
+    except OSError as err:
+        if _is_ours(err, tmp, final):
+            raise write_error(final, err) from err
+        raise
+    except OutputError as err:  # from an atomic_write inside: name the file where it was going to be
+        if str(err).startswith(str(tmp)):
+            raise OutputError(f"{final}{str(err)[len(str(tmp)) :]}") from err
+        raise
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wt") -> Iterator[IO]:
-    """Write to a temporary file beside `path` and move it into place only on success."""
+    """Write to a temporary file beside `path` and move it into place only on success.
+    A write fault (full disk, read-only, no permission) is an OutputError naming `path`, which is kept."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as err:
+        raise write_error(path, err) from err
     try:
         if path.suffix.lower() in (".gz", ".xz") and "b" not in mode:
             handle = open_text(tmp + path.suffix, mode)
@@ -94,8 +191,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wt") -> Iterator[IO]:
             yield handle
         os.chmod(tmp_target, 0o666 & ~_umask())
         os.replace(tmp_target, path)
-    except BaseException:
+    except BaseException as err:
         for leftover in (tmp, tmp + path.suffix):
-            if os.path.exists(leftover):
+            with contextlib.suppress(OSError):
                 os.remove(leftover)
+        if _is_ours(err, Path(tmp), Path(tmp + path.suffix), path):
+            raise write_error(path, err) from err
         raise

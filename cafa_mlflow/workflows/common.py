@@ -10,12 +10,26 @@ from typing import Any
 from cafa_mlflow.dataset import Prepared, load_prepared, prepare_dataset
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.fasta import load_fasta
-from cafa_mlflow.io.text import atomic_dir
+from cafa_mlflow.io.text import atomic_dir, check_writable
 from cafa_mlflow.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 
 SPLITS = ("val", "test")  # what every member predicts after fitting on `train`
 log = logging.getLogger(__name__)
+
+
+def check_outputs(params: Any) -> None:
+    """Fail before long work when an output location of the chain cannot be written (OutputError naming it)."""
+    for folder in (
+        params.prepare.out,
+        params.embed.out,
+        params.outputs.predictions,
+        params.outputs.metrics,
+        params.homology.out,
+    ):
+        check_writable(folder, folder=True)
+    check_writable(params.predict.out)
+    check_writable(params.evaluate.out_json)
 
 
 def ensure_prepared(params: Any) -> Prepared:

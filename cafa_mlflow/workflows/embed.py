@@ -9,6 +9,7 @@ from cafa_mlflow.embed import embed_fasta
 from cafa_mlflow.embed.resolve import fasta_roles, read_index, runtime_options, write_index
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.io.text import check_writable
 
 
 def totals(results: list[dict]) -> dict[str, float]:
@@ -32,6 +33,7 @@ def embed_roles(params: Any) -> dict[str, str]:
     roles = fasta_roles(block.fasta, params.prepare.out)
     if not roles:
         raise InputError(f"{params.prepare.out}: no prepared FASTA; run `cafa prepare` first or pass --fasta.")
+    check_writable(block.out, folder=True)
     settings = EmbedSettings.from_block(block)
     index = read_index(block.out)
     results = []

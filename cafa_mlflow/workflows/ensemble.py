@@ -14,7 +14,7 @@ from cafa_mlflow.errors import InputError
 from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
 from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import atomic_write, check_writable
 from cafa_mlflow.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.predictors.base import Predictor, TrainSet
 from cafa_mlflow.predictors.ensemble import EnsemblePredictor
@@ -47,6 +47,8 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
     """Fit weights, write predictions and metrics, log everything into the active MLflow run."""
     from cafa_mlflow.serving import log_go_model
 
+    check_writable(member_folder(params, NAME), folder=True)
+    check_writable(Path(params.outputs.metrics) / "ensemble_val.json")
     prepared = ensure_prepared(params)
     require_val(prepared)
     ontology = load_obo(params.data.obo)

@@ -6,12 +6,14 @@ from typing import Any
 
 from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.workflows.common import SPLITS, ensure_prepared, member_folder, protein_set, split_scorer, write_member
 
 
 def fit_member(kind: str, params: Any) -> dict[str, float]:
     """Fit, predict, evaluate and save member `kind` under <outputs.predictions>/<kind>; returns metrics."""
+    check_writable(member_folder(params, kind), folder=True)
     prepared = ensure_prepared(params)
     ontology = load_obo(params.data.obo)
     predictor = registry.build(kind, params, ontology)

@@ -7,6 +7,7 @@ from typing import Any
 
 from cafa_mlflow import tracking
 from cafa_mlflow.dataset import prepare_dataset
+from cafa_mlflow.io.text import check_writable
 
 
 def prepare_and_describe(params: Any) -> dict:
@@ -14,6 +15,7 @@ def prepare_and_describe(params: Any) -> dict:
     from cafa_mlflow.stats import dataset_stats, flat_metrics, print_stats, stats_figures
 
     out = Path(params.prepare.out)
+    check_writable(out, folder=True)
     summary = prepare_dataset(params.data.to_dict(), params.prepare.to_dict(), out)
     tracking.log_metrics(summary)
     stats = dataset_stats(out / "train.fasta", params.data.train_terms, params.data.obo)

@@ -16,6 +16,7 @@ from cafa_mlflow import tracking
 from cafa_mlflow.dataset import Prepared
 from cafa_mlflow.evaluation.scorer import f1_at_thresholds, flat_metrics
 from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import EMBEDDING, ProteinSet
 from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
@@ -74,6 +75,7 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
 
     tp = params.train
     tracking.log_params(run_params(params))
+    check_writable(member_folder(params, NAME), folder=True)
     prepared = ensure_prepared(params)
     require_val(prepared)
     ontology = load_obo(params.data.obo)

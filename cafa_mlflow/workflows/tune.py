@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from cafa_mlflow import tracking, tuning
 from cafa_mlflow.errors import CafaError, ConfigError
+from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.workflows.train import run_params, train_neural
 
 MAX_TAG_CHARS = 5000
@@ -133,6 +134,7 @@ def retrain_best(params: Any, best_params_file: str | Path) -> dict[str, float]:
 def run_study(params: Any) -> dict[str, Any]:
     """Join (or create) the study, run this worker's trials, log the results; returns a summary."""
     tune = params.tune
+    check_writable(tune.out, folder=True)
     tuning.validate_space(tune.space, params.to_dict())
     name, url = tune.study_name, tune.storage
     with tuning.study_lock(url, name):  # workers starting together would race to create the tables
