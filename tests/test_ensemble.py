@@ -123,3 +123,27 @@ def test_weights_are_chosen_on_the_rounded_candidates(onto):
     assert len(seen) == 3
     np.testing.assert_allclose(seen[0], [0.5, 0.5])  # a = 0: b alone
     np.testing.assert_allclose(seen[-1], [0.12])  # a alone, rounded to 2 figures; 0.0004 dropped
+
+
+def test_ensemble_predictor_fits_on_saved_member_scores_and_round_trips(onto, tmp_path):
+    from types import SimpleNamespace
+
+    from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+    from cafa_mlflow.predictors.ensemble import EnsemblePredictor
+    from cafa_mlflow.predictors.naive import NaivePredictor
+
+    val_ids = ["v1", "v2", "v3"]
+    truth = labels(val_ids, [[BP, BP1, BP2, CC, CC3, MF, MF4], [BP, BP1, CC, MF], [BP, CC, CC3, MF, MF4, MF5]])
+    good = TermMatrix(val_ids, TERMS, truth.matrix * 0.9)
+    bad = TermMatrix(val_ids, TERMS, sp.csr_matrix(np.where(truth.matrix.toarray() > 0, 0.0, 0.8)))
+    members = {name: NaivePredictor(onto).fit(TrainSet.from_labels(truth)) for name in ("bad", "good")}
+    settings = SimpleNamespace(step=0.25, search="grid", max_grid_points=300)
+    ensemble = EnsemblePredictor(members, onto, settings, SUBMISSION)
+    ensemble.fit(
+        TrainSet.from_labels(truth), scorer=Scorer(onto, truth, IA), member_predictions={"bad": bad, "good": good}
+    )
+    assert ensemble.weights == {a: {"bad": 0.0, "good": 1.0} for a in ("BPO", "CCO", "MFO")}
+    loaded = Predictor.load(ensemble.save(tmp_path / "ensemble"))
+    query = ProteinSet(["q"])
+    expected = members["good"].predict(query).reindex(terms=TERMS).matrix.toarray()
+    np.testing.assert_allclose(loaded.predict(query).reindex(terms=TERMS).matrix.toarray(), expected, rtol=1e-6)

@@ -60,7 +60,7 @@ class EnsemblePredictor(Predictor):
         s = self.submission
         self.weights = fit_weights(
             preds,
-            scorer.truth_matrix(),
+            train.labels,
             lambda _truth, pred: scorer(pred),
             self.ontology,
             self.settings.step,
