@@ -14,6 +14,7 @@ from cafa_mlflow import run_meta, tracking
 from cafa_mlflow.config import load_params
 from cafa_mlflow.embed import make_tiny_esm
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.metric_vocabulary import metric_keys, off_vocabulary
 
 pytestmark = pytest.mark.slow  # one sqlite store (~10 s to create on a busy machine)
 
@@ -149,3 +150,15 @@ def test_registered_versions_are_described_and_the_alias_is_the_only_champion_re
     v1 = client.get_model_version(name, "1")
     assert v1.tags["kind"] == "neural" and "members" not in v1.tags and "promoted" not in v1.tags
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+
+
+def test_metric_keys_is_the_union_over_the_experiments_runs(store):
+    params, _ = store
+    with tracking.start_run(params, "evaluate"):
+        tracking.log_metrics({"test_f_w_BPO": 0.3, "seconds": 2.0})
+    with tracking.start_run(params, "evaluate"):
+        tracking.log_metrics({"test_f_w_BPO": 0.4, "freq_1-5_BPO": 9.0})
+    keys = metric_keys(["cafa-mlflow", "no-such-experiment"])
+    assert {"test_f_w_BPO", "seconds", "freq_1-5_BPO"} <= keys
+    assert off_vocabulary(keys) == ["freq_1-5_BPO"]
+    assert metric_keys(["no-such-experiment"]) == set()
