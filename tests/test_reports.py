@@ -48,7 +48,12 @@ def test_pr_curves_per_aspect(tmp_path):
     assert sorted(p.name for p in paths) == ["pr_BPO.csv", "pr_CCO.csv", "pr_MFO.csv", "pr_animal.csv"]
     bpo = pd.read_csv(tmp_path / "plots" / "pr_BPO.csv")
     assert bpo.columns.tolist() == ["threshold", "recall", "precision", "recall_w", "precision_w"]
-    assert bpo.values.tolist() == [[0.25, 1.0, 0.75, 1.0, 0.75], [0.5, 0.5, 1.0, 0.5, 1.0], [0.75, 0.5, 1.0, 0.5, 1.0]]
+    # at 0.75 only P1 predicts {GO:2, root} of its 5 true terms: recall 2/5 averaged over 4 BP proteins
+    assert bpo.values.tolist() == [
+        [0.25, 0.475, 0.833333, 0.475, 0.833333],
+        [0.5, 0.35, 1.0, 0.35, 1.0],
+        [0.75, 0.1, 1.0, 0.1, 1.0],
+    ]
     assert pd.read_csv(tmp_path / "plots" / "pr_MFO.csv").empty  # no MF truth or predictions
 
 
