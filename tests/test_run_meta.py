@@ -11,6 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cafa_mlflow import run_meta, tracking
+from cafa_mlflow.compare import comparison_table, find_runs, format_comparison
+from cafa_mlflow.compare import main as compare_main
 from cafa_mlflow.config import load_params
 from cafa_mlflow.embed import make_tiny_esm
 from cafa_mlflow.errors import InputError
@@ -162,3 +164,22 @@ def test_metric_keys_is_the_union_over_the_experiments_runs(store):
     assert {"test_f_w_BPO", "seconds", "freq_1-5_BPO"} <= keys
     assert off_vocabulary(keys) == ["freq_1-5_BPO"]
     assert metric_keys(["no-such-experiment"]) == set()
+
+
+def test_compare_newest_train_run_per_loss(store, capsys):
+    params, _ = store
+    for loss, f_w, seconds in (("bce", 0.2, 5.0), ("focal", 0.3, 6.0), ("bce", 0.25, 7.0)):
+        run_params = {**params, "train": {**params["train"], "loss": loss}}
+        with tracking.start_run(run_params, "train"):
+            tracking.log_metrics({"val_f_w_mean": f_w, "seconds": seconds, f"only_{loss}": 1.0})
+    runs = find_runs("cafa-mlflow", "train", "loss")
+    assert [r.data.params["loss"] for r in runs] == ["bce", "focal"]
+    table = comparison_table(runs)
+    assert table.columns.tolist() == [runs[0].info.run_name, runs[1].info.run_name]
+    assert table.loc["val_f_w_mean"].tolist() == ["0.2500", "0.3000"]  # the newest bce run, not the first
+    assert "seconds" not in table.index and "only_bce" not in table.index
+    assert table.loc["loss"].tolist() == ["bce", "focal"] and table.loc["encoder"].tolist() == ["tiny:esm2_tiny.pt"] * 2
+    assert compare_main([]) == 0
+    printed = capsys.readouterr().out
+    assert "train multitask bce tiny:esm2_tiny.pt" in printed and "val_f_w_mean" in printed
+    assert "1 run(s) to compare" in format_comparison(runs[:1])
