@@ -106,7 +106,7 @@ def log_dataset(proteins: pd.DataFrame, name: str, source: str, context: str) ->
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         dataset = mlflow.data.from_pandas(proteins.reset_index(drop=True), source=source, name=name)
-    mlflow.log_input(dataset, context=context, tags={"proteins": str(len(proteins))})
+        mlflow.log_input(dataset, context=context, tags={"proteins": str(len(proteins))})
     return dataset
 
 
