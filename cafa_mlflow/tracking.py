@@ -162,6 +162,8 @@ def register_and_promote(
             )
     if promote:
         client.set_registered_model_alias(name, CHAMPION, version)
+    # what happened at registration; who is champion now is the alias alone
+    client.set_model_version_tag(name, version, "promoted", str(promote).lower())
     return str(version), promote
 
 

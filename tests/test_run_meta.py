@@ -150,7 +150,7 @@ def test_registered_versions_are_described_and_the_alias_is_the_only_champion_re
         "val_f_w_mean": "0.400000",
     }
     v1 = client.get_model_version(name, "1")
-    assert v1.tags["kind"] == "neural" and "members" not in v1.tags and "promoted" not in v1.tags
+    assert v1.tags["kind"] == "neural" and "members" not in v1.tags and v1.tags["promoted"] == "true"
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
 
 
