@@ -155,3 +155,21 @@ def describe_version(
         if value:
             client.set_model_version_tag(name, str(version), key, value)
     return text
+
+
+def log_chain_summary(
+    rows: Sequence[Mapping], submission: str | os.PathLike, final_metrics: Mapping[str, float] | None = None
+) -> None:
+    """On the `main` run: the final submission's validation/test metrics, its path (param) and size
+    (metric `submission_bytes`), `seconds_<step>` per step and the step table (artifact steps.txt)."""
+    from cafa_mlflow.console import format_step_table  # noqa: PLC0415
+    from cafa_mlflow.metric_vocabulary import headline  # noqa: PLC0415
+
+    path = Path(submission)
+    mlflow.log_param("submission", str(path))
+    metrics = {f"seconds_{row['step']}": float(row["seconds"]) for row in rows}
+    metrics.update(headline({k: float(v) for k, v in (final_metrics or {}).items()}))
+    if path.is_file():
+        metrics["submission_bytes"] = float(path.stat().st_size)
+    mlflow.log_metrics(metrics)
+    mlflow.log_text(format_step_table(rows) + "\n", "steps.txt")

@@ -183,3 +183,26 @@ def test_compare_newest_train_run_per_loss(store, capsys):
     printed = capsys.readouterr().out
     assert "train multitask bce tiny:esm2_tiny.pt" in printed and "val_f_w_mean" in printed
     assert "1 run(s) to compare" in format_comparison(runs[:1])
+
+
+def test_chain_summary_on_the_main_run(store, tmp_path):
+    params, _ = store
+    submission = tmp_path / "submission.tsv"
+    submission.write_text("P1\tGO:0000001\t0.5\n")
+    rows = [
+        {"step": "prepare", "seconds": 2.0},
+        {"step": "ensemble", "seconds": 3.5, "metric": "val_f_w_mean", "value": 0.4},
+    ]
+    with tracking.start_run(params, "main") as run:
+        run_meta.log_chain_summary(rows, submission, {"val_f_w_mean": 0.4, "test_f_w_BPO": 0.3, "test_tau_BPO": 0.2})
+    logged = MlflowClient().get_run(run.info.run_id)
+    assert logged.data.params["submission"] == str(submission)
+    assert logged.data.metrics == {
+        "seconds_prepare": 2.0,
+        "seconds_ensemble": 3.5,
+        "val_f_w_mean": 0.4,
+        "test_f_w_BPO": 0.3,
+        "submission_bytes": 18.0,
+    }
+    steps = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/steps.txt")
+    assert "ensemble" in steps and "val_f_w_mean = 0.400" in steps and steps.startswith("step")
