@@ -31,10 +31,9 @@ def progress_bar(
 ) -> tqdm:
     """A tqdm bar (same arguments: total, unit, desc, disable, ...) on `stream` (default stderr)."""
     stream = stream or sys.stderr
-    is_tty = getattr(stream, "isatty", lambda: False)()
-    if is_tty:
+    kwargs.pop("dynamic_ncols", None)  # set here: live width on a terminal, fixed in a file
+    if getattr(stream, "isatty", lambda: False)():
         return tqdm(iterable, file=stream, dynamic_ncols=True, **kwargs)
-    kwargs.pop("dynamic_ncols", None)
     return tqdm(
         iterable,
         file=_Lines(stream),

@@ -90,7 +90,7 @@ def test_progress_prints_whole_lines_at_most_every_interval_when_not_a_terminal(
 @pytest.mark.parametrize("tty", [True])
 def test_progress_on_a_terminal_redraws_in_place(tty):
     stream = _Stream(tty=tty)
-    bar = progress_bar(total=3, desc="embed", stream=stream, mininterval=0)
+    bar = progress_bar(total=3, desc="embed", stream=stream, mininterval=0, dynamic_ncols=True)
     for _ in range(3):
         bar.update(1)
     bar.close()
