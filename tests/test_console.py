@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import logging
 
-import pytest
-
 from cafa_mlflow.console import OnceFilter, configure_logging, final_message, format_seconds, format_step_table
 from cafa_mlflow.progress import progress_bar
 
@@ -87,9 +85,8 @@ def test_progress_prints_whole_lines_at_most_every_interval_when_not_a_terminal(
     assert lines[0].startswith("embed:   0%") and lines[1].startswith("embed: 100%") and "400/400" in lines[1]
 
 
-@pytest.mark.parametrize("tty", [True])
-def test_progress_on_a_terminal_redraws_in_place(tty):
-    stream = _Stream(tty=tty)
+def test_progress_on_a_terminal_redraws_in_place():
+    stream = _Stream(tty=True)
     bar = progress_bar(total=3, desc="embed", stream=stream, mininterval=0, dynamic_ncols=True)
     for _ in range(3):
         bar.update(1)
