@@ -2,9 +2,11 @@
 a column means the same thing in every run. Tables (dataset statistics, thresholds) go to artifacts instead.
 
 Families (ASPECT = BPO | CCO | MFO | mean; MEMBER = a predictor name such as naive, knn, neural, ensemble):
-  cafa        <split>_[<MEMBER>_]<measure>_<ASPECT>   val_f_w_BPO, test_ensemble_f_mean, val_naive_s_CCO;
-              measure is one of HEADLINE_MEASURES (F-max, weighted F-max, S-min, coverage): the other columns of
+  cafa        <split>_<measure>_<ASPECT>              val_f_w_BPO, test_s_MFO, val_f_w_mean: the run's own model;
+              measure is one of HEADLINE_MEASURES (F-max, weighted F-max, S-min, coverage); the other columns of
               the evaluator's result (thresholds, precision, recall, micro F ...) go to JSON/markdown artifacts
+              <split>_<MEMBER>_<f_w|f>_mean             val_knn_f_w_mean, test_ensemble_f_mean: other predictions
+              scored in the run (ensemble, evaluate), means only: their per-aspect values are in their own runs
   f1          <split>_(micro|macro)_f1_<ASPECT>       F1 of the thresholded predictions
   epoch       train_loss, val_loss, lr, log_var_<ASPECT> (per-epoch, step = epoch)
   training    best_epoch, epochs_run
@@ -29,14 +31,14 @@ SPLIT = r"(val|test)"
 ASPECT = r"([A-Z]{3}|mean)"
 MEASURE = "|".join(HEADLINE_MEASURES)
 ANY_MEASURE = "|".join((*RESULT_KEYS, "n"))
-MEMBER = rf"((?!(?:{ANY_MEASURE})_)[a-z0-9]+_)?"  # a member name is never a measure (val_tau_s_BPO is not s)
-TIMING = r"seconds|residues_per_s|proteins_per_s|peak_rss_mb|n_computed|n_vectors|dim|layer|share_over_\d+"
+MEMBER = rf"(?!(?:{ANY_MEASURE})_)[a-z0-9]+_"  # a member name is never a measure (val_tau_f_mean is no member)
+TIMING = r"seconds|residues_per_s|proteins_per_s|peak_rss_mb|max_length|world_size|dim|layer|share_over_\d+"
 FAMILIES: dict[str, str] = {
-    "cafa": rf"{SPLIT}_{MEMBER}({MEASURE})_{ASPECT}",
+    "cafa": rf"{SPLIT}_({MEASURE})_{ASPECT}|{SPLIT}_{MEMBER}(f_w|f)_mean",
     "f1": rf"{SPLIT}_(micro|macro)_f1_{ASPECT}",
     "epoch": rf"train_loss|val_loss|lr|log_var_{ASPECT}",
     "training": r"best_epoch|epochs_run",
-    "counts": r"n_\w+",
+    "counts": r"([a-z]+_)?n_[a-z]\w*",
     "timing": rf"([a-z]+_)?({TIMING})(_[a-z]+)?",
     "submission": r"submission_[a-z_]+",
     "tune": r"best_[a-z0-9_]+|best_trial|trials_[a-z_]+",
