@@ -5,11 +5,28 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
+
 from cafa_mlflow.console import OnceFilter, configure_logging, final_message, format_seconds, format_step_table
 from cafa_mlflow.progress import progress_bar
 
 
-def test_configure_logging_quiets_mlflow_keeps_registry_and_is_idempotent():
+@pytest.fixture
+def restore_logging():
+    """configure_logging changes process-wide state: put it back for the other tests."""
+    names = ["", "mlflow", "alembic", "mlflow.tracking._model_registry"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    for logger in (logging.getLogger(), logging.getLogger("mlflow")):
+        for handler in logger.handlers:
+            for f in [f for f in handler.filters if isinstance(f, OnceFilter)]:
+                handler.removeFilter(f)
+    logging.captureWarnings(False)
+
+
+def test_configure_logging_quiets_mlflow_keeps_registry_and_is_idempotent(restore_logging):
     configure_logging()
     configure_logging()
     assert logging.getLogger("mlflow.system_metrics.system_metrics_monitor").getEffectiveLevel() == logging.WARNING
