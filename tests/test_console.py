@@ -45,6 +45,7 @@ def test_a_warning_is_shown_once_per_logger_and_text():
     log = logging.getLogger("test_console.once")
     log.addHandler(handler)
     log.propagate = False
+    log.setLevel(logging.INFO)
     try:
         for _ in range(3):
             log.warning("dropped %d obsolete terms", 4)
