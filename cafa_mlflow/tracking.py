@@ -131,7 +131,7 @@ def register_and_promote(
     split_id: str,
     metric: str = SELECTION_METRIC,
     *,
-    kind: str = "neural",
+    kind: str = "model",  # neural | ensemble | stacker: callers say which
     members: Sequence[str] = (),
     encoder: str = "",
 ) -> tuple[str, bool]:
