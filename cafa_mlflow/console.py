@@ -1,15 +1,91 @@
-"""How every `cafa` command and entry point runs: quiet logs, and user errors as one line with exit 2."""
+"""What the console shows: logger levels set once (MLflow's chatter quiet), each warning shown once, and the
+step table `main` prints at its end."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 
-from cafa_mlflow.errors import run_cli
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+# loggers whose INFO lines flood the console: system-metrics start/stop, database set-up, experiment creation
+QUIET_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "urllib3", "numexpr", "matplotlib", "optuna")
+KEEP_INFO = ("mlflow.tracking._model_registry",)  # "Created version '3' of model 'cafa-go'" stays visible
+
+
+class OnceFilter(logging.Filter):
+    """Let a warning (or error) through the first time its logger emits that text; drop the repeats."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.getMessage())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """The one place logger levels are set (call it once per process, e.g. from the entry-point runner).
+    Idempotent. Python warnings go through logging, so they are shown once as well."""
+    import mlflow  # noqa: F401  (MLflow installs its own handler at import: configure after it)
+
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    logging.getLogger().setLevel(level)  # also when a handler was installed before (basicConfig skips then)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name in KEEP_INFO:
+        logging.getLogger(name).setLevel(level)
+    logging.captureWarnings(True)
+    once = next((f for h in logging.getLogger().handlers for f in h.filters if isinstance(f, OnceFilter)), None)
+    once = once or OnceFilter()
+    for logger in (logging.getLogger(), logging.getLogger("mlflow")):
+        for handler in logger.handlers:  # console handlers only: a log file or a test's capture sees everything
+            if getattr(handler, "stream", None) in (sys.stderr, sys.stdout) and once not in handler.filters:
+                handler.addFilter(once)
+
+
+def format_step_table(rows: Sequence[Mapping]) -> str:
+    """Rows {step, seconds, metric, value} (metric/value may be empty) as an aligned text table with a total."""
+    lines = [("step", "wall time", "key metric")]
+    for row in rows:
+        metric = f"{row['metric']} = {row['value']:.3f}" if row.get("metric") and row.get("value") is not None else ""
+        lines.append((str(row["step"]), format_seconds(row["seconds"]), metric))
+    lines.append(("total", format_seconds(sum(r["seconds"] for r in rows)), ""))
+    widths = [max(len(line[i]) for line in lines) for i in range(3)]
+    text = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c}".rstrip() for a, b, c in lines]
+    rule = "-" * len(max(text, key=len))
+    return "\n".join([text[0], rule, *text[1:-1], rule, text[-1]])
+
+
+def format_seconds(seconds: float) -> str:
+    """12.3 s, 4 min 05 s, 1 h 02 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def final_message(rows: Sequence[Mapping], submission: str, ui_command: str = "make ui") -> str:
+    """The end of `main`: the step table, where the submission is, and the command that opens the runs."""
+    return (
+        f"{format_step_table(rows)}\n\nSubmission: {submission}\n"
+        f"Runs: `{ui_command}`, then open http://127.0.0.1:5000 (compare train runs: `make compare`)"
+    )
 
 
 def run_entry(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
     """Run an entry point's `main(argv)` and return its exit status: user and environment faults print one
-    `error:` line (exit 2), only a bug prints a traceback (see errors.run_cli)."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    `error:` line (exit 2) and are recorded on the open MLflow run, only a bug prints a traceback."""
+    from cafa_mlflow.errors import run_cli
+
+    configure_logging()
     return run_cli(lambda: main(argv))

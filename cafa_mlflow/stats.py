@@ -1,5 +1,7 @@
 """Dataset analysis (`cafa stats`): proteins, terms, annotations and labels per aspect, label-frequency
-buckets, top terms and sequence-length percentiles, as tables, flat metrics and matplotlib figures.
+buckets, top terms and sequence-length percentiles, as tables, flat values (for a JSON file) and matplotlib
+figures. In an MLflow run they are artifacts (tables and plots under `stats/`), never metrics: hundreds of
+statistics would bury the runs table's columns (see metric_vocabulary).
 
 Labels are the annotations propagated to all ancestors (is_a + part_of within a namespace) over the
 proteins of the FASTA file; annotations of proteins without a sequence are counted and left out.
@@ -153,6 +155,53 @@ def flat_metrics(stats: DatasetStats) -> dict[str, float]:
     return {k: float(v) for k, v in out.items()}
 
 
+def stats_tables(stats: DatasetStats) -> dict[str, pd.DataFrame]:
+    """{name: table}: overview, per_aspect, label_frequency, top_terms, sequence_lengths (aspect as a column)."""
+    overview = pd.DataFrame(
+        [
+            {
+                "proteins": stats.n_proteins,
+                "annotated": stats.n_annotated,
+                "annotated_without_sequence": stats.n_without_sequence,
+            }
+        ]
+    )
+    lengths = pd.DataFrame(
+        [
+            {
+                **{f"p{p}": v for p, v in stats.length_percentiles.items()},
+                f"share_over_{MAX_RESIDUES}": stats.share_over_max,
+            }
+        ]
+    )
+    return {
+        "overview": overview,
+        "per_aspect": stats.per_aspect.rename_axis("aspect").reset_index(),
+        "label_frequency": stats.buckets.rename_axis("aspect").reset_index(),
+        "top_terms": stats.top_terms,
+        "sequence_lengths": lengths,
+    }
+
+
+def log_stats(stats: DatasetStats, artifact_dir: str = "stats") -> list[str]:
+    """Log the tables (mlflow.log_table: JSON the UI shows as tables), the text report and the figures into
+    the active MLflow run under `artifact_dir`; return the artifact paths."""
+    import mlflow  # noqa: PLC0415  (MLflow only when asked for)
+
+    from cafa_mlflow import tracking  # noqa: PLC0415
+
+    paths = []
+    for name, table in stats_tables(stats).items():
+        mlflow.log_table(table, f"{artifact_dir}/{name}.json")
+        paths.append(f"{artifact_dir}/{name}.json")
+    mlflow.log_text(format_stats(stats), f"{artifact_dir}/summary.txt")
+    paths.append(f"{artifact_dir}/summary.txt")
+    for name, fig in stats_figures(stats).items():
+        tracking.log_figure(fig, f"{artifact_dir}/{name}")
+        paths.append(f"{artifact_dir}/{name}")
+    return paths
+
+
 def format_stats(stats: DatasetStats) -> str:
     """The tables as text."""
     per_aspect = stats.per_aspect.copy()
@@ -261,7 +310,7 @@ def add_stats_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    """`cafa stats`: print the tables; inside an MLflow run ($MLFLOW_RUN_ID) also log metrics and plots."""
+    """`cafa stats`: print the tables; inside an MLflow run ($MLFLOW_RUN_ID) also log tables and plots."""
     stats = dataset_stats(args.fasta, args.terms, args.obo, top_n=args.top)
     print_stats(stats)
     if args.plots:
@@ -274,9 +323,5 @@ def run_stats(args: argparse.Namespace) -> int:
             json.dump(flat_metrics(stats), out, indent=2)
         print(f"wrote {args.json}")
     if os.environ.get("MLFLOW_RUN_ID"):
-        from cafa_mlflow import tracking  # noqa: PLC0415  (MLflow only when asked for)
-
-        tracking.log_metrics(flat_metrics(stats))
-        for name, fig in stats_figures(stats).items():
-            tracking.log_figure(fig, f"stats/{name}")
+        log_stats(stats)  # MLflow's fluent API joins $MLFLOW_RUN_ID
     return 0

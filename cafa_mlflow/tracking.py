@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from cafa_mlflow import run_meta
 from cafa_mlflow import tracking_recovery as recovery
 from cafa_mlflow.config import flatten
 
@@ -48,8 +49,12 @@ def standard_params(params: Any) -> dict[str, Any]:
     """The vocabulary every run logs, so runs of different entry points line up in the UI."""
     params = _plain(params)
     embed, train, prep = params.get("embed", {}), params.get("train", {}), params["prepare"]
+    encoder = run_meta.encoder_label(params)
     return {
-        "esm_model": model_label(embed.get("esm_model", "")) if embed.get("esm_model") else "",
+        "esm_model": encoder,
+        # `mlflow run -P esm_model=PATH` logs the raw value on the parent first (params are immutable):
+        # `encoder` is the one key whose value is the same label in every run
+        "encoder": encoder,
         "strategy": embed.get("strategy", ""),
         "layer": embed.get("layer", ""),
         "model": train.get("model", ""),
@@ -77,15 +82,17 @@ def start_run(
     parent = os.environ.get(PARENT_RUN_ENV) if mlflow.active_run() is None else None
     nested = (mlflow.active_run() is not None or parent is not None) if nested is None else nested
     with mlflow.start_run(
-        run_name=run_name or entry_point,
+        run_name=run_name or run_meta.run_name(entry_point, _plain(params)),
         nested=nested,
         parent_run_id=parent,
         log_system_metrics=bool(_plain(params)["tracking"].get("system_metrics")),
         tags={"entry_point": entry_point, **recovery.process_tags(), **(tags or {})},
     ) as run:
         recovery.mark_stale_runs(run.info.experiment_id, entry_point, run.info.run_id)
-        log_params({**standard_params(params), **(extra_params or {})})
-        yield run
+        run_meta.mark_training_experiment(run.info.experiment_id)
+        with run_meta.record_failure():
+            log_params({**standard_params(params), **(extra_params or {})})
+            yield run
 
 
 def log_params(values: Mapping[str, Any]) -> None:
@@ -131,10 +138,19 @@ def active_run_id() -> str | None:
 
 
 def register_and_promote(
-    model_uri: str, name: str, score: float, split_id: str, metric: str = SELECTION_METRIC
+    model_uri: str,
+    name: str,
+    score: float,
+    split_id: str,
+    metric: str = SELECTION_METRIC,
+    *,
+    kind: str = "model",  # neural | ensemble | stacker: callers say which
+    members: Sequence[str] = (),
+    encoder: str = "",
 ) -> tuple[str, bool]:
-    """Register `model_uri` under `name`; give it the champion alias only when `score` beats the current
-    champion's on the same validation split (tags, not deprecated stages). Returns (version, promoted)."""
+    """Register `model_uri` under `name` with a description and tags (run_meta.describe_version); give it the
+    champion alias only when `score` beats the current champion's on the same validation split. The alias is
+    the only record of who is champion. Returns (version, promoted)."""
     client = MlflowClient()
     recovery.mark_incomplete_versions(name, CHAMPION)
     # one call creates the version with the tags that identify it; a kill after it leaves 'registering'
@@ -145,6 +161,9 @@ def register_and_promote(
         **recovery.process_tags(),
     }
     version = mlflow.register_model(model_uri, name, tags=identity).version
+    run_meta.describe_version(
+        name, version, kind=kind, score=score, split=split_id, members=members, encoder=encoder, metric=metric
+    )
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
@@ -164,6 +183,7 @@ def register_and_promote(
             )
     if promote:
         client.set_registered_model_alias(name, CHAMPION, version)
+    # what happened at registration; who is champion now is the alias alone
     client.set_model_version_tag(name, version, "promoted", str(promote).lower())
     client.set_model_version_tag(name, version, recovery.STATUS_TAG, "complete")
     return str(version), promote

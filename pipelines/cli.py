@@ -31,6 +31,12 @@ UTILITIES = {
         "run_validate",
         "check a CAFA-6 submission file",
     ),
+    "compare": (
+        "cafa_mlflow.compare",
+        "add_compare_arguments",
+        "run_compare",
+        "train runs side by side from the store",
+    ),
     "make-tiny-esm": (
         "cafa_mlflow.embed.cli",
         "add_tiny_arguments",

@@ -24,6 +24,7 @@ from cafa_mlflow.flags import parse_params
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
 from cafa_mlflow.labels import load_term_matrix
+from cafa_mlflow.reports import write_reports
 
 ORDER_LAST = ("ensemble",)  # members first, then the ensemble
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def evaluate_predictions_folder(params, ev: dict) -> dict:
         with atomic_write(table_path) as handle:
             handle.write(markdown_summary(results))
         print(f"\n{markdown_summary(results)}\nwrote {out_json} and {table_path}")
+        write_reports(params, results, scorer)  # headline.json and PR curves for dvc metrics / plots
         tracking.log_artifacts([out_json, table_path], "metrics")
     return results
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import sys
 
 from cafa_mlflow import tracking
-from cafa_mlflow.console import run_entry
+from cafa_mlflow.console import final_message, run_entry
 from cafa_mlflow.embed import fetch_weights
 from cafa_mlflow.flags import parse_params
-from cafa_mlflow.workflows.chain import run_chain, step_table
+from cafa_mlflow.run_meta import log_chain_summary
+from cafa_mlflow.workflows.chain import final_metrics, run_chain
 from cafa_mlflow.workflows.common import check_outputs
 
 
@@ -19,8 +20,8 @@ def main(argv=None) -> list:
     check_outputs(params)  # likewise an output folder that cannot be written
     with tracking.start_run(params, "main") as parent:
         rows = run_chain(params, parent.info.run_id)
-    print(f"\n{step_table(rows)}\n\nSubmission: {params.predict.out}")
-    print(f"Runs: `make ui` (or .venv/bin/mlflow ui --backend-store-uri {tracking.configure(params)} --host 127.0.0.1)")
+        log_chain_summary(rows, params.predict.out, final_metrics(params))
+    print(f"\n{final_message(rows, params.predict.out)}")
     return rows
 
 

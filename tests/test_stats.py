@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.stats import dataset_stats, flat_metrics, format_stats, plot_stats
+from cafa_mlflow.stats import dataset_stats, flat_metrics, format_stats, log_stats, plot_stats, stats_tables
 from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, TERMS_TSV, snapshot, write
 
@@ -100,3 +100,37 @@ def test_bad_input_writes_nothing(files, tmp_path, capsys):
     assert snapshot(out) == {}
     with pytest.raises(InputError, match="nope.tsv: file not found"):
         dataset_stats(fasta, tmp_path / "nope.tsv", obo)
+
+
+def test_tables_for_artifacts(stats):
+    tables = stats_tables(stats)
+    assert list(tables) == ["overview", "per_aspect", "label_frequency", "top_terms", "sequence_lengths"]
+    assert tables["overview"].to_dict("records") == [{"proteins": 6, "annotated": 5, "annotated_without_sequence": 1}]
+    assert tables["per_aspect"]["aspect"].tolist() == ["BPO", "CCO", "MFO", "animal", "all"]
+    assert tables["per_aspect"].iloc[0].tolist() == ["BPO", 4, 5, 4, 13, 3.25, 3.0, 5]
+    assert tables["label_frequency"].columns.tolist() == ["aspect", "1-5", "6-10", "11-50", "51-500", ">500"]
+    assert tables["sequence_lengths"]["p50"].tolist() == [35.0]
+    assert tables["sequence_lengths"]["share_over_1022"].tolist() == [pytest.approx(1 / 6)]
+
+
+@pytest.mark.slow
+def test_logged_as_artifacts_not_metrics(stats, tmp_path, monkeypatch):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_experiment("stats-test")  # not an experiment id another test's store left active
+    try:
+        with mlflow.start_run() as run:
+            paths = log_stats(stats)
+        client = MlflowClient()
+        assert client.get_run(run.info.run_id).data.metrics == {}
+        logged = {a.path for a in client.list_artifacts(run.info.run_id, "stats")}
+        assert logged == set(paths) and len(paths) == 8
+        table = mlflow.load_table("stats/per_aspect.json", run_ids=[run.info.run_id])
+        assert table.set_index("aspect").loc["all", "labels"] == 15
+    finally:
+        mlflow.set_tracking_uri(None)

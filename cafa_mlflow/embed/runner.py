@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 import esm
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cafa_mlflow.embed import cache, units
 from cafa_mlflow.embed.device import autocast_dtype, barrier, dist_env, init_distributed, resolve_device
@@ -22,6 +21,7 @@ from cafa_mlflow.embed.model import load_esm, resolve_layer
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.fasta import load_fasta
+from cafa_mlflow.progress import progress_bar
 
 
 class EmbedResult(NamedTuple):
@@ -172,7 +172,7 @@ def _run_shards(
     if todo:
         model = model.to(dev)
         total = sum(len(u) for k in todo for u_list in unit_lists[slice(*ranges[k])] for u in u_list)
-        bar = tqdm(
+        bar = progress_bar(
             total=total,
             unit="res",
             unit_scale=True,

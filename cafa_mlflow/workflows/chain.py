@@ -3,6 +3,7 @@ under the caller's run, with exactly the caller's resolved parameters; returns o
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,7 +32,8 @@ KEY_METRICS = ("test_f_w_mean", "val_f_w_mean", "submission_lines")  # the first
 
 
 def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dict[str, Any]]:
-    """Run `steps` in order under run `parent_run_id`; a failing step stops the chain with its exit status."""
+    """Run `steps` in order under run `parent_run_id`; a failing step stops the chain with its exit status.
+    Returns one row per step: {step, seconds, metric, value}."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="cafa-main-") as tmp:
         resolved = Path(tmp) / "params.yaml"
@@ -44,20 +46,15 @@ def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dic
             cmd = [sys.executable, "-m", f"pipelines.{module}", "--params-file", str(resolved), *extra]
             code = subprocess.run(cmd, env=env, check=False).returncode
             seconds = time.perf_counter() - t0
-            tracking.log_metrics({f"seconds_{label}": seconds})
             if code != 0:
                 raise CafaError(f"step {label} failed (exit {code}); its message is above. Fix it and run again.")
-            rows.append(
-                {"step": label, "seconds": seconds, **tracking.latest_child_metrics(parent_run_id, KEY_METRICS)}
-            )
+            found = tracking.latest_child_metrics(parent_run_id, KEY_METRICS)
+            metric = next((k for k in KEY_METRICS if k in found), None)
+            rows.append({"step": label, "seconds": seconds, "metric": metric, "value": found.get(metric)})
     return rows
 
 
-def step_table(rows: list[dict[str, Any]]) -> str:
-    """The console table `main` ends with: step, wall time, key metric."""
-    lines = [f"{'step':<10} {'seconds':>8}  key metric"]
-    for row in rows:
-        key = next((k for k in KEY_METRICS if k in row), None)
-        shown = f"{key} = {row[key]:.4g}" if key else ""
-        lines.append(f"{row['step']:<10} {row['seconds']:>8.1f}  {shown}")
-    return "\n".join(lines)
+def final_metrics(params: Any) -> dict[str, float]:
+    """The submitted model's validation and test metrics (the ensemble's report), empty when absent."""
+    report = Path(params.outputs.metrics) / "ensemble_val.json"
+    return json.loads(report.read_text()).get("ensemble", {}) if report.is_file() else {}

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cafa_mlflow import tracking
+from cafa_mlflow import run_meta, tracking
 from cafa_mlflow.ensemble import finalize
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
@@ -16,6 +16,7 @@ from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import atomic_write, check_writable
 from cafa_mlflow.labels import TermMatrix, load_term_matrix
+from cafa_mlflow.metric_vocabulary import headline
 from cafa_mlflow.predictors.base import Predictor, TrainSet
 from cafa_mlflow.predictors.ensemble import EnsemblePredictor
 from cafa_mlflow.workflows.common import (
@@ -51,6 +52,7 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
     check_writable(Path(params.outputs.metrics) / "ensemble_val.json")
     prepared = ensure_prepared(params)
     require_val(prepared)
+    run_meta.log_prepared_splits(prepared, ("val", "test"))
     ontology = load_obo(params.data.obo)
     names = list(params.ensemble.members)
     saved = {
@@ -84,7 +86,9 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
             **{f"weight_{a}_{m}": w for a, per in ensemble.weights.items() for m, w in per.items()},
         }
     )
-    tracking.log_metrics(metrics)
+    for name, tm in saved["val"].items():
+        tracking.log_metrics(headline(flat_metrics(scorer(tm), f"val_{name}_")))
+    tracking.log_metrics(headline(metrics))
     bars = {name: aspect_scores(flat) for name, flat in member_metrics.items()}
     bars[NAME] = aspect_scores(metrics)
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,15 +96,19 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
             bars, str(Path(tmp) / "members_vs_ensemble.png"), title="validation: members vs ensemble"
         )
         tracking.log_artifacts([plot, report_file], "ensemble")
+    plain = params.to_dict()
     info = log_go_model(
-        out / "model",
-        params.data.obo,
-        params.submission.to_dict(),
-        name="ensemble-model",
+        out / "model", params.data.obo, params.submission.to_dict(), name=run_meta.logged_model_name("ensemble", plain)
     )
     if register:
         version, promoted = tracking.register_and_promote(
-            info.model_uri, params.tracking.registered_model, metrics["val_f_w_mean"], prepared.split_id
+            info.model_uri,
+            params.tracking.registered_model,
+            metrics["val_f_w_mean"],
+            prepared.split_id,
+            kind="ensemble",
+            members=names,
+            encoder=ensemble.embed.label if ensemble.embed else "",
         )
         print(
             f"registered {params.tracking.registered_model} v{version}"

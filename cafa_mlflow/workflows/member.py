@@ -8,6 +8,7 @@ from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.predictors import registry
+from cafa_mlflow.run_meta import log_prepared_splits
 from cafa_mlflow.workflows.common import SPLITS, ensure_prepared, member_folder, protein_set, split_scorer, write_member
 
 
@@ -15,6 +16,7 @@ def fit_member(kind: str, params: Any) -> dict[str, float]:
     """Fit, predict, evaluate and save member `kind` under <outputs.predictions>/<kind>; returns metrics."""
     check_writable(member_folder(params, kind), folder=True)
     prepared = ensure_prepared(params)
+    log_prepared_splits(prepared)
     ontology = load_obo(params.data.obo)
     predictor = registry.build(kind, params, ontology)
     train = protein_set(predictor, params, prepared, "train", labels=prepared.split_labels("train"))

@@ -12,7 +12,7 @@ from cafa_mlflow.io.text import check_writable
 
 def prepare_and_describe(params: Any) -> dict:
     """Prepare `data` into prepare.out, log the summary and the training pool's statistics; returns the summary."""
-    from cafa_mlflow.stats import dataset_stats, flat_metrics, print_stats, stats_figures
+    from cafa_mlflow.stats import dataset_stats, log_stats, print_stats
 
     out = Path(params.prepare.out)
     check_writable(out, folder=True)
@@ -20,8 +20,6 @@ def prepare_and_describe(params: Any) -> dict:
     tracking.log_metrics(summary)
     stats = dataset_stats(out / "train.fasta", params.data.train_terms, params.data.obo)
     print_stats(stats)
-    tracking.log_metrics(flat_metrics(stats))
-    for name, fig in stats_figures(stats).items():
-        tracking.log_figure(fig, f"stats/{name}")
+    log_stats(stats)  # tables, text and figures as artifacts: metrics stay the shared vocabulary
     tracking.log_artifacts([out / "terms.tsv", out / "summary.json"], "prepared")
     return summary

@@ -12,16 +12,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cafa_mlflow import tracking
+from cafa_mlflow import run_meta, tracking
 from cafa_mlflow.dataset import Prepared
 from cafa_mlflow.evaluation.scorer import f1_at_thresholds, flat_metrics
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.metric_vocabulary import headline
 from cafa_mlflow.predictors.base import EMBEDDING, ProteinSet
 from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
 from cafa_mlflow.predictors.neural import NeuralPredictor
 from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
+from cafa_mlflow.reports import write_history
 from cafa_mlflow.workflows.common import (
     ensure_prepared,
     member_folder,
@@ -78,6 +80,7 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     check_writable(member_folder(params, NAME), folder=True)
     prepared = ensure_prepared(params)
     require_val(prepared)
+    run_meta.log_prepared_splits(prepared)
     ontology = load_obo(params.data.obo)
     predictor = NeuralPredictor(tp)
     y_train, y_val = prepared.split_labels("train"), prepared.split_labels("val")
@@ -88,13 +91,13 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
 
     freq = term_frequencies(y_train.matrix, aspect)  # the naive baseline, for comparison in the run
     naive = repeat_row(np.where(freq >= tp.min_score, freq, 0.0)[None, :], len(val.ids))
-    tracking.log_metrics(flat_metrics(scorer(TermMatrix(val.ids, terms, naive)), "val_naive_"))
+    tracking.log_metrics(headline(flat_metrics(scorer(TermMatrix(val.ids, terms, naive)), "val_naive_")))
 
     def val_metric(scores) -> dict[str, float]:
         return flat_metrics(scorer(TermMatrix(val.ids, terms, scores)))
 
     def log_epoch(epoch: int, metrics: dict) -> None:
-        tracking.log_metrics(metrics, step=epoch)
+        tracking.log_metrics(headline(metrics), step=epoch)
 
     esm_model = alphabet = None
     if tp.model == "finetune":
@@ -121,19 +124,26 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
             metrics.update(flat_metrics(test_scorer(predictions["test"]), "test_"))
     metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
-    tracking.log_metrics(metrics, step=len(predictor.result.history) + 1)
+    tracking.log_metrics(headline(metrics), step=len(predictor.result.history) + 1)
     out = write_member(member_folder(params, NAME), predictor, predictions, metrics)
+    write_history(predictor.result.history, out / "history.csv")  # `dvc plots show`: loss and val per epoch
     log_plots_and_tables(predictor, val_curves, prepared)
+    plain = params.to_dict()
     info = log_go_model(
         out / "model",
         params.data.obo,
         params.submission.to_dict(),
-        name="neural-model",
+        name=run_meta.logged_model_name("train", plain),
         input_example=input_example(val),
     )
     if register:
         version, _ = tracking.register_and_promote(
-            info.model_uri, params.tracking.registered_model, metrics["val_f_w_mean"], prepared.split_id
+            info.model_uri,
+            params.tracking.registered_model,
+            metrics["val_f_w_mean"],
+            prepared.split_id,
+            kind="neural",
+            encoder=run_meta.encoder_label(plain),
         )
         tracking.set_tags({"registered_version": version})  # the alias, not a tag, says who is champion
     return metrics

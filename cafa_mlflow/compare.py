@@ -1,0 +1,97 @@
+"""`make compare`: the newest finished run of an entry point per distinct value of one parameter (by default
+the newest `train` run per `loss`), side by side in the terminal, with the metric columns they share.
+
+  python -m cafa_mlflow.compare [--entry-point train] [--by loss] [--runs RUN_ID ...] [--all-metrics]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.metric_vocabulary import metric_family
+
+SHOWN_PARAMS = ("encoder", "model", "loss", "strategy", "lr", "hidden_dim", "epochs")
+SHOWN_FAMILIES = ("cafa", "f1", "training")  # the rest (timings, counts, system) with --all-metrics
+
+
+def newest_per_value(runs: Sequence[Run], by: str) -> list[Run]:
+    """From runs sorted newest first, the first run of each distinct value of param `by` (runs without it
+    are skipped), in order of first appearance."""
+    seen: dict[str, Run] = {}
+    for run in runs:
+        value = run.data.params.get(by)
+        if value is not None and value not in seen:
+            seen[value] = run
+    return list(seen.values())
+
+
+def find_runs(
+    experiment: str, entry_point: str = "train", by: str = "loss", client: MlflowClient | None = None
+) -> list[Run]:
+    """The newest FINISHED run with tag entry_point=`entry_point` per value of param `by`."""
+    client = client or MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ConfigError(f"no experiment {experiment!r} in {client.tracking_uri}; run `make main` first")
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.entry_point = '{entry_point}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+    return newest_per_value(runs, by)
+
+
+def comparison_table(runs: Sequence[Run], all_metrics: bool = False) -> pd.DataFrame:
+    """Rows: run name, shown params, then the metrics every run has (final values), sorted by name;
+    columns: one per run (its run name)."""
+    shared = set.intersection(*(set(r.data.metrics) for r in runs)) if runs else set()
+    metrics = sorted(k for k in shared if all_metrics or metric_family(k) in SHOWN_FAMILIES)
+    params = [p for p in SHOWN_PARAMS if any(p in r.data.params for r in runs)]
+    columns = {}
+    for run in runs:
+        values = {"run id": run.info.run_id[:8], **{p: run.data.params.get(p, "") for p in params}}
+        values.update({m: f"{run.data.metrics[m]:.4f}" for m in metrics})
+        columns[run.info.run_name or run.info.run_id[:8]] = values
+    return pd.DataFrame(columns)
+
+
+def format_comparison(runs: Sequence[Run], all_metrics: bool = False) -> str:
+    if len(runs) < 2:
+        return (
+            f"{len(runs)} run(s) to compare; train another variant first, e.g. "
+            "`mlflow run . -e train --env-manager local -P loss=focal` (or `cafa train --loss focal`)"
+        )
+    return comparison_table(runs, all_metrics).to_string()
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--entry-point", default="train", help="runs tagged with this entry point")
+    parser.add_argument("--by", default="loss", help="newest run per distinct value of this param")
+    parser.add_argument("--runs", nargs="*", default=None, help="compare exactly these run ids instead")
+    parser.add_argument("--all-metrics", action="store_true", help="also timings, counts and system metrics")
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """`cafa compare`: the newest run per value of `--by` (or `--runs`), metrics side by side."""
+    from cafa_mlflow.config import load_params
+
+    params = load_params()
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"])
+    client = MlflowClient()
+    if args.runs:
+        runs = [client.get_run(run_id) for run_id in args.runs]
+    else:
+        experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or params["tracking"]["experiment"]
+        runs = find_runs(experiment, args.entry_point, args.by, client)
+    print(format_comparison(runs, args.all_metrics))
+    return 0
