@@ -91,7 +91,7 @@ def run_ours(folder: Path) -> dict:
     from cafa_mlflow.evaluation.scorer import Scorer, read_truth
     from cafa_mlflow.go.ontology import load_obo
     from cafa_mlflow.io.ia import read_ia
-    from cafa_mlflow.io.submission import read_submission
+    from cafa_mlflow.labels import read_submission
 
     t0 = time.perf_counter()
     ontology = load_obo(folder / "go.obo")

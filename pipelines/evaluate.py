@@ -53,7 +53,7 @@ def load_ia(path) -> dict | None:
 
 def evaluate_file(ev: dict) -> dict:
     """Mode (a): one submission file."""
-    from cafa_mlflow.io.submission import read_submission
+    from cafa_mlflow.labels import read_submission
 
     ontology = load_obo(ev["obo"])
     scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["th_step"]))

@@ -8,7 +8,6 @@ or the module's helper report (about 1.5-2 M lines/s on one core here, so a 336M
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -233,30 +232,3 @@ def validate_submission(
     found.n_proteins = len(seen)
     found.sort(key=lambda v: v.line)
     return found
-
-
-def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="submission TSV (plain, .gz or .xz)")
-    parser.add_argument("--obo", default=None, help="also flag GO ids unknown to or obsolete in this ontology")
-    parser.add_argument("--max-terms", type=int, default=MAX_TERMS, help="most terms allowed per protein")
-    parser.add_argument("--show", type=int, default=50, help="print at most this many violations")
-
-
-def run_validate(args: argparse.Namespace) -> int:
-    """Print violations (first --show, then counts per rule); return 1 when any, else 0 and a summary."""
-    ontology = None
-    if args.obo:
-        from cafa_mlflow.go.ontology import load_obo
-
-        ontology = load_obo(args.obo)
-    found = validate_submission(args.file, ontology=ontology, max_terms=args.max_terms)
-    if not found.counts:
-        print(f"OK {args.file}: {found.n_proteins} proteins, {found.n_lines} lines ({found.n_text} Text lines)")
-        return 0
-    for violation in found[: args.show]:
-        print(violation)
-    total = sum(found.counts.values())
-    print(f"INVALID {args.file}: {total} violations ({found.n_proteins} proteins, {found.n_lines} lines)")
-    for rule, count in found.counts.most_common():
-        print(f"  {rule}: {count}")
-    return 1
