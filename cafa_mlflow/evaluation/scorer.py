@@ -18,7 +18,6 @@ What cafaeval does, and so does this module:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -26,12 +25,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.evaluation.curves import accumulate, best, empty_result, new_sums, normalize, passes, thresholds
-from cafa_mlflow.go.annotations import resolve_terms
+from cafa_mlflow.evaluation.truth import ia_weights, read_truth, warn_missing_ia
 from cafa_mlflow.go.ontology import ASPECTS, Ontology
 from cafa_mlflow.go.propagate import Plan, propagate_block, propagation_plan
-from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.labels import TermMatrix, max_csr
 
+__all__ = ["Scorer", "evaluate_predictions", "f1_at_thresholds", "flat_metrics", "ia_weights", "read_truth"]
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
 MAX_TABLE_CELLS = 1 << 22  # proteins x thresholds per block (small th_step -> fewer proteins per block)
 
@@ -62,6 +61,8 @@ class Scorer:
         self.aspects = list(ontology.aspects)
         self._aspect_code = pd.Index(self.aspects).get_indexer(ontology.aspect)
         self.weight = ia_weights(ontology, ia)
+        if ia is not None:
+            warn_missing_ia(ontology, self.truth, ia)
         code = self._aspect_code[self.truth.indices]
         self.gt_count, self.gt_weight, self.evaluated = {}, {}, {}
         for i, aspect in enumerate(self.aspects):
@@ -183,23 +184,6 @@ def evaluate_predictions(
     """{"BPO": {"n", "f", "tau", "pr", "rc", "cov", "f_w", "tau_w", "pr_w", "rc_w", "cov_w", "s", ...}, "CCO": ...,
     "MFO": ..., "mean_f_w", "mean_f"}. ia None = every term weighs 1 (then f_w == f)."""
     return Scorer(ontology, truth, ia, th_step)(pred)
-
-
-def read_truth(path: str | os.PathLike, ontology: Ontology, proteins: Sequence[str] | None = None) -> TermMatrix:
-    """Ground truth from a terms file (Kaggle's `EntryID term aspect` or CAFA's two columns) as a 0/1
-    TermMatrix over resolved term ids (alt_ids mapped, obsolete/unknown dropped), unpropagated: the
-    evaluator propagates it. `proteins` fixes the rows (default: the file's proteins, in order)."""
-    table = resolve_terms(read_terms(path), ontology, source=str(path))
-    return TermMatrix.from_frame(table, proteins=proteins, value=None)
-
-
-def ia_weights(ontology: Ontology, ia: Mapping[str, float] | None) -> np.ndarray:
-    """IA per ontology term as cafaeval uses it: missing, zero, negative, NaN or infinite -> 0 (left out)."""
-    if ia is None:
-        return np.ones(len(ontology))
-    values = pd.Series(ia, dtype=np.float64).reindex(ontology.terms).to_numpy()
-    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.where(values > 0, values, 0.0)
 
 
 def flat_metrics(result: Mapping, prefix: str = "") -> dict[str, float]:

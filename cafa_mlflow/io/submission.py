@@ -102,6 +102,8 @@ def read_cells(path: str | os.PathLike, proteins: list[str] | None = None, terms
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found; check the path.")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty; expected 'ACC<TAB>GO:id<TAB>score' lines.")
     try:
         return _read_fast(path, proteins, terms)
     except (_NeedsStrings, pa.ArrowInvalid):

@@ -72,6 +72,8 @@ def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iter
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found; check the path.")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty; expected 'ACC<TAB>GO:id<TAB>score' lines.")
     invalid: list[tuple[int, int, str]] = []
 
     def on_invalid(row) -> str:
