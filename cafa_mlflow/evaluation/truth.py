@@ -32,7 +32,8 @@ def _warn_aspect_letters(table: pd.DataFrame, ontology: Ontology, source: str) -
     if "aspect" not in table or table["aspect"].isna().all():
         return
     have = table.dropna(subset=["aspect"])
-    expected = ontology.aspect[[ontology.index[t] for t in have["term"]]]
+    index = ontology.index
+    expected = ontology.aspect[[index[t] for t in have["term"].tolist()]]
     letters = np.array([LETTER_OF_ASPECT.get(a) for a in expected], dtype=object)
     wrong = have[letters != have["aspect"].to_numpy(object)]
     if len(wrong):
