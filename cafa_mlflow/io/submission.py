@@ -15,8 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.submission_check import (  # noqa: F401  (the validator, re-exported here)
@@ -30,7 +28,8 @@ from cafa_mlflow.io.submission_check import (  # noqa: F401  (the validator, re-
     sig_figs_ok,
     validate_submission,
 )
-from cafa_mlflow.io.text import atomic_write, open_text
+from cafa_mlflow.io.submission_typed import Ids, NeedsStrings, typed_batches
+from cafa_mlflow.io.text import atomic_write
 
 DIGITS = 3
 
@@ -106,96 +105,34 @@ def read_cells(path: str | os.PathLike, proteins: list[str] | None = None, terms
         raise InputError(f"{path}: the file is empty; expected 'ACC<TAB>GO:id<TAB>score' lines.")
     try:
         return _read_fast(path, proteins, terms)
-    except (_NeedsStrings, pa.ArrowInvalid):
+    except NeedsStrings:
         return _read_strings(path, proteins, terms)
 
 
-class _NeedsStrings(Exception):
-    """A block holds a line the fast reader cannot judge (wrong field count, missing or NaN score)."""
-
-
-class _Ids:
-    """Row (column) ids: a fixed list, or first-appearance order of the file's ids."""
-
-    def __init__(self, fixed: list[str] | None) -> None:
-        self.fixed = None if fixed is None else pd.Index(list(fixed))
-        self.seen: dict[str, int] = {}
-
-    def codes(self, dictionary: np.ndarray, idx: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-        """Id of each kept row given its dictionary code; -1 when a fixed list lacks the id."""
-        used = idx if keep is None else idx[keep]
-        if self.fixed is not None:
-            return self.fixed.get_indexer(dictionary).astype(np.int32)[used]
-        if keep is None:  # pyarrow builds the dictionary in order of first appearance
-            order = np.flatnonzero(np.bincount(used, minlength=len(dictionary)))
-        else:  # some rows left out: order by first kept appearance
-            first_codes, first_rows = np.unique(used, return_index=True)
-            order = first_codes[np.argsort(first_rows, kind="stable")]
-        mapping = np.full(len(dictionary), -1, dtype=np.int32)
-        seen = self.seen
-        for code in order.tolist():
-            mapping[code] = seen.setdefault(dictionary[code], len(seen))
-        return mapping[used]
-
-    def names(self) -> list[str]:
-        return list(self.fixed) if self.fixed is not None else list(self.seen)
-
-
 def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) -> Cells:
-    invalid: list[tuple[int, str]] = []
-
-    def on_invalid(row) -> str:
-        invalid.append((row.actual_columns, row.text))
-        return "skip"
-
-    code = pa.dictionary(pa.int32(), pa.string())
-    row_ids, col_ids = _Ids(proteins), _Ids(terms)
+    row_ids, col_ids = Ids(proteins), Ids(terms)
     parts = []
     sig_figs = [0, None]
-    with open_text(path, "rb") as handle:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(column_names=["p", "t", "s"], block_size=BLOCK_BYTES, use_threads=False),
-            parse_options=pacsv.ParseOptions(
-                delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"p": code, "t": code, "s": pa.float64()}, strings_can_be_null=False, null_values=[""]
-            ),
-        )
-        for batch in reader:
-            if any(not (n_fields >= 3 and text.split("\t")[1] == TEXT) for n_fields, text in invalid):
-                raise _NeedsStrings  # not a Text line: an error, which the string reader names
-            invalid.clear()
-            p, t = batch.column(0), batch.column(1)
-            p_dict, t_dict = p.dictionary.to_numpy(zero_copy_only=False), t.dictionary.to_numpy(zero_copy_only=False)
-            p_idx, t_idx = p.indices.to_numpy(), t.indices.to_numpy()
-            score = batch.column(2).to_numpy(zero_copy_only=False)
-            drop = np.isin(t_idx, np.flatnonzero(t_dict == TEXT))
-            nan = np.isnan(score)
-            if nan.any():  # blank lines (all fields empty) are skipped; any other missing or NaN score is an error
-                missing = ~batch.column(2).is_valid().to_numpy(zero_copy_only=False)
-                blank = missing & (p_dict[p_idx] == "") & (t_dict[t_idx] == "")
-                if (nan & ~blank & ~drop).any():
-                    raise _NeedsStrings
-                drop |= blank
-            keep = ~drop if drop.any() else None
-            kept = score if keep is None else score[keep]
-            if not ((kept > 0) & (kept <= 1)).all():
-                raise _NeedsStrings  # out of (0, 1] or infinite: the string reader names the line
-            n_bad, first = _sig_figs_broken(kept)
-            if n_bad:
-                i = first if keep is None else np.flatnonzero(keep)[first]
-                sig_figs[0] += n_bad
-                sig_figs[1] = sig_figs[1] or f"{p_dict[p_idx[i]]} {t_dict[t_idx[i]]} {score[i]}"
-            rows, cols = row_ids.codes(p_dict, p_idx, keep), col_ids.codes(t_dict, t_idx, keep)
-            vals = kept.astype(np.float32)
-            ok = (rows >= 0) & (cols >= 0)
-            if not ok.all():
-                rows, cols, vals = rows[ok], cols[ok], vals[ok]
-            parts.append((rows, cols, vals))
+    for batch in typed_batches(path, BLOCK_BYTES):
+        p_dict, p_idx, t_dict, t_idx, score = batch.p_dict, batch.p_idx, batch.t_dict, batch.t_idx, batch.score
+        drop = np.isin(t_idx, np.flatnonzero(t_dict == TEXT))
+        keep = ~drop if drop.any() else None
+        kept = score if keep is None else score[keep]
+        if not ((kept > 0) & (kept <= 1)).all():
+            raise NeedsStrings  # out of (0, 1] or infinite: the string reader names the line
+        n_bad, first = _sig_figs_broken(kept)
+        if n_bad:
+            i = first if keep is None else np.flatnonzero(keep)[first]
+            sig_figs[0] += n_bad
+            sig_figs[1] = sig_figs[1] or f"{p_dict[p_idx[i]]} {t_dict[t_idx[i]]} {score[i]}"
+        rows, cols = row_ids.codes(p_dict, p_idx, keep), col_ids.codes(t_dict, t_idx, keep)
+        vals = kept.astype(np.float32)
+        ok = (rows >= 0) & (cols >= 0)
+        if not ok.all():
+            rows, cols, vals = rows[ok], cols[ok], vals[ok]
+        parts.append((rows, cols, vals))
     if not parts:
-        raise _NeedsStrings  # empty file: the string reader says so
+        raise NeedsStrings  # no prediction line: the string reader says so
     rows, cols, vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
     return Cells(row_ids.names(), col_ids.names(), rows, cols, vals, sig_figs)
 

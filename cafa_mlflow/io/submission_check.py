@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.io.submission_typed import Names, NeedsStrings, typed_frames
 from cafa_mlflow.io.text import open_text
 
 MAX_TERMS = 1500
@@ -125,8 +126,12 @@ def validate_submission(
     max_terms: int = MAX_TERMS,
     limit_per_rule: int = 1000,
     block_bytes: int = BLOCK_BYTES,
+    typed: bool = True,
 ) -> ViolationList:
-    """Check every rule of a submission file; return the violations (empty = valid)."""
+    """Check every rule of a submission file; return the violations (empty = valid).
+
+    First pass: ids as dictionary codes and scores as numbers (fast); a file with a line that is not
+    `ACC<TAB>term<TAB>number` (or a Text line) is checked again on string columns, which name such lines."""
     found = ViolationList()
     skipped: list[int] = []
     seen: set[str] = set()
@@ -146,16 +151,16 @@ def validate_submission(
         )
         msg = RULES[rule].format(max_terms=max_terms)
         found.extend(
-            Violation(str(path), int(li), str(pr), str(te), rule, msg)
+            Violation(str(path), int(li), names.protein(pr), names.term(te), rule, msg)
             for li, pr, te in zip(lines, list(proteins)[:room], list(terms)[:room])
         )
 
     def check(frame: pd.DataFrame) -> None:
         score = pd.to_numeric(frame["s"], errors="coerce").to_numpy(np.float64)
         # line 1 with a non-numeric score and no ontology id (e.g. 'EntryID term score') is a header
-        header = (
-            np.isnan(score) & (frame["row"].to_numpy() == 0) & ~frame["t"].str.contains(":", regex=False).to_numpy(bool)
-        )
+        header = np.isnan(score) & (frame["row"].to_numpy() == 0)
+        if header.any():
+            header &= ~frame["t"].str.contains(":", regex=False).to_numpy(bool)
         if header.any():  # reported once, then left out of every other rule (it is no protein's line)
             add(
                 "header",
@@ -196,13 +201,46 @@ def validate_submission(
         up_idx = up_idx[pd.Series(run_id[up_idx]).drop_duplicates().index.to_numpy()] if len(up_idx) else up_idx
         add("unsorted", rows[up_idx], p[up_idx], t[up_idx])
         if ontology is not None:
-            unknown = [x for x in tuniq if ontology.resolve(x) is None]
+            unknown = [x for x in tuniq if ontology.resolve(names.term(x)) is None]
             if unknown:
                 bad = np.isin(tcode, np.flatnonzero(pd.Index(tuniq).isin(unknown)))
                 add("unknown_term", rows[bad], p[bad], t[bad])
         found.n_lines += len(p)
 
+    names = Names()
+    if not typed:
+        _run(check, string_frames(path, found, skipped, add, block_bytes))
+        found.n_proteins = len(seen)
+        found.sort(key=lambda v: v.line)
+        return found
+    try:
+        _run(check, typed_frames(path, found, skipped, names, block_bytes))
+    except NeedsStrings:  # a line only the string reader can judge (or name): start again on strings
+        return validate_submission(path, ontology, max_terms, limit_per_rule, block_bytes, typed=False)
+    found.n_proteins = len(seen)
+    found.sort(key=lambda v: v.line)
+    return found
+
+
+def _run(check, frames) -> None:
+    """Feed `check` whole proteins: the last protein of each block is carried over to the next."""
     carry = None
+    for frame in frames:
+        if carry is not None:
+            frame = pd.concat([carry, frame], ignore_index=True)
+        if frame.empty:
+            continue
+        p = frame["p"].to_numpy()
+        changes = np.flatnonzero(p[1:] != p[:-1])
+        cut = changes[-1] + 1 if len(changes) else 0
+        carry = frame.iloc[cut:]
+        check(frame.iloc[:cut])
+    if carry is not None:
+        check(carry)
+
+
+def string_frames(path, found: ViolationList, skipped: list, add, block_bytes: int):
+    """Blocks as string columns p, t, s plus row; invalid lines reported (or counted as Text) here."""
     for row0, frame, invalid in iter_blocks(path, block_bytes):
         for line, _n_fields, text in invalid:
             skipped.append(line)
@@ -219,18 +257,4 @@ def validate_submission(
         frame = frame.assign(row=np.arange(row0, row0 + len(frame)))
         text = frame["t"] == TEXT
         found.n_text += int(text.sum())
-        frame = frame[~text & ((frame["p"] != "") | (frame["t"] != "") | (frame["s"] != ""))]
-        if carry is not None:
-            frame = pd.concat([carry, frame], ignore_index=True)
-        if frame.empty:
-            continue
-        p = frame["p"].to_numpy(object)
-        changes = np.flatnonzero(p[1:] != p[:-1])
-        cut = changes[-1] + 1 if len(changes) else 0
-        carry = frame.iloc[cut:]
-        check(frame.iloc[:cut])
-    if carry is not None:
-        check(carry)
-    found.n_proteins = len(seen)
-    found.sort(key=lambda v: v.line)
-    return found
+        yield frame[~text & ((frame["p"] != "") | (frame["t"] != "") | (frame["s"] != ""))]

@@ -1,0 +1,152 @@
+"""Typed streaming of a submission: ids as pyarrow dictionary codes, scores as float64, in blocks.
+
+Shared by the reader (`submission.read_cells`) and the validator (`submission_check`): both go through
+it first and fall back to string columns (`NeedsStrings`) only for a file holding a line this cannot
+judge (wrong field count other than a Text line, blank or missing score, a score that is not a number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from cafa_mlflow.io.text import open_text
+
+TEXT = "Text"
+
+
+class NeedsStrings(Exception):
+    """A block holds a line the typed reader cannot judge; read the file on string columns instead."""
+
+
+@dataclass
+class Batch:
+    """One block: dictionary ids and codes of proteins and terms, scores, row index of its first row,
+    and the Text lines that pyarrow set aside (line number; 4 fields)."""
+
+    p_dict: np.ndarray
+    p_idx: np.ndarray
+    t_dict: np.ndarray
+    t_idx: np.ndarray
+    score: np.ndarray
+    row0: int
+    text_lines: list[int]
+
+
+def typed_batches(path: Path, block_bytes: int) -> Iterator[Batch]:
+    """Blocks of the file; raises NeedsStrings at the first block the typed reader cannot take."""
+    invalid: list[tuple[int, int, str]] = []
+
+    def on_invalid(row) -> str:
+        invalid.append((row.number, row.actual_columns, row.text))
+        return "skip"
+
+    code = pa.dictionary(pa.int32(), pa.string())
+    row0 = 0
+    try:
+        with open_text(path, "rb") as handle:
+            reader = pacsv.open_csv(
+                handle,
+                read_options=pacsv.ReadOptions(column_names=["p", "t", "s"], block_size=block_bytes, use_threads=False),
+                parse_options=pacsv.ParseOptions(
+                    delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"p": code, "t": code, "s": pa.float64()}, strings_can_be_null=False, null_values=[""]
+                ),
+            )
+            for batch in reader:
+                if any(not (n >= 3 and text.split("\t")[1] == TEXT) for _, n, text in invalid):
+                    raise NeedsStrings
+                p, t = batch.column(0), batch.column(1)
+                score = batch.column(2).to_numpy(zero_copy_only=False)
+                if np.isnan(score).any():  # blank line, missing or NaN score
+                    raise NeedsStrings
+                yield Batch(
+                    p.dictionary.to_numpy(zero_copy_only=False),
+                    p.indices.to_numpy(),
+                    t.dictionary.to_numpy(zero_copy_only=False),
+                    t.indices.to_numpy(),
+                    score,
+                    row0,
+                    [line for line, _, _ in invalid],
+                )
+                row0 += len(score)
+                invalid.clear()
+    except pa.ArrowInvalid:
+        raise NeedsStrings from None
+
+
+class Ids:
+    """Row (column) ids: a fixed list, or first-appearance order of the file's ids."""
+
+    def __init__(self, fixed: list[str] | None) -> None:
+        self.fixed = None if fixed is None else pd.Index(list(fixed))
+        self.seen: dict[str, int] = {}
+
+    def codes(self, dictionary: np.ndarray, idx: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+        """Id of each kept row given its dictionary code; -1 when a fixed list lacks the id."""
+        used = idx if keep is None else idx[keep]
+        if self.fixed is not None:
+            return self.fixed.get_indexer(dictionary).astype(np.int32)[used]
+        if keep is None:  # pyarrow builds the dictionary in order of first appearance
+            order = np.flatnonzero(np.bincount(used, minlength=len(dictionary)))
+        else:  # some rows left out: order by first kept appearance
+            first_codes, first_rows = np.unique(used, return_index=True)
+            order = first_codes[np.argsort(first_rows, kind="stable")]
+        mapping = np.full(len(dictionary), -1, dtype=np.int32)
+        seen = self.seen
+        for code in order.tolist():
+            mapping[code] = seen.setdefault(dictionary[code], len(seen))
+        return mapping[used]
+
+    def names(self) -> list[str]:
+        return list(self.fixed) if self.fixed is not None else list(self.seen)
+
+
+class Names:
+    """Names of the integer ids the typed validator works on (identity for the string validator)."""
+
+    def __init__(self) -> None:
+        self.proteins = Ids(None)
+        self.terms = Ids(None)
+        self.typed = False
+
+    def protein(self, x) -> str:
+        return self._name(self.proteins, x)
+
+    def term(self, x) -> str:
+        return self._name(self.terms, x)
+
+    def _name(self, ids: Ids, x) -> str:
+        if not self.typed:
+            return str(x)
+        if not hasattr(ids, "_list") or len(ids._list) != len(ids.seen):
+            ids._list = list(ids.seen)
+        return ids._list[int(x)]
+
+
+def typed_frames(path: Path, found, skipped: list, names: Names, block_bytes: int) -> Iterator[pd.DataFrame]:
+    """Blocks as frames of integer ids p, t, float scores s and row index, for the validator."""
+    names.typed = True
+    for batch in typed_batches(path, block_bytes):
+        skipped.extend(batch.text_lines)
+        found.n_text += len(batch.text_lines)
+        text = np.flatnonzero(batch.t_dict == TEXT)
+        keep = ~np.isin(batch.t_idx, text) if len(text) else None
+        found.n_text += 0 if keep is None else int((~keep).sum())
+        rows = np.arange(batch.row0, batch.row0 + len(batch.score))
+        yield pd.DataFrame(
+            {
+                "p": names.proteins.codes(batch.p_dict, batch.p_idx, keep),
+                "t": names.terms.codes(batch.t_dict, batch.t_idx, keep),
+                "s": batch.score if keep is None else batch.score[keep],
+                "row": rows if keep is None else rows[keep],
+            }
+        )
