@@ -114,6 +114,12 @@ def line_numbers(rows: np.ndarray, skipped: np.ndarray) -> np.ndarray:
 
 def sig_figs_ok(x: np.ndarray, sig: int = SIG_FIGS) -> np.ndarray:
     """True where a positive x has at most `sig` significant figures (as a decimal number)."""
+    scaled = x * 10.0**sig  # fast path: x in [0.1, 1] needs `sig` decimals at most
+    ok = (x >= 0.1) & (x <= 1) & (np.abs(np.round(scaled) - scaled) <= 1e-9 * scaled)
+    rest = np.flatnonzero(~ok)
+    if len(rest) < len(x):
+        ok[rest] = sig_figs_ok(x[rest], sig)
+        return ok
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scale = 10.0 ** (sig - 1 - np.floor(np.log10(x)))
         rounded = np.round(x * scale) / scale
@@ -172,7 +178,7 @@ def validate_submission(
         if frame.empty:
             return
         rows = frame["row"].to_numpy()
-        p, t = frame["p"].to_numpy(object), frame["t"].to_numpy(object)
+        p, t = frame["p"].to_numpy(), frame["t"].to_numpy()
         nan = np.isnan(score)
         bad = nan
         add("not_a_number", rows[bad], p[bad], t[bad])
@@ -180,7 +186,7 @@ def validate_submission(
         add("score_range", rows[out], p[out], t[out])
         bad = ~nan & ~out & ~sig_figs_ok(score)
         add("sig_figs", rows[bad], p[bad], t[bad])
-        pcode, puniq = pd.factorize(p)
+        pcode = p if p.dtype.kind == "i" else pd.factorize(p)[0]  # typed pass: already integer ids
         start = np.ones(len(p), dtype=bool)
         start[1:] = pcode[1:] != pcode[:-1]
         first = np.flatnonzero(start)
@@ -188,8 +194,9 @@ def validate_submission(
         split = pd.Series(run_p).duplicated().to_numpy() | np.fromiter((x in seen for x in run_p), bool, len(run_p))
         add("not_contiguous", rows[first[split]], run_p[split], t[first[split]])
         seen.update(run_p.tolist())
-        tcode, tuniq = pd.factorize(t)
-        dup = pd.Series(pcode.astype(np.int64) * len(tuniq) + tcode).duplicated().to_numpy()
+        tcode, tuniq = (t, None) if t.dtype.kind == "i" else pd.factorize(t)
+        width = int(tcode.max(initial=0)) + 1
+        dup = pd.Series(pcode.astype(np.int64) * width + tcode).duplicated().to_numpy()
         add("duplicate", rows[dup], p[dup], t[dup])
         length = np.diff(np.append(first, len(p)))
         over = first[length > max_terms] + max_terms
@@ -201,6 +208,7 @@ def validate_submission(
         up_idx = up_idx[pd.Series(run_id[up_idx]).drop_duplicates().index.to_numpy()] if len(up_idx) else up_idx
         add("unsorted", rows[up_idx], p[up_idx], t[up_idx])
         if ontology is not None:
+            tuniq = np.unique(t) if tuniq is None else tuniq
             unknown = [x for x in tuniq if ontology.resolve(names.term(x)) is None]
             if unknown:
                 bad = np.isin(tcode, np.flatnonzero(pd.Index(tuniq).isin(unknown)))
