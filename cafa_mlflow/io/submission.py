@@ -25,7 +25,7 @@ from cafa_mlflow.io.submission_check import (  # noqa: F401  (the validator, re-
     Violation,
     iter_blocks,
     line_numbers,
-    sig_figs_ok,
+    sig_figs_broken,
     validate_submission,
 )
 from cafa_mlflow.io.submission_typed import Ids, NeedsStrings, typed_batches
@@ -139,7 +139,7 @@ def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) 
 
 def _sig_figs_broken(score: np.ndarray) -> tuple[int, int]:
     """How many scores have more than SIG_FIGS significant figures, and the index of the first."""
-    bad = np.flatnonzero(~sig_figs_ok(score))
+    bad = np.flatnonzero(sig_figs_broken(score))
     return len(bad), int(bad[0]) if len(bad) else -1
 
 

@@ -1,4 +1,4 @@
-"""Typed streaming of a submission: ids as pyarrow dictionary codes, scores as float64, in blocks.
+"""Typed streaming of a submission: ids as dictionary codes, scores as float64, in blocks.
 
 Shared by the reader (`submission.read_cells`) and the validator (`submission_check`): both go through
 it first and fall back to string columns (`NeedsStrings`) only for a file holding a line this cannot
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cafa_mlflow.io.text import open_text
@@ -47,7 +48,6 @@ def typed_batches(path: Path, block_bytes: int) -> Iterator[Batch]:
         invalid.append((row.number, row.actual_columns, row.text))
         return "skip"
 
-    code = pa.dictionary(pa.int32(), pa.string())
     row0 = 0
     try:
         with open_text(path, "rb") as handle:
@@ -58,13 +58,16 @@ def typed_batches(path: Path, block_bytes: int) -> Iterator[Batch]:
                     delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
                 ),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={"p": code, "t": code, "s": pa.float64()}, strings_can_be_null=False, null_values=[""]
+                    column_types={"p": pa.string(), "t": pa.string(), "s": pa.float64()},
+                    strings_can_be_null=False,
+                    null_values=[""],
                 ),
             )
             for batch in reader:
                 if any(not (n >= 3 and text.split("\t")[1] == TEXT) for _, n, text in invalid):
                     raise NeedsStrings
-                p, t = batch.column(0), batch.column(1)
+                # parsing strings and encoding them after is ~2x faster than pyarrow's dictionary columns
+                p, t = pc.dictionary_encode(batch.column(0)), pc.dictionary_encode(batch.column(1))
                 score = batch.column(2).to_numpy(zero_copy_only=False)
                 if np.isnan(score).any():  # blank line, missing or NaN score
                     raise NeedsStrings
