@@ -167,24 +167,18 @@ def validate_submission(
             for li, pr, te in zip(lines, list(proteins)[:room], list(terms)[:room])
         )
 
-    def check(frame: pd.DataFrame) -> None:
-        score = pd.to_numeric(frame["s"], errors="coerce").to_numpy(np.float64)
+    def check(chunk: dict) -> None:
+        """Every rule on whole proteins: chunk = arrays row, p, t (ids) and s (float score, NaN = not a number)."""
+        rows, p, t, score = chunk["row"], chunk["p"], chunk["t"], chunk["s"]
         # line 1 with a non-numeric score and no ontology id (e.g. 'EntryID term score') is a header
-        header = np.isnan(score) & (frame["row"].to_numpy() == 0)
+        header = np.isnan(score) & (rows == 0)
         if header.any():
-            header &= ~frame["t"].str.contains(":", regex=False).to_numpy(bool)
+            header &= np.array([":" not in str(x) for x in t], dtype=bool)
         if header.any():  # reported once, then left out of every other rule (it is no protein's line)
-            add(
-                "header",
-                frame["row"].to_numpy()[header],
-                frame["p"].to_numpy(object)[header],
-                frame["t"].to_numpy(object)[header],
-            )
-            frame, score = frame[~header], score[~header]
-        if frame.empty:
+            add("header", rows[header], p[header], t[header])
+            rows, p, t, score = rows[~header], p[~header], t[~header], score[~header]
+        if not len(rows):
             return
-        rows = frame["row"].to_numpy()
-        p, t = frame["p"].to_numpy(), frame["t"].to_numpy()
         nan = np.isnan(score)
         bad = nan
         add("not_a_number", rows[bad], p[bad], t[bad])
@@ -202,7 +196,11 @@ def validate_submission(
         seen.update(run_p.tolist())
         tcode, tuniq = (t, None) if t.dtype.kind == "i" else pd.factorize(t)
         width = int(tcode.max(initial=0)) + 1
-        dup = pd.Series(pcode.astype(np.int64) * width + tcode).duplicated().to_numpy()
+        keys = pcode.astype(np.int64) * width + tcode
+        if len(pc.unique(pa.array(keys))) == len(keys):  # the usual case, found by one hash pass
+            dup = np.zeros(len(keys), dtype=bool)
+        else:
+            dup = pd.Series(keys).duplicated().to_numpy()
         add("duplicate", rows[dup], p[dup], t[dup])
         length = np.diff(np.append(first, len(p)))
         over = first[length > max_terms] + max_terms
@@ -236,25 +234,25 @@ def validate_submission(
     return found
 
 
-def _run(check, frames) -> None:
+def _run(check, chunks) -> None:
     """Feed `check` whole proteins: the last protein of each block is carried over to the next."""
     carry = None
-    for frame in frames:
+    for chunk in chunks:
         if carry is not None:
-            frame = pd.concat([carry, frame], ignore_index=True)
-        if frame.empty:
+            chunk = {k: np.concatenate([carry[k], v]) for k, v in chunk.items()}
+        if not len(chunk["p"]):
             continue
-        p = frame["p"].to_numpy()
+        p = chunk["p"]
         changes = np.flatnonzero(p[1:] != p[:-1])
         cut = changes[-1] + 1 if len(changes) else 0
-        carry = frame.iloc[cut:]
-        check(frame.iloc[:cut])
+        carry = {k: v[cut:] for k, v in chunk.items()}
+        check({k: v[:cut] for k, v in chunk.items()})
     if carry is not None:
         check(carry)
 
 
 def string_frames(path, found: ViolationList, skipped: list, add, block_bytes: int):
-    """Blocks as string columns p, t, s plus row; invalid lines reported (or counted as Text) here."""
+    """Blocks as arrays row, p, t (strings), s (float); invalid lines reported (or counted as Text) here."""
     for row0, frame, invalid in iter_blocks(path, block_bytes):
         for line, _n_fields, text in invalid:
             skipped.append(line)
@@ -271,4 +269,10 @@ def string_frames(path, found: ViolationList, skipped: list, add, block_bytes: i
         frame = frame.assign(row=np.arange(row0, row0 + len(frame)))
         text = frame["t"] == TEXT
         found.n_text += int(text.sum())
-        yield frame[~text & ((frame["p"] != "") | (frame["t"] != "") | (frame["s"] != ""))]
+        frame = frame[~text & ((frame["p"] != "") | (frame["t"] != "") | (frame["s"] != ""))]
+        yield {
+            "row": frame["row"].to_numpy(),
+            "p": frame["p"].to_numpy(object),
+            "t": frame["t"].to_numpy(object),
+            "s": pd.to_numeric(frame["s"], errors="coerce").to_numpy(np.float64),
+        }

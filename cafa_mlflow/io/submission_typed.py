@@ -135,8 +135,8 @@ class Names:
         return ids._list[int(x)]
 
 
-def typed_frames(path: Path, found, skipped: list, names: Names, block_bytes: int) -> Iterator[pd.DataFrame]:
-    """Blocks as frames of integer ids p, t, float scores s and row index, for the validator."""
+def typed_frames(path: Path, found, skipped: list, names: Names, block_bytes: int) -> Iterator[dict]:
+    """Blocks as arrays row, p, t (integer ids), s (float score), for the validator."""
     names.typed = True
     for batch in typed_batches(path, block_bytes):
         skipped.extend(batch.text_lines)
@@ -145,11 +145,9 @@ def typed_frames(path: Path, found, skipped: list, names: Names, block_bytes: in
         keep = ~np.isin(batch.t_idx, text) if len(text) else None
         found.n_text += 0 if keep is None else int((~keep).sum())
         rows = np.arange(batch.row0, batch.row0 + len(batch.score))
-        yield pd.DataFrame(
-            {
-                "p": names.proteins.codes(batch.p_dict, batch.p_idx, keep),
-                "t": names.terms.codes(batch.t_dict, batch.t_idx, keep),
-                "s": batch.score if keep is None else batch.score[keep],
-                "row": rows if keep is None else rows[keep],
-            }
-        )
+        yield {
+            "row": rows if keep is None else rows[keep],
+            "p": names.proteins.codes(batch.p_dict, batch.p_idx, keep),
+            "t": names.terms.codes(batch.t_dict, batch.t_idx, keep),
+            "s": batch.score if keep is None else batch.score[keep],
+        }
