@@ -196,11 +196,7 @@ def validate_submission(
         seen.update(run_p.tolist())
         tcode, tuniq = (t, None) if t.dtype.kind == "i" else pd.factorize(t)
         width = int(tcode.max(initial=0)) + 1
-        keys = pcode.astype(np.int64) * width + tcode
-        if len(pc.unique(pa.array(keys))) == len(keys):  # the usual case, found by one hash pass
-            dup = np.zeros(len(keys), dtype=bool)
-        else:
-            dup = pd.Series(keys).duplicated().to_numpy()
+        dup = pd.Series(pcode.astype(np.int64) * width + tcode).duplicated().to_numpy()
         add("duplicate", rows[dup], p[dup], t[dup])
         length = np.diff(np.append(first, len(p)))
         over = first[length > max_terms] + max_terms
