@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.submission_check import (  # noqa: F401  (the validator, re-exported here)
@@ -111,21 +112,30 @@ def read_cells(path: str | os.PathLike, proteins: list[str] | None = None, terms
 
 def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) -> Cells:
     row_ids, col_ids = Ids(proteins), Ids(terms)
+    fixed = {k: None if v is None else pa.array(list(v), pa.string()) for k, v in (("p", proteins), ("t", terms))}
     parts = []
     sig_figs = [0, None]
     for batch in typed_batches(path, BLOCK_BYTES):
-        p_dict, p_idx, t_dict, t_idx, score = batch.p_dict, batch.p_idx, batch.t_dict, batch.t_idx, batch.score
-        drop = np.isin(t_idx, np.flatnonzero(t_dict == TEXT))
-        keep = ~drop if drop.any() else None
-        kept = score if keep is None else score[keep]
+        text = batch.is_text()
+        keep = ~text if text.any() else None
+        kept = batch.score if keep is None else batch.score[keep]
         if not ((kept > 0) & (kept <= 1)).all():
             raise NeedsStrings  # out of (0, 1] or infinite: the string reader names the line
         n_bad, first = _sig_figs_broken(kept)
         if n_bad:
-            i = first if keep is None else np.flatnonzero(keep)[first]
+            i = first if keep is None else int(np.flatnonzero(keep)[first])
             sig_figs[0] += n_bad
-            sig_figs[1] = sig_figs[1] or f"{p_dict[p_idx[i]]} {t_dict[t_idx[i]]} {score[i]}"
-        rows, cols = row_ids.codes(p_dict, p_idx, keep), col_ids.codes(t_dict, t_idx, keep)
+            sig_figs[1] = sig_figs[1] or f"{batch.p[i]} {batch.t[i]} {batch.score[i]}"
+        if fixed["p"] is not None:  # only the listed proteins: one hash lookup per line, then the rest
+            rows = batch.positions("p", fixed["p"])
+            keep = (rows >= 0) if keep is None else (keep & (rows >= 0))
+            rows, kept = rows[keep], batch.score[keep]
+        else:
+            rows = row_ids.codes(*batch.encoded("p"), keep)
+        if fixed["t"] is not None:
+            cols = batch.positions("t", fixed["t"], keep)
+        else:
+            cols = col_ids.codes(*batch.encoded("t", keep), None)
         vals = kept.astype(np.float32)
         ok = (rows >= 0) & (cols >= 0)
         if not ok.all():

@@ -28,16 +28,33 @@ class NeedsStrings(Exception):
 
 @dataclass
 class Batch:
-    """One block: dictionary ids and codes of proteins and terms, scores, row index of its first row,
-    and the Text lines that pyarrow set aside (line number; 4 fields)."""
+    """One block: protein and term columns (pyarrow strings), scores, row index of its first row, and the
+    Text lines that pyarrow set aside (line numbers; 4 fields)."""
 
-    p_dict: np.ndarray
-    p_idx: np.ndarray
-    t_dict: np.ndarray
-    t_idx: np.ndarray
+    p: pa.Array
+    t: pa.Array
     score: np.ndarray
     row0: int
     text_lines: list[int]
+
+    def encoded(self, column: str, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct ids in order of first appearance, code of each row) of column "p" or "t", over the
+        kept rows only when `keep` is given."""
+        values = getattr(self, column)
+        if keep is not None:
+            values = values.filter(pa.array(keep))
+        encoded = pc.dictionary_encode(values)
+        return encoded.dictionary.to_numpy(zero_copy_only=False), encoded.indices.to_numpy()
+
+    def positions(self, column: str, ids: pa.Array, keep: np.ndarray | None = None) -> np.ndarray:
+        """Position of each (kept) row's id in `ids`, -1 when absent (one hash lookup per row)."""
+        values = getattr(self, column)
+        if keep is not None:
+            values = values.filter(pa.array(keep))
+        return pc.fill_null(pc.index_in(values, value_set=ids), -1).to_numpy().astype(np.int32)
+
+    def is_text(self) -> np.ndarray:
+        return pc.equal(self.t, TEXT).to_numpy(zero_copy_only=False)
 
 
 def typed_batches(path: Path, block_bytes: int) -> Iterator[Batch]:
@@ -66,20 +83,10 @@ def typed_batches(path: Path, block_bytes: int) -> Iterator[Batch]:
             for batch in reader:
                 if any(not (n >= 3 and text.split("\t")[1] == TEXT) for _, n, text in invalid):
                     raise NeedsStrings
-                # parsing strings and encoding them after is ~2x faster than pyarrow's dictionary columns
-                p, t = pc.dictionary_encode(batch.column(0)), pc.dictionary_encode(batch.column(1))
                 score = batch.column(2).to_numpy(zero_copy_only=False)
                 if np.isnan(score).any():  # blank line, missing or NaN score
                     raise NeedsStrings
-                yield Batch(
-                    p.dictionary.to_numpy(zero_copy_only=False),
-                    p.indices.to_numpy(),
-                    t.dictionary.to_numpy(zero_copy_only=False),
-                    t.indices.to_numpy(),
-                    score,
-                    row0,
-                    [line for line, _, _ in invalid],
-                )
+                yield Batch(batch.column(0), batch.column(1), score, row0, [line for line, _, _ in invalid])
                 row0 += len(score)
                 invalid.clear()
     except pa.ArrowInvalid:
@@ -141,13 +148,13 @@ def typed_frames(path: Path, found, skipped: list, names: Names, block_bytes: in
     for batch in typed_batches(path, block_bytes):
         skipped.extend(batch.text_lines)
         found.n_text += len(batch.text_lines)
-        text = np.flatnonzero(batch.t_dict == TEXT)
-        keep = ~np.isin(batch.t_idx, text) if len(text) else None
-        found.n_text += 0 if keep is None else int((~keep).sum())
+        text = batch.is_text()
+        keep = ~text if text.any() else None
+        found.n_text += int(text.sum())
         rows = np.arange(batch.row0, batch.row0 + len(batch.score))
         yield {
             "row": rows if keep is None else rows[keep],
-            "p": names.proteins.codes(batch.p_dict, batch.p_idx, keep),
-            "t": names.terms.codes(batch.t_dict, batch.t_idx, keep),
+            "p": names.proteins.codes(*batch.encoded("p"), keep),
+            "t": names.terms.codes(*batch.encoded("t"), keep),
             "s": batch.score if keep is None else batch.score[keep],
         }
