@@ -125,8 +125,8 @@ def main() -> None:
     ]
     for r in rows:
         text.append(
-            f"| {r['lines']:,} | {r['proteins']:,} | {r['mb']:.0f} | {r['eval_s']:.1f} | {r['eval_mb'] / 1024:.2f} "
-            f"| {r['val_s']:.1f} | {r['val_mb'] / 1024:.2f} |"
+            f"| {r['lines']:,} | {r['proteins']:,} | {r['mb']:.0f} | {r['eval_seconds']:.1f} ({r['eval_cpu_s']:.1f}) "
+            f"| {r['eval_peak_mb'] / 1024:.2f} | {r['val_seconds']:.1f} ({r['val_cpu_s']:.1f}) | {r['val_peak_mb'] / 1024:.2f} |"
         )
     if multi:
         text += [
