@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.io.submission_blocks import Ids, NeedsStrings, typed_batches
 from cafa_mlflow.io.submission_check import (  # noqa: F401  (the validator, re-exported here)
     BLOCK_BYTES,
     MAX_TERMS,
@@ -29,7 +30,6 @@ from cafa_mlflow.io.submission_check import (  # noqa: F401  (the validator, re-
     sig_figs_broken,
     validate_submission,
 )
-from cafa_mlflow.io.submission_typed import Ids, NeedsStrings, typed_batches
 from cafa_mlflow.io.text import atomic_write
 
 DIGITS = 3

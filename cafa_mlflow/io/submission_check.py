@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
-from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.submission_typed import Names, NeedsStrings, typed_frames
-from cafa_mlflow.io.text import open_text
+from cafa_mlflow.io.submission_blocks import (  # noqa: F401  (iter_blocks re-exported)
+    BLOCK_BYTES,
+    TEXT,
+    Names,
+    NeedsStrings,
+    iter_blocks,
+    string_frames,
+    typed_frames,
+)
 
 MAX_TERMS = 1500
 SIG_FIGS = 3
-TEXT = "Text"
-BLOCK_BYTES = 64 << 20
 RULES = {
     "columns": "expected 'ACC<TAB>GO:id<TAB>score' (3 tab-separated fields) or 'ACC<TAB>Text<TAB>score<TAB>text'; fix the line",
     "header": "a submission has no header line; delete this line",
@@ -64,42 +65,6 @@ class ViolationList(list):
         self.n_lines = 0  # prediction lines (Text and blank lines excluded)
         self.n_text = 0
         self.n_proteins = 0
-
-
-def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pd.DataFrame, list]]:
-    """Yield (first row index, frame of string columns p/t/s, invalid rows) per block of the file.
-
-    Valid rows have exactly 3 fields; blank lines are rows of empty strings. Invalid rows are taken out
-    and listed as (line number, number of fields, text); line numbers start at 1."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found; check the path.")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty; expected 'ACC<TAB>GO:id<TAB>score' lines.")
-    invalid: list[tuple[int, int, str]] = []
-
-    def on_invalid(row) -> str:
-        invalid.append((row.number, row.actual_columns, row.text))
-        return "skip"
-
-    names = ["p", "t", "s"]
-    with open_text(path, "rb") as handle:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=block_bytes),
-            parse_options=pacsv.ParseOptions(
-                delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=False
-            ),
-        )
-        row0 = 0
-        for batch in reader:
-            frame = batch.to_pandas()
-            yield row0, frame, invalid[:]
-            row0 += len(frame)
-            invalid.clear()
 
 
 def line_numbers(rows: np.ndarray, skipped: np.ndarray) -> np.ndarray:
@@ -248,30 +213,3 @@ def _run(check, chunks) -> None:
         check({k: v[:cut] for k, v in chunk.items()})
     if carry is not None:
         check(carry)
-
-
-def string_frames(path, found: ViolationList, skipped: list, add, block_bytes: int):
-    """Blocks as arrays row, p, t (strings), s (float); invalid lines reported (or counted as Text) here."""
-    for row0, frame, invalid in iter_blocks(path, block_bytes):
-        for line, _n_fields, text in invalid:
-            skipped.append(line)
-            fields = text.split("\t")
-            if len(fields) >= 3 and fields[1] == TEXT:
-                found.n_text += 1
-            elif text.strip():
-                rule = (
-                    "header"
-                    if line == 1 and pd.isna(pd.to_numeric(fields[min(2, len(fields) - 1)], errors="coerce"))
-                    else "columns"
-                )
-                add(rule, [], [fields[0]], [fields[1] if len(fields) > 1 else ""], lines=[line])
-        frame = frame.assign(row=np.arange(row0, row0 + len(frame)))
-        text = frame["t"] == TEXT
-        found.n_text += int(text.sum())
-        frame = frame[~text & ((frame["p"] != "") | (frame["t"] != "") | (frame["s"] != ""))]
-        yield {
-            "row": frame["row"].to_numpy(),
-            "p": frame["p"].to_numpy(object),
-            "t": frame["t"].to_numpy(object),
-            "s": pd.to_numeric(frame["s"], errors="coerce").to_numpy(np.float64),
-        }
