@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import scipy.sparse as sp
 
 from cafa_mlflow.go.ontology import Ontology
 from cafa_mlflow.io.text import atomic_write
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -98,6 +101,50 @@ def load_term_matrix(path: str | os.PathLike) -> TermMatrix:
     with np.load(path, allow_pickle=False) as z:
         m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
         return TermMatrix(z["proteins"].tolist(), z["terms"].tolist(), m)
+
+
+def read_submission(
+    path: str | os.PathLike,
+    proteins: Sequence[str] | None = None,
+    terms: Sequence[str] | None = None,
+    max_terms: int | None = None,
+) -> TermMatrix:
+    """A submission file as a TermMatrix (repeated pairs keep their max); see
+    cafa_mlflow.io.submission.read_cells for the ids kept and the errors. Logs one warning per
+    submission rule broken that the metric does not need (terms per protein, significant figures,
+    repeated pairs), with a count and an example; proteins left out by `proteins` are not checked."""
+    from cafa_mlflow.io.submission import MAX_TERMS, SIG_FIGS, read_cells  # pyarrow: imported when needed
+
+    max_terms = MAX_TERMS if max_terms is None else max_terms
+    cells = read_cells(path, None if proteins is None else list(proteins), None if terms is None else list(terms))
+    shape = (len(cells.proteins), len(cells.terms))
+    matrix = max_csr(cells.rows, cells.cols, cells.scores, shape)
+    per_protein = np.bincount(cells.rows, minlength=shape[0])
+    over = np.flatnonzero(per_protein > max_terms)
+    if len(over):
+        log.warning(
+            "%s: %d proteins have more than %d terms (a submission rule), e.g. %s with %d; all are scored",
+            path,
+            len(over),
+            max_terms,
+            cells.proteins[over[0]],
+            per_protein[over[0]],
+        )
+    if cells.sig_figs[0]:
+        log.warning(
+            "%s: %d scores have more than %d significant figures (a submission rule), e.g. '%s'",
+            path,
+            cells.sig_figs[0],
+            SIG_FIGS,
+            cells.sig_figs[1],
+        )
+    if matrix.nnz < len(cells.scores):
+        log.warning(
+            "%s: %d (protein, term) pairs are listed more than once (a submission rule); each keeps its highest score",
+            path,
+            len(cells.scores) - matrix.nnz,
+        )
+    return TermMatrix(cells.proteins, cells.terms, matrix)
 
 
 def max_csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:

@@ -26,7 +26,7 @@ UTILITIES = {
     "ia": ("cafa_mlflow.go.ia", "add_ia_arguments", "run_ia", "information accretion from annotations"),
     "stats": ("cafa_mlflow.stats", "add_stats_arguments", "run_stats", "dataset analysis tables and plots"),
     "validate-submission": (
-        "cafa_mlflow.io.submission",
+        "cafa_mlflow.evaluation.validate",
         "add_validate_arguments",
         "run_validate",
         "check a CAFA-6 submission file",

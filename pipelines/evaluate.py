@@ -4,6 +4,8 @@ prop='max', norm='cafa').
   cafa evaluate --obo OBO --truth TERMS_TSV --pred SUBMISSION_TSV [--ia IA_TSV] [--threshold-step 0.01] [--out-json PATH]
       one submission file against a truth file (Kaggle's terms format): prints the table, writes the JSON
       {"BPO": {"f", "f_w", "tau", "tau_w", "s", ...}, ..., "mean_f_w": ..}; no MLflow run.
+      --pred A.tsv,B.tsv or --pred FOLDER scores several files with one reading of ontology and truth;
+      the JSON is then {file name: result} and the time per file is printed.
   cafa evaluate
       every <predictions>/<name>/test.npz (members and ensemble) against the prepared test truth: JSON
       {name: result}, a markdown table beside it, and an MLflow run logging test_<name>_f_w_mean etc.
@@ -54,16 +56,23 @@ def load_ia(path) -> dict | None:
 
 
 def evaluate_file(ev: dict) -> dict:
-    """Mode (a): one submission file."""
-    from cafa_mlflow.io.submission import read_submission
+    """Mode (a): one or more submission files."""
+    from cafa_mlflow.evaluation.files import result_names, score_files, submission_paths
 
+    paths = submission_paths(ev["pred"])
     ontology = load_obo(ev["obo"])
     scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["threshold_step"]))
-    result = scorer(read_submission(ev["pred"]))
-    print(format_table(result))
-    write_json(ev["out_json"], result)
+    results, seconds = {}, []
+    for name, (path, result, took) in zip(result_names(paths), score_files(scorer, paths)):
+        results[name] = result
+        seconds.append(took)
+        print(f"\n{path} ({took:.2f} s):\n{format_table(result)}" if len(paths) > 1 else format_table(result))
+    if len(paths) > 1:
+        after = f", {sum(seconds[1:]) / (len(seconds) - 1):.2f} s per file after the first" if len(seconds) > 1 else ""
+        print(f"\n{len(paths)} files scored{after}")
+    write_json(ev["out_json"], results if len(paths) > 1 else results[next(iter(results))])
     print(f"wrote {ev['out_json']}")
-    return result
+    return results if len(paths) > 1 else results[next(iter(results))]
 
 
 def prediction_files(folder: str | Path) -> dict[str, Path]:

@@ -13,8 +13,7 @@ from cafa_mlflow.evaluation.curves import passes, thresholds
 from cafa_mlflow.evaluation.scorer import Scorer, evaluate_predictions, f1_at_thresholds, flat_metrics, read_truth
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
-from cafa_mlflow.io.submission import read_submission
-from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.labels import TermMatrix, read_submission
 from pipelines import evaluate as evaluate_pipeline
 
 # BPO: A <- B, A <- C, D is_a B and part_of C (alt_id D2); MFO: M <- N; CCO: Z alone; X obsolete.

@@ -15,7 +15,8 @@ from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
 from cafa_mlflow import serving, tracking
 from cafa_mlflow.embed import load_embeddings, make_tiny_esm
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.io.submission import read_submission, validate_submission
+from cafa_mlflow.io.submission import validate_submission
+from cafa_mlflow.labels import read_submission
 from cafa_mlflow.predictors.base import TrainSet
 from cafa_mlflow.predictors.ensemble import EnsemblePredictor
 from cafa_mlflow.predictors.homology import HomologyPredictor

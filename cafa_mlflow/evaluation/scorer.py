@@ -18,7 +18,6 @@ What cafaeval does, and so does this module:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -26,12 +25,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.evaluation.curves import accumulate, best, empty_result, new_sums, normalize, passes, thresholds
-from cafa_mlflow.go.annotations import resolve_terms
+from cafa_mlflow.evaluation.truth import ia_weights, read_truth, warn_missing_ia
 from cafa_mlflow.go.ontology import ASPECTS, Ontology
-from cafa_mlflow.go.propagate import Plan, local_positions
-from cafa_mlflow.io.terms import read_terms
+from cafa_mlflow.go.propagate import Plan, propagate_block, propagation_plan
 from cafa_mlflow.labels import TermMatrix, max_csr
 
+__all__ = ["Scorer", "evaluate_predictions", "f1_at_thresholds", "flat_metrics", "ia_weights", "read_truth"]
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
 MAX_TABLE_CELLS = 1 << 22  # proteins x thresholds per block (small th_step -> fewer proteins per block)
 
@@ -62,6 +61,8 @@ class Scorer:
         self.aspects = list(ontology.aspects)
         self._aspect_code = pd.Index(self.aspects).get_indexer(ontology.aspect)
         self.weight = ia_weights(ontology, ia)
+        if ia is not None:
+            warn_missing_ia(ontology, self.truth, ia)
         code = self._aspect_code[self.truth.indices]
         self.gt_count, self.gt_weight, self.evaluated = {}, {}, {}
         for i, aspect in enumerate(self.aspects):
@@ -72,7 +73,6 @@ class Scorer:
             )
             self.evaluated[aspect] = self.gt_count[aspect] > 0
         self._cache: dict = {}
-        self._propagator = ontology.max_propagator
 
     def n_proteins(self, aspect: str) -> int:
         return int(self.evaluated[aspect].sum())
@@ -102,19 +102,19 @@ class Scorer:
         sums = {(a, w): new_sums(n_thr) for a in self.aspects for w in (False, True)}
         for start, stop, dense, truth, plan in self._blocks(pred):
             weight = self.weight[plan.columns]
+            n_rows = stop - start
             for aspect in self.aspects:
-                ev = self.evaluated[aspect][start:stop]
                 span = plan.slices.get(aspect)
                 rows = cols = np.zeros(0, np.intp)
                 kmax = np.zeros(0, np.int32)
                 if span is not None and span.stop > span.start:
-                    sub = dense[:, span]
-                    sub[~ev] = 0  # proteins not evaluated in this aspect
-                    rows, cols = np.nonzero(sub)
-                    kmax = passes(sub[rows, cols], self.tau)
-                    keep = kmax > 0
+                    flat = dense[span].ravel()  # term-major: cell = position x n_rows + row
+                    cells = np.flatnonzero(flat)
+                    kmax = flat[cells]
+                    cols, rows = np.divmod(cells, n_rows)
+                    keep = self.evaluated[aspect][start:stop][rows]  # the others are not evaluated in this aspect
                     rows, cols, kmax = rows[keep], cols[keep] + span.start, kmax[keep]
-                is_tp, w = truth[rows, cols], weight[cols]
+                is_tp, w = truth[cols, rows], weight[cols]
                 accumulate(
                     sums[aspect, False], rows, kmax, np.ones(len(rows)), is_tp, self.gt_count[aspect][start:stop]
                 )
@@ -127,29 +127,29 @@ class Scorer:
         return out
 
     def _blocks(self, pred: TermMatrix) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, Plan]]:
-        """Per block of truth proteins: start, stop, propagated scores and truth as dense (rows x U) arrays
-        over the plan's columns U (the ancestor closure of the predicted terms); every block, also empty ones."""
+        """Per block of truth proteins: start, stop, propagated threshold counts (how many thresholds the
+        score passes: max-propagating them equals counting on max-propagated scores, as the count grows
+        with the score) and truth as dense term-major (U x rows) arrays over the plan's columns U (the
+        ancestor closure of the predicted terms); every block, also empty ones."""
         matrix, source_row, cols = self._align(pred)
+        counts = passes(matrix.data, self.tau).astype(np.uint8 if len(self.tau) < 256 else np.uint16)
         in_use = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]))
-        plan = self._propagator.plan(cols[in_use][cols[in_use] >= 0])
-        local = local_positions(plan, len(self.ontology))
-        col_local = np.where(cols >= 0, local[np.maximum(cols, 0)], -1)
+        plan = propagation_plan(self.ontology, cols[in_use][cols[in_use] >= 0])
+        col_local = np.where(cols >= 0, plan.positions[np.maximum(cols, 0)], -1)
         unique = _injective(cols)
         step = max(1, min(self.block_rows, plan.block_rows, MAX_TABLE_CELLS // (len(self.tau) + 1)))
         for start in range(0, len(self.proteins), step):
             stop = min(start + step, len(self.proteins))
             src = source_row[start:stop]
             have = np.flatnonzero(src >= 0)
-            sub = matrix[src[have]].tocoo()
+            sub = _rows_coo(matrix, counts, src[have])
             c = col_local[sub.col]
-            keep = c >= 0
-            dense = self._propagator.propagate_cells(
-                have[sub.row[keep]], c[keep], sub.data[keep], stop - start, plan, unique
-            )
+            keep = (c >= 0) & (sub.data > 0)
+            dense = propagate_block(plan, have[sub.row[keep]], c[keep], sub.data[keep], stop - start, unique)
             block = self.truth[start:stop].tocoo()
-            pos = local[block.col]
+            pos = plan.positions[block.col]
             truth = np.zeros(dense.shape, dtype=bool)
-            truth[block.row[pos >= 0], pos[pos >= 0]] = True  # truth terms outside U cannot be hit
+            truth[pos[pos >= 0], block.row[pos >= 0]] = True  # truth terms outside U cannot be hit
             yield start, stop, dense, truth, plan
 
     def _align(self, pred: TermMatrix) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
@@ -184,23 +184,6 @@ def evaluate_predictions(
     """{"BPO": {"n", "f", "tau", "pr", "rc", "cov", "f_w", "tau_w", "pr_w", "rc_w", "cov_w", "s", ...}, "CCO": ...,
     "MFO": ..., "mean_f_w", "mean_f"}. ia None = every term weighs 1 (then f_w == f)."""
     return Scorer(ontology, truth, ia, th_step)(pred)
-
-
-def read_truth(path: str | os.PathLike, ontology: Ontology, proteins: Sequence[str] | None = None) -> TermMatrix:
-    """Ground truth from a terms file (Kaggle's `EntryID term aspect` or CAFA's two columns) as a 0/1
-    TermMatrix over resolved term ids (alt_ids mapped, obsolete/unknown dropped), unpropagated: the
-    evaluator propagates it. `proteins` fixes the rows (default: the file's proteins, in order)."""
-    table = resolve_terms(read_terms(path), ontology, source=str(path))
-    return TermMatrix.from_frame(table, proteins=proteins, value=None)
-
-
-def ia_weights(ontology: Ontology, ia: Mapping[str, float] | None) -> np.ndarray:
-    """IA per ontology term as cafaeval uses it: missing, zero, negative, NaN or infinite -> 0 (left out)."""
-    if ia is None:
-        return np.ones(len(ontology))
-    values = pd.Series(ia, dtype=np.float64).reindex(ontology.terms).to_numpy()
-    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    return np.where(values > 0, values, 0.0)
 
 
 def flat_metrics(result: Mapping, prefix: str = "") -> dict[str, float]:
@@ -249,6 +232,11 @@ def _remap_max(matrix: sp.spmatrix, rows: np.ndarray, cols: np.ndarray, shape: t
     r, c = rows[coo.row], cols[coo.col]
     keep = (r >= 0) & (c >= 0) & (coo.data != 0)
     return max_csr(r[keep], c[keep], coo.data[keep].astype(np.float32), shape)
+
+
+def _rows_coo(matrix: sp.csr_matrix, data: np.ndarray, rows: np.ndarray) -> sp.coo_matrix:
+    """COO of the given rows of `matrix` with `data` (aligned with matrix.data) as values."""
+    return sp.csr_matrix((data, matrix.indices, matrix.indptr), shape=matrix.shape)[rows].tocoo()
 
 
 def _injective(ids: np.ndarray) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.ia import write_ia
@@ -79,6 +80,10 @@ def run_ia(args: argparse.Namespace) -> int:
     ontology = load_obo(args.obo)
     annotations = resolve_terms(read_terms(args.terms), ontology, source=str(args.terms))
     proteins = list(pd.unique(annotations["protein"]))
+    if not proteins:
+        raise InputError(
+            f"{args.terms}: no annotation uses a live term of {args.obo}; no IA written (wrong ontology or file?)."
+        )
     ia = compute_ia(label_matrix(annotations, ontology, proteins), ontology, propagated=True)
     write_ia(args.out, ia)
     log.info(

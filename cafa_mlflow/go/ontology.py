@@ -1,8 +1,8 @@
-"""OBO ontology with namespaces: is_a/part_of DAG, alt_id mapping, cached ancestor closure, propagation.
+"""OBO ontology with namespaces: is_a/part_of DAG, alt_id mapping, ancestor closure, propagation.
 
-Follows the CAFA-evaluator's reading of an OBO file: only `[Term]` stanzas with a namespace, obsolete
-terms dropped, edges `is_a` and `relationship: part_of` kept only when the parent is a live term of the
-same namespace. Works on any OBO ontology with namespaces; GO's three get the CAFA aspect names.
+Reads an OBO file as the CAFA-evaluator does (cafa_mlflow.go.obo), through a cache keyed by the file's
+content (cafa_mlflow.go.ontology_cache). Works on any OBO ontology with namespaces; GO's three get the
+CAFA aspect names.
 """
 
 from __future__ import annotations
@@ -10,19 +10,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.go.propagate import MaxPropagator
-from cafa_mlflow.io.text import open_text
+from cafa_mlflow.go import ontology_cache
+from cafa_mlflow.go.obo import ASPECT_OF_NAMESPACE, RELATIONS, parse_obo
+from cafa_mlflow.go.propagate import PlanCache, propagate_max
 
 ASPECTS = ("BPO", "CCO", "MFO")
-ASPECT_OF_NAMESPACE = {"biological_process": "BPO", "cellular_component": "CCO", "molecular_function": "MFO"}
 ASPECT_OF_LETTER = {"P": "BPO", "C": "CCO", "F": "MFO"}
 LETTER_OF_ASPECT = {v: k for k, v in ASPECT_OF_LETTER.items()}
-RELATIONS = ("is_a", "part_of")
+__all__ = [
+    "ASPECTS",
+    "ASPECT_OF_LETTER",
+    "ASPECT_OF_NAMESPACE",
+    "LETTER_OF_ASPECT",
+    "RELATIONS",
+    "Ontology",
+    "load_obo",
+]
 
 
 @dataclass
@@ -87,84 +96,45 @@ class Ontology:
         return self.ancestors.astype(np.float32)
 
     @cached_property
-    def max_propagator(self) -> MaxPropagator:
-        """Shared max-propagator (caches its level plans per vocabulary in use)."""
-        return MaxPropagator(self)
+    def plan_cache(self) -> PlanCache:
+        """Propagation plans in use with this ontology (see cafa_mlflow.go.propagate.propagation_plan)."""
+        return PlanCache(self)
 
     def propagate_max(self, scores: sp.spmatrix, block_rows: int = 4096) -> sp.csr_matrix:
         """Each term takes the max score of itself and its descendants (CAFA's `prop='max'`).
 
         Scores are non-negative, N x T over `self.terms`; stored zeros are no prediction, repeated cells
         keep their max. At most `block_rows` rows are propagated at a time (see cafa_mlflow.go.propagate)."""
-        return self.max_propagator(scores, block_rows)
-
-
-def _parse_stanzas(path: str | os.PathLike):
-    """Yield dicts of a [Term] stanza's tags; also return the header's default-namespace."""
-    stanza: dict | None = None
-    header_ns = None
-    with open_text(path) as handle:
-        for line_no, raw in enumerate(handle, 1):
-            line = raw.strip()
-            if line.startswith("["):
-                if stanza is not None:
-                    yield stanza
-                stanza = {"_line": line_no, "alt_id": [], "rel": []} if line == "[Term]" else None
-                continue
-            if ": " not in line:
-                continue
-            key, value = line.split(": ", 1)
-            if stanza is None:
-                if key == "default-namespace":
-                    header_ns = value.strip()
-                    yield {"_default_namespace": header_ns}
-                continue
-            value = value.split(" !")[0].strip()
-            if key in ("id", "namespace", "name"):
-                stanza[key] = value
-            elif key == "is_obsolete":
-                stanza["obsolete"] = value == "true"
-            elif key == "alt_id":
-                stanza["alt_id"].append(value)
-            elif key == "is_a" and "is_a" in RELATIONS:
-                stanza["rel"].append(value.split()[0])
-            elif key == "relationship":
-                rel, target = value.split()[:2]
-                if rel in RELATIONS:
-                    stanza["rel"].append(target)
-    if stanza is not None:
-        yield stanza
+        return propagate_max(self, scores, block_rows)
 
 
 def load_obo(path: str | os.PathLike) -> Ontology:
-    """Parse an OBO file into an Ontology (obsolete terms dropped, alt_ids mapped)."""
-    default_ns = None
-    live, obsolete = [], set()
-    for stanza in _parse_stanzas(path):
-        if "_default_namespace" in stanza:
-            default_ns = stanza["_default_namespace"]
-            continue
-        if "id" not in stanza:
-            raise InputError(f"{path}:{stanza['_line']}: [Term] stanza without an 'id:' line; fix or remove it.")
-        stanza.setdefault("namespace", default_ns)
-        if stanza.get("obsolete"):
-            obsolete.add(stanza["id"])
-        elif stanza["namespace"] is not None and stanza["namespace"] != "external":
-            live.append(stanza)
-    if not live:
-        raise InputError(f"{path}: no live [Term] stanza with a namespace; is this an OBO ontology file?")
-    terms = [s["id"] for s in live]
-    index = {t: i for i, t in enumerate(terms)}
-    aspect = np.array([ASPECT_OF_NAMESPACE.get(s["namespace"], s["namespace"]) for s in live], dtype=object)
-    rows, cols = [], []
-    for i, s in enumerate(live):
-        for parent in s["rel"]:
-            j = index.get(parent)
-            if j is not None and aspect[j] == aspect[i] and j != i:
-                rows.append(i)
-                cols.append(j)
-    parents = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(len(terms), len(terms)))
-    alt_ids = {alt: s["id"] for s in live for alt in s["alt_id"] if alt not in index}
-    return Ontology(
-        terms, aspect, parents, alt_ids, [s.get("name", "") for s in live], frozenset(obsolete - set(alt_ids))
+    """Parse an OBO file into an Ontology (obsolete terms dropped, alt_ids mapped; see cafa_mlflow.go.obo
+    for what is read and what is an error). A parsed file is cached by its content hash
+    (cafa_mlflow.go.ontology_cache), so every later load of the same bytes skips parsing."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: file not found; check the path (and params.yaml's data block).")
+    digest = ontology_cache.file_digest(path)
+    fields = ontology_cache.load(digest)
+    if fields is not None:
+        ontology = Ontology(
+            fields["terms"],
+            np.array(fields["aspect"], dtype=object),
+            fields["parents"],
+            fields["alt_ids"],
+            fields["names"],
+            fields["obsolete"],
+        )
+        ontology.__dict__["ancestors"] = fields["ancestors"]  # the cached_property's value
+        return ontology
+    parsed = parse_obo(path)
+    ontology = Ontology(
+        parsed.terms,
+        np.array(parsed.aspect, dtype=object),
+        parsed.parents,
+        parsed.alt_ids,
+        parsed.names,
+        parsed.obsolete,
     )
+    ontology_cache.save(digest, {**vars(parsed), "ancestors": ontology.ancestors})
+    return ontology

@@ -12,6 +12,34 @@ from cafa_mlflow.io.text import atomic_write, open_text
 
 
 def read_ia(path: str | os.PathLike) -> dict[str, float]:
+    """term -> IA from `GO:id<TAB>value` lines; a well-formed file is parsed by pyarrow, anything else by
+    the line-by-line reader, which names the bad line."""
+    fast = _read_fast(path)
+    return fast if fast is not None else _read_lines(path)
+
+
+def _read_fast(path: str | os.PathLike) -> dict[str, float] | None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        with open_text(path, "rb") as handle:
+            table = pacsv.read_csv(
+                handle,
+                read_options=pacsv.ReadOptions(column_names=["t", "v"], use_threads=False),
+                parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+                convert_options=pacsv.ConvertOptions(column_types={"t": pa.string(), "v": pa.float64()}),
+            )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    terms = table.column("t").to_pylist()
+    values = table.column("v").to_numpy(zero_copy_only=False)
+    if not len(terms) or table.column("v").null_count or not (values >= 0).all() or any(" " in t for t in terms):
+        return None
+    return dict(zip(terms, values.tolist()))
+
+
+def _read_lines(path: str | os.PathLike) -> dict[str, float]:
     ia: dict[str, float] = {}
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, 1):

@@ -3,33 +3,34 @@
 Rules (docs/CAFA.md): scores in (0, 1] with at most 3 significant figures, no zeros, at most 1,500 terms
 per protein over all aspects, one contiguous block of lines per protein, terms sorted by score, highest
 first. Reading streams the file with pyarrow's CSV reader (serial, in blocks), so files of Kaggle's size
-(224k proteins x 1,500 terms = 336M lines) are checked in bounded memory.
+(224k proteins x 1,500 terms = 336M lines) are read in bounded memory. This module returns plain arrays
+(`Cells`); `cafa_mlflow.labels.read_submission` makes a TermMatrix of them.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.submission_check import (  # noqa: F401  (validator and CLI re-exported here)
+from cafa_mlflow.io.submission_blocks import Ids, NeedsStrings, typed_batches
+from cafa_mlflow.io.submission_check import (  # noqa: F401  (the validator, re-exported here)
     BLOCK_BYTES,
     MAX_TERMS,
+    SIG_FIGS,
     TEXT,
     Violation,
-    add_validate_arguments,
     iter_blocks,
     line_numbers,
-    run_validate,
+    sig_figs_broken,
     validate_submission,
 )
-from cafa_mlflow.io.text import atomic_write, open_text
-from cafa_mlflow.labels import TermMatrix, max_csr
+from cafa_mlflow.io.text import atomic_write
 
 DIGITS = 3
 
@@ -41,9 +42,10 @@ def score_strings(digits: int = DIGITS) -> np.ndarray:
 
 
 def write_submission(
-    path: str | os.PathLike, tm: TermMatrix, max_terms: int = MAX_TERMS, sig: int = DIGITS, block_rows: int = 4096
+    path: str | os.PathLike, tm, max_terms: int = MAX_TERMS, sig: int = DIGITS, block_rows: int = 4096
 ) -> int:
-    """Write scores as a submission; return the number of lines.
+    """Write scores (`tm`: a cafa_mlflow.labels.TermMatrix or anything with proteins, terms and a CSR
+    matrix) as a submission; return the number of lines.
 
     Scores are clipped to [0, 1] and rounded to `sig` decimal places, which for scores in (0, 1] means at
     most `sig` significant figures and no exponent notation; scores that round to 0 are dropped. Each
@@ -73,108 +75,85 @@ def write_submission(
     return lines
 
 
-def read_submission(
-    path: str | os.PathLike, proteins: list[str] | None = None, terms: list[str] | None = None
-) -> TermMatrix:
-    """Read a submission into a TermMatrix (Text lines ignored; repeated pairs keep their max).
+@dataclass
+class Cells:
+    """A submission's (protein row, term column, score) cells as read, repeats included, plus what the
+    reader saw of the rules that do not change the metric (to warn about)."""
+
+    proteins: list[str]
+    terms: list[str]
+    rows: np.ndarray
+    cols: np.ndarray
+    scores: np.ndarray  # float32
+    sig_figs: list = field(default_factory=lambda: [0, None])  # [count, first example] of > SIG_FIGS figures
+
+
+def read_cells(path: str | os.PathLike, proteins: list[str] | None = None, terms: list[str] | None = None) -> Cells:
+    """Read a submission's cells (Text and blank lines ignored).
 
     Proteins and terms default to the file's, in order of first appearance; given lists keep only
-    their ids. Raises InputError naming the line for a line that is not `ACC<TAB>term<TAB>score` or a
-    score that is not a number; run `cafa validate-submission` for the full rule check.
+    their ids. Raises InputError naming the line for a line that is not `ACC<TAB>term<TAB>score`, a
+    score that is not a number or is outside (0, 1], and for an empty file; run `cafa validate-submission`
+    for the full rule check.
 
     Fast path: pyarrow parses scores as numbers and ids as dictionary codes, which are mapped to rows
     and columns per block. Anything it cannot take (a score that is not a plain number, e.g. a
     header) sends the file to the string reader below, which finds and names the bad line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; check the path.")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty; expected 'ACC<TAB>GO:id<TAB>score' lines.")
     try:
-        return _read_fast(Path(path), proteins, terms)
-    except (_NeedsStrings, pa.ArrowInvalid):
+        return _read_fast(path, proteins, terms)
+    except NeedsStrings:
         return _read_strings(path, proteins, terms)
 
 
-class _NeedsStrings(Exception):
-    """A block holds a line the fast reader cannot judge (wrong field count, missing or NaN score)."""
-
-
-class _Ids:
-    """Row (column) ids: a fixed list, or first-appearance order of the file's ids."""
-
-    def __init__(self, fixed: list[str] | None) -> None:
-        self.fixed = None if fixed is None else pd.Index(list(fixed))
-        self.seen: dict[str, int] = {}
-
-    def codes(self, dictionary: np.ndarray, idx: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-        """Id of each kept row given its dictionary code; -1 when a fixed list lacks the id."""
-        used = idx if keep is None else idx[keep]
-        if self.fixed is not None:
-            return self.fixed.get_indexer(dictionary).astype(np.int32)[used]
-        if keep is None:  # pyarrow builds the dictionary in order of first appearance
-            order = np.flatnonzero(np.bincount(used, minlength=len(dictionary)))
-        else:  # some rows left out: order by first kept appearance
-            first_codes, first_rows = np.unique(used, return_index=True)
-            order = first_codes[np.argsort(first_rows, kind="stable")]
-        mapping = np.full(len(dictionary), -1, dtype=np.int32)
-        seen = self.seen
-        for code in order.tolist():
-            mapping[code] = seen.setdefault(dictionary[code], len(seen))
-        return mapping[used]
-
-    def names(self) -> list[str]:
-        return list(self.fixed) if self.fixed is not None else list(self.seen)
-
-
-def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) -> TermMatrix:
-    if not path.is_file():
-        raise InputError(f"{path}: file not found; check the path.")
-    invalid: list[tuple[int, str]] = []
-
-    def on_invalid(row) -> str:
-        invalid.append((row.actual_columns, row.text))
-        return "skip"
-
-    code = pa.dictionary(pa.int32(), pa.string())
-    row_ids, col_ids = _Ids(proteins), _Ids(terms)
+def _read_fast(path: Path, proteins: list[str] | None, terms: list[str] | None) -> Cells:
+    row_ids, col_ids = Ids(proteins), Ids(terms)
+    fixed = {k: None if v is None else pa.array(list(v), pa.string()) for k, v in (("p", proteins), ("t", terms))}
     parts = []
-    with open_text(path, "rb") as handle:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(column_names=["p", "t", "s"], block_size=BLOCK_BYTES, use_threads=False),
-            parse_options=pacsv.ParseOptions(
-                delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={"p": code, "t": code, "s": pa.float64()}, strings_can_be_null=False, null_values=[""]
-            ),
-        )
-        for batch in reader:
-            if any(not (n_fields >= 3 and text.split("\t")[1] == TEXT) for n_fields, text in invalid):
-                raise _NeedsStrings  # not a Text line: an error, which the string reader names
-            invalid.clear()
-            p, t = batch.column(0), batch.column(1)
-            p_dict, t_dict = p.dictionary.to_numpy(zero_copy_only=False), t.dictionary.to_numpy(zero_copy_only=False)
-            p_idx, t_idx = p.indices.to_numpy(), t.indices.to_numpy()
-            score = batch.column(2).to_numpy(zero_copy_only=False)
-            drop = np.isin(t_idx, np.flatnonzero(t_dict == TEXT))
-            nan = np.isnan(score)
-            if nan.any():  # blank lines (all fields empty) are skipped; any other missing or NaN score is an error
-                missing = ~batch.column(2).is_valid().to_numpy(zero_copy_only=False)
-                blank = missing & (p_dict[p_idx] == "") & (t_dict[t_idx] == "")
-                if (nan & ~blank & ~drop).any():
-                    raise _NeedsStrings
-                drop |= blank
-            keep = ~drop if drop.any() else None
-            rows, cols = row_ids.codes(p_dict, p_idx, keep), col_ids.codes(t_dict, t_idx, keep)
-            vals = (score if keep is None else score[keep]).astype(np.float32)
-            ok = (rows >= 0) & (cols >= 0)
-            if not ok.all():
-                rows, cols, vals = rows[ok], cols[ok], vals[ok]
-            parts.append((rows, cols, vals))
-    parts = parts or [(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))]
+    sig_figs = [0, None]
+    for batch in typed_batches(path, BLOCK_BYTES):
+        text = batch.is_text()
+        keep = ~text if text.any() else None
+        kept = batch.score if keep is None else batch.score[keep]
+        if not ((kept > 0) & (kept <= 1)).all():
+            raise NeedsStrings  # out of (0, 1] or infinite: the string reader names the line
+        n_bad, first = _sig_figs_broken(kept)
+        if n_bad:
+            i = first if keep is None else int(np.flatnonzero(keep)[first])
+            sig_figs[0] += n_bad
+            sig_figs[1] = sig_figs[1] or f"{batch.p[i]} {batch.t[i]} {batch.score[i]}"
+        if fixed["p"] is not None:  # only the listed proteins: one hash lookup per line, then the rest
+            rows = batch.positions("p", fixed["p"])
+            keep = (rows >= 0) if keep is None else (keep & (rows >= 0))
+            rows, kept = rows[keep], batch.score[keep]
+        else:
+            rows = row_ids.codes(*batch.encoded("p"), keep)
+        if fixed["t"] is not None:
+            cols = batch.positions("t", fixed["t"], keep)
+        else:
+            cols = col_ids.codes(*batch.encoded("t", keep), None)
+        vals = kept.astype(np.float32)
+        ok = (rows >= 0) & (cols >= 0)
+        if not ok.all():
+            rows, cols, vals = rows[ok], cols[ok], vals[ok]
+        parts.append((rows, cols, vals))
+    if not parts:
+        raise NeedsStrings  # no prediction line: the string reader says so
     rows, cols, vals = (np.concatenate([part[i] for part in parts]) for i in range(3))
-    names, vocab = row_ids.names(), col_ids.names()
-    return TermMatrix(names, vocab, max_csr(rows, cols, vals, (len(names), len(vocab))))
+    return Cells(row_ids.names(), col_ids.names(), rows, cols, vals, sig_figs)
 
 
-def _read_strings(path: str | os.PathLike, proteins: list[str] | None, terms: list[str] | None) -> TermMatrix:
+def _sig_figs_broken(score: np.ndarray) -> tuple[int, int]:
+    """How many scores have more than SIG_FIGS significant figures, and the index of the first."""
+    bad = np.flatnonzero(sig_figs_broken(score))
+    return len(bad), int(bad[0]) if len(bad) else -1
+
+
+def _read_strings(path: str | os.PathLike, proteins: list[str] | None, terms: list[str] | None) -> Cells:
     """Reader on string columns: slower, but sees the text of each field to name a bad line."""
     frames = []
     skipped: list[int] = []
@@ -187,20 +166,32 @@ def _read_strings(path: str | os.PathLike, proteins: list[str] | None, terms: li
             skipped.append(line)
         frame = frame[(frame["t"] != TEXT) & ((frame["p"] != "") | (frame["t"] != "") | (frame["s"] != ""))]
         score = pd.to_numeric(frame["s"], errors="coerce")
-        bad = np.flatnonzero(score.isna().to_numpy())
-        if len(bad):
-            line = line_numbers(row0 + frame.index.to_numpy()[bad[:1]], np.array(skipped))[0]
-            raise InputError(
-                f"{path}:{line}: score {frame['s'].iloc[bad[0]]!r} is not a number; fix or remove the line."
-            )
+        values = score.to_numpy(np.float64)
+        for bad, what in ((np.isnan(values), "is not a number"), (~((values > 0) & (values <= 1)), "is not in (0, 1]")):
+            first = np.flatnonzero(bad)[:1]
+            if len(first):
+                line = line_numbers(row0 + frame.index.to_numpy()[first], np.array(skipped))[0]
+                raise InputError(f"{path}:{line}: score {frame['s'].iloc[first[0]]!r} {what}; fix or remove the line.")
         frames.append(
             pd.DataFrame(
                 {
                     "protein": frame["p"].to_numpy(object),
                     "term": frame["t"].to_numpy(object),
-                    "score": score.to_numpy(np.float32),
+                    "score": score.to_numpy(np.float64),
                 }
             )
         )
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"protein": [], "term": [], "score": []})
-    return TermMatrix.from_frame(table, proteins=proteins, terms=terms)
+    if not frames or not sum(len(f) for f in frames):
+        raise InputError(f"{path}: no prediction lines; expected 'ACC<TAB>GO:id<TAB>score' lines.")
+    table = pd.concat(frames, ignore_index=True)
+    n_bad, first = _sig_figs_broken(table["score"].to_numpy(np.float64))
+    sig_figs = [n_bad, " ".join(map(str, table.iloc[first])) if n_bad else None]
+    rows, row_names = _codes(table["protein"], proteins)
+    cols, col_names = _codes(table["term"], terms)
+    keep = (rows >= 0) & (cols >= 0)
+    return Cells(row_names, col_names, rows[keep], cols[keep], table["score"].to_numpy(np.float32)[keep], sig_figs)
+
+
+def _codes(ids: pd.Series, fixed: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    names = list(pd.unique(ids)) if fixed is None else list(fixed)
+    return pd.Index(names).get_indexer(ids).astype(np.int32), names

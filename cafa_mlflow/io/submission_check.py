@@ -2,31 +2,33 @@
 
 The file is read by pyarrow's CSV reader in 64 MB blocks (serial, bounded memory); every rule is checked
 with vectorized numpy/pandas operations on whole blocks, carrying the last protein's lines over to the
-next block so that each protein is checked as one unit. Measured throughput: see benchmarks/RESULTS.md
-or the module's helper report (about 1.5-2 M lines/s on one core here, so a 336M-line file takes minutes).
+next block so that each protein is checked as one unit. Measured throughput: benchmarks/RESULTS.md
+(`## Evaluator at Kaggle scale`: 53M lines in about 20 CPU-seconds on one core here).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.compute as pc
 
-from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.text import open_text
+from cafa_mlflow.io.submission_blocks import (  # noqa: F401  (iter_blocks re-exported)
+    BLOCK_BYTES,
+    TEXT,
+    Names,
+    NeedsStrings,
+    iter_blocks,
+    string_frames,
+    typed_frames,
+)
 
 MAX_TERMS = 1500
 SIG_FIGS = 3
-TEXT = "Text"
-BLOCK_BYTES = 64 << 20
 RULES = {
     "columns": "expected 'ACC<TAB>GO:id<TAB>score' (3 tab-separated fields) or 'ACC<TAB>Text<TAB>score<TAB>text'; fix the line",
     "header": "a submission has no header line; delete this line",
@@ -65,40 +67,6 @@ class ViolationList(list):
         self.n_proteins = 0
 
 
-def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pd.DataFrame, list]]:
-    """Yield (first row index, frame of string columns p/t/s, invalid rows) per block of the file.
-
-    Valid rows have exactly 3 fields; blank lines are rows of empty strings. Invalid rows are taken out
-    and listed as (line number, number of fields, text); line numbers start at 1."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found; check the path.")
-    invalid: list[tuple[int, int, str]] = []
-
-    def on_invalid(row) -> str:
-        invalid.append((row.number, row.actual_columns, row.text))
-        return "skip"
-
-    names = ["p", "t", "s"]
-    with open_text(path, "rb") as handle:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=block_bytes),
-            parse_options=pacsv.ParseOptions(
-                delimiter="\t", quote_char=False, ignore_empty_lines=False, invalid_row_handler=on_invalid
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=False
-            ),
-        )
-        row0 = 0
-        for batch in reader:
-            frame = batch.to_pandas()
-            yield row0, frame, invalid[:]
-            row0 += len(frame)
-            invalid.clear()
-
-
 def line_numbers(rows: np.ndarray, skipped: np.ndarray) -> np.ndarray:
     """Line numbers (1-based) of valid-row indices `rows`, given the sorted line numbers of invalid rows."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -118,14 +86,29 @@ def sig_figs_ok(x: np.ndarray, sig: int = SIG_FIGS) -> np.ndarray:
     return np.abs(rounded - x) <= 1e-9 * x
 
 
+def sig_figs_broken(x: np.ndarray, sig: int = SIG_FIGS) -> np.ndarray:
+    """Mask of the positive scores with more than `sig` significant figures; each distinct value is
+    judged once (a submission has few distinct scores), then looked up by hash."""
+    values = pa.array(x)
+    distinct = pc.unique(values).to_numpy(zero_copy_only=False)
+    bad = distinct[~sig_figs_ok(distinct, sig)]
+    if not len(bad):
+        return np.zeros(len(x), dtype=bool)
+    return pc.is_in(values, value_set=pa.array(bad)).to_numpy(zero_copy_only=False)
+
+
 def validate_submission(
     path: str | os.PathLike,
     ontology=None,
     max_terms: int = MAX_TERMS,
     limit_per_rule: int = 1000,
     block_bytes: int = BLOCK_BYTES,
+    typed: bool = True,
 ) -> ViolationList:
-    """Check every rule of a submission file; return the violations (empty = valid)."""
+    """Check every rule of a submission file; return the violations (empty = valid).
+
+    First pass: ids as dictionary codes and scores as numbers (fast); a file with a line that is not
+    `ACC<TAB>term<TAB>number` (or a Text line) is checked again on string columns, which name such lines."""
     found = ViolationList()
     skipped: list[int] = []
     seen: set[str] = set()
@@ -145,36 +128,30 @@ def validate_submission(
         )
         msg = RULES[rule].format(max_terms=max_terms)
         found.extend(
-            Violation(str(path), int(li), str(pr), str(te), rule, msg)
+            Violation(str(path), int(li), names.protein(pr), names.term(te), rule, msg)
             for li, pr, te in zip(lines, list(proteins)[:room], list(terms)[:room])
         )
 
-    def check(frame: pd.DataFrame) -> None:
-        score = pd.to_numeric(frame["s"], errors="coerce").to_numpy(np.float64)
+    def check(chunk: dict) -> None:
+        """Every rule on whole proteins: chunk = arrays row, p, t (ids) and s (float score, NaN = not a number)."""
+        rows, p, t, score = chunk["row"], chunk["p"], chunk["t"], chunk["s"]
         # line 1 with a non-numeric score and no ontology id (e.g. 'EntryID term score') is a header
-        header = (
-            np.isnan(score) & (frame["row"].to_numpy() == 0) & ~frame["t"].str.contains(":", regex=False).to_numpy(bool)
-        )
+        header = np.isnan(score) & (rows == 0)
+        if header.any():
+            header &= np.array([":" not in str(x) for x in t], dtype=bool)
         if header.any():  # reported once, then left out of every other rule (it is no protein's line)
-            add(
-                "header",
-                frame["row"].to_numpy()[header],
-                frame["p"].to_numpy(object)[header],
-                frame["t"].to_numpy(object)[header],
-            )
-            frame, score = frame[~header], score[~header]
-        if frame.empty:
+            add("header", rows[header], p[header], t[header])
+            rows, p, t, score = rows[~header], p[~header], t[~header], score[~header]
+        if not len(rows):
             return
-        rows = frame["row"].to_numpy()
-        p, t = frame["p"].to_numpy(object), frame["t"].to_numpy(object)
         nan = np.isnan(score)
         bad = nan
         add("not_a_number", rows[bad], p[bad], t[bad])
         out = ~nan & ((score <= 0) | (score > 1))
         add("score_range", rows[out], p[out], t[out])
-        bad = ~nan & ~out & ~sig_figs_ok(score)
+        bad = ~nan & ~out & sig_figs_broken(score)
         add("sig_figs", rows[bad], p[bad], t[bad])
-        pcode, puniq = pd.factorize(p)
+        pcode = p if p.dtype.kind == "i" else pd.factorize(p)[0]  # typed pass: already integer ids
         start = np.ones(len(p), dtype=bool)
         start[1:] = pcode[1:] != pcode[:-1]
         first = np.flatnonzero(start)
@@ -182,8 +159,12 @@ def validate_submission(
         split = pd.Series(run_p).duplicated().to_numpy() | np.fromiter((x in seen for x in run_p), bool, len(run_p))
         add("not_contiguous", rows[first[split]], run_p[split], t[first[split]])
         seen.update(run_p.tolist())
-        tcode, tuniq = pd.factorize(t)
-        dup = pd.Series(pcode.astype(np.int64) * len(tuniq) + tcode).duplicated().to_numpy()
+        tcode, tuniq = (t, None) if t.dtype.kind == "i" else pd.factorize(t)
+        width = int(tcode.max(initial=0)) + 1
+        keys = pcode.astype(np.int64) * width + tcode
+        ordered = np.sort(keys)  # finding whether any pair repeats by sorting is ~10x faster than hashing
+        repeats = bool((ordered[1:] == ordered[:-1]).any())
+        dup = pd.Series(keys).duplicated().to_numpy() if repeats else np.zeros(len(keys), dtype=bool)
         add("duplicate", rows[dup], p[dup], t[dup])
         length = np.diff(np.append(first, len(p)))
         over = first[length > max_terms] + max_terms
@@ -195,68 +176,40 @@ def validate_submission(
         up_idx = up_idx[pd.Series(run_id[up_idx]).drop_duplicates().index.to_numpy()] if len(up_idx) else up_idx
         add("unsorted", rows[up_idx], p[up_idx], t[up_idx])
         if ontology is not None:
-            unknown = [x for x in tuniq if ontology.resolve(x) is None]
+            tuniq = np.unique(t) if tuniq is None else tuniq
+            unknown = [x for x in tuniq if ontology.resolve(names.term(x)) is None]
             if unknown:
                 bad = np.isin(tcode, np.flatnonzero(pd.Index(tuniq).isin(unknown)))
                 add("unknown_term", rows[bad], p[bad], t[bad])
         found.n_lines += len(p)
 
-    carry = None
-    for row0, frame, invalid in iter_blocks(path, block_bytes):
-        for line, _n_fields, text in invalid:
-            skipped.append(line)
-            fields = text.split("\t")
-            if len(fields) >= 3 and fields[1] == TEXT:
-                found.n_text += 1
-            elif text.strip():
-                rule = (
-                    "header"
-                    if line == 1 and pd.isna(pd.to_numeric(fields[min(2, len(fields) - 1)], errors="coerce"))
-                    else "columns"
-                )
-                add(rule, [], [fields[0]], [fields[1] if len(fields) > 1 else ""], lines=[line])
-        frame = frame.assign(row=np.arange(row0, row0 + len(frame)))
-        text = frame["t"] == TEXT
-        found.n_text += int(text.sum())
-        frame = frame[~text & ((frame["p"] != "") | (frame["t"] != "") | (frame["s"] != ""))]
-        if carry is not None:
-            frame = pd.concat([carry, frame], ignore_index=True)
-        if frame.empty:
-            continue
-        p = frame["p"].to_numpy(object)
-        changes = np.flatnonzero(p[1:] != p[:-1])
-        cut = changes[-1] + 1 if len(changes) else 0
-        carry = frame.iloc[cut:]
-        check(frame.iloc[:cut])
-    if carry is not None:
-        check(carry)
+    names = Names()
+    if not typed:
+        _run(check, string_frames(path, found, skipped, add, block_bytes))
+        found.n_proteins = len(seen)
+        found.sort(key=lambda v: v.line)
+        return found
+    try:
+        _run(check, typed_frames(path, found, skipped, names, block_bytes))
+    except NeedsStrings:  # a line only the string reader can judge (or name): start again on strings
+        return validate_submission(path, ontology, max_terms, limit_per_rule, block_bytes, typed=False)
     found.n_proteins = len(seen)
     found.sort(key=lambda v: v.line)
     return found
 
 
-def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="submission TSV (plain, .gz or .xz)")
-    parser.add_argument("--obo", default=None, help="also flag GO ids unknown to or obsolete in this ontology")
-    parser.add_argument("--max-terms", type=int, default=MAX_TERMS, help="most terms allowed per protein")
-    parser.add_argument("--show", type=int, default=50, help="print at most this many violations")
-
-
-def run_validate(args: argparse.Namespace) -> int:
-    """Print violations (first --show, then counts per rule); return 1 when any, else 0 and a summary."""
-    ontology = None
-    if args.obo:
-        from cafa_mlflow.go.ontology import load_obo
-
-        ontology = load_obo(args.obo)
-    found = validate_submission(args.file, ontology=ontology, max_terms=args.max_terms)
-    if not found.counts:
-        print(f"OK {args.file}: {found.n_proteins} proteins, {found.n_lines} lines ({found.n_text} Text lines)")
-        return 0
-    for violation in found[: args.show]:
-        print(violation)
-    total = sum(found.counts.values())
-    print(f"INVALID {args.file}: {total} violations ({found.n_proteins} proteins, {found.n_lines} lines)")
-    for rule, count in found.counts.most_common():
-        print(f"  {rule}: {count}")
-    return 1
+def _run(check, chunks) -> None:
+    """Feed `check` whole proteins: the last protein of each block is carried over to the next."""
+    carry = None
+    for chunk in chunks:
+        if carry is not None:
+            chunk = {k: np.concatenate([carry[k], v]) for k, v in chunk.items()}
+        if not len(chunk["p"]):
+            continue
+        p = chunk["p"]
+        changes = np.flatnonzero(p[1:] != p[:-1])
+        cut = changes[-1] + 1 if len(changes) else 0
+        carry = {k: v[cut:] for k, v in chunk.items()}
+        check({k: v[:cut] for k, v in chunk.items()})
+    if carry is not None:
+        check(carry)
