@@ -89,10 +89,11 @@ def fold_comparison(thresholds, hits, labels, root_col, naive_test, hom_test, s_
         aspects = s_val.ontology.aspect[[s_val.ontology.index[t] for t in labels.terms]]
         rows_k = fold_frequencies(labels.matrix, folds, aspects)
         nai = TermMatrix(labels.proteins, labels.terms, naive_matrix(rows_k, folds, floor))
+        print(f"  [{time.strftime('%H:%M:%S')}] OOF members ready", flush=True)
         v_hom, v_nai = metrics(s_val, hom)["f_w_mean"], metrics(s_val, nai)["f_w_mean"]
         v_bl = metrics(s_val, combine({"h": hom, "n": nai}, {"h": 0.95, "n": 0.05}))["f_w_mean"]
         gap = np.mean(np.abs([v_hom - t_hom, v_nai - t_nai, v_bl - t_bl]))
-        no_hit = 1 - np.mean(np.isin(labels.proteins, cross_fold_hits(hits, labels.proteins, folds)["qseqid"]))
+        no_hit = 1 - pd.Index(labels.proteins).isin(cross_fold_hits(hits, labels.proteins, folds)["qseqid"]).mean()
         rows.append(
             {
                 "split": "random" if thr is None else f"identity >= {thr}%",
@@ -228,6 +229,12 @@ def stack_cv(oof, stack, labels, folds, settings) -> TermMatrix:
     return make_consistent(TermMatrix(labels.proteins, labels.terms, m), stack.ontology)
 
 
+def _cell(m: dict, a: str) -> str:
+    if a == "mean":
+        return f"**{m['f_w_mean']:.3f}** ({m['f_mean']:.3f})"
+    return f"{m[f'f_w_{a}']:.3f} ({m[f'f_{a}']:.3f})"
+
+
 def report(rows, splits, chosen, leaks, settings, fcfg) -> str:
     lines = [
         SECTION,
@@ -264,18 +271,7 @@ def report(rows, splits, chosen, leaks, settings, fcfg) -> str:
         "|---|" + "---|" * 8,
     ]
     for name, (v, t) in rows.items():
-        cell = lambda m, a: (
-            f"{m[f'f_w_{a}']:.3f} ({m[f'f_{a}']:.3f})"
-            if a != "mean"
-            else f"**{m['f_w_mean']:.3f}** ({m['f_mean']:.3f})"
-        )  # noqa: E731
-        lines.append(
-            f"| {name} | "
-            + " | ".join(cell(v, a) for a in (*ASPECTS, "mean"))
-            + " | "
-            + " | ".join(cell(t, a) for a in (*ASPECTS, "mean"))
-            + " |"
-        )
+        lines.append(f"| {name} | " + " | ".join(_cell(m, a) for m in (v, t) for a in (*ASPECTS, "mean")) + " |")
     lines += [
         "",
         "Cells: weighted F-max (unweighted F-max). Stacker val = 5-fold CV of the stacker over the same "

@@ -13,6 +13,7 @@ from predictor_fixtures import TERMS, labels, tiny_ontology, write_fasta
 from cafa_mlflow.crossfit import homology_features
 from cafa_mlflow.predictors.base import ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import HomologyPredictor, hits_to_scores
+from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.transfer import aspect_root_columns, best_hit_per_term
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
@@ -68,3 +69,15 @@ def test_homology_transfers_a_term_of_one_training_protein(tmp_path):
     assert got[TERMS.index(MF5)] == pytest.approx(1.0)  # the singleton term reaches HBA's prediction
     loaded = HomologyPredictor.load(predictor.save(tmp_path / "saved"), threads=1)
     np.testing.assert_array_equal(loaded.root_col, predictor.root_col)
+
+
+def test_knn_per_aspect_denominator(tmp_path, three):
+    onto = tiny_ontology(tmp_path)
+    emb = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], np.float32)  # A, B, C
+    knn = KnnPredictor(k=3, aspect_of=onto).fit(TrainSet.from_labels(three, embeddings=emb))
+    got = knn.predict(ProteinSet(["q"], embeddings=np.array([[0.8, 0.6]], np.float32)))
+    m = got.reindex(terms=TERMS).matrix.toarray()[0]
+    # cos: A 0.8, B 0.96, C 0.6; BPO denominators A + B, CCO only C, MFO only B
+    np.testing.assert_allclose(m, [1, 1, 0.96 / 1.76, 1, 1, 1, 1, 0], rtol=1e-5)
+    again = KnnPredictor.load(knn.save(tmp_path / "knn"))
+    np.testing.assert_array_equal(again.root_col, knn.root_col)
