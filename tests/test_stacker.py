@@ -72,7 +72,7 @@ def test_stacker_subsamples_negatives_and_corrects_probabilities():
     x[:, 1] = rng.integers(0, 3, 4000)
     y = rng.random(4000) < 0.1
     pairs = Pairs(np.arange(4000), np.zeros(4000, int), x, ["score", "aspect"])
-    model = Stacker(max_iter=5, neg_fraction=0.25, seed=0).fit(pairs, y)
+    model = Stacker(max_iter=5, neg_fraction=0.25, seed=0, ia_weight_floor=None).fit(pairs, y)
     assert model.keep_rate == 0.25
     p = model.predict_pairs(pairs)
     assert abs(p.mean() - y.mean()) < 0.03  # corrected back to the base rate, not the subsampled 0.3

@@ -96,6 +96,11 @@ def pair_features(
     for name in PAIR_FEATURES:
         names.append(f"hom_{name}")
         columns.append(gather(hom[name], rows, cols))
+    top = np.asarray(hom["top_bits"])[rows]
+    names.append("hom_rel_bits")  # best bitscore carrying the term relative to the protein's best hit
+    columns.append(
+        np.divide(columns[names.index("hom_best_bits")], top, out=np.zeros(len(rows), np.float32), where=top > 0)
+    )
     names += ["naive", "ia", "depth", "aspect"]
     columns += [naive_rows[which[rows], cols], terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
     for name in PROTEIN_FEATURES:

@@ -39,7 +39,10 @@ class Stacker:
         neg_fraction: float = 0.5,
         max_rows: int = 3_000_000,
         seed: int = 0,
+        ia_weight_floor: float | None = 0.1,
     ) -> None:
+        """ia_weight_floor: pairs weigh max(IA of the term, floor) in the loss, as terms weigh in the
+        weighted F-max (None = unweighted)."""
         self.params = {
             "max_iter": int(max_iter),
             "learning_rate": float(learning_rate),
@@ -48,6 +51,7 @@ class Stacker:
             "l2_regularization": float(l2_regularization),
         }
         self.neg_fraction, self.max_rows, self.seed = float(neg_fraction), int(max_rows), int(seed)
+        self.ia_weight_floor = None if ia_weight_floor is None else float(ia_weight_floor)
         self.model: HistGradientBoostingClassifier | None = None
         self.feature_names: list[str] | None = None
         self.keep_rate = 1.0
@@ -69,7 +73,10 @@ class Stacker:
             random_state=self.seed,
             categorical_features=[self.feature_names.index("aspect")],
         )
-        self.model.fit(pairs.X[keep], y[keep])
+        weight = None
+        if self.ia_weight_floor is not None:
+            weight = np.maximum(pairs.X[keep, self.feature_names.index("ia")], self.ia_weight_floor)
+        self.model.fit(pairs.X[keep], y[keep], sample_weight=weight)
         return self
 
     def predict_pairs(self, pairs: Pairs) -> np.ndarray:
@@ -102,6 +109,7 @@ class Stacker:
             "neg_fraction": self.neg_fraction,
             "max_rows": self.max_rows,
             "seed": self.seed,
+            "ia_weight_floor": self.ia_weight_floor,
             "keep_rate": self.keep_rate,
             "feature_names": self.feature_names,
         }
@@ -116,7 +124,12 @@ class Stacker:
             raise MissingWeightsError(f"{folder}: no model.joblib; fit and save a stacker there first.")
         config = json.loads((folder / "config.json").read_text())
         keys = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
-        self = cls(**{k: config[k] for k in keys}, neg_fraction=config["neg_fraction"], max_rows=config["max_rows"])
+        self = cls(
+            **{k: config[k] for k in keys},
+            neg_fraction=config["neg_fraction"],
+            max_rows=config["max_rows"],
+            ia_weight_floor=config["ia_weight_floor"],
+        )
         self.seed, self.keep_rate, self.feature_names = config["seed"], config["keep_rate"], config["feature_names"]
         self.model = joblib.load(folder / "model.joblib")
         return self

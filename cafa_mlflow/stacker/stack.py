@@ -35,19 +35,26 @@ class StackSettings:
     member_floor: float = 0.01
     naive_floor: float = 0.05
     max_target_seqs: int = 0
-    max_iter: int = 200
+    max_iter: int = 100
     learning_rate: float = 0.1
     max_leaf_nodes: int = 63
     min_samples_leaf: int = 100
     l2_regularization: float = 0.0
     neg_fraction: float = 0.5
-    max_rows: int = 3_000_000
+    max_rows: int = 1_000_000
     seed: int = 0
+    ia_weight_floor: float | None = 0.1
 
     def stacker(self) -> Stacker:
         keys = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
         kw = {k: getattr(self, k) for k in keys}
-        return Stacker(**kw, neg_fraction=self.neg_fraction, max_rows=self.max_rows, seed=self.seed)
+        return Stacker(
+            **kw,
+            neg_fraction=self.neg_fraction,
+            max_rows=self.max_rows,
+            seed=self.seed,
+            ia_weight_floor=self.ia_weight_floor,
+        )
 
 
 @dataclass
