@@ -26,12 +26,10 @@ from cafa_mlflow.crossfit import fold_frequencies, naive_matrix
 from cafa_mlflow.ensemble import combine, finalize, fit_weights, make_consistent
 from cafa_mlflow.evaluation.scorer import Scorer, read_truth
 from cafa_mlflow.folds import cross_fold_hits, hit_clusters, leaking_hits, make_folds
-from cafa_mlflow.go.annotations import resolve_terms
-from cafa_mlflow.go.ia import compute_ia
-from cafa_mlflow.go.ontology import ASPECTS, load_obo
+from cafa_mlflow.go.ontology import ASPECTS
 from cafa_mlflow.io.fasta import load_fasta, write_fasta
-from cafa_mlflow.io.terms import read_terms
-from cafa_mlflow.labels import TermMatrix, label_matrix
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.pool import load_pool
 from cafa_mlflow.predictors.homology import build_db, hits_to_scores, search
 from cafa_mlflow.predictors.naive import term_frequencies
 from cafa_mlflow.stacker.features import Pairs, gather
@@ -49,19 +47,6 @@ def timed(name: str, fn, *args, **kwargs):
     TIMES[name] = TIMES.get(name, 0.0) + time.perf_counter() - start
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {TIMES[name]:.1f} s", flush=True)
     return out
-
-
-def load_pool(data: dict):
-    ontology = load_obo(data["obo"])
-    ann = resolve_terms(read_terms(data["train_terms"]), ontology, str(data["train_terms"]))
-    annotated = set(ann["protein"])
-    records = [r for r in load_fasta(data["train_fasta"]) if r.id in annotated]
-    ids = [r.id for r in records]
-    full = label_matrix(ann, ontology, ids)
-    ia = compute_ia(full, ontology, propagated=True).to_dict()
-    used = np.flatnonzero(full.matrix.getnnz(axis=0))
-    labels = TermMatrix(ids, [ontology.terms[j] for j in used], full.matrix[:, used])
-    return ontology, records, labels, ia
 
 
 def diamond_hits(db: Path, fasta: Path, out: Path, cfg: dict) -> pd.DataFrame:
@@ -126,7 +111,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    ontology, records, labels, ia = timed("load pool + labels + IA", load_pool, data)
+    pool = timed("load pool + labels + IA", load_pool, data)
+    ontology, records, labels, ia = pool.ontology, pool.records, pool.labels, pool.ia
     tests = load_fasta(data["test_fasta"])
     test_ids, test_len = [r.id for r in tests], np.array([len(r.sequence) for r in tests])
     pool_len = np.array([len(r.sequence) for r in records])
