@@ -35,6 +35,7 @@ from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.labels import TermMatrix, label_matrix, select_terms
 
 log = logging.getLogger(__name__)
+ALL_LABELS, ALL_TERMS = "labels_all.npz", "terms_all.tsv"  # every carried term (transfer members)
 
 
 @dataclass
@@ -59,11 +60,6 @@ class Prepared:
             return [r.id for r in read_fasta(self.test_fasta)] if self.test_fasta.exists() else []
         return self.proteins.loc[self.proteins["split"] == split, "protein"].tolist()
 
-    def term_aspect_of(self, terms: list[str]) -> np.ndarray:
-        """Aspect of each term of the prepared vocabulary, in `terms` order."""
-        lookup = dict(zip(self.labels.terms, self.term_aspect))
-        return np.array([lookup[t] for t in terms], dtype=object)
-
     def fasta(self, split: str) -> Path:
         """The FASTA holding a split's sequences (train and val share the pool's)."""
         return self.test_fasta if split == "test" else self.train_fasta
@@ -76,9 +72,27 @@ class Prepared:
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.proteins["split"].to_numpy() == split)
 
-    def split_labels(self, split: str) -> TermMatrix:
+    def split_labels(self, split: str, all_terms: bool = False) -> TermMatrix:
+        """Propagated labels of a split over the vocabulary (terms with >= prepare.min_count proteins), or
+        over every term a training protein carries (`all_terms`: what transfer members vote with)."""
+        labels = self.all_labels() if all_terms else self.labels
         rows = self.rows(split)
-        return TermMatrix([self.labels.proteins[i] for i in rows], self.labels.terms, self.labels.matrix[rows])
+        return TermMatrix([labels.proteins[i] for i in rows], labels.terms, labels.matrix[rows])
+
+    def all_labels(self) -> TermMatrix:
+        if not (self.root / ALL_LABELS).is_file():
+            raise InputError(f"{self.root}: no {ALL_LABELS} (prepared by an older version); run `cafa prepare` again.")
+        terms = pd.read_csv(self.root / ALL_TERMS, sep="\t")
+        matrix = sp.load_npz(self.root / ALL_LABELS).tocsr()
+        return TermMatrix(self.labels.proteins, terms["term"].tolist(), matrix)
+
+    def term_aspects(self, terms: list[str]) -> np.ndarray:
+        """Aspect of each term of the vocabulary or of every carried term, in `terms` order."""
+        table = pd.read_csv(self.root / ALL_TERMS, sep="\t") if (self.root / ALL_TERMS).is_file() else None
+        lookup = dict(zip(self.labels.terms, self.term_aspect))
+        if table is not None:
+            lookup.update(zip(table["term"], table["aspect"]))
+        return np.array([lookup[t] for t in terms], dtype=object)
 
     @property
     def train_fasta(self) -> Path:
@@ -169,6 +183,11 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     with atomic_dir(out_dir) as tmp:
         proteins.to_parquet(tmp / "proteins.parquet", index=False)
         sp.save_npz(tmp / "labels.npz", full.matrix[:, keep].tocsr())
+        carried = np.flatnonzero(full.matrix.getnnz(axis=0))  # every term a training protein carries
+        sp.save_npz(tmp / ALL_LABELS, full.matrix[:, carried].tocsr())
+        pd.DataFrame({"term": [ontology.terms[j] for j in carried], "aspect": ontology.aspect[carried]}).to_csv(
+            tmp / ALL_TERMS, sep="\t", index=False
+        )
         vocab.to_csv(tmp / "terms.tsv", sep="\t", index=False)
         write_ia(tmp / "ia.tsv", ia)
         write_fasta(tmp / "train.fasta", ((r.id, r.sequence) for r in records))

@@ -235,6 +235,32 @@ class EvaluateParams(Block):
     out_json: str
 
 
+@dataclass(frozen=True)
+class FoldsParams(Block):
+    section: ClassVar[str] = "folds"
+    k: int
+    min_identity: float | None
+    max_evalue: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class StackerParams(Block):
+    section: ClassVar[str] = "stacker"
+    member_floor: float
+    naive_floor: float
+    max_target_seqs: int
+    max_iter: int
+    learning_rate: float
+    max_leaf_nodes: int
+    min_samples_leaf: int
+    l2_regularization: float
+    neg_fraction: float
+    max_rows: int
+    ia_weight_floor: float | None
+    seed: int
+
+
 def _train_params() -> type[Block]:
     from cafa_mlflow.predictors.neural.params import TrainParams  # the neural predictor's own schema
 
@@ -256,6 +282,8 @@ BLOCKS: dict[str, Any] = {
     "ensemble": EnsembleParams,
     "predict": PredictParams,
     "evaluate": EvaluateParams,
+    "folds": FoldsParams,
+    "stacker": StackerParams,
 }
 
 
@@ -284,6 +312,8 @@ class Params:
     ensemble: EnsembleParams
     predict: PredictParams
     evaluate: EvaluateParams
+    folds: FoldsParams
+    stacker: StackerParams
     raw: dict = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod

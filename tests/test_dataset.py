@@ -40,7 +40,9 @@ def test_files_and_split(prepared):
         [
             "proteins.parquet",
             "labels.npz",
+            "labels_all.npz",
             "terms.tsv",
+            "terms_all.tsv",
             "ia.tsv",
             "train.fasta",
             "val_terms.tsv",

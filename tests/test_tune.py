@@ -206,6 +206,7 @@ print("RESULT", json.dumps({{"ran": summary["trials_this_worker"]}}))
 """
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_sqlite_study_finish_exactly_n_trials(tmp_path, mlflow_template):
     n = 6
     procs = []
@@ -247,6 +248,7 @@ def test_space_errors_name_the_key():
     assert isinstance(tuning.make_pruner({**params["tune"], "pruner": "hyperband"}), optuna.pruners.HyperbandPruner)
 
 
+@pytest.mark.slow
 def test_real_train_two_trials_then_retrain_best_registers(env):
     from train_fixtures import make_world
 

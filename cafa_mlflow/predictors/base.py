@@ -77,6 +77,9 @@ class Predictor(ABC):
     """Base class of every predictor; `kind` is its registry name."""
 
     kind: ClassVar[str] = "predictor"
+    # which labels it learns from: "all" terms the training proteins carry (transfer), or the prepared
+    # "vocabulary" (terms with >= prepare.min_count proteins: one output per term, e.g. neural heads)
+    label_terms: ClassVar[str] = "all"
     embed: Any = None  # EmbedSettings the predictor was fitted on, when it uses embeddings
 
     def inputs(self) -> set[str]:

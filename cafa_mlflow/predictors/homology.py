@@ -27,6 +27,7 @@ from cafa_mlflow.io.fasta import read_fasta, write_fasta
 from cafa_mlflow.io.text import atomic_dir, atomic_write
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
+from cafa_mlflow.transfer import aspect_root_columns, hit_matrix, vote
 
 SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive")
 HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
@@ -145,7 +146,8 @@ def search(
     executable: str = "diamond",
     out: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """Run `diamond blastp` of `queries` (a FASTA; only `ids` when given) against `db`.
+    """Run `diamond blastp` of `queries` (a FASTA; only `ids` when given) against `db`; max_target_seqs
+    0 = every hit passing `evalue`.
 
     Returns hits with columns qseqid, sseqid, pident, evalue, bitscore (one row per query-target pair,
     best HSP). `out` keeps the raw tab-separated hits file (written atomically)."""
@@ -198,29 +200,33 @@ def hits_to_scores(
     labels: TermMatrix,
     exclude_self: bool = True,
     max_target_seqs: int | None = None,
+    aspect_of: Any = None,
+    root_col: np.ndarray | None = None,
 ) -> TermMatrix:
     """Bitscore-weighted vote: queries x labels.terms scores from hits (qseqid, sseqid, bitscore).
 
-    Every hit counts in the denominator, also one to a target without labels; hits of queries not in
-    `query_ids` are ignored. exclude_self drops hits with qseqid == sseqid; max_target_seqs then keeps
-    the best N remaining hits per query."""
+    Every term of `labels` can be transferred (pass the full propagated labels, not a vocabulary).
+    Denominator: with aspect_of (Ontology or {term: aspect}) or root_col (see
+    `transfer.aspect_root_columns`) only hits annotated in the term's aspect; else every hit, also one
+    to a target without labels. Hits of queries not in `query_ids` are ignored. exclude_self drops hits
+    with qseqid == sseqid; max_target_seqs (None or 0 = all) then keeps the best N remaining hits per query."""
     hits = hits[hits["qseqid"].isin(set(query_ids))]
     if exclude_self:
         hits = hits[hits["qseqid"] != hits["sseqid"]]
-    if max_target_seqs is not None:
+    if max_target_seqs:
         hits = hits.sort_values("bitscore", ascending=False, kind="stable")
         hits = hits[hits.groupby("qseqid", sort=False).cumcount() < max_target_seqs]
-    q = pd.Index(list(query_ids)).get_indexer(hits["qseqid"])
-    t = pd.Index(labels.proteins).get_indexer(hits["sseqid"])
-    bits = hits["bitscore"].to_numpy(np.float64)
-    total = np.bincount(q, weights=bits, minlength=len(query_ids))
-    known = t >= 0
-    w = sp.csr_matrix(
-        (bits[known] / total[q[known]], (q[known], t[known])), shape=(len(query_ids), len(labels.proteins))
+    weights = hit_matrix(hits, query_ids, labels.proteins)
+    if root_col is None:
+        root_col = aspect_root_columns(labels.terms, aspect_of)
+    total = hits.groupby("qseqid")["bitscore"].sum().reindex(list(query_ids)).fillna(0.0).to_numpy()
+    known = np.asarray(weights.sum(axis=1)).ravel()
+    # hits to targets without labels still count in the all-hits denominator: one extra unlabeled column
+    extra = sp.csr_matrix((total - known).clip(min=0)[:, None])
+    scores = vote(
+        sp.hstack([weights, extra]), sp.vstack([labels.matrix, sp.csr_matrix((1, len(labels.terms)))]), root_col
     )
-    scores = (w @ sp.csr_matrix(labels.matrix, dtype=np.float64)).tocsr()
-    scores.data = np.minimum(scores.data, 1.0)  # float rounding of a full vote
-    return TermMatrix(list(query_ids), labels.terms, scores.astype(np.float32))
+    return TermMatrix(list(query_ids), labels.terms, scores)
 
 
 class HomologyPredictor(Predictor):
@@ -231,7 +237,7 @@ class HomologyPredictor(Predictor):
     @classmethod
     def from_params(cls, params: Any, ontology: Any) -> HomologyPredictor:
         b = params.homology
-        return cls(b.out, b.sensitivity, b.evalue, b.max_target_seqs, b.threads, b.exclude_self, b.executable)
+        return cls(b.out, b.sensitivity, b.evalue, b.max_target_seqs, b.threads, b.exclude_self, b.executable, ontology)
 
     def inputs(self) -> set[str]:
         return {SEQUENCE}
@@ -248,14 +254,18 @@ class HomologyPredictor(Predictor):
         threads: int = 0,
         exclude_self: bool = True,
         executable: str = "diamond",
+        aspect_of: Any = None,
     ) -> None:
-        """threads 0 = all CPU cores; `hits` keeps the raw hits of the last predict()."""
+        """threads 0 = all CPU cores; max_target_seqs 0 = every hit passing the e-value; `hits` keeps the raw
+        hits of the last predict(); aspect_of (Ontology or {term: aspect}) turns on per-aspect denominators
+        (only hits annotated in a term's aspect count)."""
         if sensitivity not in SENSITIVITIES:
             raise ConfigError(f"homology.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
         self.cache_dir, self.sensitivity, self.evalue = Path(cache_dir), sensitivity, float(evalue)
         self.max_target_seqs, self.exclude_self = int(max_target_seqs), bool(exclude_self)
         self.threads = int(threads) or (os.cpu_count() or 1)
-        self.executable = executable
+        self.executable, self.aspect_of = executable, aspect_of
+        self.root_col: np.ndarray | None = None
         self.db: Path | None = None
         self.labels: TermMatrix | None = None
         self.hits: pd.DataFrame | None = None
@@ -265,6 +275,7 @@ class HomologyPredictor(Predictor):
         if train.fasta is None:
             raise InputError("homology needs the training sequences (TrainSet.fasta).")
         self.labels = train.labels
+        self.root_col = aspect_root_columns(self.labels.terms, self.aspect_of)
         self.db = build_db(train.fasta, self.cache_dir, train.ids, self.threads, self.executable)
         return self
 
@@ -277,7 +288,7 @@ class HomologyPredictor(Predictor):
                 write_fasta(fasta, zip(proteins.ids, proteins.sequences))
                 return self.predict(ProteinSet(proteins.ids, fasta=fasta))
         # one extra target per query so that dropping the self-hit still leaves max_target_seqs hits
-        n = self.max_target_seqs + (1 if self.exclude_self else 0)
+        n = self.max_target_seqs + (1 if self.exclude_self else 0) if self.max_target_seqs else 0
         self.hits = search(
             self.db,
             proteins.fasta,
@@ -288,7 +299,9 @@ class HomologyPredictor(Predictor):
             self.threads,
             self.executable,
         )
-        return hits_to_scores(self.hits, proteins.ids, self.labels, self.exclude_self, self.max_target_seqs)
+        return hits_to_scores(
+            self.hits, proteins.ids, self.labels, self.exclude_self, self.max_target_seqs, root_col=self.root_col
+        )
 
     def save_files(self, folder: Path) -> None:
         """Copy the DIAMOND database (train.dmnd) and write labels.npz and config.json into `folder`."""
@@ -296,6 +309,8 @@ class HomologyPredictor(Predictor):
         folder = Path(folder)
         _copy_atomic(self.db, folder / "train.dmnd")
         save_term_matrix(folder / "labels.npz", self.labels)
+        with atomic_write(folder / "root_columns.npy", "wb") as handle:
+            np.save(handle, self.root_col)
         config = {
             "sensitivity": self.sensitivity,
             "evalue": self.evalue,
@@ -324,4 +339,6 @@ class HomologyPredictor(Predictor):
             executable,
         )
         self.db, self.labels = folder / "train.dmnd", load_term_matrix(folder / "labels.npz")
+        roots = folder / "root_columns.npy"  # absent in folders saved before per-aspect denominators
+        self.root_col = np.load(roots) if roots.is_file() else aspect_root_columns(self.labels.terms)
         return self

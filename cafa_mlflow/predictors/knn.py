@@ -20,6 +20,7 @@ from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import EMBEDDING, Predictor, ProteinSet, TrainSet
+from cafa_mlflow.transfer import aspect_root_columns, vote
 
 
 def _unit_rows(x: Any, block_size: int = 8192) -> np.ndarray:
@@ -42,12 +43,15 @@ def knn_scores(
     train_ids: Sequence[str] | None = None,
     exclude_self: bool = True,
     train_unit: np.ndarray | None = None,
+    root_col: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Similarity-weighted label transfer; returns an N_query x T float32 CSR.
 
     queries: N x D, train: M x D (array-like, float16/32, memmap allowed); labels: M x T.
     With exclude_self and both id lists given, a query never uses the training protein with its own id.
-    train_unit: precomputed `_unit_rows(train)` (reused across calls by KnnPredictor)."""
+    train_unit: precomputed `_unit_rows(train)` (reused across calls by KnnPredictor).
+    root_col: per-aspect denominators (`transfer.aspect_root_columns`): only neighbours annotated in a
+    term's aspect count in its denominator."""
     if k < 1 or block_size < 1:
         raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
     if queries.shape[1] != train.shape[1]:
@@ -81,6 +85,10 @@ def knn_scores(
         else:
             top = np.tile(np.arange(n_train), (len(q), 1))
         w = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None)  # -inf (self) and negatives -> 0
+        if root_col is not None:
+            raw = sp.csr_matrix((w.ravel(), (np.repeat(rows, k_eff), top.ravel())), shape=(len(q), n_train))
+            blocks.append(vote(raw, labels, root_col))
+            continue
         total = w.sum(axis=1, keepdims=True)
         w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
         weights = sp.csr_matrix((w.ravel(), (np.repeat(rows, k_eff), top.ravel())), shape=(len(q), n_train))
@@ -98,7 +106,7 @@ class KnnPredictor(Predictor):
 
     @classmethod
     def from_params(cls, params: Any, ontology: Any) -> KnnPredictor:
-        return cls(params.knn.k, params.knn.block_size, params.knn.exclude_self)
+        return cls(params.knn.k, params.knn.block_size, params.knn.exclude_self, ontology)
 
     def inputs(self) -> set[str]:
         return {EMBEDDING}
@@ -106,10 +114,13 @@ class KnnPredictor(Predictor):
     def embedding_dim(self) -> int | None:
         return None if self.train_unit is None else int(self.train_unit.shape[1])
 
-    def __init__(self, k: int = 10, block_size: int = 512, exclude_self: bool = True) -> None:
+    def __init__(self, k: int = 10, block_size: int = 512, exclude_self: bool = True, aspect_of: Any = None) -> None:
+        """aspect_of (Ontology or {term: aspect}): per-aspect denominators; labels may hold every term."""
         if k < 1 or block_size < 1:
             raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
         self.k, self.block_size, self.exclude_self = int(k), int(block_size), bool(exclude_self)
+        self.aspect_of = aspect_of
+        self.root_col: np.ndarray | None = None
         self.train_ids: list[str] | None = None
         self.train_unit: np.ndarray | None = None
         self.labels: TermMatrix | None = None
@@ -119,6 +130,8 @@ class KnnPredictor(Predictor):
             raise InputError("knn needs training embeddings; run `cafa embed` on the training FASTA first.")
         self.train_ids, self.labels = train.ids, train.labels
         self.train_unit = _unit_rows(train.embeddings)
+        if self.aspect_of is not None:
+            self.root_col = aspect_root_columns(self.labels.terms, self.aspect_of)
         return self
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
@@ -135,6 +148,7 @@ class KnnPredictor(Predictor):
             self.train_ids,
             self.exclude_self,
             train_unit=self.train_unit,
+            root_col=self.root_col,
         )
         return TermMatrix(proteins.ids, self.labels.terms, scores)
 
@@ -146,6 +160,9 @@ class KnnPredictor(Predictor):
         with atomic_write(folder / "train_unit.npy", "wb") as handle:
             np.save(handle, self.train_unit)
         save_term_matrix(folder / "labels.npz", self.labels)  # rows = training ids, in embedding order
+        if self.root_col is not None:
+            with atomic_write(folder / "root_columns.npy", "wb") as handle:
+                np.save(handle, self.root_col)
         config = {
             "k": self.k,
             "block_size": self.block_size,
@@ -168,4 +185,6 @@ class KnnPredictor(Predictor):
         self.train_unit = np.load(folder / "train_unit.npy", mmap_mode="r" if mmap else None)
         self.labels = load_term_matrix(folder / "labels.npz")
         self.train_ids = self.labels.proteins
+        roots = folder / "root_columns.npy"
+        self.root_col = np.load(roots) if roots.is_file() else None
         return self

@@ -67,6 +67,7 @@ class NaivePredictor(Predictor):
     """Same term-frequency row for every protein; keeps the `top_k` best terms scoring >= `min_score`."""
 
     kind = "naive"
+    label_terms = "vocabulary"  # a frequency prior: rare terms add lines, not score
 
     @classmethod
     def from_params(cls, params: Any, ontology: Any) -> NaivePredictor:

@@ -74,7 +74,7 @@ def protein_set(
             inputs["embeddings"] = pooled_rows(emb, ids, str(cache))
     if labels is None:
         return ProteinSet(ids, **inputs)
-    return TrainSet(ids, labels=labels, term_aspect=prepared.term_aspect_of(labels.terms), **inputs)
+    return TrainSet(ids, labels=labels, term_aspect=prepared.term_aspects(labels.terms), **inputs)
 
 
 def write_member(

@@ -19,7 +19,8 @@ def fit_member(kind: str, params: Any) -> dict[str, float]:
     log_prepared_splits(prepared)
     ontology = load_obo(params.data.obo)
     predictor = registry.build(kind, params, ontology)
-    train = protein_set(predictor, params, prepared, "train", labels=prepared.split_labels("train"))
+    labels = prepared.split_labels("train", all_terms=predictor.label_terms == "all")
+    train = protein_set(predictor, params, prepared, "train", labels=labels)
     predictor.fit(train)
     predictions, metrics = {}, {}
     for split in SPLITS:

@@ -50,6 +50,7 @@ class NeuralPredictor(Predictor):
     """One neural GO-term classifier over a fixed term vocabulary."""
 
     kind = "neural"
+    label_terms = "vocabulary"
 
     def __init__(self, params: TrainParams | dict) -> None:
         self.params = params if isinstance(params, TrainParams) else TrainParams.from_dict(params)

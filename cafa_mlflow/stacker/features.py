@@ -1,0 +1,120 @@
+"""Candidate (protein, term) pairs and their features for the stacker.
+
+Candidates: every term a member scores >= `member_floor` for the protein, plus every term whose naive
+prior is >= `naive_floor` (so proteins without homologs still get the frequent terms). Features per pair:
+each member's score, the homology hit statistics of the term (best bitscore / identity / -log10 e-value
+among hits carrying it, share of hits carrying it), the naive prior (the term's frequency in the
+training part), the term's IA, depth (number of ancestors) and aspect, and per protein its length,
+number of hits, best bitscore and identity overall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+PAIR_FEATURES = ("frac", "best_bits", "best_ident", "best_logE")
+PROTEIN_FEATURES = ("n_hits", "top_bits", "top_ident")
+
+
+@dataclass
+class TermInfo:
+    """Per-term (columns of the label space) features: IA, depth (ancestor count), aspect code."""
+
+    ia: np.ndarray
+    depth: np.ndarray
+    aspect_code: np.ndarray
+
+
+@dataclass
+class Pairs:
+    """Candidate pairs (row, col) and their feature matrix X (float32, columns named `names`)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    X: np.ndarray
+    names: list[str]
+
+
+def gather(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """m[rows[i], cols[i]] for every i (0 where absent), without densifying m."""
+    m = sp.csr_matrix(m)
+    m.sum_duplicates()
+    m.sort_indices()
+    keys = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr)) * m.shape[1] + m.indices
+    want = rows.astype(np.int64) * m.shape[1] + cols
+    pos = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
+    found = (keys[pos] == want) if len(keys) else np.zeros(len(want), bool)
+    return np.where(found, m.data[pos] if len(keys) else 0.0, 0.0).astype(np.float32)
+
+
+def candidates(
+    members: Mapping[str, sp.csr_matrix],
+    naive_rows: np.ndarray,
+    which: np.ndarray,
+    member_floor: float,
+    naive_floor: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique (row, col) candidates: member scores >= member_floor, naive prior >= naive_floor."""
+    n_rows, n_cols = len(which), naive_rows.shape[1]
+    keys = []
+    for m in members.values():
+        m = sp.csr_matrix(m)
+        r = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        ok = m.data >= member_floor
+        keys.append(r[ok] * n_cols + m.indices[ok])
+    for f in np.unique(which):
+        cols = np.flatnonzero(naive_rows[f] >= naive_floor)
+        r = np.flatnonzero(which == f).astype(np.int64)
+        keys.append((r[:, None] * n_cols + cols[None, :]).ravel())
+    keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    assert n_rows == 0 or keys.max(initial=0) < n_rows * n_cols
+    return keys // n_cols, keys % n_cols
+
+
+def pair_features(
+    members: Mapping[str, sp.csr_matrix],
+    hom: Mapping[str, object],
+    naive_rows: np.ndarray,
+    which: np.ndarray,
+    terms: TermInfo,
+    lengths: np.ndarray,
+    member_floor: float,
+    naive_floor: float,
+) -> Pairs:
+    """Candidates and features of one protein set. members: {name: proteins x T CSR} (homology's
+    "score" included by the caller); hom: `crossfit.homology_features` output over the same rows;
+    naive_rows/which: K x T priors and each protein's row (its fold; 0 for new proteins)."""
+    rows, cols = candidates(members, naive_rows, which, member_floor, naive_floor)
+    names, columns = [], []
+    for name, m in members.items():
+        names.append(name)
+        columns.append(gather(m, rows, cols))
+    for name in PAIR_FEATURES:
+        names.append(f"hom_{name}")
+        columns.append(gather(hom[name], rows, cols))
+    top = np.asarray(hom["top_bits"])[rows]
+    names.append("hom_rel_bits")  # best bitscore carrying the term relative to the protein's best hit
+    columns.append(
+        np.divide(columns[names.index("hom_best_bits")], top, out=np.zeros(len(rows), np.float32), where=top > 0)
+    )
+    names += ["naive", "ia", "depth", "aspect"]
+    columns += [naive_rows[which[rows], cols], terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
+    for name in PROTEIN_FEATURES:
+        names.append(name)
+        columns.append(np.asarray(hom[name])[rows])
+    names.append("length")
+    columns.append(np.asarray(lengths, dtype=np.float32)[rows])
+    return Pairs(rows, cols, np.column_stack(columns).astype(np.float32), names)
+
+
+def term_info(terms: Sequence[str], ontology, ia: Mapping[str, float]) -> TermInfo:
+    """IA, ancestor count and aspect code (index in ontology.aspects) of each term."""
+    idx = np.array([ontology.index[t] for t in terms])
+    aspects = list(ontology.aspects)
+    code = np.array([aspects.index(a) for a in ontology.aspect[idx]], dtype=np.float32)
+    depth = ontology.ancestors.getnnz(axis=1)[idx].astype(np.float32)
+    return TermInfo(np.array([ia.get(t, 0.0) for t in terms], np.float32), depth, code)

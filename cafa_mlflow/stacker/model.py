@@ -1,0 +1,135 @@
+"""The learned stacker: gradient-boosted trees over (protein, candidate term) pairs.
+
+fit() trains a HistGradientBoostingClassifier on out-of-fold pairs (label: the protein carries the
+term), keeping every positive and a seeded random share of negatives (`neg_fraction`; the predicted
+probabilities are corrected back to the full negative rate). predict() returns a GO-consistent
+TermMatrix (a parent scores at least its best child). Saved as model.joblib + config.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from cafa_mlflow.ensemble import make_consistent
+from cafa_mlflow.errors import MissingWeightsError
+from cafa_mlflow.go.ontology import Ontology
+from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.stacker.features import Pairs
+
+
+class Stacker:
+    """fit(pairs, y) / predict(pairs, proteins, terms, ontology) / save(folder) / load(folder)."""
+
+    def __init__(
+        self,
+        max_iter: int = 200,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 63,
+        min_samples_leaf: int = 100,
+        l2_regularization: float = 0.0,
+        neg_fraction: float = 0.5,
+        max_rows: int = 3_000_000,
+        seed: int = 0,
+        ia_weight_floor: float | None = 0.1,
+    ) -> None:
+        """ia_weight_floor: pairs weigh max(IA of the term, floor) in the loss, as terms weigh in the
+        weighted F-max (None = unweighted)."""
+        self.params = {
+            "max_iter": int(max_iter),
+            "learning_rate": float(learning_rate),
+            "max_leaf_nodes": int(max_leaf_nodes),
+            "min_samples_leaf": int(min_samples_leaf),
+            "l2_regularization": float(l2_regularization),
+        }
+        self.neg_fraction, self.max_rows, self.seed = float(neg_fraction), int(max_rows), int(seed)
+        self.ia_weight_floor = None if ia_weight_floor is None else float(ia_weight_floor)
+        self.model: HistGradientBoostingClassifier | None = None
+        self.feature_names: list[str] | None = None
+        self.keep_rate = 1.0
+
+    def fit(self, pairs: Pairs, y: np.ndarray) -> Stacker:
+        """Train on pairs with 0/1 labels y; subsamples negatives (and rows beyond max_rows)."""
+        rng = np.random.default_rng(self.seed)
+        y = np.asarray(y, dtype=bool)
+        rate = self.neg_fraction
+        n_keep = y.sum() + rate * (~y).sum()
+        if n_keep > self.max_rows:
+            rate = max((self.max_rows - y.sum()) / max((~y).sum(), 1), 0.01)
+        keep = y | (rng.random(len(y)) < rate)
+        self.keep_rate = float(rate)
+        self.feature_names = list(pairs.names)
+        self.model = HistGradientBoostingClassifier(
+            **self.params,
+            early_stopping=False,
+            random_state=self.seed,
+            categorical_features=[self.feature_names.index("aspect")],
+        )
+        weight = None
+        if self.ia_weight_floor is not None:
+            weight = np.maximum(pairs.X[keep, self.feature_names.index("ia")], self.ia_weight_floor)
+        self.model.fit(pairs.X[keep], y[keep], sample_weight=weight)
+        return self
+
+    def predict_pairs(self, pairs: Pairs) -> np.ndarray:
+        """Probability per pair, corrected for the negative subsampling used in fit."""
+        if self.model is None:
+            raise RuntimeError("Stacker.predict called before fit")
+        if list(pairs.names) != self.feature_names:
+            raise ValueError(f"features {pairs.names} differ from the fitted ones {self.feature_names}")
+        p = self.model.predict_proba(pairs.X)[:, 1]
+        odds = p / np.maximum(1.0 - p, 1e-9) * self.keep_rate  # undo the negative subsampling
+        return (odds / (1.0 + odds)).astype(np.float32)
+
+    def predict(self, pairs: Pairs, proteins: Sequence[str], terms: Sequence[str], ontology: Ontology) -> TermMatrix:
+        """GO-consistent proteins x terms scores of the candidate pairs."""
+        scores = np.maximum(self.predict_pairs(pairs), np.finfo(np.float32).tiny)
+        m = sp.csr_matrix((scores, (pairs.rows, pairs.cols)), shape=(len(proteins), len(terms)))
+        return make_consistent(TermMatrix(list(proteins), list(terms), m), ontology)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """model.joblib (the fitted sklearn model, trusted files only) and config.json."""
+        if self.model is None:
+            raise RuntimeError("Stacker.save called before fit")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / "model.joblib", "wb") as handle:
+            joblib.dump(self.model, handle)
+        config = {
+            "kind": "stacker",
+            **self.params,
+            "neg_fraction": self.neg_fraction,
+            "max_rows": self.max_rows,
+            "seed": self.seed,
+            "ia_weight_floor": self.ia_weight_floor,
+            "keep_rate": self.keep_rate,
+            "feature_names": self.feature_names,
+        }
+        with atomic_write(folder / "config.json") as handle:
+            json.dump(config, handle, indent=1)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> Stacker:
+        folder = Path(folder)
+        if not (folder / "model.joblib").is_file():
+            raise MissingWeightsError(f"{folder}: no model.joblib; fit and save a stacker there first.")
+        config = json.loads((folder / "config.json").read_text())
+        keys = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
+        self = cls(
+            **{k: config[k] for k in keys},
+            neg_fraction=config["neg_fraction"],
+            max_rows=config["max_rows"],
+            ia_weight_floor=config["ia_weight_floor"],
+        )
+        self.seed, self.keep_rate, self.feature_names = config["seed"], config["keep_rate"], config["feature_names"]
+        self.model = joblib.load(folder / "model.joblib")
+        return self
