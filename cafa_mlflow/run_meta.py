@@ -65,8 +65,8 @@ def run_name(entry_point: str, params: Mapping, detail: str = "") -> str:
 
 
 def logged_model_name(entry_point: str, params: Mapping, detail: str = "") -> str:
-    """A distinct logged-model name (letters, digits, '-', '_', '.'): `train-multitask-focal-tiny-esm2_tiny.pt`."""
-    return re.sub(r"[^0-9A-Za-z_.]+", "-", run_name(entry_point, params, detail)).strip("-")
+    """A distinct logged-model name (letters, digits, '-', '_'): `train-multitask-focal-tiny-esm2_tiny-pt`."""
+    return re.sub(r"[^0-9A-Za-z_]+", "-", run_name(entry_point, params, detail)).strip("-")  # MLflow refuses . : / %
 
 
 def error_line(err: BaseException) -> str:
