@@ -66,9 +66,9 @@ def worker(batches: int) -> dict:
     from cafa_mlflow.predictors.neural.data import DenseInputs, SubsetInputs
     from cafa_mlflow.predictors.neural.losses import build_loss
     from cafa_mlflow.predictors.neural.models import build_model, prior_logits
+    from cafa_mlflow.predictors.neural.params import TrainParams
     from cafa_mlflow.predictors.neural.predict import evaluate_batches
     from cafa_mlflow.predictors.neural.training import seed_everything, train_epoch
-    from cafa_mlflow.predictors.neural.params import TrainParams
 
     tp = TrainParams.from_dict(load_params(ROOT / "params.yaml")["train"])
     with tempfile.TemporaryDirectory() as tmp:

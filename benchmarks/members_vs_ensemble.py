@@ -37,7 +37,9 @@ def scores(params: dict) -> dict[str, dict[str, float]]:
         truth_file = prepared.truth_file(split)
         if truth_file is None:
             continue
-        scorer = Scorer(ontology, read_truth(truth_file, ontology), prepared.ia, params["evaluate"]["threshold_step"])  # truth prepared once
+        scorer = Scorer(
+            ontology, read_truth(truth_file, ontology), prepared.ia, params["evaluate"]["threshold_step"]
+        )  # truth prepared once
         for name in [*cfg["members"], "ensemble"]:
             path = root / name / f"{split}.npz"
             if path.is_file():
