@@ -66,11 +66,11 @@ def worker(batches: int) -> dict:
     from cafa_mlflow.predictors.neural.data import DenseInputs, SubsetInputs
     from cafa_mlflow.predictors.neural.losses import build_loss
     from cafa_mlflow.predictors.neural.models import build_model, prior_logits
+    from cafa_mlflow.predictors.neural.params import TrainParams
     from cafa_mlflow.predictors.neural.predict import evaluate_batches
     from cafa_mlflow.predictors.neural.training import seed_everything, train_epoch
-    from pipelines.train import predictor_params
 
-    tp = predictor_params(load_params(ROOT / "params.yaml")["train"])
+    tp = TrainParams.from_dict(load_params(ROOT / "params.yaml")["train"])
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         x, y, term_aspect = synthetic(Path(tmp))

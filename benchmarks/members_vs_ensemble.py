@@ -31,13 +31,15 @@ def scores(params: dict) -> dict[str, dict[str, float]]:
     cfg = params["ensemble"]
     prepared = load_prepared(params["prepare"]["out"])
     ontology = load_obo(params["data"]["obo"])
-    root = Path(cfg["predictions"])
+    root = Path(params["outputs"]["predictions"])
     out: dict[str, dict[str, float]] = {}
     for split in ("val", "test"):
         truth_file = prepared.truth_file(split)
         if truth_file is None:
             continue
-        scorer = Scorer(ontology, read_truth(truth_file, ontology), prepared.ia, cfg["th_step"])  # truth prepared once
+        scorer = Scorer(
+            ontology, read_truth(truth_file, ontology), prepared.ia, params["evaluate"]["threshold_step"]
+        )  # truth prepared once
         for name in [*cfg["members"], "ensemble"]:
             path = root / name / f"{split}.npz"
             if path.is_file():
@@ -47,11 +49,12 @@ def scores(params: dict) -> dict[str, dict[str, float]]:
 
 def encoder_label(params: dict) -> str:
     """The encoder the cached embeddings were made with (params.yaml may name another one)."""
+    from cafa_mlflow.config import load_config
     from cafa_mlflow.embed import load_embeddings
-    from pipelines.embed import cache_for
+    from cafa_mlflow.embed.resolve import cache_for
 
     try:
-        return load_embeddings(cache_for(params, "train")).manifest.get("model_label", "?")
+        return load_embeddings(cache_for(load_config(), "train")).manifest.get("model_label", "?")
     except Exception:  # no embeddings: the table holds no embedding-based member
         return "none"
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,6 +120,19 @@ def load_prepared(root: str | os.PathLike) -> Prepared:
     return Prepared(root, proteins, labels, vocab["aspect"].to_numpy(dtype=object), read_ia(root / "ia.tsv"))
 
 
+def pool_split(records: list[FastaRecord], prep: dict) -> np.ndarray:
+    """The train/val split prepare.split asks for: `homology` (no close homolog across it) or `random`."""
+    if prep["split"] == "homology":
+        return homology_val_split(
+            records,
+            float(prep["val_fraction"]),
+            int(prep["seed"]),
+            float(prep["split_min_identity"]),
+            float(prep["split_max_evalue"]),
+        )
+    return split_pool(records, float(prep["val_fraction"]), int(prep["seed"]))
+
+
 def split_pool(records: list[FastaRecord], val_fraction: float, seed: int) -> np.ndarray:
     """'train'/'val' per protein; identical sequences share a group so they never straddle the split."""
     split = np.full(len(records), "train", dtype=object)
@@ -131,6 +145,33 @@ def split_pool(records: list[FastaRecord], val_fraction: float, seed: int) -> np
     splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
     _, val_idx = next(splitter.split(np.zeros(len(records)), groups=groups))
     split[val_idx] = "val"
+    return split
+
+
+def homology_val_split(
+    records: list[FastaRecord], val_fraction: float, seed: int, min_identity: float, max_evalue: float
+) -> np.ndarray:
+    """'train'/'val' per protein with no close homolog across the split: proteins joined by a DIAMOND hit
+    with identity >= `min_identity` % (one all-vs-all search of the pool) form one cluster, and whole
+    clusters go to K = round(1 / val_fraction) balanced folds, fold 0 being validation. Validation then
+    sees the novelty the test set has (a random split leaves close homologs in training and flatters
+    homology transfer: benchmarks/RESULTS.md, "Stacker", fold split candidates)."""
+    from cafa_mlflow.folds import assign_folds, hit_clusters
+    from cafa_mlflow.predictors.homology import build_db, search
+
+    split = np.full(len(records), "train", dtype=object)
+    if val_fraction <= 0 or len(records) < 2:
+        return split
+    ids = [r.id for r in records]
+    threads = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="cafa-split-") as tmp:
+        fasta = Path(tmp) / "pool.fasta"
+        write_fasta(fasta, ((r.id, r.sequence) for r in records))
+        hits = search(
+            build_db(fasta, Path(tmp) / "db", threads=threads), fasta, None, "sensitive", max_evalue, 0, threads
+        )
+    folds = assign_folds(hit_clusters(hits, ids, min_identity, max_evalue), max(2, round(1 / val_fraction)), seed)
+    split[folds == 0] = "val"
     return split
 
 
@@ -175,7 +216,7 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     proteins = pd.DataFrame(
         {
             "protein": ids,
-            "split": split_pool(records, float(prep["val_fraction"]), int(prep["seed"])),
+            "split": pool_split(records, prep),
             "taxon": [taxonomy.get(r.id, r.taxon) for r in records],
             "length": [len(r.sequence) for r in records],
         }

@@ -106,6 +106,9 @@ class PrepareParams(Block):
     min_count: int
     top_k: int
     val_fraction: float
+    split: str = choice("homology", "random")
+    split_min_identity: float
+    split_max_evalue: float
     seed: int
 
 

@@ -139,7 +139,17 @@ def assert_prepare_writes_nothing(tmp_path: Path, error: str, **files: Path) -> 
     }
     out = tmp_path / "out" / "prepared"
     write(out / "old.txt", "previous outputs")
-    prep = {"subsample": 0, "test_subsample": 0, "min_count": 1, "top_k": 0, "val_fraction": 0.0, "seed": 0}
+    prep = {
+        "subsample": 0,
+        "test_subsample": 0,
+        "min_count": 1,
+        "top_k": 0,
+        "val_fraction": 0.0,
+        "split": "random",
+        "split_min_identity": 40,
+        "split_max_evalue": 0.001,
+        "seed": 0,
+    }
     with pytest.raises(InputError, match=error):
         prepare_dataset(data, prep, out)
     assert snapshot(out.parent) == {"prepared/old.txt": b"previous outputs"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,17 @@ DATA = {
     "test_terms": SAMPLE / "test" / "test_terms.tsv.xz",
     "ia": None,
 }
-PREP = {"subsample": 200, "test_subsample": 40, "min_count": 3, "top_k": 0, "val_fraction": 0.1, "seed": 0}
+PREP = {
+    "subsample": 200,
+    "test_subsample": 40,
+    "min_count": 3,
+    "top_k": 0,
+    "val_fraction": 0.1,
+    "split": "random",
+    "split_min_identity": 40,
+    "split_max_evalue": 0.001,
+    "seed": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +146,26 @@ def test_no_annotated_sequence(tmp_path):
     with pytest.raises(InputError, match=r"other.fasta: none of its proteins has an annotation"):
         prepare_dataset(data, PREP, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("diamond") is None, reason="needs DIAMOND (scripts/install.sh installs it)")
+def test_homology_split_leaves_no_close_homolog_across_train_and_val(tmp_path):
+    """No validation protein has a training-part DIAMOND hit at or above prepare.split_min_identity."""
+    from cafa_mlflow.dataset import homology_val_split
+    from cafa_mlflow.io.fasta import write_fasta
+    from cafa_mlflow.predictors.homology import build_db, search
+
+    records = load_fasta(SAMPLE / "train" / "train_sequences.fasta.xz")[:1500]
+    split = homology_val_split(records, 0.2, 0, 40.0, 1e-3)
+    val = {r.id for r, s in zip(records, split) if s == "val"}
+    assert 0.15 * len(records) < len(val) < 0.25 * len(records)  # balanced folds: about val_fraction
+    fasta = tmp_path / "pool.fasta"
+    write_fasta(fasta, ((r.id, r.sequence) for r in records))
+    hits = search(build_db(fasta, tmp_path / "db"), fasta, None, "sensitive", 1e-3, 0, 2)
+    across = hits[hits["qseqid"].isin(val) != hits["sseqid"].isin(val)]
+    assert len(across) > 0 and (across["pident"] < 40.0).all()  # weaker hits may cross, close ones never
+    random = split_pool(records, 0.2, 0)
+    rand_val = {r.id for r, s in zip(records, random) if s == "val"}
+    leaked = hits[(hits["qseqid"].isin(rand_val) != hits["sseqid"].isin(rand_val)) & (hits["pident"] >= 40.0)]
+    assert len(leaked) > 0  # a random split does leave close homologs across (what the homology split fixes)

@@ -92,7 +92,17 @@ def test_headers(kaggle):
 
 
 def test_prepare_on_kaggle_layout(kaggle, tmp_path):
-    prep = {"subsample": 0, "test_subsample": 0, "min_count": 1, "top_k": 0, "val_fraction": 0.2, "seed": 0}
+    prep = {
+        "subsample": 0,
+        "test_subsample": 0,
+        "min_count": 1,
+        "top_k": 0,
+        "val_fraction": 0.2,
+        "split": "random",
+        "split_min_identity": 40,
+        "split_max_evalue": 0.001,
+        "seed": 0,
+    }
     summary = prepare_dataset(data_block(kaggle), prep, tmp_path / "prepared")
     data = load_prepared(tmp_path / "prepared")
     assert summary == {

@@ -93,6 +93,9 @@ def make_world(root: Path, n_train: int = 80, n_test: int = 24) -> Path:
         "min_count": 2,
         "top_k": 0,
         "val_fraction": 0.25,
+        "split": "random",
+        "split_min_identity": 40,
+        "split_max_evalue": 0.001,
         "seed": 0,
     }
     prepare_dataset(data, prep, prep["out"])
