@@ -46,7 +46,6 @@ def test_run_names_say_what_a_run_is(store):
     params, _ = store
     with_loss = {**params, "train": {**params["train"], "loss": "focal"}}
     assert run_meta.run_name("train", with_loss) == "train multitask focal tiny:esm2_tiny.pt"
-    assert run_meta.logged_model_name("train", with_loss) == "train-multitask-focal-tiny-esm2_tiny-pt"  # no . or :
     named = {**params, "embed": {**params["embed"], "esm_model": "esm2_t6_8M_UR50D"}}
     assert run_meta.run_name("embed", named) == "embed balanced esm2_t6_8M_UR50D"
     assert run_meta.run_name("homology", params) == "member homology"
