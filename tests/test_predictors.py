@@ -122,6 +122,8 @@ def test_homology_with_diamond(tmp_path):
     assert not m[1].any() and not m[2].any()  # LYZ only hits itself; UBQ hits nothing in the database
     kept = hits[(hits["qseqid"] == "HBA") & (hits["sseqid"] != "HBA")]
     assert list(kept["sseqid"]) == ["HBB"]
+    nothing = predictor.predict(ProteinSet(["UBQ"], sequences=["MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQQRLIFAGK"]))
+    assert nothing.proteins == ["UBQ"] and nothing.matrix.nnz == 0  # a search without any hit: empty, no crash
     # without self exclusion: score = bitscore of hits carrying t / all hits' bitscore
     predictor.exclude_self = False
     raw = dense(predictor.predict(ProteinSet(["HBA"], fasta=fasta)))[0]

@@ -186,8 +186,12 @@ def search(
             cmd.append(f"--{sensitivity}")
         _run(cmd, f"diamond blastp of {queries}")
         hits = pd.read_csv(
-            hits_path, sep="\t", header=None, names=list(HIT_COLUMNS), dtype={"qseqid": str, "sseqid": str}
-        )
+            hits_path,
+            sep="\t",
+            header=None,
+            names=list(HIT_COLUMNS),
+            dtype={"qseqid": str, "sseqid": str, "pident": float, "evalue": float, "bitscore": float},
+        )  # typed: a search without any hit is an empty table of numbers, not of objects
         if out is not None:
             _copy_atomic(hits_path, out)
     hits = hits.sort_values("bitscore", ascending=False, kind="stable")
@@ -219,7 +223,7 @@ def hits_to_scores(
     weights = hit_matrix(hits, query_ids, labels.proteins)
     if root_col is None:
         root_col = aspect_root_columns(labels.terms, aspect_of)
-    total = hits.groupby("qseqid")["bitscore"].sum().reindex(list(query_ids)).fillna(0.0).to_numpy()
+    total = hits.groupby("qseqid")["bitscore"].sum().reindex(list(query_ids)).fillna(0.0).to_numpy(np.float64)
     known = np.asarray(weights.sum(axis=1)).ravel()
     # hits to targets without labels still count in the all-hits denominator: one extra unlabeled column
     extra = sp.csr_matrix((total - known).clip(min=0)[:, None])
