@@ -26,6 +26,7 @@ from cafa_mlflow.flags import parse_params
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
 from cafa_mlflow.labels import load_term_matrix
+from cafa_mlflow.metric_vocabulary import headline
 from cafa_mlflow.reports import write_reports
 
 ORDER_LAST = ("ensemble",)  # members first, then the ensemble
@@ -100,7 +101,7 @@ def evaluate_predictions_folder(params, ev: dict) -> dict:
         for name, path in files.items():
             results[name] = scorer(load_term_matrix(path))
             print(f"\n{name} ({path}):\n{format_table(results[name])}")
-            tracking.log_metrics(flat_metrics(results[name], prefix=f"test_{name}_"))
+            tracking.log_metrics(headline(flat_metrics(results[name], prefix=f"test_{name}_")))
         write_json(out_json, results)
         from cafa_mlflow.io.text import atomic_write
 
