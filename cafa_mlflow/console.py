@@ -74,11 +74,11 @@ def format_seconds(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def final_message(rows: Sequence[Mapping], submission: str, ui_command: str = "make ui") -> str:
-    """The end of `main`: the step table, where the submission is, and the command that opens the runs."""
+def final_message(rows: Sequence[Mapping], submission: str, url: str, ui_command: str = "make ui") -> str:
+    """The end of `main`: the step table, where the submission is, and how to open the runs."""
     return (
         f"{format_step_table(rows)}\n\nSubmission: {submission}\n"
-        f"Runs: `{ui_command}`, then open http://127.0.0.1:5000 (compare train runs: `make compare`)"
+        f"Runs: `{ui_command}`, then open {url}\n(compare train runs in the terminal: `make compare`)"
     )
 
 

@@ -153,7 +153,7 @@ def homology_val_split(
 ) -> np.ndarray:
     """'train'/'val' per protein with no close homolog across the split: proteins joined by a DIAMOND hit
     with identity >= `min_identity` % (one all-vs-all search of the pool) form one cluster, and whole
-    clusters go to K = round(1 / val_fraction) balanced folds, fold 0 being validation. Validation then
+    clusters go to K = round(1 / val_fraction) balanced folds; the fold of most clusters is validation. Validation then
     sees the novelty the test set has (a random split leaves close homologs in training and flatters
     homology transfer: benchmarks/RESULTS.md, "Stacker", fold split candidates)."""
     from cafa_mlflow.folds import assign_folds, hit_clusters
@@ -170,8 +170,11 @@ def homology_val_split(
         hits = search(
             build_db(fasta, Path(tmp) / "db", threads=threads), fasta, None, "sensitive", max_evalue, 0, threads
         )
-    folds = assign_folds(hit_clusters(hits, ids, min_identity, max_evalue), max(2, round(1 / val_fraction)), seed)
-    split[folds == 0] = "val"
+    clusters = hit_clusters(hits, ids, min_identity, max_evalue)
+    folds = assign_folds(clusters, max(2, round(1 / val_fraction)), seed)
+    # validation = the fold of most clusters: never a fold that one big protein family fills on its own
+    diversity = [len(np.unique(clusters[folds == f])) for f in range(folds.max() + 1)]
+    split[folds == int(np.argmax(diversity))] = "val"
     return split
 
 

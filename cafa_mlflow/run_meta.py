@@ -30,6 +30,23 @@ def mark_training_experiment(experiment_id: str) -> None:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
 
 
+def ui_url(experiment_id: str | None, port: int = 5000) -> str:
+    """The runs table of the experiment in `make ui`. MLflow 3.17's UI starts in its GenAI view (a browser
+    setting, whatever the experiment's kind): `workflowType=machine_learning` opens the runs table."""
+    page = f"experiments/{experiment_id}" if experiment_id else "experiments"
+    return f"http://127.0.0.1:{port}/#/{page}?workflowType=machine_learning"
+
+
+def print_ui_url(port: int = 5000) -> None:
+    """`make ui`: print where the runs table is (the experiment of params.yaml in its tracking store)."""
+    from cafa_mlflow.config import load_params
+
+    tracking = load_params()["tracking"]
+    client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI") or tracking["uri"])
+    found = client.get_experiment_by_name(os.environ.get("MLFLOW_EXPERIMENT_NAME") or tracking["experiment"])
+    print(f"runs table: {ui_url(found.experiment_id if found else None, port)}")
+
+
 def encoder_label(params: Mapping) -> str:
     """The encoder as every run names it (param `encoder`): fair-esm name, `tiny:<file>` or `local:<file>`."""
     esm_model = params.get("embed", {}).get("esm_model") or ""

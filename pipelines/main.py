@@ -9,7 +9,7 @@ from cafa_mlflow import tracking
 from cafa_mlflow.console import final_message, run_entry
 from cafa_mlflow.embed import fetch_weights
 from cafa_mlflow.flags import parse_params
-from cafa_mlflow.run_meta import log_chain_summary
+from cafa_mlflow.run_meta import log_chain_summary, ui_url
 from cafa_mlflow.workflows.chain import final_metrics, run_chain
 from cafa_mlflow.workflows.common import check_outputs
 
@@ -21,7 +21,7 @@ def main(argv=None) -> list:
     with tracking.start_run(params, "main") as parent:
         rows = run_chain(params, parent.info.run_id)
         log_chain_summary(rows, params.predict.out, final_metrics(params))
-    print(f"\n{final_message(rows, params.predict.out)}")
+    print(f"\n{final_message(rows, params.predict.out, ui_url(parent.info.experiment_id))}")
     return rows
 
 

@@ -84,8 +84,11 @@ def test_step_table_and_final_message():
         "-" * 42,
         "total     1 h 03 min",
     ]
-    text = final_message(rows, "outputs/submission.tsv")
+    from cafa_mlflow.run_meta import ui_url
+
+    text = final_message(rows, "outputs/submission.tsv", ui_url("7"))
     assert "Submission: outputs/submission.tsv\nRuns: `make ui`" in text
+    assert "http://127.0.0.1:5000/#/experiments/7?workflowType=machine_learning" in text  # the runs table
     assert format_seconds(59.96) == "60.0 s" and format_seconds(60) == "1 min 00 s"
 
 
