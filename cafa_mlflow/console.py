@@ -85,7 +85,34 @@ def final_message(rows: Sequence[Mapping], submission: str, url: str, ui_command
 def run_entry(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
     """Run an entry point's `main(argv)` and return its exit status: user and environment faults print one
     `error:` line (exit 2) and are recorded on the open MLflow run, only a bug prints a traceback."""
-    from cafa_mlflow.errors import run_cli
+    from cafa_mlflow.errors import CafaError, run_cli
+
+    def body() -> object:
+        try:
+            return main(argv)
+        except CafaError as err:
+            _record_on_launcher_run(err)
+            raise
 
     configure_logging()
-    return run_cli(lambda: main(argv))
+    return run_cli(body)
+
+
+def _record_on_launcher_run(err: BaseException) -> None:
+    """A step that `mlflow run` launched and that failed before opening its run (e.g. offline without
+    weights): give the launcher's run a name and the reason, instead of an empty nameless run."""
+    import os
+
+    import mlflow
+
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id or mlflow.active_run() is not None:
+        return
+    from cafa_mlflow.run_meta import tag_failure
+
+    try:
+        tag_failure(err, run_id)
+        step = os.path.basename(sys.argv[0]).removesuffix(".py") or "step"
+        mlflow.MlflowClient().set_tag(run_id, "mlflow.runName", f"{step} (failed)")
+    except Exception as problem:  # the store being the problem must not hide the user's error
+        logging.getLogger(__name__).debug("could not record the failure on run %s: %s", run_id, problem)

@@ -120,3 +120,27 @@ def test_progress_on_a_terminal_redraws_in_place():
         bar.update(1)
     bar.close()
     assert stream.getvalue().count("\r") >= 4
+
+
+def test_a_step_failing_before_its_run_names_the_launchers_run_and_records_why(tmp_path, monkeypatch):
+    """Offline without weights, `main` fails before opening its run: the `mlflow run` launcher's run gets
+    a name and the one-line reason instead of staying empty and nameless."""
+    import mlflow
+
+    from cafa_mlflow.console import run_entry
+    from cafa_mlflow.errors import MissingWeightsError
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    launcher_run = client.create_run(client.create_experiment("launch")).info.run_id
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_RUN_ID", launcher_run)
+
+    def main(argv):
+        raise MissingWeightsError("esm2_t6_8M_UR50D.pt: not in the hub cache; offline: make main ESM=tiny")
+
+    assert run_entry(main, []) == 2
+    tags = client.get_run(launcher_run).data.tags
+    assert tags["error"].startswith("MissingWeightsError: esm2_t6_8M_UR50D.pt") and tags["mlflow.runName"].endswith(
+        "(failed)"
+    )
