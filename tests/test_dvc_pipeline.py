@@ -44,13 +44,21 @@ def test_embedding_cache_is_persistent_and_not_dvc_cached():
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_repro_tiny_makes_the_checkpoint_then_sets_the_encoder():
     dry = subprocess.run(
-        ["make", "-n", "-o", "install", "repro", "ESM=tiny"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "-o", "install", "repro", "ESM=tiny"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     assert dry[0].startswith("[ -f outputs/esm2_tiny.pt ] ||") and dry[0].endswith(
         "cafa make-tiny-esm --out outputs/esm2_tiny.pt"
     )
     assert dry[1].endswith("dvc exp run -S embed.esm_model=outputs/esm2_tiny.pt")
-    plain = subprocess.run(["make", "-n", "-o", "install", "repro"], cwd=ROOT, capture_output=True, text=True).stdout
+    plain = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-o", "install", "repro"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     assert plain.strip().endswith("dvc repro") and "tiny" not in plain
-    ui = subprocess.run(["make", "-n", "-o", "install", "ui"], cwd=ROOT, capture_output=True, text=True).stdout
+    ui = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-o", "install", "ui"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     assert "mlflow ui --backend-store-uri" in ui and "--host 127.0.0.1" in ui

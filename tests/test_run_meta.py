@@ -51,7 +51,10 @@ def test_run_names_say_what_a_run_is(store):
     assert run_meta.run_name("homology", params) == "member homology"
     assert run_meta.run_name("knn", params) == "member knn tiny:esm2_tiny.pt"
     assert run_meta.run_name("ensemble", params) == "ensemble naive+homology+knn+neural"
-    assert run_meta.run_name("prepare", params) == "prepare 2500 proteins"
+    sub = {**params, "prepare": {**params["prepare"], "subsample": 2500}}
+    assert run_meta.run_name("prepare", sub) == "prepare 2500 proteins"
+    everything = {**params, "prepare": {**params["prepare"], "subsample": 0}}
+    assert run_meta.run_name("prepare", everything) == "prepare all proteins"
     assert run_meta.run_name("main", params) == "main tiny:esm2_tiny.pt"
     assert run_meta.run_name("evaluate", params, "5 predictions") == "evaluate 5 predictions"
     assert run_meta.logged_model_name("ensemble", params) == "ensemble-naive-homology-knn-neural"
@@ -90,7 +93,8 @@ def test_a_failed_run_records_its_reason(store):
     failed = MlflowClient().get_run(run.info.run_id)
     assert failed.info.status == "FAILED"
     assert failed.data.tags["error"] == "InputError: data/x.tsv:3: bad line"
-    assert failed.info.run_name == "prepare 2500 proteins"
+    n = params["prepare"]["subsample"]
+    assert failed.info.run_name == (f"prepare {n} proteins" if n else "prepare all proteins")
 
 
 def test_a_launcher_run_gets_the_reason_when_the_entry_point_fails_before_opening_it(store, monkeypatch):
