@@ -54,7 +54,9 @@ def format_step_table(rows: Sequence[Mapping]) -> str:
     """Rows {step, seconds, metric, value} (metric/value may be empty) as an aligned text table with a total."""
     lines = [("step", "wall time", "key metric")]
     for row in rows:
-        metric = f"{row['metric']} = {row['value']:.3f}" if row.get("metric") and row.get("value") is not None else ""
+        value = row.get("value")
+        shown = "" if value is None else f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"  # counts, scores
+        metric = f"{row['metric']} = {shown}" if row.get("metric") and shown else ""
         lines.append((str(row["step"]), format_seconds(row["seconds"]), metric))
     lines.append(("total", format_seconds(sum(r["seconds"] for r in rows)), ""))
     widths = [max(len(line[i]) for line in lines) for i in range(3)]

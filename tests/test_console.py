@@ -74,14 +74,16 @@ def test_step_table_and_final_message():
         {"step": "prepare", "seconds": 3.21},
         {"step": "train", "seconds": 125.0, "metric": "val_f_w_mean", "value": 0.41234},
         {"step": "ensemble", "seconds": 3700.0, "metric": "val_f_w_mean", "value": 0.5},
+        {"step": "predict", "seconds": 1.0, "metric": "submission_lines", "value": 4385034.0},
     ]
     assert format_step_table(rows).splitlines() == [
         "step       wall time  key metric",
-        "-" * 42,
+        "-" * 50,
         "prepare        3.2 s",
         "train     2 min 05 s  val_f_w_mean = 0.412",
         "ensemble  1 h 01 min  val_f_w_mean = 0.500",
-        "-" * 42,
+        "predict        1.0 s  submission_lines = 4,385,034",
+        "-" * 50,
         "total     1 h 03 min",
     ]
     from cafa_mlflow.run_meta import ui_url
