@@ -12,6 +12,7 @@ Folder layout (a DVC output):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -58,8 +59,12 @@ class Prepared:
     def ids(self, split: str) -> list[str]:
         """Protein ids of a split: train and val from the pool, test from the prepared test FASTA."""
         if split == "test":
-            return [r.id for r in read_fasta(self.test_fasta)] if self.test_fasta.exists() else []
+            return list(self._test_ids)
         return self.proteins.loc[self.proteins["split"] == split, "protein"].tolist()
+
+    @functools.cached_property
+    def _test_ids(self) -> tuple[str, ...]:  # read once: every step asks for them several times
+        return tuple(r.id for r in read_fasta(self.test_fasta)) if self.test_fasta.exists() else ()
 
     def fasta(self, split: str) -> Path:
         """The FASTA holding a split's sequences (train and val share the pool's)."""

@@ -65,7 +65,8 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
     scorer = split_scorer(prepared, ontology, "val", params.ensemble.threshold_step)
     val = TrainSet(prepared.ids("val"), labels=prepared.split_labels("val"))
     ensemble.fit(val, scorer=scorer, member_predictions=saved["val"])
-    member_metrics = {name: flat_metrics(scorer(tm), "val_") for name, tm in saved["val"].items()}
+    member_results = {name: scorer(tm) for name, tm in saved["val"].items()}  # scored once: report and run
+    member_metrics = {name: flat_metrics(result, "val_") for name, result in member_results.items()}
     predictions, metrics = {}, {}
     for split, preds in saved.items():
         predictions[split] = finalize(ensemble.combine(preds, prepared.ids(split)), ontology, params.submission)
@@ -86,8 +87,8 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
             **{f"weight_{a}_{m}": w for a, per in ensemble.weights.items() for m, w in per.items()},
         }
     )
-    for name, tm in saved["val"].items():
-        tracking.log_metrics(headline(flat_metrics(scorer(tm), f"val_{name}_")))
+    for name, result in member_results.items():
+        tracking.log_metrics(headline(flat_metrics(result, f"val_{name}_")))
     tracking.log_metrics(headline(metrics))
     bars = {name: aspect_scores(flat) for name, flat in member_metrics.items()}
     bars[NAME] = aspect_scores(metrics)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from cafa_mlflow.config import parse_value
 from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.schema import Block
+from cafa_mlflow.schema import Block, choice
 
 MODELS = ("simple", "multitask", "chunk_attention", "finetune")
 LOSSES = ("bce", "weighted_bce", "focal")
@@ -20,12 +20,12 @@ class TrainParams(Block):
     """All hyper-parameters of a neural predictor; field names are the keys of params.yaml's `train:` block."""
 
     section: ClassVar[str] = "train"
-    model: str
+    model: str = choice(*MODELS)
     hidden_dim: int
     head_hidden_dim: int
     dropout: float
     attention_dim: int
-    loss: str
+    loss: str = choice(*LOSSES)
     pos_weight_cap: float
     focal_alpha: float
     focal_gamma: float
@@ -35,18 +35,18 @@ class TrainParams(Block):
     batch_size: int
     grad_accum_steps: int
     max_epochs: int
-    scheduler: str
+    scheduler: str = choice(*SCHEDULERS)
     plateau_factor: float
     plateau_patience: int
     min_lr: float
     early_stopping_patience: int
     early_stopping_min_delta: float
     monitor: str
-    monitor_mode: str
+    monitor_mode: str = choice("max", "min")
     seed: int
     val_fraction: float
     val_seed: int
-    val_group_by: str
+    val_group_by: str = choice(*GROUP_BY)
     min_score: float
     top_k: int | None
     inference_batch_size: int
@@ -65,11 +65,6 @@ class TrainParams(Block):
         return params
 
     def validate(self) -> None:
-        _choice("model", self.model, MODELS)
-        _choice("loss", self.loss, LOSSES)
-        _choice("scheduler", self.scheduler, SCHEDULERS)
-        _choice("monitor_mode", self.monitor_mode, ("max", "min"))
-        _choice("val_group_by", self.val_group_by, GROUP_BY)
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"params.yaml train.val_fraction={self.val_fraction}: use a value in (0, 1)")
         for key in ("hidden_dim", "batch_size", "grad_accum_steps", "max_epochs", "inference_batch_size"):
@@ -79,8 +74,3 @@ class TrainParams(Block):
             raise ConfigError(f"params.yaml train.threshold_step={self.threshold_step}: use a value in (0, 1)")
         if self.finetune_unfreeze_layers < 0:
             raise ConfigError("params.yaml train.finetune_unfreeze_layers: must be >= 0 (0 = frozen encoder)")
-
-
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"params.yaml train.{key}={value!r}: choose one of {', '.join(allowed)}")
