@@ -38,13 +38,6 @@ def configure(params: Any) -> str:
     return uri
 
 
-def model_label(esm_model: str) -> str:
-    """How runs name the encoder: fair-esm names as they are, local checkpoints as `local:<file>`."""
-    from cafa_mlflow.embed import model_label as embed_label  # lazy: keeps tracking import light
-
-    return embed_label(esm_model)
-
-
 def standard_params(params: Any) -> dict[str, Any]:
     """The vocabulary every run logs, so runs of different entry points line up in the UI."""
     params = _plain(params)

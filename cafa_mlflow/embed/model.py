@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -121,8 +123,16 @@ def model_identity(esm_model: str) -> str:
     _check_name_or_path(esm_model)
     if not is_local_checkpoint(esm_model):
         return esm_model
+    stat = os.stat(esm_model)
+    return _file_sha256(os.path.realpath(esm_model), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """'sha256:<hex>' of a file, hashed once per (path, size, mtime): settings compare and cache keys ask
+    for it many times per step, and a 3B checkpoint is gigabytes."""
     h = hashlib.sha256()
-    with open(esm_model, "rb") as fh:
+    with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return "sha256:" + h.hexdigest()
@@ -133,8 +143,15 @@ def model_label(esm_model: str) -> str:
     _check_name_or_path(esm_model)
     if not is_local_checkpoint(esm_model):
         return esm_model
-    prefix = "tiny" if _checkpoint_cfg(Path(esm_model)).get(TINY_MARKER) else "local"
-    return f"{prefix}:{Path(esm_model).name}"
+    stat = os.stat(esm_model)
+    return _checkpoint_label(os.path.realpath(esm_model), stat.st_size, stat.st_mtime_ns, Path(esm_model).name)
+
+
+@functools.lru_cache(maxsize=16)
+def _checkpoint_label(path: str, size: int, mtime_ns: int, name: str) -> str:
+    """model_label of a local checkpoint, read once per file version (every run start asks for it)."""
+    prefix = "tiny" if _checkpoint_cfg(Path(path)).get(TINY_MARKER) else "local"
+    return f"{prefix}:{name}"
 
 
 def default_layer(esm_model: str) -> int | None:

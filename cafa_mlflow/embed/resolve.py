@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cafa_mlflow.embed.cache import Embeddings, load_embeddings
+from cafa_mlflow.embed.cache import Embeddings
 from cafa_mlflow.embed.runner import embed_fasta, matches_settings
 from cafa_mlflow.embed.settings import EmbedSettings
-from cafa_mlflow.errors import ConfigError, InputError
+from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.text import atomic_write
 
 INDEX = "index.json"
@@ -80,20 +80,3 @@ def pooled_rows(emb: Embeddings, ids: list[str], source: str) -> np.ndarray:
     if emb.offsets is None:
         return np.asarray(emb.vectors[rows], dtype=np.float32)
     return np.stack([np.asarray(emb.protein(i), np.float32).mean(axis=0) for i in rows])
-
-
-def role_vectors(params, role: str, ids: list[str]) -> np.ndarray:
-    """Pooled vectors of `ids` from the role's cache under the configured settings."""
-    cache = cache_for(params, role)
-    emb = load_embeddings(cache)
-    if emb.offsets is not None and params.train.model != "chunk_attention":
-        log.info("%s holds chunk vectors: pooling each protein's chunks by their mean", cache)
-    return pooled_rows(emb, ids, str(cache))
-
-
-def require_pooled(emb: Embeddings, source: str) -> None:
-    if emb.offsets is not None:
-        raise ConfigError(
-            f"{source}: a ragged (strategy chunks) cache has no pooled vector per protein; "
-            "embed with strategy balanced or sliding_window."
-        )
