@@ -10,14 +10,13 @@ and the neural member's <train.out>/history.csv (epoch, train_loss, val_loss, va
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cafa_mlflow.evaluation.report import write_json
 from cafa_mlflow.go.ontology import ASPECTS
 from cafa_mlflow.io.text import atomic_write
 
@@ -46,9 +45,7 @@ def _round(value: float) -> float | None:
 
 
 def write_headline(results: Mapping[str, Mapping], path: str | Path, final: str = FINAL) -> Path:
-    with atomic_write(path) as out:
-        json.dump(headline(results, final), out, indent=2)
-        out.write("\n")
+    write_json(path, headline(results, final))
     return Path(path)
 
 
@@ -88,14 +85,13 @@ def write_history(history: Sequence[Mapping[str, float]], path: str | Path) -> P
     return Path(path)
 
 
-def write_reports(params: Any, results: Mapping[str, Mapping], scorer: Any) -> list[Path]:
-    """headline.json (from evaluate's results) and plots/pr_<aspect>.csv (the submitted model's test curves),
-    beside evaluate.out_json, for `dvc metrics show` and `dvc plots show`."""
-    from cafa_mlflow.labels import load_term_matrix
-
-    metrics_dir = Path(params.evaluate.out_json).parent
+def write_reports(
+    out_json: str | Path, results: Mapping[str, Mapping], curves: Mapping | None, tau: np.ndarray
+) -> list[Path]:
+    """headline.json (from evaluate's results) and plots/pr_<aspect>.csv (`curves`: the submitted model's
+    Scorer.curves on the test set, if it was scored) beside `out_json`, for `dvc metrics` and `dvc plots`."""
+    metrics_dir = Path(out_json).parent
     paths = [write_headline(results, metrics_dir / HEADLINE_FILE)]
-    final = Path(params.outputs.predictions) / FINAL / "test.npz"
-    if final.is_file():
-        paths += write_pr_curves(scorer.curves(load_term_matrix(final)), scorer.tau, metrics_dir / PLOTS_DIR)
+    if curves is not None:
+        paths += write_pr_curves(curves, tau, metrics_dir / PLOTS_DIR)
     return paths

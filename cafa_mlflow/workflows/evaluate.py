@@ -14,7 +14,7 @@ from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
 from cafa_mlflow.labels import load_term_matrix
 from cafa_mlflow.metric_vocabulary import headline
-from cafa_mlflow.reports import write_reports
+from cafa_mlflow.reports import FINAL, write_reports
 
 ORDER_LAST = ("ensemble",)  # members first, then the ensemble
 log = logging.getLogger(__name__)
@@ -84,15 +84,16 @@ def evaluate_predictions_folder(params: Any, ev: dict) -> dict:
     scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["threshold_step"]))
     out_json = Path(ev["out_json"])
     table_path = out_json.with_name(f"{out_json.stem}_table.md")
-    results = {}
+    results, curves = {}, {}
     for name, path in files.items():
-        results[name] = scorer(load_term_matrix(path))
+        curves[name] = scorer.curves(load_term_matrix(path))  # scored once: metrics here, PR curves below
+        results[name] = scorer.summary(curves[name])
         print(f"\n{name} ({path}):\n{format_table(results[name])}")
         tracking.log_metrics(headline(flat_metrics(results[name], prefix=f"test_{name}_")))
     write_json(out_json, results)
     with atomic_write(table_path) as handle:
         handle.write(markdown_summary(results))
     print(f"\n{markdown_summary(results)}\nwrote {out_json} and {table_path}")
-    write_reports(params, results, scorer)  # headline.json and PR curves for dvc metrics / plots
+    write_reports(out_json, results, curves.get(FINAL), scorer.tau)  # headline.json, PR curves: dvc metrics/plots
     tracking.log_artifacts([out_json, table_path], "metrics")
     return results
