@@ -115,26 +115,18 @@ def load_obo(path: str | os.PathLike) -> Ontology:
     if not Path(path).is_file():
         raise InputError(f"{path}: file not found; check the path (and params.yaml's data block).")
     digest = ontology_cache.file_digest(path)
-    fields = ontology_cache.load(digest)
-    if fields is not None:
-        ontology = Ontology(
-            fields["terms"],
-            np.array(fields["aspect"], dtype=object),
-            fields["parents"],
-            fields["alt_ids"],
-            fields["names"],
-            fields["obsolete"],
-        )
-        ontology.__dict__["ancestors"] = fields["ancestors"]  # the cached_property's value
-        return ontology
-    parsed = parse_obo(path)
+    cached = ontology_cache.load(digest)
+    fields = cached if cached is not None else vars(parse_obo(path))
     ontology = Ontology(
-        parsed.terms,
-        np.array(parsed.aspect, dtype=object),
-        parsed.parents,
-        parsed.alt_ids,
-        parsed.names,
-        parsed.obsolete,
+        fields["terms"],
+        np.array(fields["aspect"], dtype=object),
+        fields["parents"],
+        fields["alt_ids"],
+        fields["names"],
+        fields["obsolete"],
     )
-    ontology_cache.save(digest, {**vars(parsed), "ancestors": ontology.ancestors})
+    if cached is not None:
+        ontology.__dict__["ancestors"] = cached["ancestors"]  # the cached_property's value
+    else:
+        ontology_cache.save(digest, {**fields, "ancestors": ontology.ancestors})
     return ontology
