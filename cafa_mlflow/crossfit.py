@@ -8,6 +8,7 @@ dropped), and naive is one frequency row per fold. Other members go through the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,9 +18,11 @@ import scipy.sparse as sp
 
 from cafa_mlflow.folds import cross_fold_hits
 from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.base import Predictor, TrainSet
 from cafa_mlflow.predictors.naive import term_frequencies
 from cafa_mlflow.transfer import best_hit_per_term, hit_matrix, vote
+
+log = logging.getLogger(__name__)
 
 
 def fold_frequencies(labels: sp.spmatrix, folds: np.ndarray, term_aspect: np.ndarray) -> np.ndarray:
@@ -80,22 +83,23 @@ def oof_homology_features(
     return homology_features(usable, labels.proteins, labels, root_col, max_target_seqs)
 
 
-def cross_fit(make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray, embeddings: Any = None) -> TermMatrix:
+def cross_fit(make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray) -> TermMatrix:
     """Out-of-fold predictions of any Predictor: for each fold a fresh `make()` fitted on the other folds
     predicts the fold; rows follow `train.ids`, columns the union of the folds' vocabularies."""
-    ids = np.asarray(train.ids, dtype=object)
-    emb = train.embeddings if embeddings is None else embeddings
+    folds = np.asarray(folds)
+    if len(folds) != len(train.ids):
+        raise ValueError(f"{len(folds)} fold labels for {len(train.ids)} proteins")
     parts = []
-    for f in range(int(folds.max()) + 1):
+    for f in np.unique(folds):
         inside, outside = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
-        fit_set = TrainSet(
-            ids=list(ids[outside]),
-            embeddings=None if emb is None else emb[outside],
-            fasta=train.fasta,
-            labels=train.labels.reindex(proteins=list(ids[outside])),
+        log.info(
+            "cross-fitting fold %d/%d: fit on %d proteins, predict %d",
+            f + 1,
+            len(np.unique(folds)),
+            len(outside),
+            len(inside),
         )
-        query = ProteinSet(ids=list(ids[inside]), embeddings=None if emb is None else emb[inside], fasta=train.fasta)
-        parts.append(make().fit(fit_set).predict(query).to_frame())
+        parts.append(make().fit(train.take(outside)).predict(train.take(inside)).to_frame())
     return TermMatrix.from_frame(pd.concat(parts, ignore_index=True), proteins=train.ids)
 
 

@@ -1,7 +1,7 @@
 """The `prepare` step: raw CAFA files -> a prepared dataset folder every later step reads.
 
 Folder layout (a DVC output):
-  proteins.parquet   protein, split (train|val), taxon, length   (the training pool, row order = labels)
+  proteins.parquet   protein, split (train|val), cluster, taxon, length   (the training pool, row order = labels)
   labels.npz         propagated 0/1 labels, proteins x vocabulary (scipy.sparse CSR)
   terms.tsv          vocabulary: term, aspect, count, ia
   ia.tsv             information accretion of every ontology term (two columns, no header)
@@ -57,10 +57,10 @@ class Prepared:
         return hashlib.sha256("\n".join(val).encode()).hexdigest()[:12]
 
     def ids(self, split: str) -> list[str]:
-        """Protein ids of a split: train and val from the pool, test from the prepared test FASTA."""
+        """Protein ids of a split: train and val from the pool (`pool` = both), test from the test FASTA."""
         if split == "test":
             return list(self._test_ids)
-        return self.proteins.loc[self.proteins["split"] == split, "protein"].tolist()
+        return self.proteins["protein"].to_numpy()[self.rows(split)].tolist()
 
     @functools.cached_property
     def _test_ids(self) -> tuple[str, ...]:  # read once: every step asks for them several times
@@ -76,7 +76,19 @@ class Prepared:
         return "test" if split == "test" else "train"
 
     def rows(self, split: str) -> np.ndarray:
+        """Label rows of `train`, `val` or `pool` (both)."""
+        if split == "pool":
+            return np.arange(len(self.proteins))
         return np.flatnonzero(self.proteins["split"].to_numpy() == split)
+
+    def folds(self, k: int, seed: int) -> np.ndarray:
+        """Cross-fitting fold (0..k-1) of each `train` protein: whole prepare clusters per fold, so a fold's
+        proteins have no hit >= prepare.split_min_identity in the other folds (homology split)."""
+        from cafa_mlflow.folds import assign_folds
+
+        if "cluster" not in self.proteins:
+            raise InputError(f"{self.root}: prepared by an older version (no clusters); run `cafa prepare` again.")
+        return assign_folds(self.proteins["cluster"].to_numpy()[self.rows("train")], k, seed)
 
     def split_labels(self, split: str, all_terms: bool = False) -> TermMatrix:
         """Propagated labels of a split over the vocabulary (terms with >= prepare.min_count proteins), or
@@ -125,8 +137,9 @@ def load_prepared(root: str | os.PathLike) -> Prepared:
     return Prepared(root, proteins, labels, vocab["aspect"].to_numpy(dtype=object), read_ia(root / "ia.tsv"))
 
 
-def pool_split(records: list[FastaRecord], prep: dict) -> np.ndarray:
-    """The train/val split prepare.split asks for: `homology` (no close homolog across it) or `random`."""
+def pool_split(records: list[FastaRecord], prep: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The train/val split prepare.split asks for, `homology` (no close homolog across it) or `random`,
+    and the cluster of each protein (whole clusters stay on one side of any split: val, cross-fitting folds)."""
     if prep["split"] == "homology":
         return homology_val_split(
             records,
@@ -138,24 +151,24 @@ def pool_split(records: list[FastaRecord], prep: dict) -> np.ndarray:
     return split_pool(records, float(prep["val_fraction"]), int(prep["seed"]))
 
 
-def split_pool(records: list[FastaRecord], val_fraction: float, seed: int) -> np.ndarray:
-    """'train'/'val' per protein; identical sequences share a group so they never straddle the split."""
+def split_pool(records: list[FastaRecord], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """'train'/'val' per protein; identical sequences share a group (cluster) so they never straddle the split."""
     split = np.full(len(records), "train", dtype=object)
-    if val_fraction <= 0 or len(records) < 2:
-        return split
     groups = pd.factorize(pd.Series([r.sequence for r in records]))[0]
+    if val_fraction <= 0 or len(records) < 2:
+        return split, groups
     if groups.max() < 1:  # one distinct sequence: no split possible (sklearn would raise)
         log.warning("all %d training proteins share one sequence; no validation split", len(records))
-        return split
+        return split, groups
     splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
     _, val_idx = next(splitter.split(np.zeros(len(records)), groups=groups))
     split[val_idx] = "val"
-    return split
+    return split, groups
 
 
 def homology_val_split(
     records: list[FastaRecord], val_fraction: float, seed: int, min_identity: float, max_evalue: float
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """'train'/'val' per protein with no close homolog across the split: proteins joined by a DIAMOND hit
     with identity >= `min_identity` % (one all-vs-all search of the pool) form one cluster, and whole
     clusters go to K = round(1 / val_fraction) balanced folds; the fold of most clusters is validation. Validation then
@@ -165,8 +178,8 @@ def homology_val_split(
     from cafa_mlflow.predictors.homology import build_db, search
 
     split = np.full(len(records), "train", dtype=object)
-    if val_fraction <= 0 or len(records) < 2:
-        return split
+    if len(records) < 2:
+        return split, np.zeros(len(records), dtype=np.int64)
     ids = [r.id for r in records]
     threads = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="cafa-split-") as tmp:
@@ -176,11 +189,13 @@ def homology_val_split(
             build_db(fasta, Path(tmp) / "db", threads=threads), fasta, None, "sensitive", max_evalue, 0, threads
         )
     clusters = hit_clusters(hits, ids, min_identity, max_evalue)
+    if val_fraction <= 0:
+        return split, clusters
     folds = assign_folds(clusters, max(2, round(1 / val_fraction)), seed)
     # validation = the fold of most clusters: never a fold that one big protein family fills on its own
     diversity = [len(np.unique(clusters[folds == f])) for f in range(folds.max() + 1)]
     split[folds == int(np.argmax(diversity))] = "val"
-    return split
+    return split, clusters
 
 
 def _subsample(records: list, n: int, seed: int) -> list:
@@ -221,10 +236,12 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     )
     vocab["ia"] = vocab["term"].map(ia).fillna(0.0)
     taxonomy = read_taxonomy(data["train_taxonomy"]) if data.get("train_taxonomy") else pd.Series(dtype=str)
+    split, clusters = pool_split(records, prep)
     proteins = pd.DataFrame(
         {
             "protein": ids,
-            "split": pool_split(records, prep),
+            "split": split,
+            "cluster": clusters,
             "taxon": [taxonomy.get(r.id, r.taxon) for r in records],
             "length": [len(r.sequence) for r in records],
         }

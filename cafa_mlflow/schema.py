@@ -215,6 +215,8 @@ class EnsembleParams(Block):
     search: str = choice("auto", "grid", "coordinate")
     max_grid_points: int
     threshold_step: float
+    fit_on: str = choice("oof", "val")
+    fit_proteins: int
 
 
 @dataclass(frozen=True)
@@ -242,9 +244,8 @@ class EvaluateParams(Block):
 class FoldsParams(Block):
     section: ClassVar[str] = "folds"
     k: int
-    min_identity: float | None
-    max_evalue: float
     seed: int
+    full_fit: bool
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ def standard_params(params: Any) -> dict[str, Any]:
         "min_count": prep["min_count"],
         "val_fraction": prep["val_fraction"],
         "seed": prep["seed"],
+        "split": prep.get("split", ""),
+        # the validation scheme under the `-P` names that set it
+        **{f"folds.{k}": v for k, v in params.get("folds", {}).items()},
     }
 
 

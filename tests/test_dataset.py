@@ -127,9 +127,11 @@ def test_failed_run_keeps_previous_outputs(prepared, tmp_path):
 
 def test_split_pool_identical_sequences():
     records = [FastaRecord(f"P{i}", seq, None) for i, seq in enumerate(["MKV", "MKV", "MKV", "MA", "MA", "MC"])]
-    assert split_pool(records[:3], 0.5, 0).tolist() == ["train"] * 3  # one distinct sequence: no split
-    split = split_pool(records, 0.34, 0).tolist()
+    assert split_pool(records[:3], 0.5, 0)[0].tolist() == ["train"] * 3  # one distinct sequence: no split
+    split, clusters = split_pool(records, 0.34, 0)
+    split = split.tolist()
     assert split[0] == split[1] == split[2] and split[3] == split[4]  # identical sequences stay together
+    assert clusters.tolist() == [0, 0, 0, 1, 1, 2]  # ... and form one cluster (whole clusters per fold)
     assert split.count("val") in (1, 2, 3) and "train" in split
 
 
@@ -153,11 +155,12 @@ def test_no_annotated_sequence(tmp_path):
 def test_homology_split_leaves_no_close_homolog_across_train_and_val(tmp_path):
     """No validation protein has a training-part DIAMOND hit at or above prepare.split_min_identity."""
     from cafa_mlflow.dataset import homology_val_split
+    from cafa_mlflow.folds import assign_folds
     from cafa_mlflow.io.fasta import write_fasta
     from cafa_mlflow.predictors.homology import build_db, search
 
     records = load_fasta(SAMPLE / "train" / "train_sequences.fasta.xz")[:1500]
-    split = homology_val_split(records, 0.2, 0, 40.0, 1e-3)
+    split, clusters = homology_val_split(records, 0.2, 0, 40.0, 1e-3)
     val = {r.id for r, s in zip(records, split) if s == "val"}
     assert 0.15 * len(records) < len(val) < 0.25 * len(records)  # balanced folds: about val_fraction
     fasta = tmp_path / "pool.fasta"
@@ -165,7 +168,13 @@ def test_homology_split_leaves_no_close_homolog_across_train_and_val(tmp_path):
     hits = search(build_db(fasta, tmp_path / "db"), fasta, None, "sensitive", 1e-3, 0, 2)
     across = hits[hits["qseqid"].isin(val) != hits["sseqid"].isin(val)]
     assert len(across) > 0 and (across["pident"] < 40.0).all()  # weaker hits may cross, close ones never
-    random = split_pool(records, 0.2, 0)
+    # the cross-fitting folds of the train part (Prepared.folds) keep whole clusters too
+    train = [i for i, s in enumerate(split) if s == "train"]
+    folds = dict(zip((records[i].id for i in train), assign_folds(clusters[train], 5, 0)))
+    pairs = hits[hits["qseqid"].isin(folds) & hits["sseqid"].isin(folds)]
+    crossing = pairs[pairs["qseqid"].map(folds) != pairs["sseqid"].map(folds)]
+    assert len(crossing) > 0 and (crossing["pident"] < 40.0).all()
+    random, _ = split_pool(records, 0.2, 0)
     rand_val = {r.id for r, s in zip(records, random) if s == "val"}
     leaked = hits[(hits["qseqid"].isin(rand_val) != hits["sseqid"].isin(rand_val)) & (hits["pident"] >= 40.0)]
     assert len(leaked) > 0  # a random split does leave close homologs across (what the homology split fixes)

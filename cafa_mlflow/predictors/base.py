@@ -44,6 +44,19 @@ class ProteinSet:
                     f"{len(value)} {name} rows for {len(self.ids)} protein ids; pass one per id, in the same order."
                 )
 
+    def take(self, rows: Sequence[int] | np.ndarray) -> ProteinSet:
+        """The proteins at `rows` with their inputs (chunk inputs cannot be sliced: they are dropped)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return ProteinSet(**self._taken(rows))
+
+    def _taken(self, rows: np.ndarray) -> dict[str, Any]:
+        return {
+            "ids": [self.ids[i] for i in rows],
+            "embeddings": None if self.embeddings is None else self.embeddings[rows],
+            "fasta": self.fasta,
+            "sequences": None if self.sequences is None else [self.sequences[i] for i in rows],
+        }
+
     def require(self, needs: set[str], who: str) -> None:
         """InputError when an input that `who` needs is missing."""
         have = {EMBEDDING: self.embeddings, CHUNKS: self.chunks, SEQUENCE: self.sequences or self.fasta}
@@ -58,6 +71,15 @@ class TrainSet(ProteinSet):
 
     labels: TermMatrix | None = None
     term_aspect: Any = None  # aspect of each labels.terms column (neural heads need it)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> TrainSet:
+        rows = np.asarray(rows, dtype=np.int64)
+        labels = (
+            None
+            if self.labels is None
+            else TermMatrix([self.labels.proteins[i] for i in rows], self.labels.terms, self.labels.matrix[rows])
+        )
+        return TrainSet(**self._taken(rows), labels=labels, term_aspect=self.term_aspect)
 
     @classmethod
     def from_labels(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from cafa_mlflow.io.text import atomic_dir, check_writable
 from cafa_mlflow.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 
-SPLITS = ("val", "test")  # what every member predicts after fitting on `train`
+SPLITS = ("val", "test")  # what every member predicts (val from the fit on `train`)
+OOF = "oof"  # out-of-fold predictions of the train split (folds.k >= 2)
 log = logging.getLogger(__name__)
 
 
@@ -75,6 +77,32 @@ def protein_set(
     if labels is None:
         return ProteinSet(ids, **inputs)
     return TrainSet(ids, labels=labels, term_aspect=prepared.term_aspects(labels.terms), **inputs)
+
+
+def training_set(predictor: Predictor, params: Any, prepared: Prepared, split: str) -> TrainSet:
+    """The proteins of `split` (train, val or pool) with their labels over the terms `predictor` learns."""
+    labels = prepared.split_labels(split, all_terms=predictor.label_terms == "all")
+    return protein_set(predictor, params, prepared, split, labels=labels)
+
+
+def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared) -> TermMatrix | None:
+    """Out-of-fold predictions of every `train` protein (folds.k folds of whole prepare clusters: a protein is
+    scored by a fresh `make()` fitted on the other folds); None when folds.k < 2."""
+    from cafa_mlflow.crossfit import cross_fit
+
+    if params.folds.k < 2:
+        return None
+    train = training_set(make(), params, prepared, "train")
+    return cross_fit(make, train, prepared.folds(params.folds.k, params.folds.seed))
+
+
+def final_fit(make: Callable[[], Predictor], params: Any, prepared: Prepared, fitted: Predictor) -> Predictor:
+    """The predictor for test and new proteins: a fresh `make()` fitted on the whole pool (train + val) when
+    folds.full_fit, else `fitted` (the fit on train that scored validation)."""
+    if not params.folds.full_fit or not prepared.ids("val"):
+        return fitted
+    predictor = make()
+    return predictor.fit(training_set(predictor, params, prepared, "pool"))
 
 
 def write_member(

@@ -4,15 +4,18 @@ rounded val/test predictions, a report, and one registered pyfunc model (champio
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cafa_mlflow import run_meta, tracking
 from cafa_mlflow.ensemble import finalize
-from cafa_mlflow.errors import InputError
+from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
-from cafa_mlflow.evaluation.scorer import flat_metrics
+from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import atomic_write, check_writable
 from cafa_mlflow.labels import TermMatrix, load_term_matrix
@@ -20,6 +23,7 @@ from cafa_mlflow.metric_vocabulary import headline
 from cafa_mlflow.predictors.base import Predictor, TrainSet
 from cafa_mlflow.predictors.ensemble import EnsemblePredictor
 from cafa_mlflow.workflows.common import (
+    OOF,
     SPLITS,
     ensure_prepared,
     member_folder,
@@ -29,6 +33,7 @@ from cafa_mlflow.workflows.common import (
 )
 
 NAME = "ensemble"
+log = logging.getLogger(__name__)
 
 
 def saved_predictions(params: Any, names: list[str], split: str) -> dict[str, TermMatrix]:
@@ -38,10 +43,36 @@ def saved_predictions(params: Any, names: list[str], split: str) -> dict[str, Te
         if not path.is_file():
             raise InputError(
                 f"{path}: member {name!r} has no {split} predictions; run `cafa member --predictor {name}` "
-                "(neural: `cafa train`) first, or drop it from ensemble.members."
+                "(neural: `cafa train`) first"
+                + (" with folds.k >= 2" if split == OOF else "")
+                + ", or drop it from ensemble.members."
             )
         out[name] = load_term_matrix(path)
     return out
+
+
+def fitting_data(
+    params: Any, prepared: Any, ontology: Any, names: list[str], saved: dict[str, dict[str, TermMatrix]]
+) -> tuple[TrainSet, Any, dict[str, TermMatrix]]:
+    """What the weights are fitted on: the members' out-of-fold predictions of (a seeded sample of)
+    the train split (ensemble.fit_on: oof), so validation stays unseen, or the validation split (val)."""
+    block = params.ensemble
+    if block.fit_on == "val":
+        log.warning("ensemble.fit_on=val: the weights are fitted on validation, so its score is optimistic")
+        val = TrainSet(prepared.ids("val"), labels=prepared.split_labels("val"))
+        return val, split_scorer(prepared, ontology, "val", block.threshold_step), saved["val"]
+    if params.folds.k < 2:
+        raise ConfigError(
+            f"ensemble.fit_on=oof needs the members' out-of-fold predictions: set folds.k >= 2 (now {params.folds.k}) "
+            "and re-run the members, or set ensemble.fit_on: val."
+        )
+    ids = prepared.ids("train")
+    if 0 < block.fit_proteins < len(ids):
+        rng = np.random.default_rng(params.folds.seed)
+        ids = [ids[i] for i in np.sort(rng.choice(len(ids), block.fit_proteins, replace=False))]
+    truth = prepared.split_labels("train", all_terms=True).reindex(proteins=ids)
+    oof = {name: tm.reindex(proteins=ids) for name, tm in saved_predictions(params, names, OOF).items()}
+    return TrainSet(ids, labels=truth), Scorer(ontology, truth, prepared.ia, block.threshold_step), oof
 
 
 def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
@@ -62,9 +93,9 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
     }
     members = {name: Predictor.load(member_folder(params, name) / "model") for name in names}
     ensemble = EnsemblePredictor.from_params(params, ontology, members)  # members on one encoder, or an error
+    fit_set, fit_scorer, fit_predictions = fitting_data(params, prepared, ontology, names, saved)
+    ensemble.fit(fit_set, scorer=fit_scorer, member_predictions=fit_predictions)
     scorer = split_scorer(prepared, ontology, "val", params.ensemble.threshold_step)
-    val = TrainSet(prepared.ids("val"), labels=prepared.split_labels("val"))
-    ensemble.fit(val, scorer=scorer, member_predictions=saved["val"])
     member_results = {name: scorer(tm) for name, tm in saved["val"].items()}  # scored once: report and run
     member_metrics = {name: flat_metrics(result, "val_") for name, result in member_results.items()}
     predictions, metrics = {}, {}
@@ -84,6 +115,8 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
     tracking.log_params(
         {
             "members": ",".join(names),
+            "ensemble.fit_on": params.ensemble.fit_on,
+            "ensemble.fit_proteins": len(fit_set.ids),
             **{f"weight_{a}_{m}": w for a, per in ensemble.weights.items() for m, w in per.items()},
         }
     )

@@ -1,4 +1,5 @@
-"""Fit one member on the prepared `train` split only, predict `val` and `test`, save and score them."""
+"""Fit one member: on the prepared `train` split (scores `val`), cross-fitted over the train split's folds
+(`oof`, what the ensemble learns from), and on the whole pool for `test` and the saved model (folds.full_fit)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.run_meta import log_prepared_splits
-from cafa_mlflow.workflows.common import SPLITS, ensure_prepared, member_folder, protein_set, split_scorer, write_member
+from cafa_mlflow.workflows.common import (
+    OOF,
+    cross_fitted,
+    ensure_prepared,
+    final_fit,
+    member_folder,
+    protein_set,
+    split_scorer,
+    training_set,
+    write_member,
+)
 
 
 def fit_member(kind: str, params: Any) -> dict[str, float]:
@@ -18,16 +29,24 @@ def fit_member(kind: str, params: Any) -> dict[str, float]:
     prepared = ensure_prepared(params)
     log_prepared_splits(prepared)
     ontology = load_obo(params.data.obo)
-    predictor = registry.build(kind, params, ontology)
-    labels = prepared.split_labels("train", all_terms=predictor.label_terms == "all")
-    train = protein_set(predictor, params, prepared, "train", labels=labels)
-    predictor.fit(train)
-    predictions, metrics = {}, {}
-    for split in SPLITS:
-        if split == "test" and not prepared.test_fasta.exists():
-            continue
-        predictions[split] = predictor.predict(protein_set(predictor, params, prepared, split))
-        scorer = split_scorer(prepared, ontology, split, params.evaluate.threshold_step)
+
+    def make() -> Any:
+        return registry.build(kind, params, ontology)
+
+    predictor = make()
+    predictor.fit(training_set(predictor, params, prepared, "train"))
+    predictions = {"val": predictor.predict(protein_set(predictor, params, prepared, "val"))}
+    oof = cross_fitted(make, params, prepared)
+    if oof is not None:
+        predictions[OOF] = oof
+    predictor = final_fit(make, params, prepared, predictor)
+    if prepared.test_fasta.exists():
+        predictions["test"] = predictor.predict(protein_set(predictor, params, prepared, "test"))
+    metrics = {}
+    for split in ("val", "test"):
+        scorer = (
+            split_scorer(prepared, ontology, split, params.evaluate.threshold_step) if split in predictions else None
+        )
         if scorer is not None:
             metrics.update(flat_metrics(scorer(predictions[split]), f"{split}_"))
     write_member(member_folder(params, kind), predictor, predictions, metrics)

@@ -4,6 +4,7 @@ caller's MLflow run (`cafa train`, or a `cafa tune` trial)."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,10 @@ from cafa_mlflow.predictors.neural import NeuralPredictor
 from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
 from cafa_mlflow.reports import write_history
 from cafa_mlflow.workflows.common import (
+    OOF,
+    cross_fitted,
     ensure_prepared,
+    final_fit,
     member_folder,
     protein_set,
     require_val,
@@ -117,15 +121,22 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     metrics = flat_metrics(scorer.summary(val_curves), "val_")
     binary = TermMatrix(val.ids, terms, predictor.thresholds.apply(predictions["val"].matrix).astype(bool))
     metrics.update({f"val_{k}": v for k, v in f1_at_thresholds(y_val, binary, aspect).items()})
+    # folds and the whole-pool refit have no validation split of their own: they stop early on val_loss of
+    # an inner split of their training part (train.val_fraction), so `val` stays unseen by them
+    refit_params = dataclasses.replace(tp, monitor="val_loss", monitor_mode="min")
+    oof = cross_fitted(lambda: NeuralPredictor(refit_params), params, prepared)
+    if oof is not None:
+        predictions[OOF] = oof
+    final = final_fit(lambda: NeuralPredictor(refit_params), params, prepared, predictor)
     if prepared.test_fasta.exists():
-        predictions["test"] = predictor.predict(protein_set(predictor, params, prepared, "test"))
+        predictions["test"] = final.predict(protein_set(final, params, prepared, "test"))
         test_scorer = split_scorer(prepared, ontology, "test", tp.threshold_step)
         if test_scorer is not None:
             metrics.update(flat_metrics(test_scorer(predictions["test"]), "test_"))
     metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
     tracking.log_metrics(headline(metrics), step=len(predictor.result.history) + 1)
-    out = write_member(member_folder(params, NAME), predictor, predictions, metrics)
+    out = write_member(member_folder(params, NAME), final, predictions, metrics)
     write_history(predictor.result.history, out / "history.csv")  # `dvc plots show`: loss and val per epoch
     log_plots_and_tables(predictor, val_curves, prepared)
     plain = params.to_dict()

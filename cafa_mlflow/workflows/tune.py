@@ -44,7 +44,9 @@ class Objective:
         pruned: TrainingPruned | None = None
         try:
             # predictions go to a scratch folder, not outputs.predictions
-            params = self.params.with_overrides({**overrides, "outputs.predictions": str(out_dir)})
+            # a trial is scored on validation only: no cross-fitting or whole-pool refit (retrain_best does them)
+            trial_only = {"folds.k": 0, "folds.full_fit": False, "outputs.predictions": str(out_dir)}
+            params = self.params.with_overrides({**trial_only, **overrides, "outputs.predictions": str(out_dir)})
             tags = {"optuna_study": trial.study.study_name, "optuna_trial": str(trial.number)}
             with tracking.start_run(
                 params, "tune_trial", run_name=f"trial-{trial.number}", nested=True, tags=tags
