@@ -85,22 +85,27 @@ def oof_homology_features(
 
 def cross_fit(make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray) -> TermMatrix:
     """Out-of-fold predictions of any Predictor: for each fold a fresh `make()` fitted on the other folds
-    predicts the fold; rows follow `train.ids`, columns the union of the folds' vocabularies."""
+    predicts the fold; rows follow `train.ids`, columns the union of the folds' vocabularies (first seen first)."""
     folds = np.asarray(folds)
     if len(folds) != len(train.ids):
         raise ValueError(f"{len(folds)} fold labels for {len(train.ids)} proteins")
-    parts = []
-    for f in np.unique(folds):
+    order, parts = [], []
+    for n, f in enumerate(np.unique(folds), 1):
         inside, outside = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
         log.info(
             "cross-fitting fold %d/%d: fit on %d proteins, predict %d",
-            f + 1,
+            n,
             len(np.unique(folds)),
             len(outside),
             len(inside),
         )
-        parts.append(make().fit(train.take(outside)).predict(train.take(inside)).to_frame())
-    return TermMatrix.from_frame(pd.concat(parts, ignore_index=True), proteins=train.ids)
+        parts.append(make().fit(train.take(outside)).predict(train.take(inside)))
+        order.append(inside)
+    terms = list(dict.fromkeys(t for tm in parts for t in tm.terms))
+    stacked = sp.vstack([tm.reindex(terms=terms).matrix for tm in parts], format="csr")
+    rows = np.empty(len(folds), dtype=np.int64)
+    rows[np.concatenate(order)] = np.arange(len(folds))  # back to train.ids order
+    return TermMatrix(list(train.ids), terms, stacked[rows])
 
 
 def _row_max(m: sp.csr_matrix) -> np.ndarray:

@@ -125,7 +125,7 @@ def fit_weights(
     can land exactly on a threshold, so the weights should be chosen on what will be submitted);
     trace, if a list, receives one {"weights": {aspect: {member: w}}, "scores": {aspect: s}} per evaluation."""
     if method not in METHODS:
-        raise ConfigError(f"ensemble.method={method!r}: use one of {', '.join(METHODS)}.")
+        raise ConfigError(f"ensemble.search={method!r}: use one of {', '.join(METHODS)}.")
     proteins = list(truth.proteins) if hasattr(truth, "proteins") else None
     proteins, terms, mats = align(members, proteins)
     names = list(mats)

@@ -68,7 +68,8 @@ def run_name(entry_point: str, params: Mapping, detail: str = "") -> str:
     elif entry_point == "embed":
         words = ["embed", embed.get("strategy", ""), encoder_label(params)]
     elif entry_point == "ensemble":
-        words = ["ensemble", "+".join(params.get("ensemble", {}).get("members", []))]
+        block = params.get("ensemble", {})
+        words = ["ensemble", block.get("method", ""), "+".join(block.get("members", []))]
     elif entry_point == "prepare":
         n = params.get("prepare", {}).get("subsample")
         words = ["prepare", f"{n} proteins" if n else "all proteins"]

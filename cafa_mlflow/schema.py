@@ -157,6 +157,7 @@ class EmbedParams(Block):
 @dataclass(frozen=True)
 class TuneParams(Block):
     section: ClassVar[str] = "tune"
+    objective: str = choice("train", "ensemble")
     study_name: str
     storage: str
     n_trials: int
@@ -211,6 +212,7 @@ class KnnParams(Block):
 class EnsembleParams(Block):
     section: ClassVar[str] = "ensemble"
     members: list[str]
+    method: str = choice("blend", "stacker")
     step: float
     search: str = choice("auto", "grid", "coordinate")
     max_grid_points: int

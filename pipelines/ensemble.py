@@ -1,5 +1,6 @@
-"""`ensemble`: per-aspect member weights fitted on the validation split only, then GO-consistent, capped,
-rounded ensemble predictions of val and test, one registered pyfunc model (champion when it is better)."""
+"""`ensemble`: the members combined (ensemble.method: blend = per-aspect simplex weights, stacker = learned)
+and fitted on their out-of-fold predictions (ensemble.fit_on), then GO-consistent, capped, rounded predictions
+of val and test, one registered pyfunc model (champion when its unfitted validation score is better)."""
 
 from __future__ import annotations
 

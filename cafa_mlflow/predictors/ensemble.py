@@ -38,8 +38,14 @@ class EnsemblePredictor(Predictor):
         self.term_aspect: dict[str, str] = {}
 
     @classmethod
-    def from_params(cls, params: Any, ontology: Any, members: dict[str, Predictor] | None = None) -> EnsemblePredictor:
+    def from_params(
+        cls, params: Any, ontology: Any, members: dict[str, Predictor] | None = None, ia: Any = None
+    ) -> EnsemblePredictor:
         return cls(members or {}, ontology, params.ensemble, params.submission)
+
+    def summary(self) -> dict[str, Any]:
+        """What the run logs as params: one weight per aspect and member."""
+        return {f"weight_{a}_{m}": w for a, per in (self.weights or {}).items() for m, w in per.items()}
 
     def inputs(self) -> set[str]:
         return set().union(*(m.inputs() for m in self.members.values()))

@@ -15,8 +15,10 @@ PREDICTORS = {
     "knn": "cafa_mlflow.predictors.knn:KnnPredictor",
     "neural": "cafa_mlflow.predictors.neural.predictor:NeuralPredictor",
     "ensemble": "cafa_mlflow.predictors.ensemble:EnsemblePredictor",
+    "stacked": "cafa_mlflow.predictors.stacked:StackedPredictor",
 }
-MEMBER_KINDS = tuple(k for k in PREDICTORS if k != "ensemble")
+ENSEMBLE_METHODS = {"blend": "ensemble", "stacker": "stacked"}  # params.yaml ensemble.method -> kind
+MEMBER_KINDS = tuple(k for k in PREDICTORS if k not in ENSEMBLE_METHODS.values())
 
 
 def predictor_class(kind: str) -> Any:

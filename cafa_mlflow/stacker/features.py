@@ -111,6 +111,33 @@ def pair_features(
     return Pairs(rows, cols, np.column_stack(columns).astype(np.float32), names)
 
 
+def member_pairs(
+    members: Mapping[str, sp.csr_matrix],
+    freq: np.ndarray,
+    terms: TermInfo,
+    member_floor: float,
+    naive_floor: float,
+) -> Pairs:
+    """Candidates and features from members' scores alone (any members, no hit tables): per pair each
+    member's score and its best score for the protein in the term's aspect (how sure the member is about
+    the protein at all), the term's training frequency, IA, depth and aspect. Candidates: member scores
+    >= member_floor, and terms with frequency >= naive_floor for every protein."""
+    n_rows = next(iter(members.values())).shape[0]
+    rows, cols = candidates(members, freq[None, :], np.zeros(n_rows, np.int64), member_floor, naive_floor)
+    aspect = terms.aspect_code.astype(np.int64)
+    names, columns = [], []
+    for name, m in members.items():
+        m = sp.csr_matrix(m)
+        best = np.zeros((n_rows, int(aspect.max(initial=0)) + 1), np.float32)
+        r = np.repeat(np.arange(n_rows), np.diff(m.indptr))
+        np.maximum.at(best, (r, aspect[m.indices]), m.data)
+        names += [name, f"{name}_top"]
+        columns += [gather(m, rows, cols), best[rows, aspect[cols]]]
+    names += ["freq", "ia", "depth", "aspect"]
+    columns += [freq[cols], terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
+    return Pairs(rows, cols, np.column_stack(columns).astype(np.float32), names)
+
+
 def term_info(terms: Sequence[str], ontology, ia: Mapping[str, float]) -> TermInfo:
     """IA, ancestor count and aspect code (index in ontology.aspects) of each term."""
     idx = np.array([ontology.index[t] for t in terms])

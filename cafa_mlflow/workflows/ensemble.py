@@ -1,5 +1,7 @@
-"""Fit the ensemble: per-aspect member weights on the validation split only, GO-consistent capped and
-rounded val/test predictions, a report, and one registered pyfunc model (champion when it is better)."""
+"""Fit the ensemble (ensemble.method: a per-aspect simplex blend or a learned stacker) on the members'
+out-of-fold predictions of the train split (ensemble.fit_on: oof; or on validation), then GO-consistent,
+capped and rounded val/test predictions, a report, and one registered pyfunc model. Validation is scored
+by an ensemble that never saw it, so the `champion` alias moves on an unfitted score."""
 
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import atomic_write, check_writable
 from cafa_mlflow.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.metric_vocabulary import headline
+from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.base import Predictor, TrainSet
-from cafa_mlflow.predictors.ensemble import EnsemblePredictor
 from cafa_mlflow.workflows.common import (
     OOF,
     SPLITS,
@@ -75,11 +77,13 @@ def fitting_data(
     return TrainSet(ids, labels=truth), Scorer(ontology, truth, prepared.ia, block.threshold_step), oof
 
 
-def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
-    """Fit weights, write predictions and metrics, log everything into the active MLflow run."""
+def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) -> dict[str, float]:
+    """Fit, write predictions and metrics (into `out`, default <outputs.predictions>/ensemble), log
+    everything into the active MLflow run."""
     from cafa_mlflow.serving import log_go_model
 
-    check_writable(member_folder(params, NAME), folder=True)
+    out = member_folder(params, NAME) if out is None else Path(out)
+    check_writable(out, folder=True)
     check_writable(Path(params.outputs.metrics) / "ensemble_val.json")
     prepared = ensure_prepared(params)
     require_val(prepared)
@@ -92,7 +96,8 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
         if split == "val" or prepared.test_fasta.exists()
     }
     members = {name: Predictor.load(member_folder(params, name) / "model") for name in names}
-    ensemble = EnsemblePredictor.from_params(params, ontology, members)  # members on one encoder, or an error
+    kind = registry.ENSEMBLE_METHODS[params.ensemble.method]  # blend or learned stacker: both are Predictors
+    ensemble = registry.predictor_class(kind).from_params(params, ontology, members, prepared.ia)  # one encoder
     fit_set, fit_scorer, fit_predictions = fitting_data(params, prepared, ontology, names, saved)
     ensemble.fit(fit_set, scorer=fit_scorer, member_predictions=fit_predictions)
     scorer = split_scorer(prepared, ontology, "val", params.ensemble.threshold_step)
@@ -106,8 +111,8 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
         )
         if split_score is not None:
             metrics.update(flat_metrics(split_score(predictions[split]), f"{split}_"))
-    out = write_member(member_folder(params, NAME), ensemble, predictions, metrics)
-    report = {"members": member_metrics, "ensemble": metrics, "weights": ensemble.weights}
+    write_member(out, ensemble, predictions, metrics)
+    report = {"members": member_metrics, "ensemble": metrics, "method": params.ensemble.method, **ensemble.summary()}
     report_file = Path(params.outputs.metrics) / "ensemble_val.json"
     with atomic_write(report_file) as handle:
         json.dump(report, handle, indent=1, sort_keys=True)
@@ -115,9 +120,8 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
     tracking.log_params(
         {
             "members": ",".join(names),
-            "ensemble.fit_on": params.ensemble.fit_on,
-            "ensemble.fit_proteins": len(fit_set.ids),
-            **{f"weight_{a}_{m}": w for a, per in ensemble.weights.items() for m, w in per.items()},
+            "fit_proteins_used": len(fit_set.ids),
+            **ensemble.summary(),
         }
     )
     for name, result in member_results.items():
@@ -130,6 +134,8 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
             bars, str(Path(tmp) / "members_vs_ensemble.png"), title="validation: members vs ensemble"
         )
         tracking.log_artifacts([plot, report_file], "ensemble")
+    if not register:  # a tune trial: scored, not packaged
+        return metrics
     plain = params.to_dict()
     info = log_go_model(
         out / "model", params.data.obo, params.submission.to_dict(), name=run_meta.logged_model_name("ensemble", plain)
@@ -140,7 +146,7 @@ def fit_ensemble(params: Any, register: bool = True) -> dict[str, float]:
             params.tracking.registered_model,
             metrics["val_f_w_mean"],
             prepared.split_id,
-            kind="ensemble",
+            kind=ensemble.kind,
             members=names,
             encoder=ensemble.embed.label if ensemble.embed else "",
         )

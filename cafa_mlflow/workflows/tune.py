@@ -1,4 +1,5 @@
-"""The `tune` workflow: an Optuna study over `train`'s hyperparameters (search space: params.yaml tune.space).
+"""The `tune` workflow: an Optuna study over `train`'s hyperparameters, or over the ensemble's (method,
+stacker block) fitted on the saved members (tune.objective; search space: params.yaml tune.space).
 
 One MLflow parent run per invocation, one nested child run per trial logged exactly like a `train` run; the
 parent gets the best value and params, the trials table and Optuna's plots. Resumes by study name; many
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from cafa_mlflow import tracking, tuning
 from cafa_mlflow.errors import CafaError, ConfigError
 from cafa_mlflow.io.text import check_writable
+from cafa_mlflow.workflows.ensemble import fit_ensemble
 from cafa_mlflow.workflows.train import run_params, train_neural
 
 MAX_TAG_CHARS = 5000
@@ -45,17 +47,15 @@ class Objective:
         try:
             # predictions go to a scratch folder, not outputs.predictions
             # a trial is scored on validation only: no cross-fitting or whole-pool refit (retrain_best does them)
-            trial_only = {"folds.k": 0, "folds.full_fit": False, "outputs.predictions": str(out_dir)}
-            params = self.params.with_overrides({**trial_only, **overrides, "outputs.predictions": str(out_dir)})
+            params = self.params.with_overrides({**self._scratch(out_dir), **overrides})
             tags = {"optuna_study": trial.study.study_name, "optuna_trial": str(trial.number)}
             with tracking.start_run(
                 params, "tune_trial", run_name=f"trial-{trial.number}", nested=True, tags=tags
             ) as child:
                 trial.set_user_attr("mlflow_run_id", child.info.run_id)
-                tracking.log_params(run_params(params))
                 prune = PruningCallback(trial.report, trial.should_prune, metric)
                 try:
-                    metrics = train_neural(params, epoch_callbacks=[prune], register=False)
+                    metrics = self._run(params, prune, out_dir)
                 except TrainingPruned as err:
                     pruned = err
                     mlflow.set_tags({"optuna_state": "PRUNED", "pruned_epoch": str(err.epoch)})
@@ -74,6 +74,20 @@ class Objective:
             MlflowClient().set_terminated(child.info.run_id, "KILLED")
             raise optuna.TrialPruned(str(pruned))
         return float(metrics[metric])
+
+    def _scratch(self, out_dir: Path) -> dict[str, Any]:
+        """Where a trial writes: a scratch folder, never outputs.predictions (an ensemble trial reads the
+        members there). A train trial is scored on validation only: no cross-fitting or whole-pool refit
+        (retrain_best does them)."""
+        if self.tune.objective == "ensemble":
+            return {"outputs.metrics": str(out_dir)}
+        return {"folds.k": 0, "folds.full_fit": False, "outputs.predictions": str(out_dir)}
+
+    def _run(self, params: Any, prune: Any, out_dir: Path) -> dict[str, float]:
+        if self.tune.objective == "ensemble":  # the saved members, combined with the trial's ensemble/stacker keys
+            return fit_ensemble(params, register=False, out=out_dir / "ensemble")
+        tracking.log_params(run_params(params))
+        return train_neural(params, epoch_callbacks=[prune], register=False)
 
     @staticmethod
     def _check(metrics: dict, metric: str) -> Exception | None:
@@ -125,12 +139,14 @@ def log_results(study: optuna.Study, params: Any) -> dict[str, Any]:
 
 
 def retrain_best(params: Any, best_params_file: str | Path) -> dict[str, float]:
-    """A `train` run (nested under the tune run) with params + the best params file; registers the model."""
+    """A `train` (or `ensemble`, per tune.objective) run nested under the tune run with params + the best
+    params file; registers the model."""
     best = params.with_overrides(yaml.safe_load(Path(best_params_file).read_text()) or {})
+    step = params.tune.objective
     with tracking.start_run(
-        best, "train", run_name="retrain-best", nested=True, tags={"optuna_study": params.tune.study_name}
+        best, step, run_name="retrain-best", nested=True, tags={"optuna_study": params.tune.study_name}
     ):
-        return train_neural(best, register=True)
+        return fit_ensemble(best, register=True) if step == "ensemble" else train_neural(best, register=True)
 
 
 def run_study(params: Any) -> dict[str, Any]:

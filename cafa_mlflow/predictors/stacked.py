@@ -1,0 +1,138 @@
+"""StackedPredictor: member predictors combined by a learned stacker instead of fixed weights.
+
+A Predictor like its members (and like EnsemblePredictor, the simplex blend it is compared with): `fit`
+learns gradient-boosted trees (cafa_mlflow/stacker) over (protein, candidate term) pairs from the members'
+out-of-fold scores of training proteins; `predict` runs every member and scores their candidates. Features
+come from the members' scores only (stacker.features.member_pairs), so any set of members works, with or
+without embeddings. Output is raw: GO-consistency, caps and rounding come after (ensemble.finalize).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cafa_mlflow.errors import InputError
+from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.ensemble import MEMBERS, common_embed
+from cafa_mlflow.predictors.naive import term_frequencies
+from cafa_mlflow.stacker.features import TermInfo, gather, member_pairs, term_info
+from cafa_mlflow.stacker.model import Stacker
+
+CONFIG, TERMS, STACKER = "stacked.json", "terms.tsv", "stacker"
+STACKER_KEYS = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
+
+
+class StackedPredictor(Predictor):
+    kind = "stacked"
+
+    def __init__(
+        self, members: dict[str, Predictor], ontology: Any = None, settings: Any = None, ia: Any = None
+    ) -> None:
+        """members: name -> fitted predictor; settings: the stacker block; ia: term -> information accretion."""
+        if not members:
+            raise InputError("a stacked ensemble needs at least one member (params.yaml ensemble.members).")
+        self.members, self.ontology, self.settings, self.ia = dict(members), ontology, settings, ia or {}
+        self.embed = common_embed(self.members)
+        self.stacker: Stacker | None = None
+        self.terms: list[str] = []
+        self.freq = np.zeros(0, np.float32)
+        self.info: TermInfo | None = None
+        self.floors = (0.0, 1.0)
+
+    @classmethod
+    def from_params(cls, params: Any, ontology: Any, members: dict[str, Predictor], ia: Any = None) -> StackedPredictor:
+        return cls(members, ontology, params.stacker, ia)
+
+    def inputs(self) -> set[str]:
+        return set().union(*(m.inputs() for m in self.members.values()))
+
+    def embedding_dim(self) -> int | None:
+        return next((d for m in self.members.values() if (d := m.embedding_dim()) is not None), None)
+
+    def set_threads(self, threads: int) -> None:
+        for member in self.members.values():
+            member.set_threads(threads)
+
+    def summary(self) -> dict[str, Any]:
+        """What the run logs as params: the stacker block under its params.yaml names."""
+        return {f"stacker.{k}": v for k, v in self.settings.to_dict().items()} if self.settings else {}
+
+    def fit(
+        self, train: TrainSet, *, scorer: Any = None, member_predictions: dict[str, TermMatrix] | None = None
+    ) -> StackedPredictor:
+        """Learn from the members' scores of `train` (out-of-fold: no member was fitted on these proteins)
+        and train.labels (propagated, over every carried term). `scorer` is unused (the trees fit a loss)."""
+        s = self.settings
+        preds = member_predictions or {name: m.predict(train) for name, m in self.members.items()}
+        if set(preds) != set(self.members):
+            raise InputError(
+                f"member predictions of {sorted(preds)} for members {sorted(self.members)}; pass one per member."
+            )
+        preds = {name: preds[name] for name in self.members}  # feature columns in member order
+        proteins = list(train.ids)
+        self.terms = [
+            t for t in dict.fromkeys(t for tm in preds.values() for t in tm.terms) if t in self.ontology.index
+        ]
+        mats = {name: tm.reindex(proteins, self.terms).matrix for name, tm in preds.items()}
+        truth = train.labels.reindex(proteins=proteins, terms=self.terms).matrix
+        aspects = self.ontology.aspect[[self.ontology.index[t] for t in self.terms]]
+        self.freq = term_frequencies(truth, aspects, "aspect").astype(np.float32)
+        self.info = term_info(self.terms, self.ontology, self.ia)
+        self.floors = (float(s.member_floor), float(s.naive_floor))
+        pairs = member_pairs(mats, self.freq, self.info, *self.floors)
+        kw = {k: getattr(s, k) for k in STACKER_KEYS}
+        self.stacker = Stacker(
+            **kw, neg_fraction=s.neg_fraction, max_rows=s.max_rows, seed=s.seed, ia_weight_floor=s.ia_weight_floor
+        )
+        self.stacker.fit(pairs, gather(truth, pairs.rows, pairs.cols) > 0)
+        return self
+
+    def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
+        """Stacker scores of the members' candidate terms for `ids` (raw: GO-consistency comes after)."""
+        self._require_fitted("stacker")
+        mats = {name: member_predictions[name].reindex(list(ids), self.terms).matrix for name in self.members}
+        pairs = member_pairs(mats, self.freq, self.info, *self.floors)
+        scores = np.maximum(self.stacker.predict_pairs(pairs), np.finfo(np.float32).tiny)
+        matrix = sp.csr_matrix((scores, (pairs.rows, pairs.cols)), shape=(len(ids), len(self.terms)))  # unique pairs
+        return TermMatrix(list(ids), self.terms, matrix)
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        return self.combine({name: m.predict(proteins) for name, m in self.members.items()}, proteins.ids)
+
+    def save_files(self, folder: Path) -> None:
+        self._require_fitted("stacker")
+        for name, member in self.members.items():
+            member.save(folder / MEMBERS / name)
+        self.stacker.save(folder / STACKER)
+        pd.DataFrame(
+            {
+                "term": self.terms,
+                "freq": self.freq,
+                "ia": self.info.ia,
+                "depth": self.info.depth,
+                "aspect_code": self.info.aspect_code,
+            }
+        ).to_csv(folder / TERMS, sep="\t", index=False)
+        with atomic_write(folder / CONFIG) as handle:
+            json.dump(
+                {"members": {n: m.kind for n, m in self.members.items()}, "floors": self.floors}, handle, indent=1
+            )
+
+    @classmethod
+    def load_files(cls, folder: Path) -> StackedPredictor:
+        config = json.loads((folder / CONFIG).read_text())
+        self = cls({name: Predictor.load(folder / MEMBERS / name) for name in config["members"]})
+        self.stacker = Stacker.load(folder / STACKER)
+        table = pd.read_csv(folder / TERMS, sep="\t")
+        self.terms, self.freq = table["term"].tolist(), table["freq"].to_numpy(np.float32)
+        self.info = TermInfo(*(table[c].to_numpy(np.float32) for c in ("ia", "depth", "aspect_code")))
+        self.floors = tuple(config["floors"])
+        return self

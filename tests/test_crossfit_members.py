@@ -1,0 +1,106 @@
+"""Cross-fitted members: out-of-fold predictions never come from a fit that saw the protein, the saved model
+is the whole-pool refit, and the ensemble learns its weights from out-of-fold predictions only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from train_fixtures import make_world
+
+from cafa_mlflow.config import load_config
+from cafa_mlflow.crossfit import cross_fit
+from cafa_mlflow.dataset import load_prepared
+from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.labels import TermMatrix, load_term_matrix
+from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+from cafa_mlflow.workflows.ensemble import fitting_data
+from pipelines import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Memorizer(Predictor):
+    """Scores 1.0 for a protein it was fitted on, 0.5 for any other: a leak shows as a 1.0."""
+
+    kind = "memorizer"
+
+    def fit(self, train: TrainSet) -> Memorizer:
+        self.seen = set(train.ids)
+        return self
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        scores = np.array([[1.0 if p in self.seen else 0.5] for p in proteins.ids], dtype=np.float32)
+        return TermMatrix(proteins.ids, ["GO:0000001"], scores)
+
+    def save_files(self, folder):  # pragma: no cover - never saved here
+        raise NotImplementedError
+
+    @classmethod
+    def load_files(cls, folder):  # pragma: no cover
+        raise NotImplementedError
+
+
+def test_cross_fit_scores_every_protein_with_a_fit_that_never_saw_it():
+    ids = [f"P{i}" for i in range(10)]
+    train = TrainSet(ids, labels=TermMatrix(ids, ["GO:0000001"], np.ones((10, 1), np.float32)))
+    folds = np.array([0, 1, 2] * 3 + [0])
+    oof = cross_fit(Memorizer, train, folds)
+    assert oof.proteins == ids
+    assert oof.matrix.toarray().ravel().tolist() == [0.5] * 10  # a 1.0 would be a protein scored by its own fit
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    overrides = make_world(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)  # artifacts (./mlruns) stay in the temp folder
+    return tmp_path, overrides
+
+
+def member(overrides, kind: str, *flags: str) -> None:
+    """`cafa member` as a user runs it (its own MLflow run)."""
+    assert cli.main(["member", "--predictor", kind, "--params-file", str(overrides), *flags]) == 0
+
+
+def test_member_writes_out_of_fold_predictions_and_saves_the_whole_pool_refit(world):
+    root, overrides = world
+    member(overrides, "knn", "--folds-k", "3", "--folds-full-fit", "true", "--knn-k", "3")
+    prepared = load_prepared(root / "prepared")
+    out = root / "predictions" / "knn"
+    oof = load_term_matrix(out / "oof.npz")
+    assert oof.proteins == prepared.ids("train")  # every train protein, in order
+    assert oof.matrix.nnz > 0
+    model = Predictor.load(out / "model")
+    assert set(model.train_ids) == set(prepared.ids("pool"))  # test and new proteins: the refit on train + val
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"val_f_w_mean", "test_f_w_mean"} <= set(metrics)
+
+
+def test_member_without_folds_or_refit_keeps_the_train_fit(world):
+    root, overrides = world
+    member(overrides, "knn", "--folds-k", "0", "--folds-full-fit", "false", "--knn-k", "3")
+    out = root / "predictions" / "knn"
+    assert not (out / "oof.npz").exists()
+    assert set(Predictor.load(out / "model").train_ids) == set(load_prepared(root / "prepared").ids("train"))
+
+
+def test_ensemble_fits_on_out_of_fold_predictions_of_train_proteins_only(world):
+    root, overrides = world
+    params = load_config(REPO / "params.yaml", params_file=overrides).with_overrides(
+        {"folds.k": 3, "knn.k": 3, "ensemble.fit_on": "oof", "ensemble.fit_proteins": 0}
+    )
+    for kind in ("naive", "knn"):
+        member(overrides, kind, "--folds-k", "3", "--knn-k", "3")
+    prepared = load_prepared(root / "prepared")
+    saved, ontology = {"val": {}}, load_obo(params.data.obo)
+    fit_set, scorer, preds = fitting_data(params, prepared, ontology, ["naive", "knn"], saved)
+    assert fit_set.ids == prepared.ids("train") and not set(fit_set.ids) & set(prepared.ids("val"))
+    assert all(tm.proteins == fit_set.ids for tm in preds.values())
+    no_folds = params.with_overrides({"folds.k": 0})
+    with pytest.raises(ConfigError, match=r"ensemble.fit_on=oof needs .* folds.k >= 2"):
+        fitting_data(no_folds, prepared, ontology, ["naive", "knn"], saved)
+    assert 0 < scorer(preds["knn"])["BPO"]["f_w"] <= 1  # scored against the train proteins' own labels
