@@ -85,11 +85,12 @@ def load_params(
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
-    """{'train': {'lr': 1}} -> {'train.lr': 1}; flat dotted keys pass through."""
+    """{'train': {'lr': 1}} -> {'train.lr': 1}; flat dotted keys pass through. Blocks are one level deep, so a
+    mapping under block.key (tune.space) is that key's whole value."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and "." not in name:
             flat.update(flatten(value, name + "."))
         else:
             flat[name] = value

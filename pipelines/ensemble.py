@@ -14,7 +14,7 @@ from cafa_mlflow.workflows.ensemble import fit_ensemble
 
 def main(argv=None) -> dict[str, float]:
     params, _ = parse_params(argv, "cafa ensemble", __doc__, own="ensemble")
-    with tracking.start_run(params, "ensemble", extra_params=params.ensemble.to_dict()):
+    with tracking.start_run(params, "ensemble"):
         metrics = fit_ensemble(params)
     print(f"ensemble: val_f_w_mean={metrics['val_f_w_mean']:.3f}; predictions in {params.outputs.predictions}/ensemble")
     return metrics

@@ -290,3 +290,45 @@ def test_real_train_two_trials_then_retrain_best_registers(env):
     assert float(retrain.data.params["lr"]) == pytest.approx(study.best_params["train.lr"])
     assert retrain.data.tags["registered_version"] == "1"
     assert (env / "world" / "predictions" / "neural" / "model").is_dir()
+
+
+def test_ensemble_objective_tunes_the_method_on_saved_members_and_retrains_the_best(env):
+    """tune.objective=ensemble: trials fit blend or stacker on the members' out-of-fold predictions (scored on
+    the unseen validation split), never touch outputs.predictions/ensemble; retrain_best registers the best."""
+    import yaml
+    from train_fixtures import make_world
+
+    from pipelines import cli
+
+    overrides = make_world(env / "world")
+    extra = yaml.safe_load(overrides.read_text())
+    extra["ensemble"] = {"members": ["naive", "knn"], "fit_proteins": 0}
+    extra["folds"] = {"k": 3}
+    extra["knn"] = {"k": 3}
+    extra["stacker"] = {"max_iter": 10, "min_samples_leaf": 2}
+    extra["tune"] = {
+        "objective": "ensemble",
+        "space": {"ensemble.method": {"type": "categorical", "choices": ["blend", "stacker"]}},
+        "storage": f"sqlite:///{env}/optuna.db",
+        "out": str(env / "tune"),
+        "study_name": "ens",
+        "n_trials": 3,
+        "pruner": "none",
+        "retrain_best": True,
+    }
+    overrides.write_text(yaml.safe_dump(extra))
+    for kind in ("naive", "knn"):
+        assert cli.main(["member", "--predictor", kind, "--params-file", str(overrides)]) == 0
+    assert cli.main(["tune", "--params-file", str(overrides)]) == 0
+    study = load(env, "ens")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert {t.params["ensemble.method"] for t in study.trials} == {"blend", "stacker"}
+    client, (parent,), children = runs("ens")
+    assert [c.data.metrics["val_f_w_mean"] for c in children] == pytest.approx([t.value for t in study.trials])
+    (retrain,) = client.search_runs(parent.info.experiment_id, "tags.entry_point = 'ensemble'")
+    assert retrain.data.params["method"] == study.best_params["ensemble.method"]
+    kind = {"blend": "ensemble", "stacker": "stacked"}[study.best_params["ensemble.method"]]
+    assert (
+        json.loads((env / "world" / "predictions" / "ensemble" / "model" / "predictor.json").read_text())["kind"]
+        == kind
+    )

@@ -119,6 +119,7 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
 
     tracking.log_params(
         {
+            **params.ensemble.to_dict(),
             "members": ",".join(names),
             "fit_proteins_used": len(fit_set.ids),
             **ensemble.summary(),
