@@ -122,8 +122,11 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     binary = TermMatrix(val.ids, terms, predictor.thresholds.apply(predictions["val"].matrix).astype(bool))
     metrics.update({f"val_{k}": v for k, v in f1_at_thresholds(y_val, binary, aspect).items()})
     # folds and the whole-pool refit have no validation split of their own: they stop early on val_loss of
-    # an inner split of their training part (train.val_fraction), so `val` stays unseen by them
-    refit_params = dataclasses.replace(tp, monitor="val_loss", monitor_mode="min")
+    # an inner split of their training part (train.val_fraction), so `val` stays unseen by them, and train
+    # at most as many epochs as this fit found best (the only number they take from validation)
+    refit_params = dataclasses.replace(
+        tp, monitor="val_loss", monitor_mode="min", max_epochs=max(1, predictor.result.best_epoch)
+    )
     oof = cross_fitted(lambda: NeuralPredictor(refit_params), params, prepared)
     if oof is not None:
         predictions[OOF] = oof
