@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from train_fixtures import make_world
 
 from cafa_mlflow.config import load_config
 from cafa_mlflow.crossfit import cross_fit
@@ -51,14 +50,6 @@ def test_cross_fit_scores_every_protein_with_a_fit_that_never_saw_it():
     oof = cross_fit(Memorizer, train, folds)
     assert oof.proteins == ids
     assert oof.matrix.toarray().ravel().tolist() == [0.5] * 10  # a 1.0 would be a protein scored by its own fit
-
-
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    overrides = make_world(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.chdir(tmp_path)  # artifacts (./mlruns) stay in the temp folder
-    return tmp_path, overrides
 
 
 def member(overrides, kind: str, *flags: str) -> None:

@@ -2,22 +2,12 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 from mlflow.tracking import MlflowClient
-from train_fixtures import make_world
 
 from cafa_mlflow.labels import load_term_matrix
 from pipelines import cli
 
 REGISTERED = "cafa-go-test"
-
-
-@pytest.fixture
-def world(tmp_path, monkeypatch):
-    overrides = make_world(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.chdir(tmp_path)  # artifacts (./mlruns) stay in the temp folder
-    return tmp_path, overrides
 
 
 def _artifacts(client, run_id, path=""):

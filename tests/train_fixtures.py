@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from cafa_mlflow.dataset import prepare_dataset
@@ -129,3 +130,12 @@ def make_world(root: Path, n_train: int = 80, n_test: int = 24) -> Path:
     path = root / "overrides.yaml"
     path.write_text(yaml.safe_dump(overrides))
     return path
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    """make_world in tmp_path with its own SQLite tracking store; returns (root, overrides file)."""
+    overrides = make_world(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)  # artifacts (./mlruns) stay in the temp folder
+    return tmp_path, overrides

@@ -22,7 +22,36 @@ TERMS = "term_aspect.tsv"
 MEMBERS = "members"
 
 
-class EnsemblePredictor(Predictor):
+class Combined(Predictor):
+    """A Predictor made of member predictors (the blend, the stacker): their inputs, threads and encoder;
+    each member is saved in its own folder under members/."""
+
+    def __init__(self, members: dict[str, Predictor]) -> None:
+        if not members:
+            raise ConfigError("an ensemble needs at least one member (params.yaml ensemble.members).")
+        self.members = dict(members)
+        self.embed = common_embed(self.members)
+
+    def inputs(self) -> set[str]:
+        return set().union(*(m.inputs() for m in self.members.values()))
+
+    def embedding_dim(self) -> int | None:
+        return next((d for m in self.members.values() if (d := m.embedding_dim()) is not None), None)
+
+    def set_threads(self, threads: int) -> None:
+        for member in self.members.values():
+            member.set_threads(threads)
+
+    def save_members(self, folder: Path) -> None:
+        for name, member in self.members.items():
+            member.save(folder / MEMBERS / name)
+
+    @staticmethod
+    def load_members(folder: Path, names: Any) -> dict[str, Predictor]:
+        return {name: Predictor.load(folder / MEMBERS / name) for name in names}
+
+
+class EnsemblePredictor(Combined):
     kind = "ensemble"
 
     def __init__(
@@ -30,10 +59,8 @@ class EnsemblePredictor(Predictor):
     ) -> None:
         """members: name -> fitted predictor; settings: the ensemble block (step, search, max_grid_points);
         submission: the submission block (candidates are rounded as they will be submitted)."""
-        if not members:
-            raise ConfigError("an ensemble needs at least one member (params.yaml ensemble.members).")
-        self.members, self.ontology, self.settings, self.submission = dict(members), ontology, settings, submission
-        self.embed = common_embed(self.members)
+        super().__init__(members)
+        self.ontology, self.settings, self.submission = ontology, settings, submission
         self.weights: dict[str, dict[str, float]] | None = None
         self.term_aspect: dict[str, str] = {}
 
@@ -46,16 +73,6 @@ class EnsemblePredictor(Predictor):
     def summary(self) -> dict[str, Any]:
         """What the run logs as params: one weight per aspect and member."""
         return {f"weight_{a}_{m}": w for a, per in (self.weights or {}).items() for m, w in per.items()}
-
-    def inputs(self) -> set[str]:
-        return set().union(*(m.inputs() for m in self.members.values()))
-
-    def embedding_dim(self) -> int | None:
-        return next((d for m in self.members.values() if (d := m.embedding_dim()) is not None), None)
-
-    def set_threads(self, threads: int) -> None:
-        for member in self.members.values():
-            member.set_threads(threads)
 
     def fit(
         self, train: TrainSet, *, scorer: Any, member_predictions: dict[str, TermMatrix] | None = None
@@ -89,8 +106,7 @@ class EnsemblePredictor(Predictor):
         return self.combine({name: m.predict(proteins) for name, m in self.members.items()}, proteins.ids)
 
     def save_files(self, folder: Path) -> None:
-        for name, member in self.members.items():
-            member.save(folder / MEMBERS / name)
+        self.save_members(folder)
         pd.DataFrame({"term": list(self.term_aspect), "aspect": list(self.term_aspect.values())}).to_csv(
             folder / TERMS, sep="\t", index=False
         )
@@ -102,8 +118,7 @@ class EnsemblePredictor(Predictor):
     @classmethod
     def load_files(cls, folder: Path) -> EnsemblePredictor:
         config = json.loads((folder / CONFIG).read_text())
-        members = {name: Predictor.load(folder / MEMBERS / name) for name in config["members"]}
-        self = cls(members)
+        self = cls(cls.load_members(folder, config["members"]))
         self.weights = config["weights"]
         table = pd.read_csv(folder / TERMS, sep="\t", dtype=str)
         self.term_aspect = dict(zip(table["term"], table["aspect"]))

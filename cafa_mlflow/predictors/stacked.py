@@ -21,7 +21,7 @@ from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.ensemble import MEMBERS, common_embed
+from cafa_mlflow.predictors.ensemble import Combined
 from cafa_mlflow.predictors.naive import term_frequencies
 from cafa_mlflow.stacker.features import TermInfo, gather, member_pairs, term_info
 from cafa_mlflow.stacker.model import Stacker
@@ -30,17 +30,15 @@ CONFIG, TERMS, STACKER = "stacked.json", "terms.tsv", "stacker"
 STACKER_KEYS = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
 
 
-class StackedPredictor(Predictor):
+class StackedPredictor(Combined):
     kind = "stacked"
 
     def __init__(
         self, members: dict[str, Predictor], ontology: Any = None, settings: Any = None, ia: Any = None
     ) -> None:
         """members: name -> fitted predictor; settings: the stacker block; ia: term -> information accretion."""
-        if not members:
-            raise InputError("a stacked ensemble needs at least one member (params.yaml ensemble.members).")
-        self.members, self.ontology, self.settings, self.ia = dict(members), ontology, settings, ia or {}
-        self.embed = common_embed(self.members)
+        super().__init__(members)
+        self.ontology, self.settings, self.ia = ontology, settings, ia or {}
         self.stacker: Stacker | None = None
         self.terms: list[str] = []
         self.freq = np.zeros(0, np.float32)
@@ -50,16 +48,6 @@ class StackedPredictor(Predictor):
     @classmethod
     def from_params(cls, params: Any, ontology: Any, members: dict[str, Predictor], ia: Any = None) -> StackedPredictor:
         return cls(members, ontology, params.stacker, ia)
-
-    def inputs(self) -> set[str]:
-        return set().union(*(m.inputs() for m in self.members.values()))
-
-    def embedding_dim(self) -> int | None:
-        return next((d for m in self.members.values() if (d := m.embedding_dim()) is not None), None)
-
-    def set_threads(self, threads: int) -> None:
-        for member in self.members.values():
-            member.set_threads(threads)
 
     def summary(self) -> dict[str, Any]:
         """What the run logs as params: the stacker block under its params.yaml names."""
@@ -109,8 +97,7 @@ class StackedPredictor(Predictor):
 
     def save_files(self, folder: Path) -> None:
         self._require_fitted("stacker")
-        for name, member in self.members.items():
-            member.save(folder / MEMBERS / name)
+        self.save_members(folder)
         self.stacker.save(folder / STACKER)
         pd.DataFrame(
             {
@@ -129,7 +116,7 @@ class StackedPredictor(Predictor):
     @classmethod
     def load_files(cls, folder: Path) -> StackedPredictor:
         config = json.loads((folder / CONFIG).read_text())
-        self = cls({name: Predictor.load(folder / MEMBERS / name) for name in config["members"]})
+        self = cls(cls.load_members(folder, config["members"]))
         self.stacker = Stacker.load(folder / STACKER)
         table = pd.read_csv(folder / TERMS, sep="\t")
         self.terms, self.freq = table["term"].tolist(), table["freq"].to_numpy(np.float32)
