@@ -57,6 +57,7 @@ def standard_params(params: Any) -> dict[str, Any]:
         "val_fraction": prep["val_fraction"],
         "seed": prep["seed"],
         "split": prep.get("split", ""),
+        "split_min_identity": prep.get("split_min_identity", ""),
         # the validation scheme under the `-P` names that set it
         **{f"folds.{k}": v for k, v in params.get("folds", {}).items()},
     }

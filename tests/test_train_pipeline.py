@@ -37,6 +37,10 @@ def test_cafa_train_logs_saves_registers_and_promotes_only_a_better_run(world):
         "focal_gamma",
         "train_seed",
         "seed",
+        "split",  # the validation scheme, under the -P names that set it
+        "split_min_identity",
+        "folds.k",
+        "folds.full_fit",
     } <= set(params)
     assert (params["loss"], params["epochs"], params["model"]) == ("focal", "2", "multitask")
     # per-epoch curves at step = epoch; the final (best-restored) values one step later

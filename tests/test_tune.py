@@ -325,6 +325,11 @@ def test_ensemble_objective_tunes_the_method_on_saved_members_and_retrains_the_b
     assert {t.params["ensemble.method"] for t in study.trials} == {"blend", "stacker"}
     client, (parent,), children = runs("ens")
     assert [c.data.metrics["val_f_w_mean"] for c in children] == pytest.approx([t.value for t in study.trials])
+    for child, trial in zip(children, study.trials):  # each trial logs its method's own parameters
+        assert child.data.params["method"] == trial.params["ensemble.method"]
+        stacked = trial.params["ensemble.method"] == "stacker"
+        assert ("stacker.max_iter" in child.data.params) == stacked
+        assert any(k.startswith("weight_") for k in child.data.params) != stacked
     (retrain,) = client.search_runs(parent.info.experiment_id, "tags.entry_point = 'ensemble'")
     assert retrain.data.params["method"] == study.best_params["ensemble.method"]
     kind = {"blend": "ensemble", "stacker": "stacked"}[study.best_params["ensemble.method"]]
