@@ -76,7 +76,7 @@ def load_params(
         if not Path(params_file).is_file():
             raise ConfigError(f"{params_file}: parameter file not found.")
         with open(params_file) as handle:
-            merged.update(flatten(yaml.safe_load(handle) or {}))
+            merged.update(block_keys(yaml.safe_load(handle) or {}))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     params = copy.deepcopy(params)
     for key, value in merged.items():
@@ -84,13 +84,22 @@ def load_params(
     return params
 
 
+def block_keys(tree: Mapping) -> dict[str, Any]:
+    """A params file's {'train': {'lr': 1}} -> {'train.lr': 1}: blocks are one level deep, so a mapping under
+    block.key (tune.space) is that key's whole value; flat dotted keys pass through."""
+    return {
+        (f"{block}.{key}" if isinstance(keys, Mapping) else block): value
+        for block, keys in tree.items()
+        for key, value in (keys.items() if isinstance(keys, Mapping) else [(None, keys)])
+    }
+
+
 def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
-    """{'train': {'lr': 1}} -> {'train.lr': 1}; flat dotted keys pass through. Blocks are one level deep, so a
-    mapping under block.key (tune.space) is that key's whole value."""
+    """{'train': {'lr': 1}} -> {'train.lr': 1}; flat dotted keys pass through."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and "." not in name:
+        if isinstance(value, Mapping):
             flat.update(flatten(value, name + "."))
         else:
             flat[name] = value

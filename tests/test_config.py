@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from cafa_mlflow.config import flatten, load_params, parse_value
+from cafa_mlflow.config import block_keys, flatten, load_params, parse_value
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.flags import parse_params
 
@@ -69,6 +69,13 @@ def test_parse_value_and_flatten():
         3,
     ]
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e.f": 3}) == {"a.b": 1, "a.c.d": 2, "e.f": 3}
+    # a params file: blocks are one level deep, so a mapping value (tune.space) stays whole
+    space = {"ensemble.method": {"type": "categorical", "choices": ["blend", "stacker"]}}
+    assert block_keys({"tune": {"space": space, "n_trials": 3}, "train.lr": 0.1}) == {
+        "tune.space": space,
+        "tune.n_trials": 3,
+        "train.lr": 0.1,
+    }
 
 
 @pytest.mark.parametrize("flag", ["--esm-model", "--esm_model"])
