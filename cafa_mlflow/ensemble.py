@@ -1,5 +1,5 @@
-"""Ensembles of member predictions: per-aspect weights fitted on validation data, then GO-consistency,
-a per-protein term cap and rounding for a CAFA submission.
+"""Ensembles of member predictions: per-aspect weights fitted on held-out member predictions (out-of-fold or
+validation), then GO-consistency, a per-protein term cap and rounding for a CAFA submission.
 
 Weight search (`fit_weights`): the CAFA metric of one aspect depends only on that aspect's columns, so
 one evaluation of a candidate prediction scores every aspect at once, and each aspect may even use its

@@ -1,6 +1,7 @@
-"""EnsemblePredictor: member predictors combined with per-aspect simplex weights fitted on validation data.
+"""EnsemblePredictor: member predictors combined with per-aspect simplex weights fitted on held-out predictions.
 
-It is a Predictor like its members: `fit` fits the weights on a TrainSet of validation proteins, `predict`
+It is a Predictor like its members: `fit` fits the weights on a TrainSet of proteins no member was fitted on
+(out-of-fold or validation), `predict`
 runs every member and combines their scores, `save` writes the weights plus each member's own folder."""
 
 from __future__ import annotations
