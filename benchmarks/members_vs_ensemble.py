@@ -101,22 +101,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default=None, help="parameter file (default: params.yaml)")
     ap.add_argument("--variants", default="blend,stacker,blend-val", help="ensemble variants to fit and compare")
+    ap.add_argument(
+        "--members", default=None, help="ensemble.members to combine (default: params.yaml's), e.g. naive,homology"
+    )
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = ap.parse_args()
     params = load_config(args.params)
+    if args.members:
+        params = params.with_overrides({"ensemble.members": args.members.split(",")})
     root = Path(params.outputs.predictions)
     folders = {name: root / name for name in params.ensemble.members}
     fitted = fit_variants(params, [v for v in args.variants.split(",") if v], root.parent / "bench_ensembles")
     folders.update({f"ensemble {v}": folder for v, (folder, _) in fitted.items()})
-    folders["submitted ensemble"] = root / "ensemble"
+    if not args.members:
+        folders["submitted ensemble"] = root / "ensemble"
     shipped = f"ensemble {params.ensemble.method}" + ("" if params.ensemble.fit_on == "oof" else "-val")
     body = table(scores(params, folders), shipped)
     timing = ", ".join(f"{v} {s:.0f} s" for v, (_, s) in fitted.items())
     print(body, f"\nfit + predict time per variant: {timing}", sep="\n")
     if not args.no_write:
         prep = params.prepare
+        section = SECTION if not args.members else f"{SECTION}: members {', '.join(params.ensemble.members)} only"
         write_section(
-            f"{SECTION}\n\nCells: weighted F-max (unweighted F-max), cafa_mlflow.evaluation.scorer (= cafaeval), IA from "
+            f"{section}\n\nCells: weighted F-max (unweighted F-max), cafa_mlflow.evaluation.scorer (= cafaeval), IA from "
             f"the prepared data. Machine: {os.cpu_count()} CPU cores ({platform.machine()}), date "
             f"{datetime.date.today().isoformat()}; data: prepare.subsample={prep.subsample}, test_subsample="
             f"{prep.test_subsample}, folds.k={params.folds.k}, folds.full_fit={params.folds.full_fit}, encoder "
