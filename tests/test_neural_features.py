@@ -69,3 +69,20 @@ def test_predictor_starts_from_term_priors_and_chunk_model_serves_pooled_vectors
     single = pred.predict_arrays((x.astype(np.float32), np.arange(len(x) + 1)))
     assert scores.shape == y.shape and (scores != single).nnz == 0
     assert isinstance(pred._inputs(x), ChunkInputs)
+
+
+def test_chunk_model_cross_fits_on_row_views_of_its_chunk_inputs():
+    """A fold of a TrainSet with chunk inputs is a view of their rows (views of views stay one level deep)."""
+    from cafa_mlflow.crossfit import cross_fit
+    from cafa_mlflow.labels import TermMatrix
+    from cafa_mlflow.predictors.base import TrainSet
+
+    x, y = tiny_data(n=30)
+    chunks = ChunkInputs(*tiny_chunks(x))
+    ids = [f"P{i}" for i in range(30)]
+    terms = [f"GO:{i:07d}" for i in range(y.shape[1])]
+    train = TrainSet(ids, chunks=chunks, labels=TermMatrix(ids, terms, y), term_aspect=ASPECTS)
+    part = train.take(np.array([3, 4, 5])).take(np.array([2]))
+    assert part.ids == ["P5"] and part.chunks.base is chunks and part.chunks.index.tolist() == [5]
+    oof = cross_fit(lambda: NeuralPredictor(params(model="chunk_attention", max_epochs=1)), train, np.arange(30) % 3)
+    assert oof.proteins == ids and oof.matrix.shape == (30, len(terms))

@@ -45,16 +45,22 @@ class ProteinSet:
                 )
 
     def take(self, rows: Sequence[int] | np.ndarray) -> ProteinSet:
-        """The proteins at `rows` with their inputs (chunk inputs cannot be sliced: they are dropped)."""
+        """The proteins at `rows` with their inputs (e.g. one cross-fitting fold)."""
         rows = np.asarray(rows, dtype=np.int64)
         return ProteinSet(**self._taken(rows))
 
     def _taken(self, rows: np.ndarray) -> dict[str, Any]:
+        chunks = None
+        if self.chunks is not None:  # chunk inputs (neural Inputs): a view of their rows, no copy
+            from cafa_mlflow.predictors.neural.data import SubsetInputs
+
+            chunks = SubsetInputs(self.chunks, rows)
         return {
             "ids": [self.ids[i] for i in rows],
             "embeddings": None if self.embeddings is None else self.embeddings[rows],
             "fasta": self.fasta,
             "sequences": None if self.sequences is None else [self.sequences[i] for i in rows],
+            "chunks": chunks,
         }
 
     def require(self, needs: set[str], who: str) -> None:

@@ -92,8 +92,11 @@ def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared)
 
     if params.folds.k < 2:
         return None
-    train = training_set(make(), params, prepared, "train")
-    return cross_fit(make, train, prepared.folds(params.folds.k, params.folds.seed))
+    folds = prepared.folds(params.folds.k, params.folds.seed)
+    if len(set(folds.tolist())) < 2:  # one cluster holds every train protein: nothing to hold out
+        log.warning("the train split is one cluster: no out-of-fold predictions (lower prepare.split_min_identity)")
+        return None
+    return cross_fit(make, training_set(make(), params, prepared, "train"), folds)
 
 
 def final_fit(make: Callable[[], Predictor], params: Any, prepared: Prepared, fitted: Predictor) -> Predictor:

@@ -141,18 +141,16 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
     info = log_go_model(
         out / "model", params.data.obo, params.submission.to_dict(), name=run_meta.logged_model_name("ensemble", plain)
     )
-    if register:
-        version, promoted = tracking.register_and_promote(
-            info.model_uri,
-            params.tracking.registered_model,
-            metrics["val_f_w_mean"],
-            prepared.split_id,
-            kind=ensemble.kind,
-            members=names,
-            encoder=ensemble.embed.label if ensemble.embed else "",
-        )
-        print(
-            f"registered {params.tracking.registered_model} v{version}"
-            f"{' as champion' if promoted else ' (champion unchanged)'}"
-        )
+    version, promoted = tracking.register_and_promote(
+        info.model_uri,
+        params.tracking.registered_model,
+        metrics["val_f_w_mean"],
+        prepared.split_id,
+        kind=ensemble.kind,
+        members=names,
+        encoder=ensemble.embed.label if ensemble.embed else "",
+    )
+    print(
+        f"registered {params.tracking.registered_model} v{version}{' as champion' if promoted else ' (champion unchanged)'}"
+    )
     return metrics

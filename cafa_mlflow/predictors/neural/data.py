@@ -84,7 +84,10 @@ class SubsetInputs:
     """Rows `index` of other inputs, without copying them (e.g. the train or val part of a memmap)."""
 
     def __init__(self, base: Inputs, index: np.ndarray) -> None:
-        self.base, self.index = base, np.asarray(index, dtype=np.int64)
+        index = np.asarray(index, dtype=np.int64)
+        if isinstance(base, SubsetInputs):  # rows of rows: one level, so `base` is always the real inputs
+            base, index = base.base, base.index[index]
+        self.base, self.index = base, index
 
     def __len__(self) -> int:
         return len(self.index)
