@@ -91,3 +91,26 @@ def test_fit_without_val_uses_grouped_split():
 def test_load_missing_directory(tmp_path):
     with pytest.raises(MissingWeightsError):
         NeuralPredictor.load(tmp_path / "nothing")
+
+
+def test_finetune_cross_fits_with_the_encoder_given_at_construction():
+    """Cross-fitting calls fit(train) without an encoder: model=finetune uses the one passed as `esm=`, a fresh
+    one per fold, so no fold starts from weights another fold trained."""
+    from cafa_mlflow.crossfit import cross_fit
+    from cafa_mlflow.labels import TermMatrix
+    from cafa_mlflow.predictors.base import TrainSet
+
+    seqs, y = tiny_sequences()
+    ids = [f"P{i}" for i in range(len(seqs))]
+    terms = [f"GO:{i:07d}" for i in range(y.shape[1])]
+    train = TrainSet(ids, sequences=list(seqs), labels=TermMatrix(ids, terms, y), term_aspect=ASPECTS)
+    p = params(model="finetune", finetune_unfreeze_layers=1, batch_size=8, finetune_max_residues=16, max_epochs=1)
+    encoders = []
+
+    def make() -> NeuralPredictor:
+        encoders.append(tiny_esm())
+        return NeuralPredictor(p, encoders[-1])
+
+    oof = cross_fit(make, train, np.arange(len(ids)) % 2)
+    assert oof.proteins == ids and oof.matrix.shape == (len(ids), len(terms))
+    assert len(encoders) == 2 and encoders[0][0] is not encoders[1][0]

@@ -127,10 +127,18 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     refit_params = dataclasses.replace(
         tp, monitor="val_loss", monitor_mode="min", max_epochs=max(1, predictor.result.best_epoch)
     )
-    oof = cross_fitted(lambda: NeuralPredictor(refit_params), params, prepared)
+
+    def refit() -> NeuralPredictor:  # finetune: the encoder as loaded, not as the fit above left it
+        if esm_model is None:
+            return NeuralPredictor(refit_params)
+        from cafa_mlflow.embed import load_esm
+
+        return NeuralPredictor(refit_params, load_esm(params.embed.esm_model))
+
+    oof = cross_fitted(refit, params, prepared)
     if oof is not None:
         predictions[OOF] = oof
-    final = final_fit(lambda: NeuralPredictor(refit_params), params, prepared, predictor)
+    final = final_fit(refit, params, prepared, predictor)
     if prepared.test_fasta.exists():
         predictions["test"] = final.predict(protein_set(final, params, prepared, "test"))
         test_scorer = split_scorer(prepared, ontology, "test", tp.threshold_step)

@@ -52,8 +52,10 @@ class NeuralPredictor(Predictor):
     kind = "neural"
     label_terms = "vocabulary"
 
-    def __init__(self, params: TrainParams | dict) -> None:
+    def __init__(self, params: TrainParams | dict, esm: tuple[nn.Module, Any] | None = None) -> None:
+        """esm: (ESM-2 model, alphabet) that model=finetune fits on when fit() is given none (e.g. cross-fitting)."""
         self.params = params if isinstance(params, TrainParams) else TrainParams.from_dict(params)
+        self.esm = esm
         self.model: nn.Module | None = None
         self.terms: list[str] = []
         self.term_aspect = np.array([], dtype=str)
@@ -92,6 +94,8 @@ class NeuralPredictor(Predictor):
         alphabet: Any = None,
     ) -> NeuralPredictor:
         """Fit on a TrainSet (validation: `val`, else a split of `train` by params); result in `self.result`."""
+        if esm_model is None and self.esm is not None:
+            esm_model, alphabet = self.esm
         if train.term_aspect is None:
             raise InputError("a neural predictor needs TrainSet.term_aspect (the aspect of each label column).")
         self.fit_arrays(
