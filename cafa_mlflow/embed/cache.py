@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.io import text
 from cafa_mlflow.io.text import atomic_write
 
 MANIFEST = "manifest.json"
@@ -56,9 +57,7 @@ def write_shard(path: Path, vectors: np.ndarray) -> None:
 
 
 def write_json(path: Path, obj: dict) -> None:
-    with atomic_write(path) as handle:
-        json.dump(obj, handle, indent=1, sort_keys=True)
-        handle.write("\n")
+    text.write_json(path, obj, sort_keys=True)
 
 
 def read_manifest(cache_dir: str | os.PathLike) -> dict | None:

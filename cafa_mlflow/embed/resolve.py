@@ -16,7 +16,7 @@ from cafa_mlflow.embed.cache import Embeddings
 from cafa_mlflow.embed.runner import embed_fasta, matches_settings
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import write_json
 
 INDEX = "index.json"
 ROLES = ("train", "test")
@@ -30,8 +30,7 @@ def read_index(out: str | Path) -> dict[str, str]:
 
 def write_index(out: str | Path, index: dict[str, str]) -> Path:
     path = Path(out) / INDEX
-    with atomic_write(path) as handle:
-        json.dump(index, handle, indent=1)
+    write_json(path, index)
     return path
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
 from typing import Any
 
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io import text
 
 TABLE_COLUMNS = ("n", "f", "f_w", "tau", "tau_w", "pr", "rc", "cov", "s")
 
@@ -58,6 +57,4 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    with atomic_write(path) as out:
-        json.dump(jsonable(obj), out, indent=2)
-        out.write("\n")
+    text.write_json(path, jsonable(obj), indent=2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import json
 import lzma
 import os
 import shutil
@@ -17,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from cafa_mlflow.errors import InputError, OutputError
 from cafa_mlflow.io.read_checks import READ_ERRORS, SNIFF_BYTES, CheckedReader, one_line, read_error, sniff
@@ -198,3 +199,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wt") -> Iterator[IO]:
         if _is_ours(err, Path(tmp), Path(tmp + path.suffix), path):
             raise write_error(path, err) from err
         raise
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1, sort_keys: bool = False) -> None:
+    """`obj` as JSON at `path`, written atomically (atomic_write)."""
+    with atomic_write(path) as handle:
+        json.dump(obj, handle, indent=indent, sort_keys=sort_keys)
+        handle.write("\n")

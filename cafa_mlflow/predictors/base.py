@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cafa_mlflow.errors import InputError, MissingWeightsError
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import write_json
 from cafa_mlflow.labels import TermMatrix
 
 EMBEDDING, CHUNKS, SEQUENCE = "embedding", "chunks", "sequence"  # what a predictor may need per protein
@@ -141,8 +141,7 @@ class Predictor(ABC):
             "inputs": sorted(self.inputs()),
             "embed": self.embed.to_dict() if self.embed else None,
         }
-        with atomic_write(folder / META_FILE) as handle:
-            json.dump(meta, handle, indent=1)
+        write_json(folder / META_FILE, meta)
         return folder
 
     @classmethod

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from cafa_mlflow.ensemble import combine, fit_weights, round_scores
 from cafa_mlflow.errors import ConfigError, InputError
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import write_json
 from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, term_aspects
 
@@ -43,17 +43,24 @@ class Combined(Predictor):
         for member in self.members.values():
             member.set_threads(threads)
 
-    def save_members(self, folder: Path) -> None:
+    config_file: ClassVar[str]  # the subclass's own settings, with the members' kinds
+
+    def save_members(self, folder: Path, **config: Any) -> None:
+        """Each member into members/<name>/, and `config_file` = {members: {name: kind}, **config}."""
         for name, member in self.members.items():
             member.save(folder / MEMBERS / name)
+        write_json(folder / self.config_file, {"members": {n: m.kind for n, m in self.members.items()}, **config})
 
-    @staticmethod
-    def load_members(folder: Path, names: Any) -> dict[str, Predictor]:
-        return {name: Predictor.load(folder / MEMBERS / name) for name in names}
+    @classmethod
+    def load_members(cls, folder: Path) -> tuple[dict[str, Predictor], dict[str, Any]]:
+        """The saved members and `config_file`."""
+        config = json.loads((folder / cls.config_file).read_text())
+        return {name: Predictor.load(folder / MEMBERS / name) for name in config["members"]}, config
 
 
 class EnsemblePredictor(Combined):
     kind = "ensemble"
+    config_file = CONFIG
 
     def __init__(
         self, members: dict[str, Predictor], ontology: Any = None, settings: Any = None, submission: Any = None
@@ -107,19 +114,15 @@ class EnsemblePredictor(Combined):
         return self.combine({name: m.predict(proteins) for name, m in self.members.items()}, proteins.ids)
 
     def save_files(self, folder: Path) -> None:
-        self.save_members(folder)
+        self.save_members(folder, weights=self.weights)
         pd.DataFrame({"term": list(self.term_aspect), "aspect": list(self.term_aspect.values())}).to_csv(
             folder / TERMS, sep="\t", index=False
         )
-        with atomic_write(folder / CONFIG) as handle:
-            json.dump(
-                {"members": {n: m.kind for n, m in self.members.items()}, "weights": self.weights}, handle, indent=1
-            )
 
     @classmethod
     def load_files(cls, folder: Path) -> EnsemblePredictor:
-        config = json.loads((folder / CONFIG).read_text())
-        self = cls(cls.load_members(folder, config["members"]))
+        members, config = cls.load_members(folder)
+        self = cls(members)
         self.weights = config["weights"]
         table = pd.read_csv(folder / TERMS, sep="\t", dtype=str)
         self.term_aspect = dict(zip(table["term"], table["aspect"]))

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingToolError, MissingWeightsError
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
-from cafa_mlflow.io.text import atomic_dir, atomic_write
+from cafa_mlflow.io.text import atomic_dir, atomic_write, write_json
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.transfer import aspect_root_columns, hit_matrix, vote
@@ -321,8 +321,7 @@ class HomologyPredictor(Predictor):
             "max_target_seqs": self.max_target_seqs,
             "exclude_self": self.exclude_self,
         }
-        with atomic_write(folder / "config.json") as handle:
-            json.dump(config, handle, indent=1)
+        write_json(folder / "config.json", config)
 
     @classmethod
     def load_files(cls, folder: Path, threads: int = 0, executable: str = "diamond") -> HomologyPredictor:

@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import EMBEDDING, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.transfer import aspect_root_columns, vote
@@ -169,8 +169,7 @@ class KnnPredictor(Predictor):
             "exclude_self": self.exclude_self,
             "dim": int(self.train_unit.shape[1]),
         }
-        with atomic_write(folder / "config.json") as handle:
-            json.dump(config, handle, indent=1)
+        write_json(folder / "config.json", config)
 
     @classmethod
     def load_files(cls, folder: Path, mmap: bool = True) -> KnnPredictor:

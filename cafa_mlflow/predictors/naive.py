@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError, MissingWeightsError
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import write_json
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, as_ids, term_aspects
 
@@ -114,8 +114,7 @@ class NaivePredictor(Predictor):
         folder = Path(folder)
         save_term_matrix(folder / "frequencies.npz", self.frequencies())
         config = {"denominator": self.denominator, "min_score": self.min_score, "top_k": self.top_k}
-        with atomic_write(folder / "config.json") as handle:
-            json.dump(config, handle, indent=1)
+        write_json(folder / "config.json", config)
 
     @classmethod
     def load_files(cls, folder: Path) -> NaivePredictor:

@@ -9,7 +9,6 @@ without embeddings. Output is raw: GO-consistency, caps and rounding come after 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.ensemble import Combined
@@ -32,6 +30,7 @@ STACKER_KEYS = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf
 
 class StackedPredictor(Combined):
     kind = "stacked"
+    config_file = CONFIG
 
     def __init__(
         self, members: dict[str, Predictor], ontology: Any = None, settings: Any = None, ia: Any = None
@@ -97,7 +96,7 @@ class StackedPredictor(Combined):
 
     def save_files(self, folder: Path) -> None:
         self._require_fitted("stacker")
-        self.save_members(folder)
+        self.save_members(folder, floors=self.floors)
         self.stacker.save(folder / STACKER)
         pd.DataFrame(
             {
@@ -108,15 +107,11 @@ class StackedPredictor(Combined):
                 "aspect_code": self.info.aspect_code,
             }
         ).to_csv(folder / TERMS, sep="\t", index=False)
-        with atomic_write(folder / CONFIG) as handle:
-            json.dump(
-                {"members": {n: m.kind for n, m in self.members.items()}, "floors": self.floors}, handle, indent=1
-            )
 
     @classmethod
     def load_files(cls, folder: Path) -> StackedPredictor:
-        config = json.loads((folder / CONFIG).read_text())
-        self = cls(cls.load_members(folder, config["members"]))
+        members, config = cls.load_members(folder)
+        self = cls(members)
         self.stacker = Stacker.load(folder / STACKER)
         table = pd.read_csv(folder / TERMS, sep="\t")
         self.terms, self.freq = table["term"].tolist(), table["freq"].to_numpy(np.float32)

@@ -21,7 +21,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from cafa_mlflow.ensemble import make_consistent
 from cafa_mlflow.errors import MissingWeightsError
 from cafa_mlflow.go.ontology import Ontology
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.stacker.features import Pairs
 
@@ -113,8 +113,7 @@ class Stacker:
             "keep_rate": self.keep_rate,
             "feature_names": self.feature_names,
         }
-        with atomic_write(folder / "config.json") as handle:
-            json.dump(config, handle, indent=1)
+        write_json(folder / "config.json", config)
         return folder
 
     @classmethod

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.crossfit import fold_frequencies, homology_features, oof_homology_features
 from cafa_mlflow.go.ontology import Ontology
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.naive import term_frequencies
 from cafa_mlflow.stacker.features import Pairs, gather, pair_features, term_info
@@ -126,8 +126,11 @@ class FittedStack:
         save_term_matrix(folder / "labels.npz", self.labels)
         with atomic_write(folder / "naive_row.npy", "wb") as handle:
             np.save(handle, self.naive_row)
-        with atomic_write(folder / "stack.json") as handle:
-            json.dump({"settings": vars(self.settings), "members": self.members, "ia": self.ia}, handle)
+        write_json(
+            folder / "stack.json",
+            {"settings": vars(self.settings), "members": self.members, "ia": self.ia},
+            indent=None,
+        )
         return folder
 
     @classmethod

@@ -5,7 +5,6 @@ by an ensemble that never saw it, so the `champion` alias moves on an unfitted s
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.io.text import atomic_write, check_writable
+from cafa_mlflow.io.text import check_writable, write_json
 from cafa_mlflow.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.metric_vocabulary import headline
 from cafa_mlflow.predictors import registry
@@ -114,8 +113,7 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
     write_member(out, ensemble, predictions, metrics)
     report = {"members": member_metrics, "ensemble": metrics, "method": params.ensemble.method, **ensemble.summary()}
     report_file = Path(params.outputs.metrics) / "ensemble_val.json"
-    with atomic_write(report_file) as handle:
-        json.dump(report, handle, indent=1, sort_keys=True)
+    write_json(report_file, report, sort_keys=True)
 
     tracking.log_params(
         {
