@@ -98,6 +98,11 @@ class Prepared:
         return TermMatrix([labels.proteins[i] for i in rows], labels.terms, labels.matrix[rows])
 
     def all_labels(self) -> TermMatrix:
+        """Propagated labels over every term a training protein carries (read once per process)."""
+        return self._all_labels
+
+    @functools.cached_property
+    def _all_labels(self) -> TermMatrix:
         if not (self.root / ALL_LABELS).is_file():
             raise InputError(f"{self.root}: no {ALL_LABELS} (prepared by an older version); run `cafa prepare` again.")
         terms = pd.read_csv(self.root / ALL_TERMS, sep="\t")
@@ -106,11 +111,15 @@ class Prepared:
 
     def term_aspects(self, terms: list[str]) -> np.ndarray:
         """Aspect of each term of the vocabulary or of every carried term, in `terms` order."""
-        table = pd.read_csv(self.root / ALL_TERMS, sep="\t") if (self.root / ALL_TERMS).is_file() else None
+        return np.array([self._aspect_of[t] for t in terms], dtype=object)
+
+    @functools.cached_property
+    def _aspect_of(self) -> dict[str, str]:
         lookup = dict(zip(self.labels.terms, self.term_aspect))
-        if table is not None:
+        if (self.root / ALL_TERMS).is_file():
+            table = pd.read_csv(self.root / ALL_TERMS, sep="\t")
             lookup.update(zip(table["term"], table["aspect"]))
-        return np.array([lookup[t] for t in terms], dtype=object)
+        return lookup
 
     @property
     def train_fasta(self) -> Path:

@@ -160,7 +160,8 @@ def describe_version(
     metric: str = "val_f_w_mean",
 ) -> str:
     """Give a registered version a one-line description and tags saying what it is: `kind` (neural,
-    ensemble, stacker), `members`, `encoder`, the validation split and its score. Returns the description."""
+    ensemble, stacked), `members`, `encoder` (the validation split and score tags are set when the version is
+    created: tracking.register_and_promote). Returns the description."""
     members_text = "+".join(members)
     text = (
         f"{kind}{f' of {members_text}' if members_text else ''}"
@@ -168,7 +169,7 @@ def describe_version(
     )
     client = MlflowClient()
     client.update_model_version(name, str(version), description=text)
-    tags = {"kind": kind, "members": members_text, "encoder": encoder, SPLIT_TAG: split, metric: f"{score:.6f}"}
+    tags = {"kind": kind, "members": members_text, "encoder": encoder}  # split and score: set at registration
     for key, value in tags.items():
         if value:
             client.set_model_version_tag(name, str(version), key, value)

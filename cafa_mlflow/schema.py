@@ -341,9 +341,9 @@ class Params:
 
     def with_overrides(self, overrides: typing.Mapping[str, Any]) -> Params:
         """A copy with dotted keys set (values parsed as on the command line), validated again."""
-        from cafa_mlflow.config import flatten, set_dotted
+        from cafa_mlflow.config import block_keys, set_dotted
 
         raw = self.to_dict()
-        for key, value in flatten(overrides).items():
+        for key, value in block_keys(overrides).items():
             set_dotted(raw, key, value)
         return Params.from_dict(raw)

@@ -26,6 +26,7 @@ from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, read_meta
+from cafa_mlflow.schema import SubmissionParams
 
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"
 BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "pyarrow", "scikit-learn")
@@ -41,7 +42,7 @@ class GoModel(mlflow.pyfunc.PythonModel):
     """A saved predictor folder (artifact `predictor`) and the ontology (artifact `obo`)."""
 
     def __init__(self, submission: Mapping[str, Any], threads: int = 0) -> None:
-        self.submission = _Submission(**submission)
+        self.submission = SubmissionParams.from_dict(submission)  # the submission block, validated
         self.threads = int(threads)
 
     def load_context(self, context: Any) -> None:
@@ -90,11 +91,6 @@ class GoModel(mlflow.pyfunc.PythonModel):
     def predict_matrix(self, proteins: ProteinSet) -> TermMatrix:
         """Finalized scores of the proteins (rows in input order) over the ontology's terms that score."""
         return finalize(self.predictor.predict(proteins), self.ontology, self.submission)
-
-
-class _Submission:
-    def __init__(self, max_terms: int, sig: int, min_score: float) -> None:
-        self.max_terms, self.sig, self.min_score = int(max_terms), int(sig), float(min_score)
 
 
 def to_output(tm: TermMatrix, sig: int) -> pd.DataFrame:

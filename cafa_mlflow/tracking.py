@@ -153,7 +153,7 @@ def register_and_promote(
     # one call creates the version with the tags that identify it; a kill after it leaves 'registering'
     identity = {
         metric: f"{score:.6f}",
-        "val_split": split_id,
+        run_meta.SPLIT_TAG: split_id,
         recovery.STATUS_TAG: "registering",
         **recovery.process_tags(),
     }
@@ -167,7 +167,7 @@ def register_and_promote(
         champion = None
     promote = champion is None
     if champion is not None:
-        same_split = champion.tags.get("val_split") == split_id
+        same_split = champion.tags.get(run_meta.SPLIT_TAG) == split_id
         best = float(champion.tags.get(metric, "-inf"))
         promote = same_split and score > best
         if not same_split:
@@ -175,7 +175,7 @@ def register_and_promote(
                 "champion v%s was validated on another split (%s), so v%s cannot be compared with it and "
                 "does not take the alias; set it by hand with MlflowClient().set_registered_model_alias",
                 champion.version,
-                champion.tags.get("val_split"),
+                champion.tags.get(run_meta.SPLIT_TAG),
                 version,
             )
     if promote:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.labels import TermMatrix, max_csr
+from cafa_mlflow.labels import max_csr
 from cafa_mlflow.predictors.base import term_aspects
 
 GO_ROOTS = {"BPO": "GO:0008150", "CCO": "GO:0005575", "MFO": "GO:0003674"}
@@ -98,9 +98,3 @@ def best_hit_per_term(
     if not blocks:
         return sp.csr_matrix((0, labels.shape[1]), dtype=np.float32)
     return sp.vstack(blocks, format="csr")
-
-
-def transfer(weights: sp.spmatrix, labels: TermMatrix, query_ids: Sequence[str], aspect_of: Any = None) -> TermMatrix:
-    """TermMatrix of `vote` over all of `labels.terms` (per-aspect denominators when aspect_of is given)."""
-    root_col = aspect_root_columns(labels.terms, aspect_of)
-    return TermMatrix(list(query_ids), labels.terms, vote(weights, labels.matrix, root_col))

@@ -13,8 +13,6 @@ from cafa_mlflow.embed.model import default_layer, model_identity, model_label, 
 from cafa_mlflow.embed.units import check_strategy
 from cafa_mlflow.errors import ConfigError
 
-RUNTIME_KEYS = ("fasta", "out", "toks_per_batch", "device", "shard_size")  # embed block keys outside the settings
-
 
 @dataclass(frozen=True)
 class EmbedSettings:

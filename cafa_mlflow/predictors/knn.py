@@ -85,15 +85,8 @@ def knn_scores(
         else:
             top = np.tile(np.arange(n_train), (len(q), 1))
         w = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None)  # -inf (self) and negatives -> 0
-        if root_col is not None:
-            raw = sp.csr_matrix((w.ravel(), (np.repeat(rows, k_eff), top.ravel())), shape=(len(q), n_train))
-            blocks.append(vote(raw, labels, root_col))
-            continue
-        total = w.sum(axis=1, keepdims=True)
-        w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-        weights = sp.csr_matrix((w.ravel(), (np.repeat(rows, k_eff), top.ravel())), shape=(len(q), n_train))
-        weights.eliminate_zeros()
-        blocks.append((weights @ labels).astype(np.float32).tocsr())
+        raw = sp.csr_matrix((w.ravel(), (np.repeat(rows, k_eff), top.ravel())), shape=(len(q), n_train))
+        blocks.append(vote(raw, labels, root_col))  # all-neighbour denominators when root_col is None
     if not blocks:
         return sp.csr_matrix((0, labels.shape[1]), dtype=np.float32)
     return sp.vstack(blocks, format="csr")

@@ -31,10 +31,3 @@ def predictor_class(kind: str) -> Any:
 def build(kind: str, params: Any, ontology: Any) -> Any:
     """An unfitted predictor of `kind`, configured from its params.yaml block."""
     return predictor_class(kind).from_params(params, ontology)
-
-
-def load(folder: Any, **options: Any) -> Any:
-    """Whatever predictor is saved in `folder` (its predictor.json names the kind)."""
-    from cafa_mlflow.predictors.base import Predictor
-
-    return Predictor.load(folder, **options)

@@ -85,9 +85,10 @@ def training_set(predictor: Predictor, params: Any, prepared: Prepared, split: s
     return protein_set(predictor, params, prepared, split, labels=labels)
 
 
-def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared) -> TermMatrix | None:
+def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared, like: Predictor) -> TermMatrix | None:
     """Out-of-fold predictions of every `train` protein (folds.k folds of whole prepare clusters: a protein is
-    scored by a fresh `make()` fitted on the other folds); None when folds.k < 2."""
+    scored by a fresh `make()` fitted on the other folds); None when folds.k < 2. `like`: a predictor of the
+    same kind, which says what inputs and labels the folds need."""
     from cafa_mlflow.crossfit import cross_fit
 
     if params.folds.k < 2:
@@ -96,7 +97,7 @@ def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared)
     if len(set(folds.tolist())) < 2:  # one cluster holds every train protein: nothing to hold out
         log.warning("the train split is one cluster: no out-of-fold predictions (lower prepare.split_min_identity)")
         return None
-    return cross_fit(make, training_set(make(), params, prepared, "train"), folds)
+    return cross_fit(make, training_set(like, params, prepared, "train"), folds)
 
 
 def final_fit(make: Callable[[], Predictor], params: Any, prepared: Prepared, fitted: Predictor) -> Predictor:

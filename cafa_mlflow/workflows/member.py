@@ -36,7 +36,7 @@ def fit_member(kind: str, params: Any) -> dict[str, float]:
     predictor = make()
     predictor.fit(training_set(predictor, params, prepared, "train"))
     predictions = {"val": predictor.predict(protein_set(predictor, params, prepared, "val"))}
-    oof = cross_fitted(make, params, prepared)
+    oof = cross_fitted(make, params, prepared, predictor)
     if oof is not None:
         predictions[OOF] = oof
     predictor = final_fit(make, params, prepared, predictor)

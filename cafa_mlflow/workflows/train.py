@@ -135,7 +135,7 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
 
         return NeuralPredictor(refit_params, load_esm(params.embed.esm_model))
 
-    oof = cross_fitted(refit, params, prepared)
+    oof = cross_fitted(refit, params, prepared, predictor)
     if oof is not None:
         predictions[OOF] = oof
     final = final_fit(refit, params, prepared, predictor)
