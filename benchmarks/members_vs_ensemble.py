@@ -133,8 +133,9 @@ def main() -> None:
             "their fit on the train split and test from their refit on the whole pool (folds.full_fit). Ensembles fit "
             "on the members' out-of-fold predictions of the train split, so their validation score is unfitted; "
             "`-val` variants fit on validation itself (optimistic there). The neural member's early stopping uses "
-            "validation. The submitted model is the bold row (params.yaml ensemble.method / fit_on); `submitted "
-            "ensemble` is what `make main` wrote. Reference from ../shared/docs/CAFA.md on the same test set: "
+            "validation. The bold row is the method params.yaml ships (ensemble.method / fit_on)."
+            + ("" if args.members else " `submitted ensemble` is what `make main` wrote.")
+            + " Reference from ../shared/docs/CAFA.md on the same test set: "
             f"0.95 DIAMOND + 0.05 naive = 0.401.\n\n{body}\n\nFit + predict time per variant (s): {timing}.\n"
         )
 
