@@ -25,7 +25,6 @@ from cafa_mlflow.stacker.features import TermInfo, gather, member_pairs, term_in
 from cafa_mlflow.stacker.model import Stacker
 
 CONFIG, TERMS, STACKER = "stacked.json", "terms.tsv", "stacker"
-STACKER_KEYS = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
 
 
 class StackedPredictor(Combined):
@@ -75,10 +74,7 @@ class StackedPredictor(Combined):
         self.info = term_info(self.terms, self.ontology, self.ia)
         self.floors = (float(s.member_floor), float(s.naive_floor))
         pairs = member_pairs(mats, self.freq, self.info, *self.floors)
-        kw = {k: getattr(s, k) for k in STACKER_KEYS}
-        self.stacker = Stacker(
-            **kw, neg_fraction=s.neg_fraction, max_rows=s.max_rows, seed=s.seed, ia_weight_floor=s.ia_weight_floor
-        )
+        self.stacker = Stacker.from_settings(s)
         self.stacker.fit(pairs, gather(truth, pairs.rows, pairs.cols) > 0)
         return self
 

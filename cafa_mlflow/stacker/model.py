@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -25,9 +26,17 @@ from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.stacker.features import Pairs
 
+SETTINGS = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
+SETTINGS += ("neg_fraction", "max_rows", "seed", "ia_weight_floor")  # what from_settings reads
+
 
 class Stacker:
     """fit(pairs, y) / predict(pairs, proteins, terms, ontology) / save(folder) / load(folder)."""
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Stacker:
+        """An unfitted Stacker from anything carrying the SETTINGS attributes (the stacker block)."""
+        return cls(**{k: getattr(settings, k) for k in SETTINGS})
 
     def __init__(
         self,
@@ -122,13 +131,7 @@ class Stacker:
         if not (folder / "model.joblib").is_file():
             raise MissingWeightsError(f"{folder}: no model.joblib; fit and save a stacker there first.")
         config = json.loads((folder / "config.json").read_text())
-        keys = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
-        self = cls(
-            **{k: config[k] for k in keys},
-            neg_fraction=config["neg_fraction"],
-            max_rows=config["max_rows"],
-            ia_weight_floor=config["ia_weight_floor"],
-        )
-        self.seed, self.keep_rate, self.feature_names = config["seed"], config["keep_rate"], config["feature_names"]
+        self = cls(**{k: config[k] for k in SETTINGS})
+        self.keep_rate, self.feature_names = config["keep_rate"], config["feature_names"]
         self.model = joblib.load(folder / "model.joblib")
         return self

@@ -46,15 +46,7 @@ class StackSettings:
     ia_weight_floor: float | None = 0.1
 
     def stacker(self) -> Stacker:
-        keys = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
-        kw = {k: getattr(self, k) for k in keys}
-        return Stacker(
-            **kw,
-            neg_fraction=self.neg_fraction,
-            max_rows=self.max_rows,
-            seed=self.seed,
-            ia_weight_floor=self.ia_weight_floor,
-        )
+        return Stacker.from_settings(self)
 
 
 @dataclass
