@@ -37,6 +37,9 @@ from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.labels import TermMatrix, label_matrix, select_terms
 
 log = logging.getLogger(__name__)
+# DIAMOND mode of the clustering search: the one prepare.split_min_identity was chosen with (benchmarks/RESULTS.md,
+# "Fold split candidates"); homology.sensitivity, which the member searches with, may differ.
+SPLIT_SENSITIVITY = "sensitive"
 ALL_LABELS, ALL_TERMS = "labels_all.npz", "terms_all.tsv"  # every carried term (transfer members)
 
 
@@ -195,7 +198,7 @@ def homology_val_split(
         fasta = Path(tmp) / "pool.fasta"
         write_fasta(fasta, ((r.id, r.sequence) for r in records))
         hits = search(
-            build_db(fasta, Path(tmp) / "db", threads=threads), fasta, None, "sensitive", max_evalue, 0, threads
+            build_db(fasta, Path(tmp) / "db", threads=threads), fasta, None, SPLIT_SENSITIVITY, max_evalue, 0, threads
         )
     clusters = hit_clusters(hits, ids, min_identity, max_evalue)
     if val_fraction <= 0:
