@@ -1,9 +1,11 @@
 """Out-of-fold (cross-fitted) member predictions over the whole training pool.
 
 Each protein of the pool is scored by a member fitted on the other folds, so a next layer (stacker,
-blend weights) learns from ~all of the pool without seeing a member's own fit. Homology and naive are
-cheap: one all-vs-all DIAMOND search of the pool serves every fold (hits into the query's own fold are
-dropped), and naive is one frequency row per fold. Other members go through the generic `cross_fit`.
+blend weights) learns from ~all of the pool without seeing a member's own fit. Members (`cafa member`,
+`cafa train`) go through the generic `cross_fit`: one fresh fit per fold (for homology one small DIAMOND
+database per fold, measured faster than one search of the pool against itself:
+benchmarks/bench_crossfit_search.py). The library stacker (stacker/stack.py) instead derives its homology
+features and naive rows per fold from one all-vs-all search (`oof_homology_features`, `fold_frequencies`).
 """
 
 from __future__ import annotations
@@ -89,16 +91,10 @@ def cross_fit(make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray)
     folds = np.asarray(folds)
     if len(folds) != len(train.ids):
         raise ValueError(f"{len(folds)} fold labels for {len(train.ids)} proteins")
-    order, parts = [], []
-    for n, f in enumerate(np.unique(folds), 1):
+    order, parts, labels = [], [], np.unique(folds)
+    for n, f in enumerate(labels, 1):
         inside, outside = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
-        log.info(
-            "cross-fitting fold %d/%d: fit on %d proteins, predict %d",
-            n,
-            len(np.unique(folds)),
-            len(outside),
-            len(inside),
-        )
+        log.info("cross-fitting fold %d/%d: fit on %d proteins, predict %d", n, len(labels), len(outside), len(inside))
         parts.append(make().fit(train.take(outside)).predict(train.take(inside)))
         order.append(inside)
     terms = list(dict.fromkeys(t for tm in parts for t in tm.terms))

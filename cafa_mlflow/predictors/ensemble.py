@@ -45,6 +45,19 @@ class Combined(Predictor):
 
     config_file: ClassVar[str]  # the subclass's own settings, with the members' kinds
 
+    def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
+        """The ensemble's raw scores of `ids` from its members' scores of them (subclasses say how)."""
+        raise NotImplementedError
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        return self.combine({name: m.predict(proteins) for name, m in self.members.items()}, proteins.ids)
+
+    def member_scores(
+        self, proteins: ProteinSet, member_predictions: dict[str, TermMatrix] | None
+    ) -> dict[str, TermMatrix]:
+        """The members' scores of `proteins`: the saved ones when given, else each member predicts."""
+        return member_predictions or {name: m.predict(proteins) for name, m in self.members.items()}
+
     def save_members(self, folder: Path, **config: Any) -> None:
         """Each member into members/<name>/, and `config_file` = {members: {name: kind}, **config}."""
         for name, member in self.members.items():
@@ -85,9 +98,9 @@ class EnsemblePredictor(Combined):
     def fit(
         self, train: TrainSet, *, scorer: Any, member_predictions: dict[str, TermMatrix] | None = None
     ) -> EnsemblePredictor:
-        """Per-aspect weights maximising `scorer`'s weighted F-max on `train` (validation proteins, never
-        seen by a member). member_predictions: the members' saved scores of those proteins, if at hand."""
-        preds = member_predictions or {name: m.predict(train) for name, m in self.members.items()}
+        """Per-aspect weights maximising `scorer`'s weighted F-max on `train` (proteins no member was fitted on:
+        out-of-fold or validation). member_predictions: the members' saved scores of those proteins, if at hand."""
+        preds = self.member_scores(train, member_predictions)
         s = self.submission
         self.weights = fit_weights(
             preds,
@@ -109,9 +122,6 @@ class EnsemblePredictor(Combined):
         if self.weights is None:
             raise RuntimeError("EnsemblePredictor.predict called before fit")
         return combine(member_predictions, self.weights, self.term_aspect, proteins=ids)
-
-    def predict(self, proteins: ProteinSet) -> TermMatrix:
-        return self.combine({name: m.predict(proteins) for name, m in self.members.items()}, proteins.ids)
 
     def save_files(self, folder: Path) -> None:
         self.save_members(folder, weights=self.weights)

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.base import Predictor, TrainSet
 from cafa_mlflow.predictors.ensemble import Combined
 from cafa_mlflow.predictors.naive import term_frequencies
 from cafa_mlflow.stacker.features import TermInfo, gather, member_pairs, term_info
@@ -57,7 +57,7 @@ class StackedPredictor(Combined):
         """Learn from the members' scores of `train` (out-of-fold: no member was fitted on these proteins)
         and train.labels (propagated, over every carried term). `scorer` is unused (the trees fit a loss)."""
         s = self.settings
-        preds = member_predictions or {name: m.predict(train) for name, m in self.members.items()}
+        preds = self.member_scores(train, member_predictions)
         if set(preds) != set(self.members):
             raise InputError(
                 f"member predictions of {sorted(preds)} for members {sorted(self.members)}; pass one per member."
@@ -86,9 +86,6 @@ class StackedPredictor(Combined):
         scores = np.maximum(self.stacker.predict_pairs(pairs), np.finfo(np.float32).tiny)
         matrix = sp.csr_matrix((scores, (pairs.rows, pairs.cols)), shape=(len(ids), len(self.terms)))  # unique pairs
         return TermMatrix(list(ids), self.terms, matrix)
-
-    def predict(self, proteins: ProteinSet) -> TermMatrix:
-        return self.combine({name: m.predict(proteins) for name, m in self.members.items()}, proteins.ids)
 
     def save_files(self, folder: Path) -> None:
         self._require_fitted("stacker")

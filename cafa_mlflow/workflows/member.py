@@ -12,6 +12,7 @@ from cafa_mlflow.predictors import registry
 from cafa_mlflow.run_meta import log_prepared_splits
 from cafa_mlflow.workflows.common import (
     OOF,
+    SPLITS,
     cross_fitted,
     ensure_prepared,
     final_fit,
@@ -43,10 +44,8 @@ def fit_member(kind: str, params: Any) -> dict[str, float]:
     if prepared.test_fasta.exists():
         predictions["test"] = predictor.predict(protein_set(predictor, params, prepared, "test"))
     metrics = {}
-    for split in ("val", "test"):
-        scorer = (
-            split_scorer(prepared, ontology, split, params.evaluate.threshold_step) if split in predictions else None
-        )
+    for split in (s for s in SPLITS if s in predictions):  # val, and test when there is one; never oof
+        scorer = split_scorer(prepared, ontology, split, params.evaluate.threshold_step)
         if scorer is not None:
             metrics.update(flat_metrics(scorer(predictions[split]), f"{split}_"))
     write_member(member_folder(params, kind), predictor, predictions, metrics)

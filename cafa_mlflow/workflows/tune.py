@@ -45,8 +45,6 @@ class Objective:
         out_dir = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-", dir=scratch))
         pruned: TrainingPruned | None = None
         try:
-            # predictions go to a scratch folder, not outputs.predictions
-            # a trial is scored on validation only: no cross-fitting or whole-pool refit (retrain_best does them)
             params = self.params.with_overrides({**self._scratch(out_dir), **overrides})
             tags = {"optuna_study": trial.study.study_name, "optuna_trial": str(trial.number)}
             with tracking.start_run(
