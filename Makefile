@@ -36,7 +36,7 @@ tiny: install
 	@[ -f $(TINY) ] || $(RUN_ENV) cafa make-tiny-esm --out $(TINY)
 
 ui: install
-	@$(RUN_ENV) python -c "from cafa_mlflow.run_meta import print_ui_url; print_ui_url($(UI_PORT))"
+	@$(RUN_ENV) python -c "from cafa_mlflow.tracking.run_meta import print_ui_url; print_ui_url($(UI_PORT))"
 	$(RUN_ENV) mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-$(TRACKING_URI)} --host 127.0.0.1 --port $(UI_PORT)
 
 compare: install

@@ -11,20 +11,32 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
-from cafa_mlflow.config import load_config
-from cafa_mlflow.crossfit import cross_fit
-from cafa_mlflow.folds import cross_fold_hits
+from cafa_mlflow.config.schema import load_config
+from cafa_mlflow.data.diamond import search
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors import registry
-from cafa_mlflow.predictors.homology import hits_to_scores, search
+from cafa_mlflow.predictors.crossfit import cross_fit
+from cafa_mlflow.predictors.homology import hits_to_scores
 from cafa_mlflow.workflows.common import ensure_prepared, training_set
 
 SECTION = "## Homology cross-fitting: per-fold databases vs one search"
+
+
+def cross_fold_hits(hits: pd.DataFrame, ids: Sequence[str], folds: np.ndarray) -> pd.DataFrame:
+    """Hits whose query and target lie in different folds: those a validation protein may use (its
+    fold's training part); hits to ids outside the pool are dropped."""
+    index = pd.Index(list(ids))
+    q, t = index.get_indexer(hits["qseqid"]), index.get_indexer(hits["sseqid"])
+    keep = (q >= 0) & (t >= 0)
+    keep[keep] = folds[q[keep]] != folds[t[keep]]
+    return hits[keep]
 
 
 def one_search(fitted, train, folds: np.ndarray) -> TermMatrix:

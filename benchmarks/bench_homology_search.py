@@ -19,13 +19,14 @@ import time
 
 from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
-from cafa_mlflow.config import load_config
-from cafa_mlflow.ensemble import combine, finalize
+from cafa_mlflow.config.schema import load_config
+from cafa_mlflow.data.diamond import build_db, search
 from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.ontology import ASPECTS, load_obo
 from cafa_mlflow.predictors import registry
-from cafa_mlflow.predictors.homology import build_db, hits_to_scores, search
-from cafa_mlflow.transfer import aspect_root_columns
+from cafa_mlflow.predictors.combine.weights import combine, finalize
+from cafa_mlflow.predictors.homology import hits_to_scores
+from cafa_mlflow.predictors.transfer import aspect_root_columns
 from cafa_mlflow.workflows.common import ensure_prepared, protein_set, split_scorer, training_set
 
 SECTION = "## Homology search settings"

@@ -24,12 +24,12 @@ from pathlib import Path
 
 from results_md import write_section  # benchmarks/results_md.py (run as `python benchmarks/<file>.py`)
 
-from cafa_mlflow.config import load_config
-from cafa_mlflow.dataset import load_prepared
-from cafa_mlflow.ensemble import combine, finalize
+from cafa_mlflow.config.schema import load_config
+from cafa_mlflow.data.prepared import load_prepared
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics, read_truth
+from cafa_mlflow.go.labels import load_term_matrix
 from cafa_mlflow.go.ontology import ASPECTS, load_obo
-from cafa_mlflow.labels import load_term_matrix
+from cafa_mlflow.predictors.combine.weights import combine, finalize
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Members vs ensemble"

@@ -37,10 +37,10 @@ def make_inputs(folder: Path, n_proteins: int, k: int | None = None, seed: int =
     sys.path.insert(0, str(ROOT))
     from cafa_mlflow.go.annotations import resolve_terms
     from cafa_mlflow.go.ia import compute_ia
+    from cafa_mlflow.go.labels import label_matrix
     from cafa_mlflow.go.ontology import load_obo
     from cafa_mlflow.io.ia import write_ia
     from cafa_mlflow.io.terms import read_terms
-    from cafa_mlflow.labels import label_matrix
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

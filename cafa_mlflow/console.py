@@ -1,16 +1,21 @@
-"""What the console shows: logger levels set once (MLflow's chatter quiet), each warning shown once, and the
-step table `main` prints at its end."""
+"""What the console shows: logger levels set once (MLflow's chatter quiet), each warning shown once, progress
+bars that suit where output goes, and the step table `main` prints at its end."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
+
+from tqdm import tqdm
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 # loggers whose INFO lines flood the console: system-metrics start/stop, database set-up, experiment creation
 QUIET_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "urllib3", "numexpr", "matplotlib", "optuna")
 KEEP_INFO = ("mlflow.tracking._model_registry",)  # "Created version '3' of model 'cafa-go'" stays visible
+# progress bars: a live bar on a terminal; in a log file or pipe one plain line at most every NON_TTY_INTERVAL_S
+NON_TTY_INTERVAL_S = 30.0  # seconds between progress lines when stderr is a file or a pipe
 
 
 class OnceFilter(logging.Filter):
@@ -33,8 +38,7 @@ class OnceFilter(logging.Filter):
 def configure_logging(level: int = logging.INFO) -> None:
     """The one place logger levels are set (call it once per process, e.g. from the entry-point runner).
     Idempotent. Python warnings go through logging, so they are shown once as well."""
-    import mlflow  # noqa: F401  (MLflow installs its own handler at import: configure after it)
-
+    # MLflow installs its own handler and levels when imported: tracking.runs.start_run calls this again after it
     logging.basicConfig(level=level, format=LOG_FORMAT)
     logging.getLogger().setLevel(level)  # also when a handler was installed before (basicConfig skips then)
     for name in QUIET_LOGGERS:
@@ -84,6 +88,9 @@ def final_message(rows: Sequence[Mapping], submission: str, url: str, ui_command
     )
 
 
+ON_USER_ERROR: list[Callable[[BaseException], None]] = []  # tracking adds: record the error on the launcher's run
+
+
 def run_entry(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
     """Run an entry point's `main(argv)` and return its exit status: user and environment faults print one
     `error:` line (exit 2) and are recorded on the open MLflow run, only a bug prints a traceback."""
@@ -93,28 +100,43 @@ def run_entry(main: Callable[[Sequence[str] | None], object], argv: Sequence[str
         try:
             return main(argv)
         except CafaError as err:
-            _record_on_launcher_run(err)
+            for hook in ON_USER_ERROR:
+                hook(err)
             raise
 
     configure_logging()
     return run_cli(body)
 
 
-def _record_on_launcher_run(err: BaseException) -> None:
-    """A step that `mlflow run` launched and that failed before opening its run (e.g. offline without
-    weights): give the launcher's run a name and the reason, instead of an empty nameless run."""
-    import os
+class _Lines:
+    """A stream wrapper that turns tqdm's carriage-return redraws into whole lines."""
 
-    import mlflow
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
 
-    run_id = os.environ.get("MLFLOW_RUN_ID")
-    if not run_id or mlflow.active_run() is not None:
-        return
-    from cafa_mlflow.run_meta import tag_failure
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").replace("\x1b[A", "").strip()
+        if text:
+            self.stream.write(text + "\n")
 
-    try:
-        tag_failure(err, run_id)
-        step = os.path.basename(sys.argv[0]).removesuffix(".py") or "step"
-        mlflow.MlflowClient().set_tag(run_id, "mlflow.runName", f"{step} (failed)")
-    except Exception as problem:  # the store being the problem must not hide the user's error
-        logging.getLogger(__name__).debug("could not record the failure on run %s: %s", run_id, problem)
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_bar(
+    iterable: Any = None, *, stream: IO[str] | None = None, interval_s: float = NON_TTY_INTERVAL_S, **kwargs: Any
+) -> tqdm:
+    """A tqdm bar (same arguments: total, unit, desc, disable, ...) on `stream` (default stderr)."""
+    stream = stream or sys.stderr
+    kwargs.pop("dynamic_ncols", None)  # set here: live width on a terminal, fixed in a file
+    if getattr(stream, "isatty", lambda: False)():
+        return tqdm(iterable, file=stream, dynamic_ncols=True, **kwargs)
+    return tqdm(
+        iterable,
+        file=_Lines(stream),
+        mininterval=interval_s,
+        maxinterval=max(interval_s, 10.0),
+        ncols=100,
+        ascii=True,
+        **kwargs,
+    )

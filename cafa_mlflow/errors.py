@@ -54,6 +54,13 @@ class MissingWeightsError(CafaError):
     """Model weights are not on disk and cannot be downloaded."""
 
 
+class NotFittedError(CafaError, RuntimeError):
+    """A model used before fit() or load() (scikit-learn's convention: one error type for every unfitted call)."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} called before fit() or load(); fit it or load a saved one first.")
+
+
 class MissingToolError(CafaError):
     """An external program (e.g. DIAMOND) is not installed."""
 

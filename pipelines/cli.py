@@ -24,7 +24,7 @@ ENTRY_POINTS = {
 # utilities: (module, add-arguments function, run function, help)
 UTILITIES = {
     "ia": ("cafa_mlflow.go.ia", "add_ia_arguments", "run_ia", "information accretion from annotations"),
-    "stats": ("cafa_mlflow.stats", "add_stats_arguments", "run_stats", "dataset analysis tables and plots"),
+    "stats": ("cafa_mlflow.workflows.stats", "add_stats_arguments", "run_stats", "dataset analysis tables and plots"),
     "validate-submission": (
         "cafa_mlflow.evaluation.validate",
         "add_validate_arguments",
@@ -32,7 +32,7 @@ UTILITIES = {
         "check a CAFA-6 submission file",
     ),
     "compare": (
-        "cafa_mlflow.compare",
+        "cafa_mlflow.tracking.compare",
         "add_compare_arguments",
         "run_compare",
         "train runs side by side from the store",

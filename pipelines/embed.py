@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from cafa_mlflow import tracking
+from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
 from cafa_mlflow.embed.settings import EmbedSettings
-from cafa_mlflow.flags import parse_params
+from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.embed import embed_roles
 
 
@@ -16,7 +16,7 @@ def main(argv=None) -> dict:
     settings = EmbedSettings.from_block(params.embed)
     logged = {**params.embed.to_dict(), "esm_model": settings.label}
     del logged["fasta"], logged["out"]
-    with tracking.start_run(params, "embed", extra_params=logged):
+    with runs.start_run(params, "embed", extra_params=logged):
         index = embed_roles(params)
     return index
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import sys
 
-from cafa_mlflow import tracking
+from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
-from cafa_mlflow.flags import parse_params
+from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.evaluate import evaluate_file, evaluate_predictions_folder, resolve_inputs
 
 
@@ -27,7 +27,7 @@ def main(argv=None) -> dict:
     ev = resolve_inputs(params)
     if ev.get("pred"):  # mode (a): files, no run
         return evaluate_file(ev)
-    with tracking.start_run(params, "evaluate", extra_params={f"evaluate_{k}": v for k, v in ev.items()}):
+    with runs.start_run(params, "evaluate", extra_params={f"evaluate_{k}": v for k, v in ev.items()}):
         return evaluate_predictions_folder(params, ev)
 
 

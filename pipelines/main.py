@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sys
 
-from cafa_mlflow import tracking
+from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import final_message, run_entry
 from cafa_mlflow.embed import fetch_weights
-from cafa_mlflow.flags import parse_params
-from cafa_mlflow.run_meta import log_chain_summary, ui_url
+from cafa_mlflow.tracking import runs
+from cafa_mlflow.tracking.run_meta import log_chain_summary, ui_url
 from cafa_mlflow.workflows.chain import final_metrics, run_chain
 from cafa_mlflow.workflows.common import check_outputs
 
@@ -18,7 +18,7 @@ def main(argv=None) -> list:
     params, _ = parse_params(argv, "cafa main", __doc__, own=None)
     fetch_weights(params.embed.esm_model)  # offline without weights: stop now, not after prepare
     check_outputs(params)  # likewise an output folder that cannot be written
-    with tracking.start_run(params, "main") as parent:
+    with runs.start_run(params, "main") as parent:
         rows = run_chain(params, parent.info.run_id)
         log_chain_summary(rows, params.predict.out, final_metrics(params))
     print(f"\n{final_message(rows, params.predict.out, ui_url(parent.info.experiment_id))}")

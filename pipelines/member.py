@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cafa_mlflow import tracking
+from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
 from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.flags import parse_params
-from cafa_mlflow.metric_vocabulary import headline
 from cafa_mlflow.predictors.registry import MEMBER_KINDS
+from cafa_mlflow.tracking import runs
+from cafa_mlflow.tracking.metric_names import headline
 from cafa_mlflow.workflows.member import fit_member
 
 CHOICES = tuple(k for k in MEMBER_KINDS if k != "neural")  # the neural member has its own step: `cafa train`
@@ -29,9 +29,9 @@ def main(argv=None) -> dict[str, float]:
             return {}
         raise ConfigError(f"pass --predictor, one of {', '.join(CHOICES)} (the neural member is `cafa train`).")
     params, _ = parse_params(rest, f"cafa member --predictor {kind}", __doc__, own=kind)
-    with tracking.start_run(params, kind, extra_params={"predictor": kind, **params.block(kind).to_dict()}):
+    with runs.start_run(params, kind, extra_params={"predictor": kind, **params.block(kind).to_dict()}):
         metrics = fit_member(kind, params)
-        tracking.log_metrics(headline(metrics))
+        runs.log_metrics(headline(metrics))
     summary = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if "f_w_" in k)
     print(f"{kind}: predictions in {params.outputs.predictions}/{kind} ({summary})")
     return metrics

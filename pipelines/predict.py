@@ -8,12 +8,12 @@ from pathlib import Path
 
 import mlflow
 
-from cafa_mlflow import tracking
+from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.flags import parse_params
 from cafa_mlflow.io.submission import validate_submission
 from cafa_mlflow.io.text import check_writable
+from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.predict import default_fasta, predict_fasta
 
 
@@ -23,7 +23,7 @@ def main(argv=None) -> Path:
     fasta, out = cfg.fasta or default_fasta(params), Path(cfg.out)
     uri = cfg.model_uri or f"models:/{params.tracking.registered_model}@champion"
     check_writable(out)  # before loading the model and embedding: fail now, not after all the work
-    with tracking.start_run(params, "predict", extra_params={**cfg.to_dict(), "fasta": fasta, "model_uri": uri}):
+    with runs.start_run(params, "predict", extra_params={**cfg.to_dict(), "fasta": fasta, "model_uri": uri}):
         try:
             model = mlflow.pyfunc.load_model(uri)
         except mlflow.exceptions.MlflowException as err:
@@ -37,8 +37,8 @@ def main(argv=None) -> Path:
                 f"{out}: the written submission breaks {sum(found.counts.values())} rules, "
                 f"e.g. {found[0]}; please report this as a bug."
             )
-        tracking.log_metrics({"submission_lines": lines, "submission_proteins": found.n_proteins})
-        tracking.log_artifacts([out], "submission")
+        runs.log_metrics({"submission_lines": lines, "submission_proteins": found.n_proteins})
+        runs.log_artifacts([out], "submission")
     print(f"submission: {out} ({found.n_proteins} proteins, {lines} lines) from {uri}")
     return out
 

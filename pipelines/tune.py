@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
-from cafa_mlflow.flags import parse_params
 from cafa_mlflow.workflows.tune import run_study
 
 

@@ -124,7 +124,7 @@ def assert_prepare_writes_nothing(tmp_path: Path, error: str, **files: Path) -> 
     `error` and leave an existing output folder exactly as it was, with no temporary folder beside it."""
     import pytest
 
-    from cafa_mlflow.dataset import prepare_dataset
+    from cafa_mlflow.data.prepared import prepare_dataset
     from cafa_mlflow.errors import InputError
 
     root = tmp_path / "good"

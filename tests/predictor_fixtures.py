@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.labels import TermMatrix
 
 # BPO: 8150 <- 0001 <- 0002 ; CCO: 5575 <- 0003 ; MFO: 3674 <- 0004 <- 0005
 OBO = """format-version: 1.2

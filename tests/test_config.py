@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from cafa_mlflow.config import block_keys, flatten, load_params, parse_value
+from cafa_mlflow.config.flags import parse_params
+from cafa_mlflow.config.loading import block_keys, flatten, load_params, parse_value
 from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.flags import parse_params
 
 
 @pytest.fixture

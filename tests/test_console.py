@@ -8,8 +8,14 @@ import sys
 
 import pytest
 
-from cafa_mlflow.console import OnceFilter, configure_logging, final_message, format_seconds, format_step_table
-from cafa_mlflow.progress import progress_bar
+from cafa_mlflow.console import (
+    OnceFilter,
+    configure_logging,
+    final_message,
+    format_seconds,
+    format_step_table,
+    progress_bar,
+)
 
 
 @pytest.fixture
@@ -40,7 +46,7 @@ def test_configure_logging_quiets_mlflow_keeps_registry_and_is_idempotent(restor
     assert logging.getLogger("mlflow.system_metrics.system_metrics_monitor").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("alembic.runtime.migration").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("mlflow.tracking._model_registry.fluent").getEffectiveLevel() == logging.INFO
-    assert logging.getLogger("cafa_mlflow.dataset").isEnabledFor(logging.INFO)
+    assert logging.getLogger("cafa_mlflow.data.prepared").isEnabledFor(logging.INFO)
     assert [type(f) for f in console.filters] == [OnceFilter]  # once, though configured twice
     assert capture.filters == []  # a log file or a test's capture sees every record
 
@@ -86,7 +92,7 @@ def test_step_table_and_final_message():
         "-" * 50,
         "total     1 h 03 min",
     ]
-    from cafa_mlflow.run_meta import ui_url
+    from cafa_mlflow.tracking.run_meta import ui_url
 
     text = final_message(rows, "outputs/submission.tsv", ui_url("7"))
     assert "Submission: outputs/submission.tsv\nRuns: `make ui`" in text

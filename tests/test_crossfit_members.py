@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cafa_mlflow.config import load_config
-from cafa_mlflow.crossfit import cross_fit
-from cafa_mlflow.dataset import load_prepared
+from cafa_mlflow.config.schema import load_config
+from cafa_mlflow.data.prepared import load_prepared
 from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.crossfit import cross_fit
 from cafa_mlflow.workflows.ensemble import fitting_data
 from pipelines import cli
 

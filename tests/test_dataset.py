@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cafa_mlflow.dataset import load_prepared, prepare_dataset, split_pool
+from cafa_mlflow.data.prepared import load_prepared, prepare_dataset, split_pool
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.ia import read_ia
@@ -154,10 +154,10 @@ def test_no_annotated_sequence(tmp_path):
 @pytest.mark.skipif(shutil.which("diamond") is None, reason="needs DIAMOND (scripts/install.sh installs it)")
 def test_homology_split_leaves_no_close_homolog_across_train_and_val(tmp_path):
     """No validation protein has a training-part DIAMOND hit at or above prepare.split_min_identity."""
-    from cafa_mlflow.dataset import homology_val_split
-    from cafa_mlflow.folds import assign_folds
+    from cafa_mlflow.data.diamond import build_db, search
+    from cafa_mlflow.data.folds import assign_folds
+    from cafa_mlflow.data.prepared import homology_val_split
     from cafa_mlflow.io.fasta import write_fasta
-    from cafa_mlflow.predictors.homology import build_db, search
 
     records = load_fasta(SAMPLE / "train" / "train_sequences.fasta.xz")[:1500]
     split, clusters = homology_val_split(records, 0.2, 0, 40.0, 1e-3)

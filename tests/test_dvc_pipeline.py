@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cafa_mlflow.config import load_params
+from cafa_mlflow.config.loading import load_params
+from cafa_mlflow.evaluation.reports import HEADLINE_FILE, PLOTS_DIR
 from cafa_mlflow.go.ontology import ASPECTS
-from cafa_mlflow.reports import HEADLINE_FILE, PLOTS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())

@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 from esm_fixtures import SEQS, direct_vector, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
-from cafa_mlflow.config import load_config
+from cafa_mlflow.config.schema import load_config
 from cafa_mlflow.embed import load_embeddings, load_esm
 from cafa_mlflow.embed.resolve import cache_for
 from pipelines.cli import main as cafa

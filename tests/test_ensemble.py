@@ -9,10 +9,17 @@ import pytest
 import scipy.sparse as sp
 from predictor_fixtures import TERMS, labels, tiny_ontology
 
-from cafa_mlflow.ensemble import combine, finalize, fit_weights, make_consistent, round_scores, top_k_per_protein
+from cafa_mlflow.config.schema import SubmissionParams
 from cafa_mlflow.evaluation.scorer import Scorer
-from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.schema import SubmissionParams
+from cafa_mlflow.go.labels import TermMatrix
+from cafa_mlflow.predictors.combine.weights import (
+    combine,
+    finalize,
+    fit_weights,
+    make_consistent,
+    round_scores,
+    top_k_per_protein,
+)
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 IA = {t: 1.0 for t in TERMS}  # explicit float weights (IA 1 = unweighted F)
@@ -129,7 +136,7 @@ def test_ensemble_predictor_fits_on_saved_member_scores_and_round_trips(onto, tm
     from types import SimpleNamespace
 
     from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
-    from cafa_mlflow.predictors.ensemble import EnsemblePredictor
+    from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
     from cafa_mlflow.predictors.naive import NaivePredictor
 
     val_ids = ["v1", "v2", "v3"]

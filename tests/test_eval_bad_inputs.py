@@ -11,8 +11,8 @@ import pytest
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.evaluation.scorer import Scorer
 from cafa_mlflow.evaluation.truth import read_truth
+from cafa_mlflow.go.labels import read_submission
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.labels import read_submission
 from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, write
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from cafa_mlflow.errors import BUG_NOTE, InputError, OutputError, run_cli
+from cafa_mlflow.go.labels import read_submission
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
 from cafa_mlflow.io.submission_check import validate_submission
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.io.text import atomic_dir, atomic_write, check_writable, open_text
-from cafa_mlflow.labels import read_submission
 from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, TERMS_TSV, assert_prepare_writes_nothing, snapshot, write
 

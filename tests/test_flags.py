@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from cafa_mlflow.config import flatten, load_params
+from cafa_mlflow.config.flags import build_parser, flag_table, parse_params
+from cafa_mlflow.config.loading import flatten, load_params
+from cafa_mlflow.config.schema import BLOCKS, Params
 from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.flags import build_parser, flag_table, parse_params
-from cafa_mlflow.schema import BLOCKS, Params
 
 # every `cafa` entry point and its own block (member commands take the predictor's block)
 COMMANDS = {

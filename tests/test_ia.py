@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from cafa_mlflow.go.ia import compute_ia, term_counts
+from cafa_mlflow.go.labels import label_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
-from cafa_mlflow.labels import label_matrix
 from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, TERMS_TSV, snapshot, write
 

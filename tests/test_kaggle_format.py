@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cafa_mlflow.dataset import load_prepared, prepare_dataset
+from cafa_mlflow.data.prepared import load_prepared, prepare_dataset
+from cafa_mlflow.data.stats import dataset_stats
 from cafa_mlflow.io.fasta import load_fasta
-from cafa_mlflow.stats import dataset_stats
 from tests.cafa_fixtures import OBO, write
 
 TRAIN_FASTA = """>sp|A0A0C5B5G6|MOTSC_HUMAN Mitochondrial-derived peptide MOTS-c OS=Homo sapiens OX=9606 GN=MT-RNR1 PE=1 SV=1

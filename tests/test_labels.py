@@ -7,8 +7,15 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from cafa_mlflow.go.labels import (
+    TermMatrix,
+    aspect_labels,
+    label_matrix,
+    load_term_matrix,
+    save_term_matrix,
+    select_terms,
+)
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.labels import TermMatrix, aspect_labels, label_matrix, load_term_matrix, save_term_matrix, select_terms
 from tests.cafa_fixtures import OBO, write
 
 

@@ -16,7 +16,7 @@ from predictor_fixtures import TERMS, labels, tiny_ontology
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.predictors.base import Predictor, TrainSet
-from cafa_mlflow.predictors.ensemble import EnsemblePredictor
+from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
 from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
 from cafa_mlflow.workflows.common import write_member

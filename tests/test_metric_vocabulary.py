@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cafa_mlflow.evaluation.curves import RESULT_KEYS
-from cafa_mlflow.metric_vocabulary import headline, metric_family, off_vocabulary
+from cafa_mlflow.tracking.metric_names import headline, metric_family, off_vocabulary
 
 
 @pytest.mark.parametrize(

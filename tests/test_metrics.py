@@ -11,9 +11,9 @@ import scipy.sparse as sp
 
 from cafa_mlflow.evaluation.curves import passes, thresholds
 from cafa_mlflow.evaluation.scorer import Scorer, evaluate_predictions, f1_at_thresholds, flat_metrics, read_truth
+from cafa_mlflow.go.labels import TermMatrix, read_submission
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
-from cafa_mlflow.labels import TermMatrix, read_submission
 from pipelines import evaluate as evaluate_pipeline
 
 # BPO: A <- B, A <- C, D is_a B and part_of C (alt_id D2); MFO: M <- N; CCO: Z alone; X obsolete.
@@ -291,7 +291,7 @@ def test_folder_mode_logs_every_predictor(tiny, tmp_path, monkeypatch):
     """`cafa evaluate` without --pred: every <name>/test.npz, JSON + markdown table, one MLflow run."""
     import mlflow
 
-    from cafa_mlflow.labels import save_term_matrix
+    from cafa_mlflow.go.labels import save_term_matrix
 
     for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
         monkeypatch.delenv(var, raising=False)

@@ -73,9 +73,9 @@ def test_predictor_starts_from_term_priors_and_chunk_model_serves_pooled_vectors
 
 def test_chunk_model_cross_fits_on_row_views_of_its_chunk_inputs():
     """A fold of a TrainSet with chunk inputs is a view of their rows (views of views stay one level deep)."""
-    from cafa_mlflow.crossfit import cross_fit
-    from cafa_mlflow.labels import TermMatrix
+    from cafa_mlflow.go.labels import TermMatrix
     from cafa_mlflow.predictors.base import TrainSet
+    from cafa_mlflow.predictors.crossfit import cross_fit
 
     x, y = tiny_data(n=30)
     chunks = ChunkInputs(*tiny_chunks(x))

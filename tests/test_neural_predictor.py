@@ -96,9 +96,9 @@ def test_load_missing_directory(tmp_path):
 def test_finetune_cross_fits_with_the_encoder_given_at_construction():
     """Cross-fitting calls fit(train) without an encoder: model=finetune uses the one passed as `esm=`, a fresh
     one per fold, so no fold starts from weights another fold trained."""
-    from cafa_mlflow.crossfit import cross_fit
-    from cafa_mlflow.labels import TermMatrix
+    from cafa_mlflow.go.labels import TermMatrix
     from cafa_mlflow.predictors.base import TrainSet
+    from cafa_mlflow.predictors.crossfit import cross_fit
 
     seqs, y = tiny_sequences()
     ids = [f"P{i}" for i in range(len(seqs))]

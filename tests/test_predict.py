@@ -12,16 +12,17 @@ from esm_fixtures import embed, split_args
 from mlflow.tracking import MlflowClient
 from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
 
-from cafa_mlflow import serving, tracking
 from cafa_mlflow.embed import load_embeddings, make_tiny_esm
+from cafa_mlflow.go.labels import read_submission
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.submission import validate_submission
-from cafa_mlflow.labels import read_submission
 from cafa_mlflow.predictors.base import TrainSet
-from cafa_mlflow.predictors.ensemble import EnsemblePredictor
+from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
 from cafa_mlflow.predictors.homology import HomologyPredictor
 from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
+from cafa_mlflow.serving import pyfunc
+from cafa_mlflow.tracking import runs
 from pipelines import predict
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
@@ -52,8 +53,8 @@ def champion(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("predict-test")
     with mlflow.start_run():
-        info = serving.log_go_model(folder, write_obo(tmp_path), {"max_terms": 1500, "sig": 3, "min_score": 0.001})
-    version, promoted = tracking.register_and_promote(info.model_uri, NAME, 0.5, "split0")
+        info = pyfunc.log_go_model(folder, write_obo(tmp_path), {"max_terms": 1500, "sig": 3, "min_score": 0.001})
+    version, promoted = runs.register_and_promote(info.model_uri, NAME, 0.5, "split0")
     assert promoted
     yield uri, set(members)
     mlflow.set_tracking_uri(None)
@@ -95,7 +96,7 @@ def test_predict_champion_to_valid_submission(tmp_path, champion):
     assert (m[:, 0] >= round(1 / len(members), 3) - 1e-6).all()
     # the submission holds what the model predicts for the same input (same embedding settings)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
-    assert serving.required_inputs(model) >= {"embedding"}
+    assert pyfunc.required_inputs(model) >= {"embedding"}
     runs = MlflowClient().search_runs(
         [mlflow.get_experiment_by_name("predict-test").experiment_id], "tags.entry_point = 'predict'"
     )

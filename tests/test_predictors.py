@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from predictor_fixtures import TERMS, labels, tiny_ontology, write_fasta
 
+from cafa_mlflow.data.diamond import build_db, diamond_binary
 from cafa_mlflow.errors import MissingToolError
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.homology import HomologyPredictor, build_db, diamond_binary, hits_to_scores
+from cafa_mlflow.predictors.homology import HomologyPredictor, hits_to_scores
 from cafa_mlflow.predictors.knn import KnnPredictor, knn_scores
 from cafa_mlflow.predictors.naive import NaivePredictor
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from cafa_mlflow.evaluation.reports import headline, write_headline, write_history, write_pr_curves
 from cafa_mlflow.evaluation.scorer import Scorer, read_truth
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.reports import headline, write_headline, write_history, write_pr_curves
 from tests.cafa_fixtures import OBO, TERMS_TSV, write
 
 

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from predictor_fixtures import TERMS, labels, tiny_ontology, write_obo
 
-from cafa_mlflow import serving
+from cafa_mlflow.config.schema import SubmissionParams
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.predictors.base import TrainSet
-from cafa_mlflow.predictors.ensemble import EnsemblePredictor
+from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
 from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
-from cafa_mlflow.schema import SubmissionParams
+from cafa_mlflow.serving import pyfunc
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 EMBED = {
@@ -47,14 +47,14 @@ def logged(tmp_path_factory):
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
     mlflow.set_experiment("serving-test")
     with mlflow.start_run():
-        info = serving.log_go_model(folder, write_obo(tmp), SUBMISSION)
+        info = pyfunc.log_go_model(folder, write_obo(tmp), SUBMISSION)
     yield info
     mlflow.set_tracking_uri(None)
 
 
 def test_metadata_names_inputs_and_embedding_settings(logged):
-    assert serving.required_inputs(logged.model_uri) == {"embedding"}
-    settings = serving.embed_settings(logged.model_uri)
+    assert pyfunc.required_inputs(logged.model_uri) == {"embedding"}
+    settings = pyfunc.embed_settings(logged.model_uri)
     assert (
         settings == EmbedSettings.from_block(EMBED).to_dict() and "toks_per_batch" not in settings
     )  # no vector change
@@ -90,8 +90,8 @@ def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logge
     import scipy.sparse as sp
     from neural_fixtures import params, tiny_data
 
-    from cafa_mlflow.ensemble import finalize
-    from cafa_mlflow.labels import TermMatrix
+    from cafa_mlflow.go.labels import TermMatrix
+    from cafa_mlflow.predictors.combine.weights import finalize
     from cafa_mlflow.predictors.neural import NeuralPredictor
 
     onto = tiny_ontology(tmp_path)
@@ -100,7 +100,7 @@ def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logge
     net.fit_arrays(x, y, onto.aspect[[onto.index[t] for t in TERMS]], val=(x[:8], y[:8]), terms=TERMS)
     net.embed = EmbedSettings.from_block(EMBED)
     with mlflow.start_run():
-        info = serving.log_go_model(net.save(tmp_path / "neural"), write_obo(tmp_path), SUBMISSION)
+        info = pyfunc.log_go_model(net.save(tmp_path / "neural"), write_obo(tmp_path), SUBMISSION)
     out = mlflow.pyfunc.load_model(info.model_uri).predict(
         pd.DataFrame({"protein": ["a", "b"], "embedding": list(x[:2].astype(np.float32))})
     )
@@ -109,4 +109,4 @@ def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logge
     )
     got = TermMatrix.from_frame(out, proteins=["a", "b"], terms=expected.terms)
     np.testing.assert_allclose(got.matrix.toarray(), expected.matrix.toarray(), rtol=1e-6)
-    assert serving.required_inputs(info.model_uri) == {"embedding"} and len(out) == expected.matrix.nnz
+    assert pyfunc.required_inputs(info.model_uri) == {"embedding"} and len(out) == expected.matrix.nnz

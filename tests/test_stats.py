@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from cafa_mlflow.data.stats import dataset_stats, flat_metrics, format_stats, plot_stats, stats_tables
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.stats import dataset_stats, flat_metrics, format_stats, log_stats, plot_stats, stats_tables
+from cafa_mlflow.tracking.runs import log_stats
 from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, TERMS_TSV, snapshot, write
 

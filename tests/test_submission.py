@@ -7,8 +7,8 @@ import pytest
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.go.labels import TermMatrix, read_submission
 from cafa_mlflow.io.submission import validate_submission, write_submission
-from cafa_mlflow.labels import TermMatrix, read_submission
 from pipelines.cli import main as cafa
 from tests.cafa_fixtures import OBO, write
 

@@ -17,7 +17,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cafa_mlflow import tracking, tracking_recovery
+from cafa_mlflow.tracking import recovery as tracking_recovery
+from cafa_mlflow.tracking import runs
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "cafa-faults"
@@ -62,15 +63,15 @@ def store(tmp_path, monkeypatch, template):
 WORKER = """
 import os, sys, time
 from pathlib import Path
-from cafa_mlflow import tracking
+from cafa_mlflow.tracking import runs
 uri, barrier, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 params = {"tracking": {"uri": uri, "experiment": "race", "system_metrics": False},
           "prepare": {"subsample": 0, "min_count": 1, "val_fraction": 0.1, "seed": 0}}
 (barrier / str(os.getpid())).touch()  # imports done: wait for the others, then all open the store at once
 while len(list(barrier.iterdir())) < n:
     time.sleep(0.001)
-with tracking.start_run(params, "tune") as run:
-    tracking.log_metrics({"x": 1.0})
+with runs.start_run(params, "tune") as run:
+    runs.log_metrics({"x": 1.0})
 print(run.info.run_id)
 """
 
@@ -108,10 +109,10 @@ def test_store_lock_only_for_sqlite_files(tmp_path):
 
 KILLED_TRAIN = """
 import os, sys, time
-from cafa_mlflow import tracking
+from cafa_mlflow.tracking import runs
 params = {"tracking": {"uri": sys.argv[1], "experiment": "faults", "system_metrics": False},
           "prepare": {"subsample": 0, "min_count": 1, "val_fraction": 0.1, "seed": 0}}
-with tracking.start_run(params, "train") as run:
+with runs.start_run(params, "train") as run:
     print(run.info.run_id, flush=True)
     time.sleep(600)
 """
@@ -153,7 +154,7 @@ def test_kill_9_leaves_running_and_next_start_marks_it_killed(store):
         }
         # a pid now held by a process that started later than the run: the run's own process died
         reused = fake_run(client, experiment, "train", sleeper.pid, socket.gethostname(), now - 3_600_000)
-        with tracking.start_run(params(store), "train") as current:
+        with runs.start_run(params(store), "train") as current:
             pass
         assert client.get_run(current.info.run_id).info.status == "FINISHED"
         for run_id in (killed, reused):
@@ -174,14 +175,14 @@ def test_kill_9_leaves_running_and_next_start_marks_it_killed(store):
 KILLED_REGISTER = """
 import os, signal, sys
 import mlflow
-from cafa_mlflow import tracking
+from cafa_mlflow.tracking import runs
 mlflow.set_tracking_uri(sys.argv[1])
 register = mlflow.register_model
 def register_then_die(*args, **kwargs):  # killed right after "Created version"
     register(*args, **kwargs)
     os.kill(os.getpid(), signal.SIGKILL)
 mlflow.register_model = register_then_die
-tracking.register_and_promote(sys.argv[2], sys.argv[3], 0.9, "split0")
+runs.register_and_promote(sys.argv[2], sys.argv[3], 0.9, "split0")
 """
 
 
@@ -196,7 +197,7 @@ def logged_model(store: str) -> str:
 @pytest.mark.slow
 def test_kill_after_created_version_is_marked_incomplete_never_champion(store):
     client = MlflowClient(store)
-    v1, promoted = tracking.register_and_promote(logged_model(store), MODEL, 0.5, "split0")
+    v1, promoted = runs.register_and_promote(logged_model(store), MODEL, 0.5, "split0")
     assert (v1, promoted) == ("1", True)
     assert client.get_model_version(MODEL, v1).tags["status"] == "complete"
 
@@ -207,7 +208,7 @@ def test_kill_after_created_version_is_marked_incomplete_never_champion(store):
     assert half.tags["status"] == "registering" and "promoted" not in half.tags
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == v1
 
-    v3, promoted = tracking.register_and_promote(logged_model(store), MODEL, 0.6, "split0")
+    v3, promoted = runs.register_and_promote(logged_model(store), MODEL, 0.6, "split0")
     assert (v3, promoted) == ("3", True)
     half = client.get_model_version(MODEL, "2")
     assert half.tags["status"] == "incomplete" and half.tags["promoted"] == "false"
@@ -219,7 +220,7 @@ def test_kill_after_created_version_is_marked_incomplete_never_champion(store):
 
 def test_legacy_half_version_and_champion_killed_before_complete(store):
     client = MlflowClient(store)
-    tracking.register_and_promote(logged_model(store), MODEL, 0.5, "split0")
+    runs.register_and_promote(logged_model(store), MODEL, 0.5, "split0")
     legacy = mlflow.register_model(logged_model(store), MODEL).version  # as the old code left it: no tags at all
     by_hand = mlflow.register_model(__file__, MODEL).version  # registered by a user, not by a step: left alone
     # killed between taking the alias and its last tag

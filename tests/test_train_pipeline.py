@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from cafa_mlflow.labels import load_term_matrix
+from cafa_mlflow.go.labels import load_term_matrix
 from pipelines import cli
 
 REGISTERED = "cafa-go-test"

@@ -10,11 +10,10 @@ import pytest
 import scipy.sparse as sp
 from predictor_fixtures import TERMS, labels, tiny_ontology, write_fasta
 
-from cafa_mlflow.crossfit import homology_features
 from cafa_mlflow.predictors.base import ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import HomologyPredictor, hits_to_scores
 from cafa_mlflow.predictors.knn import KnnPredictor
-from cafa_mlflow.transfer import aspect_root_columns, best_hit_per_term
+from cafa_mlflow.predictors.transfer import aspect_root_columns, best_hit_per_term, hit_matrix
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 HITS = pd.DataFrame(
@@ -45,14 +44,11 @@ def test_per_aspect_denominator(tmp_path, three):
     assert roots.tolist() == [0, 0, 0, 3, 3, 5, 5, 5]
 
 
-def test_best_hit_per_term_and_features(tmp_path, three):
-    onto = tiny_ontology(tmp_path)
-    f = homology_features(HITS, ["q"], three, aspect_root_columns(three.terms, onto))
-    best_bits = f["best_bits"].toarray()[0]
-    np.testing.assert_allclose(best_bits, [50, 50, 30, 20, 20, 30, 30, 0])
-    np.testing.assert_allclose(f["best_ident"].toarray()[0], [90, 90, 40, 60, 60, 40, 40, 0])
-    np.testing.assert_allclose(f["frac"].toarray()[0], [1, 1, 0.5, 1, 1, 1, 1, 0])
-    assert f["n_hits"].tolist() == [3.0] and f["top_bits"].tolist() == [50.0]
+def test_best_hit_per_term(three):
+    best_bits = best_hit_per_term(hit_matrix(HITS, ["q"], three.proteins, "bitscore"), three.matrix)
+    np.testing.assert_allclose(best_bits.toarray()[0], [50, 50, 30, 20, 20, 30, 30, 0])
+    best_ident = best_hit_per_term(hit_matrix(HITS, ["q"], three.proteins, "pident"), three.matrix)
+    np.testing.assert_allclose(best_ident.toarray()[0], [90, 90, 40, 60, 60, 40, 40, 0])
     # values <= min_value do not count: only A (90) remains above 50
     strong = best_hit_per_term(sp.csr_matrix([[90.0, 40.0, 0.0]]), three.matrix, min_value=50.0)
     np.testing.assert_allclose(strong.toarray()[0], [90, 90, 0, 0, 0, 0, 0, 0])

@@ -17,12 +17,13 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from cafa_mlflow import tracking, tuning
-from cafa_mlflow.config import load_params
+from cafa_mlflow.config.flags import parse_params
+from cafa_mlflow.config.loading import load_params
+from cafa_mlflow.config.schema import Params
 from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.flags import parse_params
-from cafa_mlflow.schema import Params
+from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows import tune as tune_workflow
+from cafa_mlflow.workflows import tuning
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {
@@ -50,7 +51,7 @@ class FakeTrain:
         for epoch in range(1, self.epochs + 1):
             time.sleep(self.sleep)
             metrics = {"val_f_w_mean": value, "train_loss": 1.0 / epoch}
-            tracking.log_metrics(metrics, step=epoch)
+            runs.log_metrics(metrics, step=epoch)
             for cb in epoch_callbacks:
                 cb(epoch, dict(metrics))
         return {"val_f_w_mean": value, "best_epoch": self.epochs}
@@ -94,7 +95,7 @@ def make_params(root: Path, **tune) -> Params:
     return Params.from_dict(params)
 
 
-def runs(study_name: str = "t"):
+def study_runs(study_name: str = "t"):
     client = MlflowClient()
     exp = client.get_experiment_by_name("cafa-mlflow")
     found = client.search_runs(exp.experiment_id, f"tags.optuna_study = '{study_name}'", order_by=["start_time ASC"])
@@ -120,7 +121,7 @@ def test_three_trials_nested_runs_pruned_and_complete(env, monkeypatch):
     assert not any((env / "tune" / "trials").iterdir())  # scratch folders removed
     assert summary["n_complete"] == 2 and summary["n_pruned"] == 1 and summary["trials_this_worker"] == 3
 
-    client, (parent,), children = runs()
+    client, (parent,), children = study_runs()
     assert [c.data.tags["mlflow.parentRunId"] for c in children] == [parent.info.run_id] * 3
     assert [c.info.status for c in children] == ["FINISHED", "KILLED", "FINISHED"]
     assert [c.data.tags["optuna_state"] for c in children] == ["COMPLETE", "PRUNED", "COMPLETE"]
@@ -161,7 +162,7 @@ def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env,
     study = load(env)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert study.trials[1].user_attrs["fail_reason"] == "RuntimeError: CUDA out of memory (fake)"
-    _, _, children = runs()
+    _, _, children = study_runs()
     assert children[1].info.status == "FAILED"
     assert children[1].data.tags["fail_reason"] == "RuntimeError: CUDA out of memory (fake)"
 
@@ -172,7 +173,7 @@ def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env,
     study = load(env)
     assert len(study.trials) == 4 and study.trials[3].state == TrialState.COMPLETE
     assert again["trials_this_worker"] == 1 and again["n_fail"] == 1
-    _, parents, children = runs()
+    _, parents, children = study_runs()
     assert len(parents) == 2 and len(children) == 4
     assert children[3].data.tags["mlflow.parentRunId"] == parents[1].info.run_id
     assert tune_workflow.run_study(params)["trials_this_worker"] == 0  # budget reached: nothing more
@@ -195,7 +196,7 @@ stub = types.ModuleType("cafa_mlflow.workflows.train")  # the real module's impo
 stub.train_neural = lambda *args, **kwargs: fake["train"](*args, **kwargs)
 stub.run_params = lambda params: {{"lr": params.train.lr}}
 sys.modules["cafa_mlflow.workflows.train"] = stub
-from cafa_mlflow import tuning
+from cafa_mlflow.workflows import tuning
 from cafa_mlflow.workflows import tune
 from test_tune import FakeTrain, make_params
 from pathlib import Path
@@ -277,7 +278,7 @@ def test_real_train_two_trials_then_retrain_best_registers(env):
     assert cli.main(argv) == 0
     study = load(env)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
-    client, (parent,), children = runs()
+    client, (parent,), children = study_runs()
     for child, trial in zip(children, study.trials):
         assert child.info.status == "FINISHED"
         assert child.data.metrics["val_f_w_mean"] == pytest.approx(trial.value)
@@ -323,7 +324,7 @@ def test_ensemble_objective_tunes_the_method_on_saved_members_and_retrains_the_b
     study = load(env, "ens")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     assert {t.params["ensemble.method"] for t in study.trials} == {"blend", "stacker"}
-    client, (parent,), children = runs("ens")
+    client, (parent,), children = study_runs("ens")
     assert [c.data.metrics["val_f_w_mean"] for c in children] == pytest.approx([t.value for t in study.trials])
     for child, trial in zip(children, study.trials):  # each trial logs its method's own parameters
         assert child.data.params["method"] == trial.params["ensemble.method"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from cafa_mlflow.dataset import prepare_dataset
+from cafa_mlflow.data.prepared import prepare_dataset
 from cafa_mlflow.embed.cache import IDS_FILE, finalize, shard_name, write_shard
 
 ROOTS = {"biological_process": "GO:0008150", "cellular_component": "GO:0005575", "molecular_function": "GO:0003674"}

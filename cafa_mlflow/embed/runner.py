@@ -14,6 +14,7 @@ import esm
 import numpy as np
 import torch
 
+from cafa_mlflow.console import progress_bar
 from cafa_mlflow.embed import cache, units
 from cafa_mlflow.embed.device import autocast_dtype, barrier, dist_env, init_distributed, resolve_device
 from cafa_mlflow.embed.forward import check_letters, embed_units, token_table
@@ -21,7 +22,6 @@ from cafa_mlflow.embed.model import load_esm, resolve_layer
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.fasta import load_fasta
-from cafa_mlflow.progress import progress_bar
 
 
 class EmbedResult(NamedTuple):

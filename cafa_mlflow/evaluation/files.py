@@ -36,7 +36,7 @@ def submission_paths(pred: str | os.PathLike | Sequence[str | os.PathLike]) -> l
 
 def score_files(scorer: Scorer, paths: Sequence[Path]) -> Iterator[tuple[Path, dict, float]]:
     """(path, result, seconds to read and score it) per file, in order; reads only the truth's proteins."""
-    from cafa_mlflow.labels import read_submission
+    from cafa_mlflow.go.labels import read_submission
 
     for path in paths:
         start = time.perf_counter()

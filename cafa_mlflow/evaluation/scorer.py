@@ -26,9 +26,9 @@ import scipy.sparse as sp
 
 from cafa_mlflow.evaluation.curves import accumulate, best, empty_result, new_sums, normalize, passes, thresholds
 from cafa_mlflow.evaluation.truth import ia_weights, read_truth, warn_missing_ia
+from cafa_mlflow.go.labels import TermMatrix, max_csr
 from cafa_mlflow.go.ontology import ASPECTS, Ontology
 from cafa_mlflow.go.propagate import Plan, propagate_block, propagation_plan
-from cafa_mlflow.labels import TermMatrix, max_csr
 
 __all__ = ["Scorer", "evaluate_predictions", "f1_at_thresholds", "flat_metrics", "ia_weights", "read_truth"]
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory

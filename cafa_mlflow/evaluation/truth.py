@@ -11,9 +11,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.go.annotations import resolve_terms
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import LETTER_OF_ASPECT, Ontology
 from cafa_mlflow.io.terms import read_terms
-from cafa_mlflow.labels import TermMatrix
 
 log = logging.getLogger(__name__)
 

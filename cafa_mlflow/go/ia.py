@@ -18,10 +18,10 @@ import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.annotations import resolve_terms
+from cafa_mlflow.go.labels import TermMatrix, label_matrix
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.ia import write_ia
 from cafa_mlflow.io.terms import read_terms
-from cafa_mlflow.labels import TermMatrix, label_matrix
 
 log = logging.getLogger(__name__)
 BLOCK_ROWS = 4096  # proteins per block: bounds the (proteins x terms) parent-count matrix in memory

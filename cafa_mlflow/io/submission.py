@@ -4,7 +4,7 @@ Rules (docs/CAFA.md): scores in (0, 1] with at most 3 significant figures, no ze
 per protein over all aspects, one contiguous block of lines per protein, terms sorted by score, highest
 first. Reading streams the file with pyarrow's CSV reader (serial, in blocks), so files of Kaggle's size
 (224k proteins x 1,500 terms = 336M lines) are read in bounded memory. This module returns plain arrays
-(`Cells`); `cafa_mlflow.labels.read_submission` makes a TermMatrix of them.
+(`Cells`); `cafa_mlflow.go.labels.read_submission` makes a TermMatrix of them.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def score_strings(digits: int = DIGITS) -> np.ndarray:
 def write_submission(
     path: str | os.PathLike, tm, max_terms: int = MAX_TERMS, sig: int = DIGITS, block_rows: int = 4096
 ) -> int:
-    """Write scores (`tm`: a cafa_mlflow.labels.TermMatrix or anything with proteins, terms and a CSR
+    """Write scores (`tm`: a cafa_mlflow.go.labels.TermMatrix or anything with proteins, terms and a CSR
     matrix) as a submission; return the number of lines.
 
     Scores are clipped to [0, 1] and rounded to `sig` decimal places, which for scores in (0, 1] means at

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from cafa_mlflow.errors import InputError, MissingWeightsError
+from cafa_mlflow.errors import InputError, MissingWeightsError, NotFittedError
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.text import write_json
-from cafa_mlflow.labels import TermMatrix
 
 EMBEDDING, CHUNKS, SEQUENCE = "embedding", "chunks", "sequence"  # what a predictor may need per protein
 META_FILE = "predictor.json"  # kind + embedding settings, beside each saved predictor's own files
@@ -167,7 +167,7 @@ class Predictor(ABC):
 
     def _require_fitted(self, attr: str) -> None:
         if getattr(self, attr, None) is None:
-            raise RuntimeError(f"{type(self).__name__}.predict called before fit")
+            raise NotFittedError(f"{type(self).__name__}.predict")
 
 
 def read_meta(folder: str | os.PathLike) -> dict:

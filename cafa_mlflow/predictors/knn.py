@@ -17,10 +17,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
+from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.text import atomic_write, write_json
-from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import EMBEDDING, Predictor, ProteinSet, TrainSet
-from cafa_mlflow.transfer import aspect_root_columns, vote
+from cafa_mlflow.predictors.transfer import aspect_root_columns, vote
 
 
 def _unit_rows(x: Any, block_size: int = 8192) -> np.ndarray:

@@ -20,8 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError, MissingWeightsError
+from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.text import write_json
-from cafa_mlflow.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, as_ids, term_aspects
 
 DENOMINATORS = ("aspect", "all")

@@ -14,8 +14,8 @@ PREDICTORS = {
     "homology": "cafa_mlflow.predictors.homology:HomologyPredictor",
     "knn": "cafa_mlflow.predictors.knn:KnnPredictor",
     "neural": "cafa_mlflow.predictors.neural.predictor:NeuralPredictor",
-    "ensemble": "cafa_mlflow.predictors.ensemble:EnsemblePredictor",
-    "stacked": "cafa_mlflow.predictors.stacked:StackedPredictor",
+    "ensemble": "cafa_mlflow.predictors.combine.blend:EnsemblePredictor",
+    "stacked": "cafa_mlflow.predictors.combine.stacked:StackedPredictor",
 }
 ENSEMBLE_METHODS = {"blend": "ensemble", "stacker": "stacked"}  # params.yaml ensemble.method -> kind
 MEMBER_KINDS = tuple(k for k in PREDICTORS if k not in ENSEMBLE_METHODS.values())

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from cafa_mlflow import tracking
 from cafa_mlflow.errors import CafaError
+from cafa_mlflow.tracking import runs
 
 STEPS = (  # (label, entry point module, extra flags)
     ("prepare", "prepare", ()),
@@ -40,7 +40,7 @@ def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dic
         # tune's search space has dotted keys of its own; no step of the chain reads the tune block
         resolved.write_text(yaml.safe_dump({k: v for k, v in params.to_dict().items() if k != "tune"}))
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}  # children open runs of their own
-        env[tracking.PARENT_RUN_ENV] = parent_run_id
+        env[runs.PARENT_RUN_ENV] = parent_run_id
         for label, module, extra in steps:
             t0 = time.perf_counter()
             cmd = [sys.executable, "-m", f"pipelines.{module}", "--params-file", str(resolved), *extra]
@@ -48,7 +48,7 @@ def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dic
             seconds = time.perf_counter() - t0
             if code != 0:
                 raise CafaError(f"step {label} failed (exit {code}); its message is above. Fix it and run again.")
-            found = tracking.latest_child_metrics(parent_run_id, KEY_METRICS)
+            found = runs.latest_child_metrics(parent_run_id, KEY_METRICS)
             metric = next((k for k in KEY_METRICS if k in found), None)
             rows.append({"step": label, "seconds": seconds, "metric": metric, "value": found.get(metric)})
     return rows

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cafa_mlflow.dataset import Prepared, load_prepared, prepare_dataset
+from cafa_mlflow.data.prepared import Prepared, load_prepared, prepare_dataset
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.go.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.io.fasta import load_fasta
 from cafa_mlflow.io.text import atomic_dir, check_writable
-from cafa_mlflow.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 
 SPLITS = ("val", "test")  # what every member predicts (val from the fit on `train`)
@@ -89,7 +89,7 @@ def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared,
     """Out-of-fold predictions of every `train` protein (folds.k folds of whole prepare clusters: a protein is
     scored by a fresh `make()` fitted on the other folds); None when folds.k < 2. `like`: a predictor of the
     same kind, which says what inputs and labels the folds need."""
-    from cafa_mlflow.crossfit import cross_fit
+    from cafa_mlflow.predictors.crossfit import cross_fit
 
     if params.folds.k < 2:
         return None

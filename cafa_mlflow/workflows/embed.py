@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cafa_mlflow import tracking
 from cafa_mlflow.embed import embed_fasta
 from cafa_mlflow.embed.resolve import fasta_roles, read_index, runtime_options, write_index
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.text import check_writable
+from cafa_mlflow.tracking import runs
 
 
 def totals(results: list[dict]) -> dict[str, float]:
@@ -42,16 +42,16 @@ def embed_roles(params: Any) -> dict[str, str]:
         stats = result.stats
         index[role] = str(result.cache_dir)
         results.append(stats)
-        tracking.log_params(
+        runs.log_params(
             {
                 f"n_proteins_{role}": stats["n_proteins"],
                 f"input_hash_{role}": stats["input_hash"],
                 f"cache_key_{role}": stats["cache_key"][:16],
             }
         )
-        tracking.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, prefix=f"{role}_")
+        runs.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, prefix=f"{role}_")
         print(f"{role}: {stats['n_proteins']} proteins -> {index[role]} ({stats['residues_per_s']:.0f} residues/s)")
-    tracking.log_params(
+    runs.log_params(
         {
             "n_proteins": sum(r["n_proteins"] for r in results),
             "resolved_layer": results[0]["layer"],
@@ -60,6 +60,6 @@ def embed_roles(params: Any) -> dict[str, str]:
             else ",".join(f"{role}:{r['input_hash'][:16]}" for role, r in zip(roles, results)),
         }
     )
-    tracking.log_metrics(totals(results))
-    tracking.log_artifacts([write_index(block.out, index)])
+    runs.log_metrics(totals(results))
+    runs.log_artifacts([write_index(block.out, index)])
     return index

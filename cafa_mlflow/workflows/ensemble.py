@@ -12,17 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from cafa_mlflow import run_meta, tracking
-from cafa_mlflow.ensemble import finalize
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics
+from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable, write_json
-from cafa_mlflow.labels import TermMatrix, load_term_matrix
-from cafa_mlflow.metric_vocabulary import headline
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.base import Predictor, TrainSet
+from cafa_mlflow.predictors.combine.weights import finalize
+from cafa_mlflow.tracking import run_meta, runs
+from cafa_mlflow.tracking.metric_names import headline
 from cafa_mlflow.workflows.common import (
     OOF,
     SPLITS,
@@ -79,7 +79,7 @@ def fitting_data(
 def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) -> dict[str, float]:
     """Fit, write predictions and metrics (into `out`, default <outputs.predictions>/ensemble), log
     everything into the active MLflow run."""
-    from cafa_mlflow.serving import log_go_model
+    from cafa_mlflow.serving.pyfunc import log_go_model
 
     out = member_folder(params, NAME) if out is None else Path(out)
     check_writable(out, folder=True)
@@ -115,7 +115,7 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
     report_file = Path(params.outputs.metrics) / "ensemble_val.json"
     write_json(report_file, report, sort_keys=True)
 
-    tracking.log_params(
+    runs.log_params(
         {
             **params.ensemble.to_dict(),
             "members": ",".join(names),
@@ -124,22 +124,22 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
         }
     )
     for name, result in member_results.items():
-        tracking.log_metrics(headline(flat_metrics(result, f"val_{name}_")))
-    tracking.log_metrics(headline(metrics))
+        runs.log_metrics(headline(flat_metrics(result, f"val_{name}_")))
+    runs.log_metrics(headline(metrics))
     bars = {name: aspect_scores(flat) for name, flat in member_metrics.items()}
     bars[NAME] = aspect_scores(metrics)
     with tempfile.TemporaryDirectory() as tmp:
         plot = plot_members_vs_ensemble(
             bars, str(Path(tmp) / "members_vs_ensemble.png"), title="validation: members vs ensemble"
         )
-        tracking.log_artifacts([plot, report_file], "ensemble")
+        runs.log_artifacts([plot, report_file], "ensemble")
     if not register:  # a tune trial: scored, not packaged
         return metrics
     plain = params.to_dict()
     info = log_go_model(
         out / "model", params.data.obo, params.submission.to_dict(), name=run_meta.logged_model_name("ensemble", plain)
     )
-    version, promoted = tracking.register_and_promote(
+    version, promoted = runs.register_and_promote(
         info.model_uri,
         params.tracking.registered_model,
         metrics["val_f_w_mean"],

@@ -9,12 +9,12 @@ from typing import Any
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.evaluation.report import format_table, markdown_summary, write_json
+from cafa_mlflow.evaluation.reports import FINAL, write_reports
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics, read_truth
+from cafa_mlflow.go.labels import load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
-from cafa_mlflow.labels import load_term_matrix
-from cafa_mlflow.metric_vocabulary import headline
-from cafa_mlflow.reports import FINAL, write_reports
+from cafa_mlflow.tracking.metric_names import headline
 
 ORDER_LAST = ("ensemble",)  # members first, then the ensemble
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ def prediction_files(folder: str | Path) -> dict[str, Path]:
 
 def evaluate_predictions_folder(params: Any, ev: dict) -> dict:
     """Mode (b): every saved test prediction, logged into the active MLflow run."""
-    from cafa_mlflow import tracking
     from cafa_mlflow.io.text import atomic_write
+    from cafa_mlflow.tracking import runs
 
     files = prediction_files(ev["predictions"])
     ontology = load_obo(ev["obo"])
@@ -89,11 +89,11 @@ def evaluate_predictions_folder(params: Any, ev: dict) -> dict:
         curves[name] = scorer.curves(load_term_matrix(path))  # scored once: metrics here, PR curves below
         results[name] = scorer.summary(curves[name])
         print(f"\n{name} ({path}):\n{format_table(results[name])}")
-        tracking.log_metrics(headline(flat_metrics(results[name], prefix=f"test_{name}_")))
+        runs.log_metrics(headline(flat_metrics(results[name], prefix=f"test_{name}_")))
     write_json(out_json, results)
     with atomic_write(table_path) as handle:
         handle.write(markdown_summary(results))
     print(f"\n{markdown_summary(results)}\nwrote {out_json} and {table_path}")
     write_reports(out_json, results, curves.get(FINAL), scorer.tau)  # headline.json, PR curves: dvc metrics/plots
-    tracking.log_artifacts([out_json, table_path], "metrics")
+    runs.log_artifacts([out_json, table_path], "metrics")
     return results

@@ -9,7 +9,7 @@ from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.predictors import registry
-from cafa_mlflow.run_meta import log_prepared_splits
+from cafa_mlflow.tracking.run_meta import log_prepared_splits
 from cafa_mlflow.workflows.common import (
     OOF,
     SPLITS,

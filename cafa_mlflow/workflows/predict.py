@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.submission import write_submission
 from cafa_mlflow.io.text import atomic_write
-from cafa_mlflow.labels import TermMatrix
 
 
 def default_fasta(params: Any) -> str:
@@ -29,7 +29,7 @@ def embed_records(fasta: str | Path, records: list[FastaRecord], model: Any, emb
     from cafa_mlflow.embed import embed_fasta, load_embeddings
     from cafa_mlflow.embed.resolve import pooled_rows, runtime_options
     from cafa_mlflow.embed.settings import EmbedSettings
-    from cafa_mlflow.serving import embed_settings
+    from cafa_mlflow.serving.pyfunc import embed_settings
 
     settings = EmbedSettings.from_dict(embed_settings(model))
     result = embed_fasta(fasta, settings, embed_block.out, **runtime_options(embed_block))
@@ -54,7 +54,7 @@ def predict_fasta(model: Any, fasta: str | Path, out: str | Path, params: Any) -
     """Score every protein of `fasta` with a loaded GoModel pyfunc into the submission `out`; returns lines.
 
     Each batch is written as a part file; the parts are joined into `out` atomically at the end."""
-    from cafa_mlflow.serving import required_inputs
+    from cafa_mlflow.serving.pyfunc import required_inputs
 
     inputs = required_inputs(model)
     model.unwrap_python_model().set_threads(params.predict.threads)

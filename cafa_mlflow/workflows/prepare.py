@@ -5,21 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cafa_mlflow import tracking
-from cafa_mlflow.dataset import prepare_dataset
+from cafa_mlflow.data.prepared import prepare_dataset
 from cafa_mlflow.io.text import check_writable
+from cafa_mlflow.tracking import runs
 
 
 def prepare_and_describe(params: Any) -> dict:
     """Prepare `data` into prepare.out, log the summary and the training pool's statistics; returns the summary."""
-    from cafa_mlflow.stats import dataset_stats, log_stats, print_stats
+    from cafa_mlflow.data.stats import dataset_stats, print_stats
 
     out = Path(params.prepare.out)
     check_writable(out, folder=True)
     summary = prepare_dataset(params.data.to_dict(), params.prepare.to_dict(), out)
-    tracking.log_metrics(summary)
+    runs.log_metrics(summary)
     stats = dataset_stats(out / "train.fasta", params.data.train_terms, params.data.obo)
     print_stats(stats)
-    log_stats(stats)  # tables, text and figures as artifacts: metrics stay the shared vocabulary
-    tracking.log_artifacts([out / "terms.tsv", out / "summary.json"], "prepared")
+    runs.log_stats(stats)  # tables, text and figures as artifacts: metrics stay the shared vocabulary
+    runs.log_artifacts([out / "terms.tsv", out / "summary.json"], "prepared")
     return summary

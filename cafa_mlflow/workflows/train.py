@@ -13,18 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cafa_mlflow import run_meta, tracking
-from cafa_mlflow.dataset import Prepared
+from cafa_mlflow.data.prepared import Prepared
+from cafa_mlflow.evaluation.reports import write_history
 from cafa_mlflow.evaluation.scorer import f1_at_thresholds, flat_metrics
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable
-from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.metric_vocabulary import headline
 from cafa_mlflow.predictors.base import EMBEDDING, ProteinSet
 from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
 from cafa_mlflow.predictors.neural import NeuralPredictor
 from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
-from cafa_mlflow.reports import write_history
+from cafa_mlflow.tracking import run_meta, runs
+from cafa_mlflow.tracking.metric_names import headline
 from cafa_mlflow.workflows.common import (
     OOF,
     cross_fitted,
@@ -66,21 +66,21 @@ def _chunk_means(chunks: Any, n: int) -> np.ndarray:
 def log_plots_and_tables(predictor: NeuralPredictor, curves: dict, prepared: Prepared) -> None:
     """PR curves per aspect, loss curve, thresholds table and term vocabulary as run artifacts."""
     for aspect, (unweighted, weighted) in curves.items():
-        tracking.log_figure(pr_figure(aspect, unweighted, weighted), f"plots/pr_{aspect}.png")
-    tracking.log_figure(loss_figure(predictor.result.history, predictor.result.best_epoch), "plots/loss.png")
+        runs.log_figure(pr_figure(aspect, unweighted, weighted), f"plots/pr_{aspect}.png")
+    runs.log_figure(loss_figure(predictor.result.history, predictor.result.best_epoch), "plots/loss.png")
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "thresholds.tsv"
         predictor.thresholds.to_frame(predictor.terms, predictor.term_aspect).to_csv(table, sep="\t", index=False)
-        tracking.log_artifacts([table], "thresholds")
-    tracking.log_artifacts([prepared.root / "terms.tsv"], "vocabulary")
+        runs.log_artifacts([table], "thresholds")
+    runs.log_artifacts([prepared.root / "terms.tsv"], "vocabulary")
 
 
 def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = True) -> dict[str, float]:
     """Fit, evaluate, save and log inside the caller's active MLflow run; returns the final flat metrics."""
-    from cafa_mlflow.serving import log_go_model
+    from cafa_mlflow.serving.pyfunc import log_go_model
 
     tp = params.train
-    tracking.log_params(run_params(params))
+    runs.log_params(run_params(params))
     check_writable(member_folder(params, NAME), folder=True)
     prepared = ensure_prepared(params)
     require_val(prepared)
@@ -95,13 +95,13 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
 
     freq = term_frequencies(y_train.matrix, aspect)  # the naive baseline, for comparison in the run
     naive = repeat_row(np.where(freq >= tp.min_score, freq, 0.0)[None, :], len(val.ids))
-    tracking.log_metrics(headline(flat_metrics(scorer(TermMatrix(val.ids, terms, naive)), "val_naive_")))
+    runs.log_metrics(headline(flat_metrics(scorer(TermMatrix(val.ids, terms, naive)), "val_naive_")))
 
     def val_metric(scores) -> dict[str, float]:
         return flat_metrics(scorer(TermMatrix(val.ids, terms, scores)))
 
     def log_epoch(epoch: int, metrics: dict) -> None:
-        tracking.log_metrics(headline(metrics), step=epoch)
+        runs.log_metrics(headline(metrics), step=epoch)
 
     esm_model = alphabet = None
     if tp.model == "finetune":
@@ -146,7 +146,7 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
             metrics.update(flat_metrics(test_scorer(predictions["test"]), "test_"))
     metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
-    tracking.log_metrics(headline(metrics), step=len(predictor.result.history) + 1)
+    runs.log_metrics(headline(metrics), step=len(predictor.result.history) + 1)
     out = write_member(member_folder(params, NAME), final, predictions, metrics)
     write_history(predictor.result.history, out / "history.csv")  # `dvc plots show`: loss and val per epoch
     log_plots_and_tables(predictor, val_curves, prepared)
@@ -159,7 +159,7 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
         input_example=input_example(val),
     )
     if register:
-        version, _ = tracking.register_and_promote(
+        version, _ = runs.register_and_promote(
             info.model_uri,
             params.tracking.registered_model,
             metrics["val_f_w_mean"],
@@ -167,5 +167,5 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
             kind="neural",
             encoder=run_meta.encoder_label(plain),
         )
-        tracking.set_tags({"registered_version": version})  # the alias, not a tag, says who is champion
+        runs.set_tags({"registered_version": version})  # the alias, not a tag, says who is champion
     return metrics

@@ -17,9 +17,10 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
-from cafa_mlflow import tracking, tuning
 from cafa_mlflow.errors import CafaError, ConfigError
 from cafa_mlflow.io.text import check_writable
+from cafa_mlflow.tracking import runs
+from cafa_mlflow.workflows import tuning
 from cafa_mlflow.workflows.ensemble import fit_ensemble
 from cafa_mlflow.workflows.train import run_params, train_neural
 
@@ -47,7 +48,7 @@ class Objective:
         try:
             params = self.params.with_overrides({**self._scratch(out_dir), **overrides})
             tags = {"optuna_study": trial.study.study_name, "optuna_trial": str(trial.number)}
-            with tracking.start_run(
+            with runs.start_run(
                 params, "tune_trial", run_name=f"trial-{trial.number}", nested=True, tags=tags
             ) as child:
                 trial.set_user_attr("mlflow_run_id", child.info.run_id)
@@ -84,7 +85,7 @@ class Objective:
     def _run(self, params: Any, prune: Any, out_dir: Path) -> dict[str, float]:
         if self.tune.objective == "ensemble":  # the saved members, combined with the trial's ensemble/stacker keys
             return fit_ensemble(params, register=False, out=out_dir / "ensemble")
-        tracking.log_params(run_params(params))
+        runs.log_params(run_params(params))
         return train_neural(params, epoch_callbacks=[prune], register=False)
 
     @staticmethod
@@ -110,7 +111,7 @@ def log_results(study: optuna.Study, params: Any) -> dict[str, Any]:
     best_params.yaml in tune.out. Returns a summary."""
     tune, metric = params.tune, params.tune.metric
     summary: dict[str, Any] = {**tuning.state_counts(study), "n_trials": len(study.get_trials(deepcopy=False))}
-    tracking.log_metrics(summary)
+    runs.log_metrics(summary)
     best = tuning.best_trial(study)
     out = Path(tune.out)
     if best is not None:
@@ -123,16 +124,16 @@ def log_results(study: optuna.Study, params: Any) -> dict[str, Any]:
                 "best_params_file": str(path),
             }
         )
-        tracking.log_metrics({f"best_{metric}": best.value, "best_trial": best.number})
-        tracking.log_params({f"best.{k}": v for k, v in best.params.items()})
+        runs.log_metrics({f"best_{metric}": best.value, "best_trial": best.number})
+        runs.log_params({f"best.{k}": v for k, v in best.params.items()})
         mlflow.set_tag("best_run_id", best.user_attrs.get("mlflow_run_id", ""))
-        tracking.log_artifacts([path])
+        runs.log_artifacts([path])
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "trials.csv"
         study.trials_dataframe().to_csv(table, index=False)
         plots = tuning.plot_study(study, Path(tmp) / "plots", target_name=metric)
-        tracking.log_artifacts([table])
-        tracking.log_artifacts(plots, "plots")
+        runs.log_artifacts([table])
+        runs.log_artifacts(plots, "plots")
     return summary
 
 
@@ -141,7 +142,7 @@ def retrain_best(params: Any, best_params_file: str | Path) -> dict[str, float]:
     params file; registers the model."""
     best = params.with_overrides(yaml.safe_load(Path(best_params_file).read_text()) or {})
     step = params.tune.objective
-    with tracking.start_run(
+    with runs.start_run(
         best, step, run_name="retrain-best", nested=True, tags={"optuna_study": params.tune.study_name}
     ):
         return fit_ensemble(best, register=True) if step == "ensemble" else train_neural(best, register=True)
@@ -166,9 +167,7 @@ def run_study(params: Any) -> dict[str, Any]:
     settings = {("tune_out" if k == "out" else k): v for k, v in tune.to_dict().items() if k != "space"}
     settings["storage"] = tuning.safe_url(url)
     objective = Objective(params)
-    with tracking.start_run(
-        params, "tune", run_name=f"tune-{name}", extra_params=settings, tags={"optuna_study": name}
-    ):
+    with runs.start_run(params, "tune", run_name=f"tune-{name}", extra_params=settings, tags={"optuna_study": name}):
         mlflow.log_dict(tune.space, "space.yaml")
         ran = tuning.run_worker(
             study,
@@ -178,7 +177,7 @@ def run_study(params: Any) -> dict[str, Any]:
             timeout=tune.timeout,
             stop=lambda: objective.fatal is not None,
         )
-        tracking.log_metrics({"trials_this_worker": ran})
+        runs.log_metrics({"trials_this_worker": ran})
         if objective.fatal is not None:
             raise objective.fatal
         summary = {**log_results(study, params), "trials_this_worker": ran}

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cafa_mlflow.predictors.neural.params import TrainParams
+from cafa_mlflow.config.train import TrainParams
 
 
 def pos_weights(y: sp.csr_matrix, cap: float) -> np.ndarray:

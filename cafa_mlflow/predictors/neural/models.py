@@ -9,8 +9,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from cafa_mlflow.config.train import TrainParams
 from cafa_mlflow.errors import ConfigError, InputError
-from cafa_mlflow.predictors.neural.params import TrainParams
 
 
 def _mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:

@@ -16,9 +16,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
+from cafa_mlflow.config.train import TrainParams
+from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError, NotFittedError
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.text import atomic_write
-from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.neural.data import (
     ChunkInputs,
@@ -31,7 +32,6 @@ from cafa_mlflow.predictors.neural.data import (
 )
 from cafa_mlflow.predictors.neural.losses import build_loss
 from cafa_mlflow.predictors.neural.models import ChunkAttention, FinetuneClassifier, build_model, prior_logits
-from cafa_mlflow.predictors.neural.params import TrainParams
 from cafa_mlflow.predictors.neural.predict import predict_scores
 from cafa_mlflow.predictors.neural.thresholds import Thresholds, choose_thresholds
 from cafa_mlflow.predictors.neural.training import TrainResult, ValMetric, fit_model, seed_everything
@@ -186,7 +186,7 @@ class NeuralPredictor(Predictor):
     def predict_arrays(self, X: Any, apply_thresholds: bool = False) -> sp.csr_matrix:
         """N x T CSR scores >= params.min_score (top_k per protein if set); optionally thresholded."""
         if self.model is None:
-            raise InputError("NeuralPredictor.predict called before fit() or load()")
+            raise NotFittedError("NeuralPredictor.predict")
         p = self.params
         scores = predict_scores(self.model, self._inputs(X), p.inference_batch_size, p.min_score, p.top_k)
         return self.thresholds.apply(scores) if apply_thresholds and self.thresholds is not None else scores

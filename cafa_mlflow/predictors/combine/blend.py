@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from cafa_mlflow.ensemble import combine, fit_weights, round_scores
-from cafa_mlflow.errors import ConfigError, InputError
+from cafa_mlflow.errors import ConfigError, InputError, NotFittedError
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.text import write_json
-from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, term_aspects
+from cafa_mlflow.predictors.combine.weights import combine, fit_weights, round_scores
 
 CONFIG = "ensemble.json"
 TERMS = "term_aspect.tsv"
@@ -120,7 +120,7 @@ class EnsemblePredictor(Combined):
     def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
         """The weighted sum of the members' scores of `ids` (raw: GO-consistency and caps come after)."""
         if self.weights is None:
-            raise RuntimeError("EnsemblePredictor.predict called before fit")
+            raise NotFittedError("EnsemblePredictor.predict")
         return combine(member_predictions, self.weights, self.term_aspect, proteins=ids)
 
     def save_files(self, folder: Path) -> None:

@@ -1,7 +1,7 @@
 """`make compare`: the newest finished run of an entry point per distinct value of one parameter (by default
 the newest `train` run per `loss`), side by side in the terminal, with the metric columns they share.
 
-  python -m cafa_mlflow.compare [--entry-point train] [--by loss] [--runs RUN_ID ...] [--all-metrics]
+  python -m cafa_mlflow.tracking.compare [--entry-point train] [--by loss] [--runs RUN_ID ...] [--all-metrics]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.metric_vocabulary import metric_family
+from cafa_mlflow.tracking.metric_names import metric_family
 
 SHOWN_PARAMS = ("encoder", "model", "loss", "strategy", "lr", "hidden_dim", "epochs")
 SHOWN_FAMILIES = ("cafa", "f1", "training")  # the rest (timings, counts, system) with --all-metrics
@@ -81,7 +81,7 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     """`cafa compare`: the newest run per value of `--by` (or `--runs`), metrics side by side."""
-    from cafa_mlflow.config import load_params
+    from cafa_mlflow.config.loading import load_params
 
     params = load_params()
     import mlflow

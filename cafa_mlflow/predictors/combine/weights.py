@@ -24,8 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import Ontology
-from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import term_aspects
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from cafa_mlflow.io.ia import read_ia, write_ia
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.io.text import atomic_dir
-from cafa_mlflow.labels import TermMatrix, label_matrix, select_terms
+from cafa_mlflow.go.labels import TermMatrix, label_matrix, select_terms
 
 log = logging.getLogger(__name__)
 # DIAMOND mode of the clustering search: the one prepare.split_min_identity was chosen with (benchmarks/RESULTS.md,
@@ -87,7 +87,7 @@ class Prepared:
     def folds(self, k: int, seed: int) -> np.ndarray:
         """Cross-fitting fold (0..k-1) of each `train` protein: whole prepare clusters per fold, so a fold's
         proteins have no hit >= prepare.split_min_identity in the other folds (homology split)."""
-        from cafa_mlflow.folds import assign_folds
+        from cafa_mlflow.data.folds import assign_folds
 
         if "cluster" not in self.proteins:
             raise InputError(f"{self.root}: prepared by an older version (no clusters); run `cafa prepare` again.")
@@ -186,8 +186,8 @@ def homology_val_split(
     clusters go to K = round(1 / val_fraction) balanced folds; the fold of most clusters is validation. Validation then
     sees the novelty the test set has (a random split leaves close homologs in training and flatters
     homology transfer: benchmarks/RESULTS.md, "Stacker", fold split candidates)."""
-    from cafa_mlflow.folds import assign_folds, hit_clusters
-    from cafa_mlflow.predictors.homology import build_db, search
+    from cafa_mlflow.data.folds import assign_folds, hit_clusters
+    from cafa_mlflow.data.diamond import build_db, search
 
     split = np.full(len(records), "train", dtype=object)
     if len(records) < 2:

@@ -13,9 +13,9 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from cafa_mlflow import run_meta
-from cafa_mlflow import tracking_recovery as recovery
-from cafa_mlflow.config import flatten
+from cafa_mlflow.config.loading import flatten
+from cafa_mlflow.console import configure_logging
+from cafa_mlflow.tracking import recovery, run_meta
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -75,6 +75,7 @@ def start_run(
     """Open (or join, under `mlflow run`) a run tagged with its entry point; log the shared params.
     Inside another run (the `main` chain) it is a nested child run unless `nested` says otherwise."""
     configure(params)
+    configure_logging(logging.getLogger().getEffectiveLevel())  # again: MLflow set its own levels at import
     # a step that `main` started as a child process nests under main's run
     parent = os.environ.get(PARENT_RUN_ENV) if mlflow.active_run() is None else None
     nested = (mlflow.active_run() is not None or parent is not None) if nested is None else nested
@@ -210,3 +211,20 @@ def latest_child_metrics(parent_run_id: str, keys: tuple[str, ...]) -> dict[str,
     )
     metrics = runs[0].data.metrics if runs else {}
     return {k: metrics[k] for k in keys if k in metrics}
+
+
+def log_stats(stats: Any, artifact_dir: str = "stats") -> list[str]:
+    """Log the tables (mlflow.log_table: JSON the UI shows as tables), the text report and the figures into
+    the active MLflow run under `artifact_dir`; return the artifact paths."""
+    from cafa_mlflow.data.stats import format_stats, stats_figures, stats_tables  # matplotlib: only here
+
+    paths = []
+    for name, table in stats_tables(stats).items():
+        mlflow.log_table(table, f"{artifact_dir}/{name}.json")
+        paths.append(f"{artifact_dir}/{name}.json")
+    mlflow.log_text(format_stats(stats), f"{artifact_dir}/summary.txt")
+    paths.append(f"{artifact_dir}/summary.txt")
+    for name, fig in stats_figures(stats).items():
+        log_figure(fig, f"{artifact_dir}/{name}")
+        paths.append(f"{artifact_dir}/{name}")
+    return paths

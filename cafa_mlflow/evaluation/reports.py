@@ -5,7 +5,7 @@ Everything sits beside evaluate's JSON (outputs/metrics/ by default):
   headline.json            {"ensemble": {"BPO": {"f_w", "f", "s"}, ..., "f_w_mean", "f_mean"}, "members": {name: f_w_mean}}
   plots/pr_<aspect>.csv    threshold, recall, precision (unweighted) and recall_w, precision_w (IA-weighted)
 and the neural member's <train.out>/history.csv (epoch, train_loss, val_loss, val_f_w_mean, lr).
-`python -m cafa_mlflow.reports` (the `report` DVC stage) writes headline.json and the PR curves of the ensemble.
+`python -m cafa_mlflow.evaluation.reports` (the `report` DVC stage) writes headline.json and the PR curves of the ensemble.
 """
 
 from __future__ import annotations

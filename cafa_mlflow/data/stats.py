@@ -23,7 +23,7 @@ from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.fasta import no_records_error, read_fasta
 from cafa_mlflow.io.terms import read_terms
-from cafa_mlflow.labels import label_matrix
+from cafa_mlflow.go.labels import label_matrix
 
 log = logging.getLogger(__name__)
 LENGTH_PERCENTILES = (25, 50, 75, 90, 95, 99)
@@ -183,25 +183,6 @@ def stats_tables(stats: DatasetStats) -> dict[str, pd.DataFrame]:
     }
 
 
-def log_stats(stats: DatasetStats, artifact_dir: str = "stats") -> list[str]:
-    """Log the tables (mlflow.log_table: JSON the UI shows as tables), the text report and the figures into
-    the active MLflow run under `artifact_dir`; return the artifact paths."""
-    import mlflow  # noqa: PLC0415  (MLflow only when asked for)
-
-    from cafa_mlflow import tracking  # noqa: PLC0415
-
-    paths = []
-    for name, table in stats_tables(stats).items():
-        mlflow.log_table(table, f"{artifact_dir}/{name}.json")
-        paths.append(f"{artifact_dir}/{name}.json")
-    mlflow.log_text(format_stats(stats), f"{artifact_dir}/summary.txt")
-    paths.append(f"{artifact_dir}/summary.txt")
-    for name, fig in stats_figures(stats).items():
-        tracking.log_figure(fig, f"{artifact_dir}/{name}")
-        paths.append(f"{artifact_dir}/{name}")
-    return paths
-
-
 def format_stats(stats: DatasetStats) -> str:
     """The tables as text."""
     per_aspect = stats.per_aspect.copy()
@@ -298,30 +279,3 @@ def plot_stats(stats: DatasetStats, out_dir: str | os.PathLike) -> list[Path]:
         plt.close(fig)
         paths.append(out_dir / name)
     return paths
-
-
-def add_stats_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fasta", required=True, help="sequences (FASTA, plain/.gz/.xz)")
-    parser.add_argument("--terms", required=True, help="annotations EntryID<TAB>term[<TAB>aspect]")
-    parser.add_argument("--obo", required=True, help="ontology (OBO, plain/.gz/.xz)")
-    parser.add_argument("--top", type=int, default=TOP_TERMS, help="most frequent terms listed per aspect")
-    parser.add_argument("--plots", default=None, help="folder to write the PNG histograms into")
-    parser.add_argument("--json", default=None, help="file to write the flat metrics into (JSON)")
-
-
-def run_stats(args: argparse.Namespace) -> int:
-    """`cafa stats`: print the tables; inside an MLflow run ($MLFLOW_RUN_ID) also log tables and plots."""
-    stats = dataset_stats(args.fasta, args.terms, args.obo, top_n=args.top)
-    print_stats(stats)
-    if args.plots:
-        for path in plot_stats(stats, args.plots):
-            print(f"wrote {path}")
-    if args.json:
-        from cafa_mlflow.io.text import atomic_write
-
-        with atomic_write(args.json) as out:
-            json.dump(flat_metrics(stats), out, indent=2)
-        print(f"wrote {args.json}")
-    if os.environ.get("MLFLOW_RUN_ID"):
-        log_stats(stats)  # MLflow's fluent API joins $MLFLOW_RUN_ID
-    return 0

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from cafa_mlflow.config import load_params
+from cafa_mlflow.config.loading import load_params
+from cafa_mlflow.config.schema import Params
 from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.schema import Params
 
 
 def _spellings(name: str) -> list[str]:

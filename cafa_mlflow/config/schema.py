@@ -1,88 +1,19 @@
-"""One typed, frozen schema per params.yaml block; `Params` holds them all.
+"""One typed, frozen schema per params.yaml block; `Params` holds them all (the train block is in train.py).
 
-params.yaml owns every default: the dataclasses declare names, types and allowed values only. A block
-with an unknown key, a missing key or a value of the wrong type is a ConfigError naming `block.key`."""
+Blocks describe values only: nothing here imports the code that uses them (no torch, no MLflow)."""
 
 from __future__ import annotations
 
-import dataclasses
-import types
+import os
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
+from cafa_mlflow.config.blocks import Block, choice
+from cafa_mlflow.config.loading import block_keys, load_params, set_dotted
+from cafa_mlflow.config.train import TrainParams
 from cafa_mlflow.errors import ConfigError
-
-
-def choice(*allowed: Any) -> Any:
-    """A field whose value must be one of `allowed`."""
-    return field(metadata={"choices": allowed})
-
-
-class Block:
-    """Validation shared by every block: `from_dict` checks keys, types and choices."""
-
-    section: ClassVar[str]
-
-    @classmethod
-    def from_dict(cls, values: typing.Mapping[str, Any]) -> Block:
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"params.yaml {cls.section}.{unknown[0]}: unknown key; the {cls.section} block has {', '.join(names)}."
-            )
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise ConfigError(f"params.yaml {cls.section}.{missing[0]}: missing; add it to params.yaml.")
-        hints = typing.get_type_hints(cls)
-        checked = {}
-        for f in dataclasses.fields(cls):
-            key = f"{cls.section}.{f.name}"
-            value = _coerce(key, values[f.name], hints[f.name])
-            allowed = f.metadata.get("choices")
-            if allowed and value not in allowed:
-                raise ConfigError(f"params.yaml {key}={value!r}: use one of {', '.join(map(str, allowed))}.")
-            checked[f.name] = value
-        return cls(**checked)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain YAML/JSON-safe values (tuples back to lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """`value` checked against a type hint (int -> float is allowed, bool is not an int)."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        for option in inner:
-            try:
-                return _coerce(key, value, option)
-            except ConfigError:
-                continue
-        raise ConfigError(f"params.yaml {key}={value!r}: expected {_type_name(hint)}.")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"params.yaml {key}={value!r}: expected a list.")
-        return tuple(_coerce(key, v, args[0]) for v in value) if args else tuple(value)
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"params.yaml {key}={value!r}: expected a mapping.")
-        return value
-    if hint is Any:
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
-        raise ConfigError(f"params.yaml {key}={value!r}: expected {_type_name(hint)}.")
-    return value
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 @dataclass(frozen=True)
@@ -267,12 +198,6 @@ class StackerParams(Block):
     seed: int
 
 
-def _train_params() -> type[Block]:
-    from cafa_mlflow.predictors.neural.params import TrainParams  # the neural predictor's own schema
-
-    return TrainParams
-
-
 BLOCKS: dict[str, Any] = {
     "data": DataParams,
     "prepare": PrepareParams,
@@ -280,7 +205,7 @@ BLOCKS: dict[str, Any] = {
     "submission": SubmissionParams,
     "tracking": TrackingParams,
     "embed": EmbedParams,
-    "train": _train_params,
+    "train": TrainParams,
     "tune": TuneParams,
     "naive": NaiveParams,
     "homology": HomologyParams,
@@ -296,8 +221,7 @@ BLOCKS: dict[str, Any] = {
 def block_class(section: str) -> type[Block]:
     if section not in BLOCKS:
         raise ConfigError(f"params.yaml: {section!r} is not a block; blocks are {', '.join(BLOCKS)}.")
-    cls = BLOCKS[section]
-    return cls if isinstance(cls, type) else cls()
+    return BLOCKS[section]
 
 
 @dataclass(frozen=True)
@@ -310,7 +234,7 @@ class Params:
     submission: SubmissionParams
     tracking: TrackingParams
     embed: EmbedParams
-    train: Any
+    train: TrainParams
     tune: TuneParams
     naive: NaiveParams
     homology: HomologyParams
@@ -341,9 +265,16 @@ class Params:
 
     def with_overrides(self, overrides: typing.Mapping[str, Any]) -> Params:
         """A copy with dotted keys set (values parsed as on the command line), validated again."""
-        from cafa_mlflow.config import block_keys, set_dotted
-
         raw = self.to_dict()
         for key, value in block_keys(overrides).items():
             set_dotted(raw, key, value)
         return Params.from_dict(raw)
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    params_file: str | os.PathLike | None = None,
+) -> Params:
+    """`load_params`, validated into the typed schema (schema.Params)."""
+    return Params.from_dict(load_params(path, overrides, params_file))

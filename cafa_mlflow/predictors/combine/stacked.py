@@ -17,12 +17,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, TrainSet
-from cafa_mlflow.predictors.ensemble import Combined
+from cafa_mlflow.predictors.combine.blend import Combined
+from cafa_mlflow.predictors.combine.features import TermInfo, gather, member_pairs, term_info
+from cafa_mlflow.predictors.combine.stacker import Stacker
 from cafa_mlflow.predictors.naive import term_frequencies
-from cafa_mlflow.stacker.features import TermInfo, gather, member_pairs, term_info
-from cafa_mlflow.stacker.model import Stacker
 
 CONFIG, TERMS, STACKER = "stacked.json", "terms.tsv", "stacker"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cafa_mlflow.config import parse_value
+from cafa_mlflow.config.blocks import Block, choice
+from cafa_mlflow.config.loading import parse_value
 from cafa_mlflow.errors import ConfigError
-from cafa_mlflow.schema import Block, choice
 
 MODELS = ("simple", "multitask", "chunk_attention", "finetune")
 LOSSES = ("bce", "weighted_bce", "focal")

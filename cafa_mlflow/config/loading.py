@@ -104,14 +104,3 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-def load_config(
-    path: str | os.PathLike | None = None,
-    overrides: Mapping[str, Any] | None = None,
-    params_file: str | os.PathLike | None = None,
-):
-    """`load_params`, validated into the typed schema (schema.Params)."""
-    from cafa_mlflow.schema import Params
-
-    return Params.from_dict(load_params(path, overrides, params_file))

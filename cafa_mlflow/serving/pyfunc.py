@@ -21,12 +21,12 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
-from cafa_mlflow.ensemble import finalize, round_sig
+from cafa_mlflow.config.schema import SubmissionParams
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.labels import TermMatrix
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, read_meta
-from cafa_mlflow.schema import SubmissionParams
+from cafa_mlflow.predictors.combine.weights import finalize, round_sig
 
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"
 BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "pyarrow", "scikit-learn")
@@ -175,7 +175,7 @@ def model_metadata(model: Any) -> dict:
         meta = meta.metadata
     if not isinstance(meta, Mapping) or "required_inputs" not in meta:
         raise InputError(
-            "this MLflow model was not logged by cafa_mlflow.serving.log_go_model (no required_inputs in its metadata)."
+            "this MLflow model was not logged by cafa_mlflow.serving.pyfunc.log_go_model (no required_inputs in its metadata)."
         )
     return dict(meta)
 

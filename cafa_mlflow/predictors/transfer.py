@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.labels import max_csr
+from cafa_mlflow.go.labels import max_csr
 from cafa_mlflow.predictors.base import term_aspects
 
 GO_ROOTS = {"BPO": "GO:0008150", "CCO": "GO:0005575", "MFO": "GO:0003674"}

@@ -2,36 +2,31 @@
 
 fit() trains a HistGradientBoostingClassifier on out-of-fold pairs (label: the protein carries the
 term), keeping every positive and a seeded random share of negatives (`neg_fraction`; the predicted
-probabilities are corrected back to the full negative rate). predict() returns a GO-consistent
-TermMatrix (a parent scores at least its best child). Saved as model.joblib + config.json.
+probabilities are corrected back to the full negative rate). Saved as model.joblib + config.json.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import joblib
 import numpy as np
-import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from cafa_mlflow.ensemble import make_consistent
-from cafa_mlflow.errors import MissingWeightsError
-from cafa_mlflow.go.ontology import Ontology
+from cafa_mlflow.errors import MissingWeightsError, NotFittedError
 from cafa_mlflow.io.text import atomic_write, write_json
-from cafa_mlflow.labels import TermMatrix
-from cafa_mlflow.stacker.features import Pairs
+from cafa_mlflow.predictors.combine.features import Pairs
 
 SETTINGS = ("max_iter", "learning_rate", "max_leaf_nodes", "min_samples_leaf", "l2_regularization")
 SETTINGS += ("neg_fraction", "max_rows", "seed", "ia_weight_floor")  # what from_settings reads
 
 
 class Stacker:
-    """fit(pairs, y) / predict(pairs, proteins, terms, ontology) / save(folder) / load(folder)."""
+    """fit(pairs, y) / predict_pairs(pairs) / save(folder) / load(folder); settings come from params.yaml's
+    stacker block (`from_settings`), which owns their defaults."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> Stacker:
@@ -40,15 +35,16 @@ class Stacker:
 
     def __init__(
         self,
-        max_iter: int = 200,
-        learning_rate: float = 0.1,
-        max_leaf_nodes: int = 63,
-        min_samples_leaf: int = 100,
-        l2_regularization: float = 0.0,
-        neg_fraction: float = 0.5,
-        max_rows: int = 3_000_000,
-        seed: int = 0,
-        ia_weight_floor: float | None = 0.1,
+        *,
+        max_iter: int,
+        learning_rate: float,
+        max_leaf_nodes: int,
+        min_samples_leaf: int,
+        l2_regularization: float,
+        neg_fraction: float,
+        max_rows: int,
+        seed: int,
+        ia_weight_floor: float | None,
     ) -> None:
         """ia_weight_floor: pairs weigh max(IA of the term, floor) in the loss, as terms weigh in the
         weighted F-max (None = unweighted)."""
@@ -91,23 +87,17 @@ class Stacker:
     def predict_pairs(self, pairs: Pairs) -> np.ndarray:
         """Probability per pair, corrected for the negative subsampling used in fit."""
         if self.model is None:
-            raise RuntimeError("Stacker.predict called before fit")
+            raise NotFittedError("Stacker.predict_pairs")
         if list(pairs.names) != self.feature_names:
             raise ValueError(f"features {pairs.names} differ from the fitted ones {self.feature_names}")
         p = self.model.predict_proba(pairs.X)[:, 1]
         odds = p / np.maximum(1.0 - p, 1e-9) * self.keep_rate  # undo the negative subsampling
         return (odds / (1.0 + odds)).astype(np.float32)
 
-    def predict(self, pairs: Pairs, proteins: Sequence[str], terms: Sequence[str], ontology: Ontology) -> TermMatrix:
-        """GO-consistent proteins x terms scores of the candidate pairs."""
-        scores = np.maximum(self.predict_pairs(pairs), np.finfo(np.float32).tiny)
-        m = sp.csr_matrix((scores, (pairs.rows, pairs.cols)), shape=(len(proteins), len(terms)))
-        return make_consistent(TermMatrix(list(proteins), list(terms), m), ontology)
-
     def save(self, folder: str | os.PathLike) -> Path:
         """model.joblib (the fitted sklearn model, trusted files only) and config.json."""
         if self.model is None:
-            raise RuntimeError("Stacker.save called before fit")
+            raise NotFittedError("Stacker.save")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_write(folder / "model.joblib", "wb") as handle:

@@ -3,8 +3,10 @@ the failure reason of a failed run, the prepared splits as dataset inputs, regis
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -13,6 +15,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
+
+from cafa_mlflow import console
 
 # MLflow 3's UI opens an experiment on its runs table only when it is tagged as model training
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
@@ -39,7 +43,7 @@ def ui_url(experiment_id: str | None, port: int = 5000) -> str:
 
 def print_ui_url(port: int = 5000) -> None:
     """`make ui`: print where the runs table is (the experiment of params.yaml in its tracking store)."""
-    from cafa_mlflow.config import load_params
+    from cafa_mlflow.config.loading import load_params
 
     tracking = load_params()["tracking"]
     client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI") or tracking["uri"])
@@ -181,8 +185,7 @@ def log_chain_summary(
 ) -> None:
     """On the `main` run: the final submission's validation/test metrics, its path (param) and size
     (metric `submission_bytes`), `seconds_<step>` per step and the step table (artifact steps.txt)."""
-    from cafa_mlflow.console import format_step_table  # noqa: PLC0415
-    from cafa_mlflow.metric_vocabulary import headline  # noqa: PLC0415
+    from cafa_mlflow.tracking.metric_names import headline  # noqa: PLC0415
 
     path = Path(submission)
     mlflow.log_param("submission", str(path))
@@ -191,4 +194,21 @@ def log_chain_summary(
     if path.is_file():
         metrics["submission_bytes"] = float(path.stat().st_size)
     mlflow.log_metrics(metrics)
-    mlflow.log_text(format_step_table(rows) + "\n", "steps.txt")
+    mlflow.log_text(console.format_step_table(rows) + "\n", "steps.txt")
+
+
+def record_on_launcher_run(err: BaseException) -> None:
+    """A step that `mlflow run` launched and that failed before opening its run (e.g. offline without
+    weights): give the launcher's run a name and the reason, instead of an empty nameless run."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id or mlflow.active_run() is not None:
+        return
+    try:
+        tag_failure(err, run_id)
+        step = os.path.basename(sys.argv[0]).removesuffix(".py") or "step"
+        mlflow.MlflowClient().set_tag(run_id, "mlflow.runName", f"{step} (failed)")
+    except Exception as problem:  # the store being the problem must not hide the user's error
+        logging.getLogger(__name__).debug("could not record the failure on run %s: %s", run_id, problem)
+
+
+console.ON_USER_ERROR.append(record_on_launcher_run)

@@ -1,0 +1,188 @@
+"""DIAMOND, the search tool that prepare's homology split and the homology members share: the executable,
+databases cached by content hash (`<cache_dir>/diamond-<hash>/` with a manifest.json, so a DVC stage can version
+it and a rebuild is skipped when nothing changed), and `search`, which returns typed hits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from cafa_mlflow.errors import ConfigError, InputError, MissingToolError
+from cafa_mlflow.io.fasta import read_fasta, write_fasta
+from cafa_mlflow.io.text import atomic_dir, atomic_write
+
+SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive")
+HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
+INSTALL_HINT = (
+    "install DIAMOND: `sudo apt-get install diamond-aligner` (Debian/Ubuntu) or "
+    "`conda install -c bioconda diamond`, or set homology.executable to its path"
+)
+
+
+def diamond_binary(executable: str = "diamond") -> str:
+    """Full path of the DIAMOND executable; MissingToolError (with install advice) when absent."""
+    path = shutil.which(executable)
+    if path is None:
+        raise MissingToolError(f"DIAMOND executable {executable!r} not found on PATH; {INSTALL_HINT}.")
+    return path
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise InputError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}; command: {' '.join(cmd)}")
+
+
+def fasta_digest(fasta: str | os.PathLike, proteins: Iterable[str] | None = None) -> str:
+    """sha256 of the file bytes, plus the sorted protein subset when one is given."""
+    h = hashlib.sha256()
+    with open(fasta, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            h.update(chunk)
+    if proteins is not None:
+        h.update(b"\0subset\0" + "\n".join(sorted(set(proteins))).encode())
+    return h.hexdigest()
+
+
+def _subset_records(fasta: str | os.PathLike, proteins: Sequence[str] | None):
+    """(id, sequence) of `proteins` (all when None) from `fasta`; InputError naming missing ids."""
+    wanted = None if proteins is None else set(proteins)
+    records = [(r.id, r.sequence) for r in read_fasta(fasta) if wanted is None or r.id in wanted]
+    if wanted is not None and len(records) < len(wanted):
+        missing = sorted(wanted - {r[0] for r in records})
+        raise InputError(
+            f"{fasta}: {len(missing)} requested proteins have no sequence, e.g. "
+            f"{', '.join(missing[:5])}; use the FASTA the ids came from."
+        )
+    if not records:
+        raise InputError(f"{fasta}: no sequences to search or index.")
+    return records
+
+
+def build_db(
+    fasta: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    proteins: Sequence[str] | None = None,
+    threads: int = 1,
+    executable: str = "diamond",
+) -> Path:
+    """DIAMOND database of `fasta` (optionally only `proteins`), cached by content hash.
+
+    Returns the `.dmnd` path. Built in a temporary directory and moved into place, so a failed build
+    leaves no half-written cache."""
+    binary = diamond_binary(executable)
+    digest = fasta_digest(fasta, proteins)
+    out_dir = Path(cache_dir) / f"diamond-{digest[:16]}"
+    db = out_dir / "train.dmnd"
+    if db.is_file() and (out_dir / "manifest.json").is_file():
+        return db
+    records = _subset_records(fasta, proteins)
+    with atomic_dir(out_dir) as tmp:  # replaces a partial cache without manifest only on success
+        plain = tmp / "train.fasta"
+        write_fasta(plain, records)
+        _run(
+            [
+                binary,
+                "makedb",
+                "--in",
+                str(plain),
+                "-d",
+                str(tmp / "train"),
+                "--threads",
+                str(max(threads, 1)),
+                "--quiet",
+            ],
+            f"diamond makedb on {fasta}",
+        )
+        plain.unlink()
+        manifest = {
+            "source": str(fasta),
+            "sha256": digest,
+            "n_sequences": len(records),
+            "subset": proteins is not None,
+            "diamond": _version(binary),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return db
+
+
+def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    with open(src, "rb") as source, atomic_write(dst, "wb") as target:
+        shutil.copyfileobj(source, target)
+
+
+def _version(binary: str) -> str:
+    proc = subprocess.run([binary, "version"], capture_output=True, text=True)
+    return proc.stdout.strip()
+
+
+def search(
+    db: str | os.PathLike,
+    queries: str | os.PathLike,
+    ids: Sequence[str] | None = None,
+    sensitivity: str = "sensitive",
+    evalue: float = 1e-3,
+    max_target_seqs: int = 25,
+    threads: int = 1,
+    executable: str = "diamond",
+    out: str | os.PathLike | None = None,
+) -> pd.DataFrame:
+    """Run `diamond blastp` of `queries` (a FASTA; only `ids` when given) against `db`; max_target_seqs
+    0 = every hit passing `evalue`.
+
+    Returns hits with columns qseqid, sseqid, pident, evalue, bitscore (one row per query-target pair,
+    best HSP). `out` keeps the raw tab-separated hits file (written atomically)."""
+    if sensitivity not in SENSITIVITIES:
+        raise ConfigError(f"homology.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
+    binary = diamond_binary(executable)
+    records = _subset_records(queries, ids)
+    with tempfile.TemporaryDirectory(prefix="cafa-diamond-") as tmp:
+        plain, hits_path = Path(tmp) / "queries.fasta", Path(tmp) / "hits.tsv"
+        write_fasta(plain, records)
+        cmd = [
+            binary,
+            "blastp",
+            "-d",
+            str(db),
+            "-q",
+            str(plain),
+            "-o",
+            str(hits_path),
+            "-e",
+            str(evalue),
+            "--max-target-seqs",
+            str(max_target_seqs),
+            "--max-hsps",
+            "1",
+            "--threads",
+            str(max(threads, 1)),
+            "--tmpdir",
+            tmp,
+            "--quiet",
+            "--outfmt",
+            "6",
+            *HIT_COLUMNS,
+        ]
+        if sensitivity != "default":
+            cmd.append(f"--{sensitivity}")
+        _run(cmd, f"diamond blastp of {queries}")
+        hits = pd.read_csv(
+            hits_path,
+            sep="\t",
+            header=None,
+            names=list(HIT_COLUMNS),
+            dtype={"qseqid": str, "sseqid": str, "pident": float, "evalue": float, "bitscore": float},
+        )  # typed: a search without any hit is an empty table of numbers, not of objects
+        if out is not None:
+            copy_atomic(hits_path, out)
+    hits = hits.sort_values("bitscore", ascending=False, kind="stable")
+    return hits.drop_duplicates(["qseqid", "sseqid"]).reset_index(drop=True)

@@ -1,0 +1,40 @@
+"""Out-of-fold (cross-fitted) member predictions over the whole training pool.
+
+Each protein of the pool is scored by a member fitted on the other folds, so a next layer (stacker,
+blend weights) learns from ~all of the pool without seeing a member's own fit. Members (`cafa member`,
+`cafa train`) go through the generic `cross_fit`: one fresh fit per fold (for homology one small DIAMOND
+database per fold, measured faster than one search of the pool against itself:
+benchmarks/bench_crossfit_search.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from cafa_mlflow.go.labels import TermMatrix
+from cafa_mlflow.predictors.base import Predictor, TrainSet
+
+log = logging.getLogger(__name__)
+
+
+def cross_fit(make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray) -> TermMatrix:
+    """Out-of-fold predictions of any Predictor: for each fold a fresh `make()` fitted on the other folds
+    predicts the fold; rows follow `train.ids`, columns the union of the folds' vocabularies (first seen first)."""
+    folds = np.asarray(folds)
+    if len(folds) != len(train.ids):
+        raise ValueError(f"{len(folds)} fold labels for {len(train.ids)} proteins")
+    order, parts, labels = [], [], np.unique(folds)
+    for n, f in enumerate(labels, 1):
+        inside, outside = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        log.info("cross-fitting fold %d/%d: fit on %d proteins, predict %d", n, len(labels), len(outside), len(inside))
+        parts.append(make().fit(train.take(outside)).predict(train.take(inside)))
+        order.append(inside)
+    terms = list(dict.fromkeys(t for tm in parts for t in tm.terms))
+    stacked = sp.vstack([tm.reindex(terms=terms).matrix for tm in parts], format="csr")
+    rows = np.empty(len(folds), dtype=np.int64)
+    rows[np.concatenate(order)] = np.arange(len(folds))  # back to train.ids order
+    return TermMatrix(list(train.ids), terms, stacked[rows])
