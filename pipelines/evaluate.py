@@ -18,15 +18,15 @@ import sys
 
 from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
-from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.evaluate import evaluate_file, evaluate_predictions_folder, resolve_inputs
 
 
 def main(argv=None) -> dict:
     params, _ = parse_params(argv, "cafa evaluate", __doc__, own="evaluate")
     ev = resolve_inputs(params)
-    if ev.get("pred"):  # mode (a): files, no run
+    if ev.get("pred"):  # mode (a): files, no run (and no MLflow import)
         return evaluate_file(ev)
+    from cafa_mlflow.tracking import runs  # MLflow only where a run is opened
     with runs.start_run(params, "evaluate", extra_params={f"evaluate_{k}": v for k, v in ev.items()}):
         return evaluate_predictions_folder(params, ev)
 

@@ -12,7 +12,7 @@ from cafa_mlflow.console import run_entry
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.predictors.registry import MEMBER_KINDS
 from cafa_mlflow.tracking import runs
-from cafa_mlflow.tracking.metric_names import headline
+from cafa_mlflow.tracking.metric_names import column_metrics
 from cafa_mlflow.workflows.member import fit_member
 
 CHOICES = tuple(k for k in MEMBER_KINDS if k != "neural")  # the neural member has its own step: `cafa train`
@@ -31,7 +31,7 @@ def main(argv=None) -> dict[str, float]:
     params, _ = parse_params(rest, f"cafa member --predictor {kind}", __doc__, own=kind)
     with runs.start_run(params, kind, extra_params={"predictor": kind, **params.block(kind).to_dict()}):
         metrics = fit_member(kind, params)
-        runs.log_metrics(headline(metrics))
+        runs.log_metrics(column_metrics(metrics))
     summary = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if "f_w_" in k)
     print(f"{kind}: predictions in {params.outputs.predictions}/{kind} ({summary})")
     return metrics

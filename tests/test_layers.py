@@ -120,3 +120,40 @@ if __name__ == "__main__":  # `python tests/test_layers.py`: the circles and upw
         print("circle:", " <-> ".join(c))
     for edge in upward_imports(g):
         print("upward:", edge)
+
+
+MLFLOW_OWNERS = ("tracking", "serving", "workflows")  # the only packages that may import mlflow
+BLOCK_MLFLOW = """
+import importlib, sys
+class NoMlflow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mlflow" or name.startswith("mlflow."):
+            raise ImportError("mlflow is made unimportable by the test")
+sys.meta_path.insert(0, NoMlflow())
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print("imported", len(sys.argv) - 1)
+"""
+
+
+def test_library_imports_without_mlflow():
+    import subprocess
+    import sys
+
+    names = sorted(m for m in import_graph() if m.split(".")[1:2] and m.split(".")[1] not in MLFLOW_OWNERS)
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_MLFLOW, *names],
+        cwd=PACKAGE.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"imported {len(names)}"
+    grep = [
+        str(p.relative_to(PACKAGE.parent))
+        for p in PACKAGE.rglob("*.py")
+        if p.relative_to(PACKAGE).parts[0] not in MLFLOW_OWNERS
+        and any(line.startswith(("import mlflow", "from mlflow")) for line in p.read_text().splitlines())
+    ]
+    assert grep == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cafa_mlflow.evaluation.curves import RESULT_KEYS
-from cafa_mlflow.tracking.metric_names import headline, metric_family, off_vocabulary
+from cafa_mlflow.tracking.metric_names import column_metrics, metric_family, off_vocabulary
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_headline_keeps_a_few_measures_per_aspect():
     flat = {f"val_{k}_{a}": 0.5 for k in (*RESULT_KEYS, "n") for a in ("BPO", "CCO", "MFO")}
     flat.update({"val_f_w_mean": 0.4, "val_f_mean": 0.3, "best_epoch": 3.0, "val_micro_f1_BPO": 0.2})
     flat.update({"val_knn_f_w_mean": 0.3, "val_knn_f_w_BPO": 0.3, "val_knn_tau_BPO": 0.1})
-    kept = headline(flat)
+    kept = column_metrics(flat)
     assert sorted(kept) == sorted(
         [f"val_{k}_{a}" for k in ("f_w", "f", "s", "cov") for a in ("BPO", "CCO", "MFO")]
         + ["val_f_w_mean", "val_f_mean", "best_epoch", "val_micro_f1_BPO", "val_knn_f_w_mean"]

@@ -15,8 +15,8 @@ from cafa_mlflow.embed import make_tiny_esm
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.tracking import run_meta
 from cafa_mlflow.tracking import runs as tracking
-from cafa_mlflow.tracking.compare import comparison_table, find_runs, format_comparison
-from cafa_mlflow.tracking.metric_names import metric_keys, off_vocabulary
+from cafa_mlflow.tracking.compare import comparison_table, find_runs, format_comparison, metric_keys
+from cafa_mlflow.tracking.metric_names import off_vocabulary
 from pipelines.cli import main as cafa
 
 pytestmark = pytest.mark.slow  # one sqlite store (~10 s to create on a busy machine)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from cafa_mlflow.data.stats import dataset_stats, flat_metrics, format_stats, plot_stats, stats_tables
+from cafa_mlflow.data.stats import dataset_stats, format_stats, plot_stats, stats_metrics, stats_tables
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.tracking.runs import log_stats
 from pipelines.cli import main as cafa
@@ -52,7 +52,7 @@ def test_tables(stats):
 
 
 def test_flat_metrics_and_text(stats):
-    m = flat_metrics(stats)
+    m = stats_metrics(stats)
     assert m["n_proteins"] == 6 and m["annotations_BPO"] == 4 and m["labels_mean_all"] == 3.0
     assert m["freq_1-5_BPO"] == 5 and m["freq_gt500_all"] == 0 and m["length_p50"] == 35.0
     assert m["share_over_1022"] == pytest.approx(1 / 6)

@@ -21,7 +21,7 @@ def find_params_file(path: str | os.PathLike | None = None) -> Path:
         path,
         os.environ.get("CAFA_PARAMS"),
         PARAMS_FILE,
-        Path(__file__).resolve().parent.parent / PARAMS_FILE,
+        Path(__file__).resolve().parents[2] / PARAMS_FILE,  # the repository root
     ]
     for cand in candidates:
         if cand and Path(cand).is_file():

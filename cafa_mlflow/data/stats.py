@@ -139,7 +139,7 @@ def dataset_stats(
     return compute_stats(ids, np.asarray(lengths), annotations, ontology, top_n)
 
 
-def flat_metrics(stats: DatasetStats) -> dict[str, float]:
+def stats_metrics(stats: DatasetStats) -> dict[str, float]:
     """Flat names for MLflow: n_proteins, terms_BPO, labels_mean_all, freq_1-5_BPO, length_p50, ..."""
     out: dict[str, float] = {
         "n_proteins": stats.n_proteins,

@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.io import text
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import atomic_write, write_json
 
 MANIFEST = "manifest.json"
 KEY_FILE = "key.json"
@@ -56,10 +55,6 @@ def write_shard(path: Path, vectors: np.ndarray) -> None:
         np.save(handle, np.ascontiguousarray(vectors, dtype=DTYPE))
 
 
-def write_json(path: Path, obj: dict) -> None:
-    text.write_json(path, obj, sort_keys=True)
-
-
 def read_manifest(cache_dir: str | os.PathLike) -> dict | None:
     """The manifest of a complete cache, else None."""
     path = Path(cache_dir) / MANIFEST
@@ -83,7 +78,7 @@ def finalize(cache_dir: Path, ids: Sequence[str], rows_per_protein: np.ndarray |
     for leftover in cache_dir.glob(".*.tmp"):  # from killed runs
         leftover.unlink(missing_ok=True)
     manifest = {**manifest, "complete": True}
-    write_json(cache_dir / MANIFEST, manifest)
+    write_json(cache_dir / MANIFEST, manifest, sort_keys=True)
     return manifest
 
 

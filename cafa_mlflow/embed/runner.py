@@ -22,6 +22,7 @@ from cafa_mlflow.embed.model import load_esm, resolve_layer
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.fasta import load_fasta
+from cafa_mlflow.io.text import write_json
 
 
 class EmbedResult(NamedTuple):
@@ -104,7 +105,7 @@ def embed_fasta(
     computed = np.zeros(len(ids), dtype=bool)
     if manifest is None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        cache.write_json(cache_dir / cache.KEY_FILE, key_params)
+        write_json(cache_dir / cache.KEY_FILE, key_params, sort_keys=True)
         created_pg = init_distributed(dist, dev)
         try:
             manifest = _run_shards(

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cafa_mlflow.evaluation.report import write_json
 from cafa_mlflow.go.ontology import ASPECTS
-from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.io.text import atomic_write, write_json
 
 HEADLINE_FILE = "headline.json"
 PLOTS_DIR = "plots"
@@ -45,7 +44,7 @@ def _round(value: float) -> float | None:
 
 
 def write_headline(results: Mapping[str, Mapping], path: str | Path, final: str = FINAL) -> Path:
-    write_json(path, headline(results, final))
+    write_json(path, headline(results, final), indent=2)
     return Path(path)
 
 

@@ -201,8 +201,19 @@ def atomic_write(path: str | os.PathLike, mode: str = "wt") -> Iterator[IO]:
         raise
 
 
+def jsonable(obj: Any) -> Any:
+    """NaN -> None (valid JSON), recursively through mappings and lists."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1, sort_keys: bool = False) -> None:
-    """`obj` as JSON at `path`, written atomically (atomic_write)."""
+    """`obj` as JSON at `path` (NaN written as null), written atomically (atomic_write). The one JSON writer."""
     with atomic_write(path) as handle:
-        json.dump(obj, handle, indent=indent, sort_keys=sort_keys)
+        json.dump(jsonable(obj), handle, indent=indent, sort_keys=sort_keys)
         handle.write("\n")

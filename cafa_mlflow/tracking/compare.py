@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pandas as pd
 from mlflow.entities import Run
@@ -95,3 +95,20 @@ def run_compare(args: argparse.Namespace) -> int:
         runs = find_runs(experiment, args.entry_point, args.by, client)
     print(format_comparison(runs, args.all_metrics))
     return 0
+
+
+def metric_keys(experiment_names: Iterable[str], client: MlflowClient | None = None) -> set[str]:
+    """The union of metric keys over every run of the named experiments (in the current tracking store)."""
+    client = client or MlflowClient()
+    ids = [e.experiment_id for name in experiment_names if (e := client.get_experiment_by_name(name))]
+    keys: set[str] = set()
+    if not ids:
+        return keys
+    token = None
+    while True:
+        page = client.search_runs(ids, max_results=1000, page_token=token)
+        for run in page:
+            keys.update(run.data.metrics)
+        token = page.token
+        if not token:
+            return keys

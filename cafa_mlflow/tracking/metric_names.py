@@ -22,8 +22,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from mlflow.tracking import MlflowClient
-
 from cafa_mlflow.evaluation.curves import RESULT_KEYS
 
 HEADLINE_MEASURES = ("f_w", "f", "s", "cov")  # the evaluator's measures logged as metrics, per aspect
@@ -57,25 +55,8 @@ def off_vocabulary(keys: Iterable[str]) -> list[str]:
     return sorted(k for k in set(keys) if metric_family(k) is None)
 
 
-def headline(flat: Mapping[str, float]) -> dict[str, float]:
+def column_metrics(flat: Mapping[str, float]) -> dict[str, float]:
     """The CAFA metrics of `flat` (evaluation.scorer.flat_metrics output, any prefix) worth a column:
     HEADLINE_MEASURES per aspect and the means; keys outside the `cafa` family pass through unchanged."""
     measure = re.compile(rf"(.*_)?({ANY_MEASURE})_{ASPECT}")
     return {k: v for k, v in flat.items() if metric_family(k) or not measure.fullmatch(k)}
-
-
-def metric_keys(experiment_names: Iterable[str], client: MlflowClient | None = None) -> set[str]:
-    """The union of metric keys over every run of the named experiments (in the current tracking store)."""
-    client = client or MlflowClient()
-    ids = [e.experiment_id for name in experiment_names if (e := client.get_experiment_by_name(name))]
-    keys: set[str] = set()
-    if not ids:
-        return keys
-    token = None
-    while True:
-        page = client.search_runs(ids, max_results=1000, page_token=token)
-        for run in page:
-            keys.update(run.data.metrics)
-        token = page.token
-        if not token:
-            return keys

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.io.locks import file_lock
 
 log = logging.getLogger(__name__)
 STORE_LOCK_TIMEOUT_S = 300  # a worker waits this long for another one creating the store's schema
@@ -41,20 +41,11 @@ def store_lock(uri: str) -> Iterator[None]:
     if db is None:
         yield
         return
-    from filelock import FileLock, Timeout
-
-    db.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with FileLock(f"{db}.lock", timeout=STORE_LOCK_TIMEOUT_S):
-            if uri not in _READY_STORES:
-                MlflowClient(uri).search_experiments(max_results=1)  # creates or upgrades the schema
-                _READY_STORES.add(uri)
-            yield
-    except Timeout as err:
-        raise ConfigError(
-            f"{db}.lock: waited {STORE_LOCK_TIMEOUT_S} s for another process preparing the tracking store; "
-            "check for a hung process, or delete the lock file if none is running."
-        ) from err
+    with file_lock(f"{db}.lock", STORE_LOCK_TIMEOUT_S, "another process preparing the tracking store"):
+        if uri not in _READY_STORES:
+            MlflowClient(uri).search_experiments(max_results=1)  # creates or upgrades the schema
+            _READY_STORES.add(uri)
+        yield
 
 
 def process_tags() -> dict[str, str]:

@@ -185,12 +185,12 @@ def log_chain_summary(
 ) -> None:
     """On the `main` run: the final submission's validation/test metrics, its path (param) and size
     (metric `submission_bytes`), `seconds_<step>` per step and the step table (artifact steps.txt)."""
-    from cafa_mlflow.tracking.metric_names import headline  # noqa: PLC0415
+    from cafa_mlflow.tracking.metric_names import column_metrics  # noqa: PLC0415
 
     path = Path(submission)
     mlflow.log_param("submission", str(path))
     metrics = {f"seconds_{row['step']}": float(row["seconds"]) for row in rows}
-    metrics.update(headline({k: float(v) for k, v in (final_metrics or {}).items()}))
+    metrics.update(column_metrics({k: float(v) for k, v in (final_metrics or {}).items()}))
     if path.is_file():
         metrics["submission_bytes"] = float(path.stat().st_size)
     mlflow.log_metrics(metrics)

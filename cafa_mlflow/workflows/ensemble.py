@@ -22,7 +22,7 @@ from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.base import Predictor, TrainSet
 from cafa_mlflow.predictors.combine.weights import finalize
 from cafa_mlflow.tracking import run_meta, runs
-from cafa_mlflow.tracking.metric_names import headline
+from cafa_mlflow.tracking.metric_names import column_metrics
 from cafa_mlflow.workflows.common import (
     OOF,
     SPLITS,
@@ -124,8 +124,8 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
         }
     )
     for name, result in member_results.items():
-        runs.log_metrics(headline(flat_metrics(result, f"val_{name}_")))
-    runs.log_metrics(headline(metrics))
+        runs.log_metrics(column_metrics(flat_metrics(result, f"val_{name}_")))
+    runs.log_metrics(column_metrics(metrics))
     bars = {name: aspect_scores(flat) for name, flat in member_metrics.items()}
     bars[NAME] = aspect_scores(metrics)
     with tempfile.TemporaryDirectory() as tmp:

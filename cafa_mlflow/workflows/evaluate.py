@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.evaluation.report import format_table, markdown_summary, write_json
 from cafa_mlflow.evaluation.reports import FINAL, write_reports
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics, read_truth
+from cafa_mlflow.evaluation.tables import format_table, markdown_summary
 from cafa_mlflow.go.labels import load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
-from cafa_mlflow.tracking.metric_names import headline
+from cafa_mlflow.io.text import write_json
+from cafa_mlflow.tracking.metric_names import column_metrics
 
 ORDER_LAST = ("ensemble",)  # members first, then the ensemble
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def evaluate_file(ev: dict) -> dict:
     if len(paths) > 1:
         after = f", {sum(seconds[1:]) / (len(seconds) - 1):.2f} s per file after the first" if len(seconds) > 1 else ""
         print(f"\n{len(paths)} files scored{after}")
-    write_json(ev["out_json"], results if len(paths) > 1 else results[next(iter(results))])
+    write_json(ev["out_json"], results if len(paths) > 1 else results[next(iter(results))], indent=2)
     print(f"wrote {ev['out_json']}")
     return results if len(paths) > 1 else results[next(iter(results))]
 
@@ -89,8 +90,8 @@ def evaluate_predictions_folder(params: Any, ev: dict) -> dict:
         curves[name] = scorer.curves(load_term_matrix(path))  # scored once: metrics here, PR curves below
         results[name] = scorer.summary(curves[name])
         print(f"\n{name} ({path}):\n{format_table(results[name])}")
-        runs.log_metrics(headline(flat_metrics(results[name], prefix=f"test_{name}_")))
-    write_json(out_json, results)
+        runs.log_metrics(column_metrics(flat_metrics(results[name], prefix=f"test_{name}_")))
+    write_json(out_json, results, indent=2)
     with atomic_write(table_path) as handle:
         handle.write(markdown_summary(results))
     print(f"\n{markdown_summary(results)}\nwrote {out_json} and {table_path}")

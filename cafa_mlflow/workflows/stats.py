@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from cafa_mlflow.data.stats import TOP_TERMS, dataset_stats, flat_metrics, plot_stats, print_stats
+from cafa_mlflow.data.stats import TOP_TERMS, dataset_stats, plot_stats, print_stats, stats_metrics
 
 
 def add_stats_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def run_stats(args: argparse.Namespace) -> int:
         from cafa_mlflow.io.text import atomic_write
 
         with atomic_write(args.json) as out:
-            json.dump(flat_metrics(stats), out, indent=2)
+            json.dump(stats_metrics(stats), out, indent=2)
         print(f"wrote {args.json}")
     if os.environ.get("MLFLOW_RUN_ID"):
         from cafa_mlflow.tracking.runs import log_stats  # MLflow only inside a run

@@ -24,7 +24,7 @@ from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
 from cafa_mlflow.predictors.neural import NeuralPredictor
 from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
 from cafa_mlflow.tracking import run_meta, runs
-from cafa_mlflow.tracking.metric_names import headline
+from cafa_mlflow.tracking.metric_names import column_metrics
 from cafa_mlflow.workflows.common import (
     OOF,
     cross_fitted,
@@ -95,13 +95,13 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
 
     freq = term_frequencies(y_train.matrix, aspect)  # the naive baseline, for comparison in the run
     naive = repeat_row(np.where(freq >= tp.min_score, freq, 0.0)[None, :], len(val.ids))
-    runs.log_metrics(headline(flat_metrics(scorer(TermMatrix(val.ids, terms, naive)), "val_naive_")))
+    runs.log_metrics(column_metrics(flat_metrics(scorer(TermMatrix(val.ids, terms, naive)), "val_naive_")))
 
     def val_metric(scores) -> dict[str, float]:
         return flat_metrics(scorer(TermMatrix(val.ids, terms, scores)))
 
     def log_epoch(epoch: int, metrics: dict) -> None:
-        runs.log_metrics(headline(metrics), step=epoch)
+        runs.log_metrics(column_metrics(metrics), step=epoch)
 
     esm_model = alphabet = None
     if tp.model == "finetune":
@@ -146,7 +146,7 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
             metrics.update(flat_metrics(test_scorer(predictions["test"]), "test_"))
     metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
-    runs.log_metrics(headline(metrics), step=len(predictor.result.history) + 1)
+    runs.log_metrics(column_metrics(metrics), step=len(predictor.result.history) + 1)
     out = write_member(member_folder(params, NAME), final, predictions, metrics)
     write_history(predictor.result.history, out / "history.csv")  # `dvc plots show`: loss and val per epoch
     log_plots_and_tables(predictor, val_curves, prepared)

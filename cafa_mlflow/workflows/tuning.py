@@ -11,7 +11,6 @@ WAITING -> RUNNING switch) and samples its parameters, so the study never holds 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cafa_mlflow.config.loading import flatten
 from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.io.locks import file_lock
 from cafa_mlflow.io.text import atomic_write
 
 log = logging.getLogger(__name__)
@@ -165,13 +165,8 @@ def study_lock(url: str, study_name: str) -> Iterator[None]:
         if not parsed.database or parsed.database == ":memory:":
             yield
             return
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{parsed.database}.{zlib.crc32(study_name.encode())}.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(f"{parsed.database}.{zlib.crc32(study_name.encode())}.lock"):
+            yield
         return
     sql = {
         "postgresql": ("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"),

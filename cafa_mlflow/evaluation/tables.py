@@ -1,13 +1,10 @@
-"""Tables and JSON for evaluator results (the dicts of `cafa_mlflow.evaluation.scorer`)."""
+"""Text and markdown tables of evaluator results (the dicts of `cafa_mlflow.evaluation.scorer`)."""
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
-
-from cafa_mlflow.io import text
 
 TABLE_COLUMNS = ("n", "f", "f_w", "tau", "tau_w", "pr", "rc", "cov", "s")
 
@@ -45,16 +42,3 @@ def markdown_summary(results: Mapping[str, Mapping], key: str = "f_w") -> str:
         cells = [_fmt(result.get(a, {}).get(key)) for a in aspects]
         lines.append(f"| {name} | {' | '.join(cells)} | {_fmt(result.get(f'mean_{key}'))} |")
     return "\n".join(lines) + "\n"
-
-
-def jsonable(obj: Any) -> Any:
-    """NaN -> None (valid JSON), recursively."""
-    if isinstance(obj, Mapping):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    return obj
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    text.write_json(path, jsonable(obj), indent=2)
