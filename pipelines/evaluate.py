@@ -27,6 +27,7 @@ def main(argv=None) -> dict:
     if ev.get("pred"):  # mode (a): files, no run (and no MLflow import)
         return evaluate_file(ev)
     from cafa_mlflow.tracking import runs  # MLflow only where a run is opened
+
     with runs.start_run(params, "evaluate", extra_params={f"evaluate_{k}": v for k, v in ev.items()}):
         return evaluate_predictions_folder(params, ev)
 
