@@ -20,7 +20,6 @@ BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 SETTINGS = dict(
     member_floor=0.05,
     naive_floor=0.9,
-    max_target_seqs=0,
     max_iter=20,
     learning_rate=0.3,
     max_leaf_nodes=7,

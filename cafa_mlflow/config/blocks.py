@@ -11,6 +11,7 @@ import typing
 from dataclasses import field
 from typing import Any, ClassVar, Union
 
+from cafa_mlflow.config.loading import parse_value
 from cafa_mlflow.errors import ConfigError
 
 
@@ -44,7 +45,12 @@ class Block:
             if allowed and value not in allowed:
                 raise ConfigError(f"params.yaml {key}={value!r}: use one of {', '.join(map(str, allowed))}.")
             checked[f.name] = value
-        return cls(**checked)
+        block = cls(**checked)
+        block.validate()
+        return block
+
+    def validate(self) -> None:
+        """Checks across values (ranges); a block that has some overrides this."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-safe values (tuples back to lists)."""
@@ -74,6 +80,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return value
     if hint is Any:
         return value
+    if hint in (int, float, bool) and isinstance(value, str):  # a number as text: YAML 1.1 reads 1e-4 as a string
+        value = parse_value(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):

@@ -60,17 +60,24 @@ def set_dotted(params: dict, key: str, value: Any) -> None:
     node[leaf] = parse_value(value)
 
 
+def read_params(path: str | os.PathLike | None = None) -> dict:
+    """The parameter file (see `find_params_file`) as a nested dict."""
+    with open(find_params_file(path)) as handle:
+        return yaml.safe_load(handle) or {}
+
+
 def load_params(
     path: str | os.PathLike | None = None,
     overrides: Mapping[str, Any] | None = None,
     params_file: str | os.PathLike | None = None,
+    raw: Mapping[str, Any] | None = None,
 ) -> dict:
-    """Defaults from params.yaml, then keys from `params_file` (e.g. tune's best trial), then `overrides`.
+    """Defaults from params.yaml (or `raw`, when it was read already), then keys from `params_file` (e.g. tune's
+    best trial), then `overrides`.
 
     `params_file` holds a nested mapping or flat dotted keys; `overrides` maps dotted keys to values
     (strings are parsed as YAML scalars). None values in `overrides` are skipped (flag not given)."""
-    with open(find_params_file(path)) as handle:
-        params = yaml.safe_load(handle) or {}
+    params = copy.deepcopy(dict(raw)) if raw is not None else read_params(path)
     merged: dict[str, Any] = {}
     if params_file:
         if not Path(params_file).is_file():
@@ -78,7 +85,6 @@ def load_params(
         with open(params_file) as handle:
             merged.update(block_keys(yaml.safe_load(handle) or {}))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    params = copy.deepcopy(params)
     for key, value in merged.items():
         set_dotted(params, key, value)
     return params

@@ -186,7 +186,6 @@ class StackerParams(Block):
     section: ClassVar[str] = "stacker"
     member_floor: float
     naive_floor: float
-    max_target_seqs: int
     max_iter: int
     learning_rate: float
     max_leaf_nodes: int

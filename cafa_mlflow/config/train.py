@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from cafa_mlflow.config.blocks import Block, choice
-from cafa_mlflow.config.loading import parse_value
 from cafa_mlflow.errors import ConfigError
 
 MODELS = ("simple", "multitask", "chunk_attention", "finetune")
@@ -55,14 +54,6 @@ class TrainParams(Block):
     threshold_min_support: int
     finetune_unfreeze_layers: int
     finetune_max_residues: int
-
-    @classmethod
-    def from_dict(cls, block: dict[str, Any]) -> TrainParams:
-        """Build from params.yaml's `train:` block (text parsed as on the command line); unknown or missing
-        keys and wrong types raise ConfigError naming the key."""
-        params = super().from_dict({k: parse_value(v) for k, v in block.items()})
-        params.validate()
-        return params
 
     def validate(self) -> None:
         if not 0.0 < self.val_fraction < 1.0:

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,7 @@ class Prepared:
     labels: TermMatrix
     term_aspect: np.ndarray
     ia: dict[str, float]
+    _read: dict = field(default_factory=dict, repr=False, compare=False)  # FASTA path -> {id: sequence}
 
     @property
     def split_id(self) -> str:
@@ -72,6 +73,16 @@ class Prepared:
     def fasta(self, split: str) -> Path:
         """The FASTA holding a split's sequences (train and val share the pool's)."""
         return self.test_fasta if split == "test" else self.train_fasta
+
+    def sequences(self, split: str, ids: list[str]) -> list[str]:
+        """The sequences of `ids` of a split, in order (each FASTA read once per Prepared)."""
+        by_id = self._sequences(self.fasta(split))
+        return [by_id[i] for i in ids]
+
+    def _sequences(self, fasta: Path) -> dict[str, str]:
+        if fasta not in self._read:
+            self._read[fasta] = {r.id: r.sequence for r in load_fasta(fasta)}
+        return self._read[fasta]
 
     @staticmethod
     def role(split: str) -> str:

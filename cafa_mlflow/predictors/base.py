@@ -110,6 +110,13 @@ class Predictor(ABC):
     label_terms: ClassVar[str] = "all"
     embed: Any = None  # EmbedSettings the predictor was fitted on, when it uses embeddings
 
+    @classmethod
+    def from_params(cls, params: Any, ontology: Any, **context: Any) -> Predictor:
+        """An unfitted predictor configured from its params.yaml block (`params` is the validated Params);
+        combining predictors also take `members` and `ia` as context. Every registered kind defines it (the
+        registry builds members with it); a predictor made only in code need not."""
+        raise NotImplementedError(f"{cls.__name__} is not configured from params.yaml (no from_params)")
+
     def inputs(self) -> set[str]:
         """What this predictor needs per protein: a subset of {embedding, chunks, sequence}."""
         return set()

@@ -1,4 +1,6 @@
-"""Predictor kinds by name. Adding a member = one new module with a `Predictor` subclass + one line here.
+"""Predictor kinds by name, and the members the chain fits. Adding a member = its module (a `Predictor`
+subclass), one line in PREDICTORS and MEMBER_STEPS here, and its params.yaml block; MLproject and dvc.yaml
+list the same members (tests/test_members.py fails when they disagree).
 
 Classes are imported on first use, so naming a kind does not import torch or DIAMOND helpers."""
 
@@ -19,6 +21,13 @@ PREDICTORS = {
 }
 ENSEMBLE_METHODS = {"blend": "ensemble", "stacker": "stacked"}  # params.yaml ensemble.method -> kind
 MEMBER_KINDS = tuple(k for k in PREDICTORS if k not in ENSEMBLE_METHODS.values())
+# the members the chain fits, in order: name -> the `cafa` step (MLproject entry point + flags) that fits it
+MEMBER_STEPS: dict[str, tuple[str, ...]] = {
+    "naive": ("member", "--predictor", "naive"),
+    "homology": ("member", "--predictor", "homology"),
+    "knn": ("member", "--predictor", "knn"),
+    "neural": ("train",),
+}
 
 
 def predictor_class(kind: str) -> Any:

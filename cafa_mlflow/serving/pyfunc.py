@@ -134,11 +134,13 @@ def log_go_model(
     submission: Mapping[str, Any],
     name: str = "model",
     input_example: pd.DataFrame | None = None,
+    predictor: Predictor | None = None,
 ) -> Any:
     """Log the predictor saved in `folder` as one pyfunc model in the active run; returns ModelInfo.
 
     submission: params.yaml's submission block (max_terms, sig, min_score); without an input example, one
-    is generated (a fixed sequence, random embeddings of the predictor's width)."""
+    is generated (a fixed sequence, random embeddings of the predictor's width: `predictor`, the one saved in
+    `folder` when the caller holds it, else loaded from `folder`)."""
     meta = read_meta(folder)
     columns = input_columns(set(meta.get("inputs", ())))
     metadata = {
@@ -148,7 +150,7 @@ def log_go_model(
         "submission": dict(submission),
     }
     if input_example is None:
-        input_example = example_input(columns, Predictor.load(folder).embedding_dim())
+        input_example = example_input(columns, (predictor or Predictor.load(folder)).embedding_dim())
     neural = _uses_torch(Path(folder))
     return mlflow.pyfunc.log_model(
         name=name,

@@ -17,12 +17,14 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from cafa_mlflow import console
+from cafa_mlflow.predictors.registry import MEMBER_STEPS
 
 # MLflow 3's UI opens an experiment on its runs table only when it is tagged as model training
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 ERROR_TAG = "error"  # a failed run's one-line reason
 ERROR_CHARS = 500
-MEMBER_ENTRY_POINTS = ("naive", "homology", "knn")  # `member --predictor X` opens a run named after X
+# `member --predictor X` opens a run named after X
+MEMBER_ENTRY_POINTS = tuple(name for name, (step, *_) in MEMBER_STEPS.items() if step == "member")
 DATASET_CONTEXT = {"train": "training", "val": "validation", "test": "testing"}
 SPLIT_TAG = "val_split"  # registry: the validation split a version was scored on (champion comparisons)
 

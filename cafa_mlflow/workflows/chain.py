@@ -15,15 +15,13 @@ from typing import Any
 import yaml
 
 from cafa_mlflow.errors import CafaError
+from cafa_mlflow.predictors.registry import MEMBER_STEPS
 from cafa_mlflow.tracking import runs
 
-STEPS = (  # (label, entry point module, extra flags)
+STEPS = (  # (label, entry point module, extra flags): the members come from the registry
     ("prepare", "prepare", ()),
     ("embed", "embed", ()),
-    ("naive", "member", ("--predictor", "naive")),
-    ("homology", "member", ("--predictor", "homology")),
-    ("knn", "member", ("--predictor", "knn")),
-    ("train", "train", ()),
+    *((name if step == "member" else step, step, tuple(flags)) for name, (step, *flags) in MEMBER_STEPS.items()),
     ("ensemble", "ensemble", ()),
     ("evaluate", "evaluate", ()),
     ("predict", "predict", ()),

@@ -10,8 +10,8 @@ from typing import Any
 
 from cafa_mlflow.data.prepared import Prepared, load_prepared, prepare_dataset
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.labels import TermMatrix, save_term_matrix
-from cafa_mlflow.io.fasta import load_fasta
 from cafa_mlflow.io.text import atomic_dir, check_writable
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 
@@ -58,8 +58,7 @@ def protein_set(
     ids = prepared.ids(split) if ids is None else ids
     needs, inputs = predictor.inputs(), {}
     if SEQUENCE in needs:
-        records = {r.id: r.sequence for r in load_fasta(prepared.fasta(split))}
-        inputs.update(fasta=prepared.fasta(split), sequences=[records[i] for i in ids])
+        inputs.update(fasta=prepared.fasta(split), sequences=prepared.sequences(split, ids))
     if needs & {EMBEDDING, CHUNKS}:
         from cafa_mlflow.embed.cache import load_embeddings
         from cafa_mlflow.embed.resolve import cache_for, pooled_rows
@@ -107,6 +106,35 @@ def final_fit(make: Callable[[], Predictor], params: Any, prepared: Prepared, fi
         return fitted
     predictor = make()
     return predictor.fit(training_set(predictor, params, prepared, "pool"))
+
+
+def finish_member(
+    make: Callable[[], Predictor],
+    fitted: Predictor,
+    params: Any,
+    prepared: Prepared,
+    ontology: Any,
+    predictions: dict,
+    scored: tuple[str, ...] = SPLITS,
+    threshold_step: float | None = None,
+) -> tuple[Predictor, dict[str, TermMatrix], dict[str, float]]:
+    """The member lifecycle after its fit on `train` (which predicted `val` into `predictions`): out-of-fold
+    predictions of the train split, the final fit (whole pool when folds.full_fit), its `test` predictions, and
+    the scores of the `scored` splits (never oof; threshold_step default: evaluate's). Returns (final predictor,
+    predictions, metrics)."""
+    step = params.evaluate.threshold_step if threshold_step is None else threshold_step
+    oof = cross_fitted(make, params, prepared, fitted)
+    if oof is not None:
+        predictions[OOF] = oof
+    final = final_fit(make, params, prepared, fitted)
+    if prepared.test_fasta.exists():
+        predictions["test"] = final.predict(protein_set(final, params, prepared, "test"))
+    metrics: dict[str, float] = {}
+    for split in (s for s in scored if s in predictions):
+        scorer = split_scorer(prepared, ontology, split, step)
+        if scorer is not None:
+            metrics.update(flat_metrics(scorer(predictions[split]), f"{split}_"))
+    return final, predictions, metrics
 
 
 def write_member(

@@ -5,6 +5,7 @@ by an ensemble that never saw it, so the `champion` alias moves on an unfitted s
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 from pathlib import Path
@@ -73,7 +74,8 @@ def fitting_data(
         ids = [ids[i] for i in np.sort(rng.choice(len(ids), block.fit_proteins, replace=False))]
     truth = prepared.split_labels("train", all_terms=True).reindex(proteins=ids)
     oof = {name: tm.reindex(proteins=ids) for name, tm in saved_predictions(params, names, OOF).items()}
-    return TrainSet(ids, labels=truth), Scorer(ontology, truth, prepared.ia, block.threshold_step), oof
+    scorer = functools.cache(lambda: Scorer(ontology, truth, prepared.ia, block.threshold_step))  # built on first use
+    return TrainSet(ids, labels=truth), lambda prediction: scorer()(prediction), oof
 
 
 def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) -> dict[str, float]:
@@ -137,7 +139,11 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
         return metrics
     plain = params.to_dict()
     info = log_go_model(
-        out / "model", params.data.obo, params.submission.to_dict(), name=run_meta.logged_model_name("ensemble", plain)
+        out / "model",
+        params.data.obo,
+        params.submission.to_dict(),
+        name=run_meta.logged_model_name("ensemble", plain),
+        predictor=ensemble,
     )
     version, promoted = runs.register_and_promote(
         info.model_uri,

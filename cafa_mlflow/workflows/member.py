@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.tracking.run_meta import log_prepared_splits
 from cafa_mlflow.workflows.common import (
-    OOF,
-    SPLITS,
-    cross_fitted,
     ensure_prepared,
-    final_fit,
+    finish_member,
     member_folder,
     protein_set,
-    split_scorer,
     training_set,
     write_member,
 )
@@ -37,16 +32,6 @@ def fit_member(kind: str, params: Any) -> dict[str, float]:
     predictor = make()
     predictor.fit(training_set(predictor, params, prepared, "train"))
     predictions = {"val": predictor.predict(protein_set(predictor, params, prepared, "val"))}
-    oof = cross_fitted(make, params, prepared, predictor)
-    if oof is not None:
-        predictions[OOF] = oof
-    predictor = final_fit(make, params, prepared, predictor)
-    if prepared.test_fasta.exists():
-        predictions["test"] = predictor.predict(protein_set(predictor, params, prepared, "test"))
-    metrics = {}
-    for split in (s for s in SPLITS if s in predictions):  # val, and test when there is one; never oof
-        scorer = split_scorer(prepared, ontology, split, params.evaluate.threshold_step)
-        if scorer is not None:
-            metrics.update(flat_metrics(scorer(predictions[split]), f"{split}_"))
+    predictor, predictions, metrics = finish_member(make, predictor, params, prepared, ontology, predictions)
     write_member(member_folder(params, kind), predictor, predictions, metrics)
     return metrics

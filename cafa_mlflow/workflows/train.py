@@ -26,10 +26,8 @@ from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
 from cafa_mlflow.tracking import run_meta, runs
 from cafa_mlflow.tracking.metric_names import column_metrics
 from cafa_mlflow.workflows.common import (
-    OOF,
-    cross_fitted,
     ensure_prepared,
-    final_fit,
+    finish_member,
     member_folder,
     protein_set,
     require_val,
@@ -135,15 +133,10 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
 
         return NeuralPredictor(refit_params, load_esm(params.embed.esm_model))
 
-    oof = cross_fitted(refit, params, prepared, predictor)
-    if oof is not None:
-        predictions[OOF] = oof
-    final = final_fit(refit, params, prepared, predictor)
-    if prepared.test_fasta.exists():
-        predictions["test"] = final.predict(protein_set(final, params, prepared, "test"))
-        test_scorer = split_scorer(prepared, ontology, "test", tp.threshold_step)
-        if test_scorer is not None:
-            metrics.update(flat_metrics(test_scorer(predictions["test"]), "test_"))
+    final, predictions, test_metrics = finish_member(
+        refit, predictor, params, prepared, ontology, predictions, scored=("test",), threshold_step=tp.threshold_step
+    )
+    metrics.update(test_metrics)
     metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
     runs.log_metrics(column_metrics(metrics), step=len(predictor.result.history) + 1)
