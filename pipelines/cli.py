@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from cafa_mlflow.console import run_entry
 
-# entry points: `pipelines.<module>.main(argv)`; flags are params.yaml keys (see cafa_mlflow/flags.py)
+# entry points: `pipelines.<module>.main(argv)`; flags are params.yaml keys (see cafa_mlflow/config/flags.py)
 ENTRY_POINTS = {
     "prepare": "pipelines.prepare",
     "embed": "pipelines.embed",

@@ -1,7 +1,7 @@
 """Dataset analysis (`cafa stats`): proteins, terms, annotations and labels per aspect, label-frequency
 buckets, top terms and sequence-length percentiles, as tables, flat values (for a JSON file) and matplotlib
 figures. In an MLflow run they are artifacts (tables and plots under `stats/`), never metrics: hundreds of
-statistics would bury the runs table's columns (see metric_vocabulary).
+statistics would bury the runs table's columns (see tracking/metric_names.py).
 
 Labels are the annotations propagated to all ancestors (is_a + part_of within a namespace) over the
 proteins of the FASTA file; annotations of proteins without a sequence are counted and left out.
