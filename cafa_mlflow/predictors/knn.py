@@ -109,8 +109,6 @@ class KnnPredictor(Predictor):
 
     def __init__(self, k: int = 10, block_size: int = 512, exclude_self: bool = True, aspect_of: Any = None) -> None:
         """aspect_of (Ontology or {term: aspect}): per-aspect denominators; labels may hold every term."""
-        if k < 1 or block_size < 1:
-            raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
         self.k, self.block_size, self.exclude_self = int(k), int(block_size), bool(exclude_self)
         self.aspect_of = aspect_of
         self.root_col: np.ndarray | None = None
@@ -119,6 +117,8 @@ class KnnPredictor(Predictor):
         self.labels: TermMatrix | None = None
 
     def fit(self, train: TrainSet) -> KnnPredictor:
+        if self.k < 1 or self.block_size < 1:
+            raise ConfigError(f"knn.k={self.k} and knn.block_size={self.block_size} must both be >= 1.")
         if train.embeddings is None:
             raise InputError("knn needs training embeddings; run `cafa embed` on the training FASTA first.")
         self.train_ids, self.labels = train.ids, train.labels
