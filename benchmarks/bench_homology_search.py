@@ -22,9 +22,10 @@ from results_md import write_section  # benchmarks/results_md.py (run as `python
 from cafa_mlflow.config.schema import load_config
 from cafa_mlflow.data.diamond import build_db, search
 from cafa_mlflow.evaluation.scorer import flat_metrics
+from cafa_mlflow.go.finalize import finalize
 from cafa_mlflow.go.ontology import ASPECTS, load_obo
 from cafa_mlflow.predictors import registry
-from cafa_mlflow.predictors.combine.weights import combine, finalize
+from cafa_mlflow.predictors.combine.weights import combine
 from cafa_mlflow.predictors.homology import hits_to_scores
 from cafa_mlflow.predictors.transfer import aspect_root_columns
 from cafa_mlflow.workflows.common import ensure_prepared, protein_set, split_scorer, training_set

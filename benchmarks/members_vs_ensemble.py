@@ -27,9 +27,10 @@ from results_md import write_section  # benchmarks/results_md.py (run as `python
 from cafa_mlflow.config.schema import load_config
 from cafa_mlflow.data.prepared import load_prepared
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics, read_truth
+from cafa_mlflow.go.finalize import finalize
 from cafa_mlflow.go.labels import load_term_matrix
 from cafa_mlflow.go.ontology import ASPECTS, load_obo
-from cafa_mlflow.predictors.combine.weights import combine, finalize
+from cafa_mlflow.predictors.combine.weights import combine
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Members vs ensemble"

@@ -11,15 +11,9 @@ from predictor_fixtures import TERMS, labels, tiny_ontology
 
 from cafa_mlflow.config.schema import SubmissionParams
 from cafa_mlflow.evaluation.scorer import Scorer
+from cafa_mlflow.go.finalize import finalize, make_consistent, round_scores, top_k_per_protein
 from cafa_mlflow.go.labels import TermMatrix
-from cafa_mlflow.predictors.combine.weights import (
-    combine,
-    finalize,
-    fit_weights,
-    make_consistent,
-    round_scores,
-    top_k_per_protein,
-)
+from cafa_mlflow.predictors.combine.weights import combine, fit_weights
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
 IA = {t: 1.0 for t in TERMS}  # explicit float weights (IA 1 = unweighted F)

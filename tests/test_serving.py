@@ -90,8 +90,8 @@ def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logge
     import scipy.sparse as sp
     from neural_fixtures import params, tiny_data
 
+    from cafa_mlflow.go.finalize import finalize
     from cafa_mlflow.go.labels import TermMatrix
-    from cafa_mlflow.predictors.combine.weights import finalize
     from cafa_mlflow.predictors.neural import NeuralPredictor
 
     onto = tiny_ontology(tmp_path)

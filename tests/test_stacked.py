@@ -9,11 +9,11 @@ import numpy as np
 import scipy.sparse as sp
 from predictor_fixtures import TERMS, tiny_ontology
 
+from cafa_mlflow.go.finalize import finalize
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.combine.features import member_pairs, term_info
 from cafa_mlflow.predictors.combine.stacked import StackedPredictor
-from cafa_mlflow.predictors.combine.weights import finalize
 from cafa_mlflow.predictors.naive import NaivePredictor
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS

@@ -23,10 +23,10 @@ from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
 from cafa_mlflow.config.schema import SubmissionParams
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.go.finalize import finalize, round_sig
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, read_meta
-from cafa_mlflow.predictors.combine.weights import finalize, round_sig
 
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"
 BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "pyarrow", "scikit-learn")

@@ -16,12 +16,12 @@ import numpy as np
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics
+from cafa_mlflow.go.finalize import finalize
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable, write_json
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.base import Predictor, TrainSet
-from cafa_mlflow.predictors.combine.weights import finalize
 from cafa_mlflow.tracking import run_meta, runs
 from cafa_mlflow.tracking.metric_names import column_metrics
 from cafa_mlflow.workflows.common import (

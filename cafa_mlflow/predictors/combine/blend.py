@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from cafa_mlflow.errors import ConfigError, InputError, NotFittedError
+from cafa_mlflow.go.finalize import round_scores
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, term_aspects
-from cafa_mlflow.predictors.combine.weights import combine, fit_weights, round_scores
+from cafa_mlflow.predictors.combine.weights import combine, fit_weights
 
 CONFIG = "ensemble.json"
 TERMS = "term_aspect.tsv"
