@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from cafa_mlflow.config import load_params
+from cafa_mlflow.config import load_params, validate
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.schema import Params
 
@@ -101,5 +101,6 @@ def parse_params(
     if unknown:
         raise ConfigError(f"{prog}: unexpected argument {unknown[0]!r}; flags take the form --key value.")
     overrides = {dests[d]: v for d, v in vars(args).items() if d in dests and v not in (None, "")}
-    merged = load_params(args.params, overrides, args.params_file or None)
-    return Params.from_dict(merged), args
+    sources: dict[str, str] = {}
+    merged = load_params(args.params, overrides, args.params_file or None, sources)
+    return validate(merged, sources), args

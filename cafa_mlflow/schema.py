@@ -1,11 +1,13 @@
 """One typed, frozen schema per params.yaml block; `Params` holds them all.
 
-params.yaml owns every default: the dataclasses declare names, types and allowed values only. A block
-with an unknown key, a missing key or a value of the wrong type is a ConfigError naming `block.key`."""
+params.yaml owns every default: the dataclasses declare names, types, allowed values (`choice`) and numeric
+ranges (`bounds`) only. A block with an unknown key, a missing key, a value of the wrong type or out of its
+range is a ConfigError naming `block.key` (its `key` attribute), raised before any work starts."""
 
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +21,32 @@ def choice(*allowed: Any) -> Any:
     return field(metadata={"choices": allowed})
 
 
+def bounds(ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
+    """A numeric field's range (None of them: any number, declared on purpose); None values and the
+    strings a union type allows (e.g. 'auto') are not numbers and pass."""
+    return field(
+        metadata={"range": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}}
+    )
+
+
+_RANGE = {"ge": (">=", operator.ge), "gt": (">", operator.gt), "le": ("<=", operator.le), "lt": ("<", operator.lt)}
+
+
+def config_error(key: str, text: str) -> ConfigError:
+    """ConfigError `params.yaml <key><text>` that remembers its key (config.validate names the true source)."""
+    err = ConfigError(f"params.yaml {key}{text}")
+    err.key = key
+    return err
+
+
+def check_range(key: str, value: Any, limits: dict) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if value != value or not all(_RANGE[k][1](value, bound) for k, bound in limits.items()):
+        rule = " and ".join(f"{_RANGE[k][0]} {bound}" for k, bound in limits.items())
+        raise config_error(key, f"={value!r}: out of range; use a value {rule}.")
+
+
 class Block:
     """Validation shared by every block: `from_dict` checks keys, types and choices."""
 
@@ -29,20 +57,25 @@ class Block:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
-            raise ConfigError(
-                f"params.yaml {cls.section}.{unknown[0]}: unknown key; the {cls.section} block has {', '.join(names)}."
+            raise config_error(
+                f"{cls.section}.{unknown[0]}", f": unknown key; the {cls.section} block has {', '.join(names)}."
             )
         missing = [n for n in names if n not in values]
         if missing:
-            raise ConfigError(f"params.yaml {cls.section}.{missing[0]}: missing; add it to params.yaml.")
+            raise config_error(f"{cls.section}.{missing[0]}", ": missing; add it to params.yaml.")
         hints = typing.get_type_hints(cls)
         checked = {}
         for f in dataclasses.fields(cls):
             key = f"{cls.section}.{f.name}"
-            value = _coerce(key, values[f.name], hints[f.name])
+            try:
+                value = _coerce(key, values[f.name], hints[f.name])
+            except ConfigError as err:
+                err.key = key
+                raise
             allowed = f.metadata.get("choices")
             if allowed and value not in allowed:
-                raise ConfigError(f"params.yaml {key}={value!r}: use one of {', '.join(map(str, allowed))}.")
+                raise config_error(key, f"={value!r}: use one of {', '.join(map(str, allowed))}.")
+            check_range(key, value, f.metadata.get("range", {}))
             checked[f.name] = value
         return cls(**checked)
 
@@ -101,15 +134,15 @@ class DataParams(Block):
 class PrepareParams(Block):
     section: ClassVar[str] = "prepare"
     out: str
-    subsample: int
-    test_subsample: int
-    min_count: int
-    top_k: int
-    val_fraction: float
+    subsample: int = bounds(ge=0)
+    test_subsample: int = bounds(ge=0)
+    min_count: int = bounds(ge=0)
+    top_k: int = bounds(ge=0)
+    val_fraction: float = bounds(ge=0, lt=1)
     split: str = choice("homology", "random")
-    split_min_identity: float
-    split_max_evalue: float
-    seed: int
+    split_min_identity: float = bounds(gt=0, le=100)
+    split_max_evalue: float = bounds(gt=0)
+    seed: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -122,9 +155,9 @@ class OutputsParams(Block):
 @dataclass(frozen=True)
 class SubmissionParams(Block):
     section: ClassVar[str] = "submission"
-    max_terms: int
-    sig: int
-    min_score: float
+    max_terms: int = bounds(ge=1)
+    sig: int = bounds(ge=1)
+    min_score: float = bounds(ge=0, lt=1)
 
 
 @dataclass(frozen=True)
@@ -141,16 +174,16 @@ class EmbedParams(Block):
     section: ClassVar[str] = "embed"
     fasta: str | None
     esm_model: str
-    layer: int
+    layer: int = bounds()
     strategy: str = choice("balanced", "sliding_window", "chunks")
-    max_residues: int
-    window: int
-    stride: int
+    max_residues: int = bounds(ge=1)
+    window: int = bounds(ge=1)
+    stride: int = bounds(ge=0)
     pooling: str = choice("mean", "max", "cls")
-    toks_per_batch: int
+    toks_per_batch: int = bounds(ge=3)
     precision: str = choice("fp32", "bf16", "fp16")
     device: str = choice("auto", "cpu", "cuda")
-    shard_size: int
+    shard_size: int = bounds(ge=1)
     out: str
 
 
@@ -160,19 +193,19 @@ class TuneParams(Block):
     objective: str = choice("train", "ensemble")
     study_name: str
     storage: str
-    n_trials: int
-    timeout: float | None
+    n_trials: int = bounds(ge=1)
+    timeout: float | None = bounds(gt=0)
     metric: str
     direction: str = choice("maximize", "minimize")
-    sampler_seed: int | None
-    startup_trials: int
+    sampler_seed: int | None = bounds(ge=0)
+    startup_trials: int = bounds(ge=0)
     pruner: str = choice("median", "hyperband", "none")
-    median_startup_trials: int
-    median_warmup_steps: int
-    hyperband_min_resource: int
-    hyperband_max_resource: int | str
-    hyperband_reduction_factor: int
-    heartbeat_interval: int | None
+    median_startup_trials: int = bounds(ge=0)
+    median_warmup_steps: int = bounds(ge=0)
+    hyperband_min_resource: int = bounds(ge=1)
+    hyperband_max_resource: int | str = bounds(ge=1)
+    hyperband_reduction_factor: int = bounds(ge=2)
+    heartbeat_interval: int | None = bounds(ge=1)
     retrain_best: bool
     out: str
     space: dict
@@ -182,8 +215,8 @@ class TuneParams(Block):
 class NaiveParams(Block):
     section: ClassVar[str] = "naive"
     denominator: str = choice("aspect", "all")
-    min_score: float
-    top_k: int
+    min_score: float = bounds(ge=0, le=1)
+    top_k: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -192,9 +225,9 @@ class HomologyParams(Block):
     sensitivity: str = choice(
         "fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive"
     )
-    evalue: float
-    max_target_seqs: int
-    threads: int
+    evalue: float = bounds(gt=0)
+    max_target_seqs: int = bounds(ge=0)
+    threads: int = bounds(ge=0)
     exclude_self: bool
     executable: str
     out: str
@@ -203,8 +236,8 @@ class HomologyParams(Block):
 @dataclass(frozen=True)
 class KnnParams(Block):
     section: ClassVar[str] = "knn"
-    k: int
-    block_size: int
+    k: int = bounds(ge=1)
+    block_size: int = bounds(ge=1)
     exclude_self: bool
 
 
@@ -213,12 +246,12 @@ class EnsembleParams(Block):
     section: ClassVar[str] = "ensemble"
     members: list[str]
     method: str = choice("blend", "stacker")
-    step: float
+    step: float = bounds(gt=0, le=1)
     search: str = choice("auto", "grid", "coordinate")
-    max_grid_points: int
-    threshold_step: float
+    max_grid_points: int = bounds(ge=1)
+    threshold_step: float = bounds(gt=0, lt=1)
     fit_on: str = choice("oof", "val")
-    fit_proteins: int
+    fit_proteins: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -227,8 +260,8 @@ class PredictParams(Block):
     fasta: str | None
     out: str
     model_uri: str | None
-    batch_size: int
-    threads: int
+    batch_size: int = bounds(ge=1)
+    threads: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -238,33 +271,33 @@ class EvaluateParams(Block):
     truth: str | None
     pred: str | None
     ia: str | None
-    threshold_step: float
+    threshold_step: float = bounds(gt=0, lt=1)
     out_json: str
 
 
 @dataclass(frozen=True)
 class FoldsParams(Block):
     section: ClassVar[str] = "folds"
-    k: int
-    seed: int
+    k: int = bounds(ge=0)
+    seed: int = bounds(ge=0)
     full_fit: bool
 
 
 @dataclass(frozen=True)
 class StackerParams(Block):
     section: ClassVar[str] = "stacker"
-    member_floor: float
-    naive_floor: float
-    max_target_seqs: int
-    max_iter: int
-    learning_rate: float
-    max_leaf_nodes: int
-    min_samples_leaf: int
-    l2_regularization: float
-    neg_fraction: float
-    max_rows: int
-    ia_weight_floor: float | None
-    seed: int
+    member_floor: float = bounds(ge=0, le=1)
+    naive_floor: float = bounds(ge=0, le=1)
+    max_target_seqs: int = bounds(ge=0)
+    max_iter: int = bounds(ge=1)
+    learning_rate: float = bounds(gt=0)
+    max_leaf_nodes: int = bounds(ge=2)
+    min_samples_leaf: int = bounds(ge=1)
+    l2_regularization: float = bounds(ge=0)
+    neg_fraction: float = bounds(gt=0, le=1)
+    max_rows: int = bounds(ge=1)
+    ia_weight_floor: float | None = bounds(ge=0)
+    seed: int = bounds(ge=0)
 
 
 def _train_params() -> type[Block]:
@@ -331,7 +364,19 @@ class Params:
         if missing:
             raise ConfigError(f"params.yaml: the {missing[0]!r} block is missing.")
         blocks = {name: block_class(name).from_dict(raw[name] or {}) for name in BLOCKS}
+        if blocks["folds"].k == 1:
+            raise config_error("folds.k", "=1: one fold holds no protein out; use 0 (no cross-fitting) or >= 2.")
         return cls(**blocks, raw=dict(raw))
+
+    def require_oof(self) -> None:
+        """ConfigError before any work when the ensemble learns from out-of-fold predictions (fit_on: oof)
+        but folds.k < 2 writes none."""
+        if self.ensemble.fit_on == "oof" and self.folds.k < 2:
+            raise config_error(
+                "folds.k",
+                f"={self.folds.k}: ensemble.fit_on=oof needs the members' out-of-fold predictions; set folds.k "
+                ">= 2 (and re-run the members), or ensemble.fit_on: val.",
+            )
 
     def block(self, section: str) -> Block:
         return getattr(self, section)

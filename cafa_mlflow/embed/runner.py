@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import resource
 import sys
@@ -22,6 +23,8 @@ from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.fasta import load_fasta
 from cafa_mlflow.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 
 class EmbedResult(NamedTuple):
@@ -50,6 +53,26 @@ def matches_settings(cache_dir: str | os.PathLike, settings: EmbedSettings) -> b
         return False
     key = manifest.get("key")
     return key is None or key == settings.key(key["input_sha256"])
+
+
+def _drop_damaged(cache_dir: Path, manifest: dict) -> tuple[dict | None, int]:
+    """Check a complete cache's files against its manifest; delete damaged or missing shards (and the
+    manifest, so they are embedded again). Returns (manifest or None, number of shards to re-embed)."""
+    damaged = cache.damaged_files(cache_dir, manifest)
+    if not damaged:
+        return manifest, 0
+    shards = {s["file"] for s in manifest.get("shards", [])}
+    bad = sorted(n for n in damaged if n in shards)
+    for name in bad:
+        (cache_dir / name).unlink(missing_ok=True)
+    (cache_dir / cache.MANIFEST).unlink()  # ids.txt and offsets are rewritten when the cache is finished
+    log.warning(
+        "%s: %d damaged or missing shard(s) (%s); embedding them again",
+        cache_dir,
+        len(bad),
+        "; ".join(list(damaged.values())[:3]),
+    )
+    return None, len(bad)
 
 
 def embed_fasta(
@@ -102,6 +125,9 @@ def embed_fasta(
     }
     manifest = cache.read_manifest(cache_dir)
     computed = np.zeros(len(ids), dtype=bool)
+    stats["n_repaired_shards"] = 0
+    if manifest is not None and dist.rank == 0:
+        manifest, stats["n_repaired_shards"] = _drop_damaged(cache_dir, manifest)
     if manifest is None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache.write_json(cache_dir / cache.KEY_FILE, key_params)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cafa_mlflow.errors import InputError, MissingWeightsError
+from cafa_mlflow.io import integrity
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.labels import TermMatrix
 
@@ -142,6 +143,7 @@ class Predictor(ABC):
             "embed": self.embed.to_dict() if self.embed else None,
         }
         write_json(folder / META_FILE, meta)
+        integrity.seal(folder)  # every file's checksum: `load` refuses damaged or missing files
         return folder
 
     @classmethod
@@ -150,6 +152,10 @@ class Predictor(ABC):
         from cafa_mlflow.embed.settings import EmbedSettings
         from cafa_mlflow.predictors.registry import predictor_class
 
+        integrity.verify_folder(
+            folder,
+            f"the saved model in {folder} is incomplete or damaged: save it again (re-run the step that wrote it)",
+        )
         meta = read_meta(folder)
         target = predictor_class(meta["kind"])
         if not issubclass(target, cls):

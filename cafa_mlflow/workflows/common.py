@@ -30,6 +30,11 @@ def check_outputs(params: Any) -> None:
         params.homology.out,
     ):
         check_writable(folder, folder=True)
+    for folder in (  # folders a chain step replaces whole: only ones the product made
+        params.prepare.out,
+        *(member_folder(params, name) for name in (*params.ensemble.members, "ensemble")),
+    ):
+        check_writable(folder, folder=True, replace=True)
     check_writable(params.predict.out)
     check_writable(params.evaluate.out_json)
 

@@ -81,7 +81,7 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
 
     tp = params.train
     tracking.log_params(run_params(params))
-    check_writable(member_folder(params, NAME), folder=True)
+    check_writable(member_folder(params, NAME), folder=True, replace=True)
     prepared = ensure_prepared(params)
     require_val(prepared)
     run_meta.log_prepared_splits(prepared)
