@@ -176,9 +176,11 @@ def _pid_alive(pid: int, since: float | None) -> bool:
         return False
 
 
-def _created(folder: Path) -> float | None:
+def _created(folder: Path, pid: int) -> float | None:
+    """When process `pid` made the folder (None: another process made it, e.g. an old folder swapped out)."""
     try:
-        return float(json.loads((folder / MARKER).read_text())["created"])
+        marker = json.loads((folder / MARKER).read_text())
+        return float(marker["created"]) if int(marker["pid"]) == pid else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -196,7 +198,8 @@ def clean_leftovers(final: str | os.PathLike) -> list[Path]:
         match = _TEMP.match(entry.name)
         if not match or match["name"] != final.name or not entry.is_dir() or entry.is_symlink():
             continue
-        if not is_marked(entry) or _pid_alive(int(match["pid"]), _created(entry)):
+        pid = int(match["pid"])
+        if not is_marked(entry) or _pid_alive(pid, _created(entry, pid)):
             continue
         if match["old"] and not os.path.lexists(final):
             os.rename(entry, final)  # the kill came between the two renames: the old folder is whole

@@ -79,9 +79,9 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     """Fit, evaluate, save and log inside the caller's active MLflow run; returns the final flat metrics."""
     from cafa_mlflow.serving import log_go_model
 
+    check_writable(member_folder(params, NAME), folder=True, replace=True)  # before any work
     tp = params.train
     tracking.log_params(run_params(params))
-    check_writable(member_folder(params, NAME), folder=True, replace=True)
     prepared = ensure_prepared(params)
     require_val(prepared)
     run_meta.log_prepared_splits(prepared)
