@@ -102,6 +102,17 @@ def test_dangerous_paths_are_refused_clearly(tmp_path, monkeypatch, path):
         prepare_dataset(MISSING_DATA, PREP, target)
 
 
+@pytest.mark.parametrize("path", ["/etc/passwd", "/usr/share/sub.tsv", "/dev/null"])
+def test_file_outputs_in_system_folders_are_refused(path):
+    from cafa_mlflow.io.text import atomic_write, check_writable
+
+    with pytest.raises(OutputError, match=f"^{path}: is inside a system folder"):
+        check_writable(path)
+    with pytest.raises(OutputError, match=f"^{path}: is inside a system folder"):
+        with atomic_write(path) as handle:
+            handle.write("x")
+
+
 def test_leftovers_without_marker_or_of_live_processes_are_kept(tmp_path):
     from cafa_mlflow.io import outputs
 

@@ -67,6 +67,20 @@ def _protected(path: Path) -> str | None:
     return None
 
 
+SYSTEM = ("/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/boot", "/dev", "/proc", "/sys")
+
+
+def check_file_output(path: str | os.PathLike) -> Path:
+    """Stop (OutputError naming `path`) when an output file would land in a system folder (/etc, /usr, ...)."""
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    if any(real == Path(s) or Path(s) in real.parents for s in SYSTEM if sys.platform != "win32"):
+        raise OutputError(
+            f"{path}: is inside a system folder; an output there could replace its files: choose another --out."
+        )
+    return path
+
+
 def check_replaceable(folder: str | os.PathLike) -> Path:
     """Stop (OutputError naming `folder`) unless the folder is missing, empty, or one the product made
     (it carries MARKER); system, home and working folders are refused whatever they hold. Also removes the

@@ -89,6 +89,8 @@ def check_writable(path: str | os.PathLike, folder: bool = False, replace: bool 
     path = Path(path)
     if replace:
         outputs.check_replaceable(path)
+    elif not folder:
+        outputs.check_file_output(path)
     target = path if folder else path.parent
     if not folder and path.is_dir():
         raise OutputError(f"{path}: is a folder, but a file is written there; choose a file name.")
@@ -173,7 +175,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
 def atomic_write(path: str | os.PathLike, mode: str = "wt") -> Iterator[IO]:
     """Write to a temporary file beside `path` and move it into place only on success.
     A write fault (full disk, read-only, no permission) is an OutputError naming `path`, which is kept."""
-    path = Path(path)
+    path = outputs.check_file_output(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
