@@ -67,10 +67,11 @@ def _drop_damaged(cache_dir: Path, manifest: dict) -> tuple[dict | None, int]:
         (cache_dir / name).unlink(missing_ok=True)
     (cache_dir / cache.MANIFEST).unlink()  # ids.txt and offsets are rewritten when the cache is finished
     log.warning(
-        "%s: %d damaged or missing shard(s) (%s); embedding them again",
+        "%s: %d damaged or missing file(s) (%s); embedding %d shard(s) again and rewriting the index",
         cache_dir,
-        len(bad),
+        len(damaged),
         "; ".join(list(damaged.values())[:3]),
+        len(bad),
     )
     return None, len(bad)
 
