@@ -41,7 +41,10 @@ def read_yaml(path: str | os.PathLike, lines: dict[str, str] | None = None) -> d
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        what = " ".join(f"{err.context or ''} {err.problem or ''}".split())
+        context = err.context or ""
+        if context and err.context_mark and mark and err.context_mark.line != mark.line:
+            context += f" (begun on line {err.context_mark.line + 1}):"
+        what = " ".join(f"{context} {err.problem or ''}".split())
         raise ConfigError(
             f"{where}: YAML syntax error ({what}); fix that line: indent with spaces, write `key: value`, "
             "quote values holding ':' or '#'."

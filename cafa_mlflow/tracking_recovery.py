@@ -75,8 +75,8 @@ def check_server(uri: str, timeout_s: float = SERVER_TIMEOUT_S) -> None:
     except (OSError, ValueError) as err:
         reason = getattr(err, "reason", None) or err
         raise ConfigError(
-            f"MLflow tracking server {uri} is unreachable ({' '.join(str(reason).split())[:120]}) after "
-            f"{timeout_s:g} s; start it (`mlflow server --host HOST --port PORT`) or point --tracking-uri / "
+            f"MLflow tracking server {uri} is unreachable ({' '.join(str(reason).split())[:120]}; "
+            f"checked once with a {timeout_s:g} s timeout); start it (`mlflow server --host HOST --port PORT`) or point --tracking-uri / "
             "MLFLOW_TRACKING_URI at a running server or a local store such as sqlite:///mlflow.db."
         ) from None
     _REACHABLE.add(uri)

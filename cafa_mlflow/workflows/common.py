@@ -115,15 +115,21 @@ def final_fit(make: Callable[[], Predictor], params: Any, prepared: Prepared, fi
 
 
 def write_member(
-    out: Path, predictor: Predictor, predictions: dict[str, TermMatrix], metrics: dict[str, float]
+    out: Path,
+    predictor: Predictor,
+    predictions: dict[str, TermMatrix],
+    metrics: dict[str, float],
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """A member's predictions, model and metrics, all or nothing: written into a new folder that replaces
-    `out` only at the end (a killed step leaves the previous outputs as they were)."""
+    """A member's predictions, model and metrics (and what `extra(folder)` writes), all or nothing: written
+    into a new folder that replaces `out` only at the end (a killed step leaves the previous outputs)."""
     with atomic_dir(out) as folder:
         for split, tm in predictions.items():
             save_term_matrix(folder / f"{split}.npz", tm)
         predictor.save(folder / "model")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+        if extra is not None:
+            extra(folder)
     return out
 
 

@@ -147,8 +147,10 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
     tracking.log_metrics(headline(metrics), step=len(predictor.result.history) + 1)
-    out = write_member(member_folder(params, NAME), final, predictions, metrics)
-    write_history(predictor.result.history, out / "history.csv")  # `dvc plots show`: loss and val per epoch
+    history = predictor.result.history  # history.csv for `dvc plots show`: loss and val per epoch, in the swap
+    out = write_member(
+        member_folder(params, NAME), final, predictions, metrics, lambda f: write_history(history, f / "history.csv")
+    )
     log_plots_and_tables(predictor, val_curves, prepared)
     plain = params.to_dict()
     info = log_go_model(
