@@ -37,7 +37,7 @@ def one_size(work: Path, lines: int) -> dict:
     sub = folder / "pred" / "submission.tsv"
     size["mb"] = sub.stat().st_size / 2**20
     ev = run_timed(evaluate_args(folder, sub, folder / "out.json"))
-    val = run_timed(["-m", "cafa_mlflow.cli", "validate-submission", str(sub)])
+    val = run_timed(["-m", "pipelines.cli", "validate-submission", str(sub)])
     shutil.rmtree(folder)
     row = {
         **size,

@@ -16,6 +16,7 @@ from cafa_mlflow.workflows.common import check_outputs
 
 def main(argv=None) -> list:
     params, _ = parse_params(argv, "cafa main", __doc__, own=None)
+    params.require_oof()  # the ensemble's fit_on=oof needs folds.k >= 2: stop now, not after the members
     fetch_weights(params.embed.esm_model)  # offline without weights: stop now, not after prepare
     check_outputs(params)  # likewise an output folder that cannot be written
     with runs.start_run(params, "main") as parent:

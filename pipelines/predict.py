@@ -6,13 +6,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import mlflow
-
 from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.submission import validate_submission
 from cafa_mlflow.io.text import check_writable
+from cafa_mlflow.serving.pyfunc import load_model
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.predict import default_fasta, predict_fasta
 
@@ -24,12 +23,7 @@ def main(argv=None) -> Path:
     uri = cfg.model_uri or f"models:/{params.tracking.registered_model}@champion"
     check_writable(out)  # before loading the model and embedding: fail now, not after all the work
     with runs.start_run(params, "predict", extra_params={**cfg.to_dict(), "fasta": fasta, "model_uri": uri}):
-        try:
-            model = mlflow.pyfunc.load_model(uri)
-        except mlflow.exceptions.MlflowException as err:
-            raise InputError(
-                f"cannot load model {uri}: {err}; run `cafa ensemble` (or `cafa train`) first, or pass --model-uri."
-            ) from err
+        model = load_model(uri)  # names the version, alias and missing path when artifacts are gone
         lines = predict_fasta(model, fasta, out, params)
         found = validate_submission(out, max_terms=params.submission.max_terms)
         if found.counts:

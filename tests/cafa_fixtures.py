@@ -139,6 +139,7 @@ def assert_prepare_writes_nothing(tmp_path: Path, error: str, **files: Path) -> 
     }
     out = tmp_path / "out" / "prepared"
     write(out / "old.txt", "previous outputs")
+    write(out / ".cafa-mlflow", "{}\n")  # an earlier prepare's output (it carries the product's marker)
     prep = {
         "subsample": 0,
         "test_subsample": 0,
@@ -152,7 +153,7 @@ def assert_prepare_writes_nothing(tmp_path: Path, error: str, **files: Path) -> 
     }
     with pytest.raises(InputError, match=error):
         prepare_dataset(data, prep, out)
-    assert snapshot(out.parent) == {"prepared/old.txt": b"previous outputs"}
+    assert snapshot(out.parent) == {"prepared/old.txt": b"previous outputs", "prepared/.cafa-mlflow": b"{}\n"}
 
 
 def assert_bad_file(tmp_path: Path, read, name: str, text: str, error: str, data_key: str) -> None:

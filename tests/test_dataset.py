@@ -60,6 +60,8 @@ def test_files_and_split(prepared):
             "test.fasta",
             "test_terms.tsv",
             "summary.json",
+            ".cafa-mlflow",  # the product's marker: a later prepare may replace this folder
+            "checksums.json",  # every file's size and sha256, checked when it is read back
         ]
     )
     data = load_prepared(out)

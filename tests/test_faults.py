@@ -203,6 +203,7 @@ def test_atomic_write_leaves_other_oserrors_alone(tmp_path):
 def test_atomic_dir_fault_keeps_old_folder(tmp_path, monkeypatch, code):
     model = tmp_path / "pred" / "model"
     write(model / "config.json", "old\n")
+    write(model / ".cafa-mlflow", "{}\n")  # made by the product: may be replaced
     before = snapshot(tmp_path)
     with pytest.raises(OutputError, match=rf"^{model}: cannot write \(.*{errno.errorcode[code]}"):
         with atomic_dir(model) as folder:
@@ -216,7 +217,7 @@ def test_atomic_dir_fault_keeps_old_folder(tmp_path, monkeypatch, code):
                 handle.write("new\n")
     monkeypatch.undo()
     assert snapshot(tmp_path) == before
-    monkeypatch.setattr("cafa_mlflow.io.text.tempfile.mkdtemp", failing(code))
+    monkeypatch.setattr("cafa_mlflow.io.outputs.write_marker", failing(code))
     with pytest.raises(OutputError, match=rf"^{model}: cannot write"):
         with atomic_dir(model):
             pass

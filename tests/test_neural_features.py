@@ -58,9 +58,10 @@ def test_numbers_given_as_text_are_coerced():
 
 def test_predictor_starts_from_term_priors_and_chunk_model_serves_pooled_vectors():
     x, y = tiny_data()
-    pred = NeuralPredictor(params(model="chunk_attention", max_epochs=1, lr=0.0, weight_decay=0.0, min_score=0.0))
+    # lr must be > 0 (train.lr's range); 1e-12 moves no weight measurably in one epoch
+    pred = NeuralPredictor(params(model="chunk_attention", max_epochs=1, lr=1e-12, weight_decay=0.0, min_score=0.0))
     pred.fit_arrays(tiny_chunks(x), y, ASPECTS, val=(tiny_chunks(x), y))
-    # lr 0: the output biases are still the logits of the training term frequencies
+    # lr ~ 0: the output biases are still the logits of the training term frequencies
     freq = np.asarray(y.mean(axis=0)).ravel()
     for aspect, head in pred.model.classifier.heads.items():
         cols = np.flatnonzero(ASPECTS == aspect)

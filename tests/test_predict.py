@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -13,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
 
 from cafa_mlflow.embed import load_embeddings, make_tiny_esm
+from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.labels import read_submission
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.submission import validate_submission
@@ -103,3 +105,40 @@ def test_predict_champion_to_valid_submission(tmp_path, champion):
     assert [a.path for a in MlflowClient().list_artifacts(runs[0].info.run_id, "submission")] == [
         "submission/submission.tsv"
     ]
+
+
+def register_again(tmp_path, score: float) -> tuple[str, bool]:
+    """Log the champion's saved ensemble folder once more and register it with `score`."""
+    with mlflow.start_run():
+        info = pyfunc.log_go_model(
+            tmp_path / "ensemble", write_obo(tmp_path), {"max_terms": 1500, "sig": 3, "min_score": 0.001}
+        )
+    return runs.register_and_promote(info.model_uri, NAME, score, "split0")
+
+
+def break_version(version: str) -> str:
+    """Delete the predictor.json of a registered version's artifacts; returns that path."""
+    client = MlflowClient()
+    root = Path(client.get_model_version_download_uri(NAME, version).removeprefix("file://"))
+    meta = next(root.rglob("predictor.json"))
+    meta.unlink()
+    return str(meta)
+
+
+def test_a_version_with_missing_artifacts_is_named_with_working_advice(tmp_path, champion):
+    uri, _ = champion
+    newer, promoted = register_again(tmp_path, 0.6)  # version 2 becomes champion
+    assert promoted and newer == "2"
+    missing = break_version(newer)
+    with pytest.raises(InputError) as err:
+        pyfunc.load_model(f"models:/{NAME}@champion")
+    message = str(err.value)
+    assert f"cannot load model {NAME} version 2 (alias champion)" in message and missing in message
+    assert f"version 1 is complete: pass --model-uri models:/{NAME}/1" in message  # an advice that works
+    assert pyfunc.load_model(f"models:/{NAME}/1") is not None
+    break_version("1")
+    with pytest.raises(InputError, match=rf"no complete version of {NAME} is left: run `cafa ensemble`"):
+        pyfunc.load_model(f"models:/{NAME}@champion")
+    # running the step as advised: its version takes the alias even with a lower score (the champion is broken)
+    version, promoted = register_again(tmp_path, 0.1)
+    assert promoted and pyfunc.load_model(f"models:/{NAME}@champion") is not None

@@ -1,11 +1,14 @@
-"""The base of every params.yaml block: `Block.from_dict` checks keys, types and allowed values.
+"""The base of every params.yaml block: `Block.from_dict` checks keys, types, allowed values (`choice`) and
+numeric ranges (`bounds`).
 
-params.yaml owns every default: blocks declare names, types and allowed values only. A block with an unknown
-key, a missing key or a value of the wrong type is a ConfigError naming `block.key`."""
+params.yaml owns every default: blocks declare names, types, allowed values and ranges only. A block with an
+unknown key, a missing key, a value of the wrong type or out of its range is a ConfigError naming `block.key`
+(its `key` attribute, which `schema.validate` turns into the file and line the value came from)."""
 
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from dataclasses import field
@@ -20,6 +23,32 @@ def choice(*allowed: Any) -> Any:
     return field(metadata={"choices": allowed})
 
 
+def bounds(ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
+    """A numeric field's range (None of them: any number, declared on purpose); None values and the
+    strings a union type allows (e.g. 'auto') are not numbers and pass."""
+    return field(
+        metadata={"range": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}}
+    )
+
+
+_RANGE = {"ge": (">=", operator.ge), "gt": (">", operator.gt), "le": ("<=", operator.le), "lt": ("<", operator.lt)}
+
+
+def config_error(key: str, text: str) -> ConfigError:
+    """ConfigError `params.yaml <key><text>` that remembers its key (config.validate names the true source)."""
+    err = ConfigError(f"params.yaml {key}{text}")
+    err.key = key
+    return err
+
+
+def check_range(key: str, value: Any, limits: dict) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if value != value or not all(_RANGE[k][1](value, bound) for k, bound in limits.items()):
+        rule = " and ".join(f"{_RANGE[k][0]} {bound}" for k, bound in limits.items())
+        raise config_error(key, f"={value!r}: out of range; use a value {rule}.")
+
+
 class Block:
     """Validation shared by every block: `from_dict` checks keys, types and choices."""
 
@@ -30,27 +59,32 @@ class Block:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(names))
         if unknown:
-            raise ConfigError(
-                f"params.yaml {cls.section}.{unknown[0]}: unknown key; the {cls.section} block has {', '.join(names)}."
+            raise config_error(
+                f"{cls.section}.{unknown[0]}", f": unknown key; the {cls.section} block has {', '.join(names)}."
             )
         missing = [n for n in names if n not in values]
         if missing:
-            raise ConfigError(f"params.yaml {cls.section}.{missing[0]}: missing; add it to params.yaml.")
+            raise config_error(f"{cls.section}.{missing[0]}", ": missing; add it to params.yaml.")
         hints = typing.get_type_hints(cls)
         checked = {}
         for f in dataclasses.fields(cls):
             key = f"{cls.section}.{f.name}"
-            value = _coerce(key, values[f.name], hints[f.name])
+            try:
+                value = _coerce(key, values[f.name], hints[f.name])
+            except ConfigError as err:
+                err.key = key
+                raise
             allowed = f.metadata.get("choices")
             if allowed and value not in allowed:
-                raise ConfigError(f"params.yaml {key}={value!r}: use one of {', '.join(map(str, allowed))}.")
+                raise config_error(key, f"={value!r}: use one of {', '.join(map(str, allowed))}.")
+            check_range(key, value, f.metadata.get("range", {}))
             checked[f.name] = value
         block = cls(**checked)
         block.validate()
         return block
 
     def validate(self) -> None:
-        """Checks across values (ranges); a block that has some overrides this."""
+        """Checks across values; a block that has some overrides this (ranges of single values: `bounds`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON-safe values (tuples back to lists)."""

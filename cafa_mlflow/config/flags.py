@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cafa_mlflow.config.loading import load_params, read_params
-from cafa_mlflow.config.schema import Params
+from cafa_mlflow.config.schema import Params, validate
 from cafa_mlflow.errors import ConfigError
 
 
@@ -92,7 +92,8 @@ def parse_params(
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--params", default=None)
     known, _ = pre.parse_known_args(argv)
-    raw = read_params(known.params)  # read once: the flags' table, then the merge
+    lines: dict[str, str] = {}
+    raw = read_params(known.params, lines)  # read once: the flags' table, then the merge
     parser, dests = build_parser(prog, description, raw, own)
     args, unknown = parser.parse_known_args(argv)
     flags = [a for a in unknown if a.startswith("--")]
@@ -101,5 +102,6 @@ def parse_params(
     if unknown:
         raise ConfigError(f"{prog}: unexpected argument {unknown[0]!r}; flags take the form --key value.")
     overrides = {dests[d]: v for d, v in vars(args).items() if d in dests and v not in (None, "")}
-    merged = load_params(overrides=overrides, params_file=args.params_file or None, raw=raw)
-    return Params.from_dict(merged), args
+    sources: dict[str, str] = {}
+    merged = load_params(overrides=overrides, params_file=args.params_file or None, sources=sources, raw=(raw, lines))
+    return validate(merged, sources), args

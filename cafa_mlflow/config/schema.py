@@ -1,6 +1,7 @@
 """One typed, frozen schema per params.yaml block; `Params` holds them all (the train block is in train.py).
 
-Blocks describe values only: nothing here imports the code that uses them (no torch, no MLflow)."""
+Blocks describe values only (types, choices, ranges): nothing here imports the code that uses them (no torch, no
+MLflow). `load_config` reads, merges and validates; an error names the file and line a value came from."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from cafa_mlflow.config.blocks import Block, choice
+from cafa_mlflow.config.blocks import Block, bounds, choice, config_error
 from cafa_mlflow.config.loading import block_keys, load_params, set_dotted
 from cafa_mlflow.config.train import TrainParams
 from cafa_mlflow.errors import ConfigError
@@ -32,15 +33,15 @@ class DataParams(Block):
 class PrepareParams(Block):
     section: ClassVar[str] = "prepare"
     out: str
-    subsample: int
-    test_subsample: int
-    min_count: int
-    top_k: int
-    val_fraction: float
+    subsample: int = bounds(ge=0)
+    test_subsample: int = bounds(ge=0)
+    min_count: int = bounds(ge=0)
+    top_k: int = bounds(ge=0)
+    val_fraction: float = bounds(ge=0, lt=1)
     split: str = choice("homology", "random")
-    split_min_identity: float
-    split_max_evalue: float
-    seed: int
+    split_min_identity: float = bounds(gt=0, le=100)
+    split_max_evalue: float = bounds(gt=0)
+    seed: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ class OutputsParams(Block):
 @dataclass(frozen=True)
 class SubmissionParams(Block):
     section: ClassVar[str] = "submission"
-    max_terms: int
-    sig: int
-    min_score: float
+    max_terms: int = bounds(ge=1)
+    sig: int = bounds(ge=1)
+    min_score: float = bounds(ge=0, lt=1)
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,16 @@ class EmbedParams(Block):
     section: ClassVar[str] = "embed"
     fasta: str | None
     esm_model: str
-    layer: int
+    layer: int = bounds()
     strategy: str = choice("balanced", "sliding_window", "chunks")
-    max_residues: int
-    window: int
-    stride: int
+    max_residues: int = bounds(ge=1)
+    window: int = bounds(ge=1)
+    stride: int = bounds(ge=0)
     pooling: str = choice("mean", "max", "cls")
-    toks_per_batch: int
+    toks_per_batch: int = bounds(ge=3)
     precision: str = choice("fp32", "bf16", "fp16")
     device: str = choice("auto", "cpu", "cuda")
-    shard_size: int
+    shard_size: int = bounds(ge=1)
     out: str
 
 
@@ -91,19 +92,19 @@ class TuneParams(Block):
     objective: str = choice("train", "ensemble")
     study_name: str
     storage: str
-    n_trials: int
-    timeout: float | None
+    n_trials: int = bounds(ge=1)
+    timeout: float | None = bounds(gt=0)
     metric: str
     direction: str = choice("maximize", "minimize")
-    sampler_seed: int | None
-    startup_trials: int
+    sampler_seed: int | None = bounds(ge=0)
+    startup_trials: int = bounds(ge=0)
     pruner: str = choice("median", "hyperband", "none")
-    median_startup_trials: int
-    median_warmup_steps: int
-    hyperband_min_resource: int
-    hyperband_max_resource: int | str
-    hyperband_reduction_factor: int
-    heartbeat_interval: int | None
+    median_startup_trials: int = bounds(ge=0)
+    median_warmup_steps: int = bounds(ge=0)
+    hyperband_min_resource: int = bounds(ge=1)
+    hyperband_max_resource: int | str = bounds(ge=1)
+    hyperband_reduction_factor: int = bounds(ge=2)
+    heartbeat_interval: int | None = bounds(ge=1)
     retrain_best: bool
     out: str
     space: dict
@@ -113,8 +114,8 @@ class TuneParams(Block):
 class NaiveParams(Block):
     section: ClassVar[str] = "naive"
     denominator: str = choice("aspect", "all")
-    min_score: float
-    top_k: int
+    min_score: float = bounds(ge=0, le=1)
+    top_k: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,9 @@ class HomologyParams(Block):
     sensitivity: str = choice(
         "fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive"
     )
-    evalue: float
-    max_target_seqs: int
-    threads: int
+    evalue: float = bounds(gt=0)
+    max_target_seqs: int = bounds(ge=0)
+    threads: int = bounds(ge=0)
     exclude_self: bool
     executable: str
     out: str
@@ -134,8 +135,8 @@ class HomologyParams(Block):
 @dataclass(frozen=True)
 class KnnParams(Block):
     section: ClassVar[str] = "knn"
-    k: int
-    block_size: int
+    k: int = bounds(ge=1)
+    block_size: int = bounds(ge=1)
     exclude_self: bool
 
 
@@ -144,12 +145,12 @@ class EnsembleParams(Block):
     section: ClassVar[str] = "ensemble"
     members: list[str]
     method: str = choice("blend", "stacker")
-    step: float
+    step: float = bounds(gt=0, le=1)
     search: str = choice("auto", "grid", "coordinate")
-    max_grid_points: int
-    threshold_step: float
+    max_grid_points: int = bounds(ge=1)
+    threshold_step: float = bounds(gt=0, lt=1)
     fit_on: str = choice("oof", "val")
-    fit_proteins: int
+    fit_proteins: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,8 @@ class PredictParams(Block):
     fasta: str | None
     out: str
     model_uri: str | None
-    batch_size: int
-    threads: int
+    batch_size: int = bounds(ge=1)
+    threads: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -169,32 +170,32 @@ class EvaluateParams(Block):
     truth: str | None
     pred: str | None
     ia: str | None
-    threshold_step: float
+    threshold_step: float = bounds(gt=0, lt=1)
     out_json: str
 
 
 @dataclass(frozen=True)
 class FoldsParams(Block):
     section: ClassVar[str] = "folds"
-    k: int
-    seed: int
+    k: int = bounds(ge=0)
+    seed: int = bounds(ge=0)
     full_fit: bool
 
 
 @dataclass(frozen=True)
 class StackerParams(Block):
     section: ClassVar[str] = "stacker"
-    member_floor: float
-    naive_floor: float
-    max_iter: int
-    learning_rate: float
-    max_leaf_nodes: int
-    min_samples_leaf: int
-    l2_regularization: float
-    neg_fraction: float
-    max_rows: int
-    ia_weight_floor: float | None
-    seed: int
+    member_floor: float = bounds(ge=0, le=1)
+    naive_floor: float = bounds(ge=0, le=1)
+    max_iter: int = bounds(ge=1)
+    learning_rate: float = bounds(gt=0)
+    max_leaf_nodes: int = bounds(ge=2)
+    min_samples_leaf: int = bounds(ge=1)
+    l2_regularization: float = bounds(ge=0)
+    neg_fraction: float = bounds(gt=0, le=1)
+    max_rows: int = bounds(ge=1)
+    ia_weight_floor: float | None = bounds(ge=0)
+    seed: int = bounds(ge=0)
 
 
 BLOCKS: dict[str, Any] = {
@@ -254,7 +255,19 @@ class Params:
         if missing:
             raise ConfigError(f"params.yaml: the {missing[0]!r} block is missing.")
         blocks = {name: block_class(name).from_dict(raw[name] or {}) for name in BLOCKS}
+        if blocks["folds"].k == 1:
+            raise config_error("folds.k", "=1: one fold holds no protein out; use 0 (no cross-fitting) or >= 2.")
         return cls(**blocks, raw=dict(raw))
+
+    def require_oof(self) -> None:
+        """ConfigError before any work when the ensemble learns from out-of-fold predictions (fit_on: oof)
+        but folds.k < 2 writes none."""
+        if self.ensemble.fit_on == "oof" and self.folds.k < 2:
+            raise config_error(
+                "folds.k",
+                f"={self.folds.k}: ensemble.fit_on=oof needs the members' out-of-fold predictions; set folds.k "
+                ">= 2 (and re-run the members), or ensemble.fit_on: val.",
+            )
 
     def block(self, section: str) -> Block:
         return getattr(self, section)
@@ -270,10 +283,24 @@ class Params:
         return Params.from_dict(raw)
 
 
+def validate(raw: Mapping, sources: Mapping[str, str] | None = None) -> Params:
+    """`raw` validated into Params; an error about a key names the file and line (or the command line) the
+    value came from."""
+    try:
+        return Params.from_dict(raw)
+    except ConfigError as err:
+        key = getattr(err, "key", None)
+        where = (sources or {}).get(key) or (sources or {}).get(str(key).split(".")[0])
+        if where and str(err).startswith("params.yaml "):
+            raise ConfigError(f"{where}: {str(err)[len('params.yaml ') :]}") from None
+        raise
+
+
 def load_config(
     path: str | os.PathLike | None = None,
     overrides: Mapping[str, Any] | None = None,
     params_file: str | os.PathLike | None = None,
 ) -> Params:
-    """`load_params`, validated into the typed schema (schema.Params)."""
-    return Params.from_dict(load_params(path, overrides, params_file))
+    """`load_params`, validated into the typed schema (Params)."""
+    sources: dict[str, str] = {}
+    return validate(load_params(path, overrides, params_file, sources), sources)

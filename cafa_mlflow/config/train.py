@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from cafa_mlflow.config.blocks import Block, choice
-from cafa_mlflow.errors import ConfigError
+from cafa_mlflow.config.blocks import Block, bounds, choice
 
 MODELS = ("simple", "multitask", "chunk_attention", "finetune")
 LOSSES = ("bce", "weighted_bce", "focal")
@@ -20,48 +19,37 @@ class TrainParams(Block):
 
     section: ClassVar[str] = "train"
     model: str = choice(*MODELS)
-    hidden_dim: int
-    head_hidden_dim: int
-    dropout: float
-    attention_dim: int
+    hidden_dim: int = bounds(ge=1)
+    head_hidden_dim: int = bounds(ge=0)
+    dropout: float = bounds(ge=0, lt=1)
+    attention_dim: int = bounds(ge=1)
     loss: str = choice(*LOSSES)
-    pos_weight_cap: float
-    focal_alpha: float
-    focal_gamma: float
+    pos_weight_cap: float = bounds(gt=0)
+    focal_alpha: float = bounds(ge=0, le=1)
+    focal_gamma: float = bounds(ge=0)
     uncertainty_weighting: bool
-    lr: float
-    weight_decay: float
-    batch_size: int
-    grad_accum_steps: int
-    max_epochs: int
+    lr: float = bounds(gt=0)
+    weight_decay: float = bounds(ge=0)
+    batch_size: int = bounds(ge=1)
+    grad_accum_steps: int = bounds(ge=1)
+    max_epochs: int = bounds(ge=1)
     scheduler: str = choice(*SCHEDULERS)
-    plateau_factor: float
-    plateau_patience: int
-    min_lr: float
-    early_stopping_patience: int
-    early_stopping_min_delta: float
+    plateau_factor: float = bounds(gt=0, lt=1)
+    plateau_patience: int = bounds(ge=0)
+    min_lr: float = bounds(ge=0)
+    early_stopping_patience: int = bounds()
+    early_stopping_min_delta: float = bounds(ge=0)
     monitor: str
     monitor_mode: str = choice("max", "min")
-    seed: int
-    val_fraction: float
-    val_seed: int
+    seed: int = bounds(ge=0)
+    val_fraction: float = bounds(gt=0, lt=1)
+    val_seed: int = bounds(ge=0)
     val_group_by: str = choice(*GROUP_BY)
-    min_score: float
-    top_k: int | None
-    inference_batch_size: int
-    threshold_step: float
+    min_score: float = bounds(ge=0, lt=1)
+    top_k: int | None = bounds(ge=1)
+    inference_batch_size: int = bounds(ge=1)
+    threshold_step: float = bounds(gt=0, lt=1)
     threshold_per_term: bool
-    threshold_min_support: int
-    finetune_unfreeze_layers: int
-    finetune_max_residues: int
-
-    def validate(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"params.yaml train.val_fraction={self.val_fraction}: use a value in (0, 1)")
-        for key in ("hidden_dim", "batch_size", "grad_accum_steps", "max_epochs", "inference_batch_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"params.yaml train.{key}={getattr(self, key)}: must be >= 1")
-        if not 0.0 < self.threshold_step < 1.0:
-            raise ConfigError(f"params.yaml train.threshold_step={self.threshold_step}: use a value in (0, 1)")
-        if self.finetune_unfreeze_layers < 0:
-            raise ConfigError("params.yaml train.finetune_unfreeze_layers: must be >= 0 (0 = frozen encoder)")
+    threshold_min_support: int = bounds(ge=0)
+    finetune_unfreeze_layers: int = bounds(ge=0)
+    finetune_max_residues: int = bounds(ge=1)

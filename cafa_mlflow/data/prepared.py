@@ -29,8 +29,10 @@ from sklearn.model_selection import GroupShuffleSplit
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.ontology import LETTER_OF_ASPECT, Ontology, load_obo
+from cafa_mlflow.io import integrity
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta, read_fasta, write_fasta
 from cafa_mlflow.io.ia import read_ia, write_ia
+from cafa_mlflow.io.outputs import check_replaceable
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.io.text import atomic_dir
@@ -153,6 +155,7 @@ def load_prepared(root: str | os.PathLike) -> Prepared:
     root = Path(root)
     if not (root / "labels.npz").exists():
         raise InputError(f"{root}: no prepared dataset here; run `cafa prepare` (or `dvc repro prepare`) first.")
+    integrity.verify_folder(root, f"run `cafa prepare` again (it rewrites {root})")
     proteins = pd.read_parquet(root / "proteins.parquet")
     vocab = pd.read_csv(root / "terms.tsv", sep="\t")
     matrix = sp.load_npz(root / "labels.npz").tocsr()
@@ -233,6 +236,7 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     Returns a summary dict (counts) for logging."""
     from cafa_mlflow.go.ia import compute_ia  # noqa: PLC0415  (module owned by the IA step)
 
+    check_replaceable(out_dir)  # before any work: never replace a folder the product did not make
     ontology = load_obo(data["obo"])
     annotations = resolve_terms(read_terms(data["train_terms"]), ontology, str(data["train_terms"]))
     annotated = set(annotations["protein"])

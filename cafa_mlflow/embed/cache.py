@@ -2,7 +2,8 @@
 
 One folder per cache key. Shards cover fixed slices of the input order (shard k = proteins
 k*shard_size .. (k+1)*shard_size) and are written atomically, so a killed run resumes by computing
-only the missing shards. manifest.json is written last, with "complete": true.
+only the missing shards. manifest.json is written last, with "complete": true and the size and sha256 of
+every file (`checksums`): readers refuse a damaged or short file, and `cafa embed` re-embeds it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.io import integrity
 from cafa_mlflow.io.text import atomic_write, write_json
 
 MANIFEST = "manifest.json"
@@ -77,9 +79,33 @@ def finalize(cache_dir: Path, ids: Sequence[str], rows_per_protein: np.ndarray |
             np.save(handle, offsets)
     for leftover in cache_dir.glob(".*.tmp"):  # from killed runs
         leftover.unlink(missing_ok=True)
-    manifest = {**manifest, "complete": True}
+    files = (
+        [s["file"] for s in manifest["shards"]] + [IDS_FILE] + ([OFFSETS_FILE] if rows_per_protein is not None else [])
+    )
+    checksums = {name: integrity.record(cache_dir / name) for name in files}
+    manifest = {**manifest, "checksums": checksums, "complete": True}
     write_json(cache_dir / MANIFEST, manifest, sort_keys=True)
     return manifest
+
+
+REPAIR = "run `cafa embed` again: it re-embeds damaged or missing shards"
+
+
+def damaged_files(cache_dir: str | os.PathLike, manifest: dict) -> dict[str, str]:
+    """{file: why} for the cache's files that are missing, short or differ from their recorded checksum."""
+    damaged = {}
+    for name, entry in (manifest.get("checksums") or {}).items():
+        try:
+            integrity.check_file(Path(cache_dir) / name, entry, REPAIR)
+        except InputError as err:
+            damaged[name] = str(err)
+    return damaged
+
+
+def check_files(cache_dir: Path, manifest: dict) -> None:
+    """InputError naming the first damaged file of the cache and what to run."""
+    for name, entry in sorted((manifest.get("checksums") or {}).items()):
+        integrity.check_file(cache_dir / name, entry, REPAIR)
 
 
 class ShardedArray:
@@ -150,6 +176,7 @@ def load_embeddings(cache_dir: str | os.PathLike) -> Embeddings:
         raise InputError(
             f"{cache_dir}: no complete embedding cache here (manifest.json missing or incomplete); run `cafa embed` first."
         )
+    check_files(cache_dir, manifest)
     try:
         ids = (cache_dir / IDS_FILE).read_text().splitlines()
         shards = [np.load(cache_dir / s["file"], mmap_mode="r") for s in manifest["shards"]]

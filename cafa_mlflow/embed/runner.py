@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import resource
 import sys
@@ -23,6 +24,8 @@ from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.fasta import load_fasta
 from cafa_mlflow.io.text import write_json
+
+log = logging.getLogger(__name__)
 
 
 class EmbedResult(NamedTuple):
@@ -51,6 +54,27 @@ def matches_settings(cache_dir: str | os.PathLike, settings: EmbedSettings) -> b
         return False
     key = manifest.get("key")
     return key is None or key == settings.key(key["input_sha256"])
+
+
+def _drop_damaged(cache_dir: Path, manifest: dict) -> tuple[dict | None, int]:
+    """Check a complete cache's files against its manifest; delete damaged or missing shards (and the
+    manifest, so they are embedded again). Returns (manifest or None, number of shards to re-embed)."""
+    damaged = cache.damaged_files(cache_dir, manifest)
+    if not damaged:
+        return manifest, 0
+    shards = {s["file"] for s in manifest.get("shards", [])}
+    bad = sorted(n for n in damaged if n in shards)
+    for name in bad:
+        (cache_dir / name).unlink(missing_ok=True)
+    (cache_dir / cache.MANIFEST).unlink()  # ids.txt and offsets are rewritten when the cache is finished
+    log.warning(
+        "%s: %d damaged or missing file(s) (%s); embedding %d shard(s) again and rewriting the index",
+        cache_dir,
+        len(damaged),
+        "; ".join(list(damaged.values())[:3]),
+        len(bad),
+    )
+    return None, len(bad)
 
 
 def embed_fasta(
@@ -103,6 +127,9 @@ def embed_fasta(
     }
     manifest = cache.read_manifest(cache_dir)
     computed = np.zeros(len(ids), dtype=bool)
+    stats["n_repaired_shards"] = 0
+    if manifest is not None and dist.rank == 0:
+        manifest, stats["n_repaired_shards"] = _drop_damaged(cache_dir, manifest)
     if manifest is None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         write_json(cache_dir / cache.KEY_FILE, key_params, sort_keys=True)

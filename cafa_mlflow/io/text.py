@@ -13,7 +13,6 @@ import gzip
 import json
 import lzma
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cafa_mlflow.errors import InputError, OutputError
+from cafa_mlflow.io import integrity, outputs
 from cafa_mlflow.io.read_checks import READ_ERRORS, SNIFF_BYTES, CheckedReader, one_line, read_error, sniff
 
 _REASONS = {
@@ -81,10 +81,16 @@ def _is_ours(err: BaseException, *paths: Path) -> bool:
     return any(name == p or p in name.parents for p in paths)
 
 
-def check_writable(path: str | os.PathLike, folder: bool = False) -> Path:
+def check_writable(path: str | os.PathLike, folder: bool = False, replace: bool = False) -> Path:
     """Fail fast, before long work: create the output's folder (`path` itself when `folder`, else its
-    parent) and write, sync and delete a probe file there. Raises OutputError naming `path`."""
+    parent) and write, sync and delete a probe file there. Raises OutputError naming `path`.
+    `replace`: the step replaces the folder `path` whole, so it must be one the product made
+    (outputs.check_replaceable)."""
     path = Path(path)
+    if replace:
+        outputs.check_replaceable(path)
+    elif not folder:
+        outputs.check_file_output(path)
     target = path if folder else path.parent
     if not folder and path.is_dir():
         raise OutputError(f"{path}: is a folder, but a file is written there; choose a file name.")
@@ -118,10 +124,9 @@ def _umask() -> int:
 
 
 def make_temp_dir(final: Path) -> Path:
-    """A temporary folder beside `final` (same file system, so os.replace can move it into place)."""
+    """A new, marked temporary folder beside `final` (same file system, so it can be swapped in)."""
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+        tmp = outputs.temp_beside(final)
         os.chmod(tmp, 0o777 & ~_umask())
     except OSError as err:
         raise write_error(final, err) from err
@@ -129,32 +134,28 @@ def make_temp_dir(final: Path) -> Path:
 
 
 def replace_dir(new: Path, final: Path) -> None:
-    """Move the complete folder `new` to `final`; an old `final` is renamed aside first, restored if the
-    move fails and deleted only after it succeeded."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old.{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    try:
-        os.replace(new, final)
-    except BaseException:
-        if old is not None:
-            os.replace(old, final)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Publish the complete folder `new` at `final` in one atomic step (outputs.swap_in)."""
+    outputs.swap_in(new, final)
 
 
 @contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Fill a temporary folder beside `final`; it replaces `final` only when the block succeeds.
-    A write fault (full disk, read-only, no permission) is an OutputError naming `final`, which is kept."""
+
+    `final` must be missing, empty or a folder the product made (outputs.check_replaceable, also checked
+    before the swap); the new folder carries the product's marker and a checksum list (`seal`), and
+    is swapped in atomically (a kill leaves the whole old or the whole new folder). A write fault (full disk,
+    read-only, no permission) is an OutputError naming `final`, which is kept."""
     final = Path(final)
+    outputs.check_replaceable(final)
     tmp = make_temp_dir(final)
+    outputs._step("temp-made")
     try:
         yield tmp
+        outputs._step("filled")
+        seal(tmp)
+        outputs._step("sealed")
+        outputs.check_replaceable(final)
         replace_dir(tmp, final)
     except OSError as err:
         if _is_ours(err, tmp, final):
@@ -166,14 +167,15 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         raise
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            with contextlib.suppress(OSError, OutputError):
+                outputs.remove_tree(tmp)
 
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wt") -> Iterator[IO]:
     """Write to a temporary file beside `path` and move it into place only on success.
     A write fault (full disk, read-only, no permission) is an OutputError naming `path`, which is kept."""
-    path = Path(path)
+    path = outputs.check_file_output(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -217,3 +219,10 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1, sort_k
     with atomic_write(path) as handle:
         json.dump(jsonable(obj), handle, indent=indent, sort_keys=sort_keys)
         handle.write("\n")
+
+
+def seal(folder: str | os.PathLike) -> dict:
+    """Record every file under `folder` with its checksum in folder/checksums.json (readers verify it)."""
+    sums = integrity.checksum_list(folder)
+    write_json(Path(folder) / integrity.SUMS, sums, sort_keys=True)
+    return sums["files"]

@@ -19,7 +19,8 @@ import numpy as np
 
 from cafa_mlflow.errors import InputError, MissingWeightsError, NotFittedError
 from cafa_mlflow.go.labels import TermMatrix
-from cafa_mlflow.io.text import write_json
+from cafa_mlflow.io import integrity
+from cafa_mlflow.io.text import seal, write_json
 
 EMBEDDING, CHUNKS, SEQUENCE = "embedding", "chunks", "sequence"  # what a predictor may need per protein
 META_FILE = "predictor.json"  # kind + embedding settings, beside each saved predictor's own files
@@ -149,6 +150,7 @@ class Predictor(ABC):
             "embed": self.embed.to_dict() if self.embed else None,
         }
         write_json(folder / META_FILE, meta)
+        seal(folder)  # every file's checksum: `load` refuses damaged or missing files
         return folder
 
     @classmethod
@@ -157,6 +159,10 @@ class Predictor(ABC):
         from cafa_mlflow.embed.settings import EmbedSettings
         from cafa_mlflow.predictors.registry import predictor_class
 
+        integrity.verify_folder(
+            folder,
+            f"the saved model in {folder} is incomplete or damaged: save it again (re-run the step that wrote it)",
+        )
         meta = read_meta(folder)
         target = predictor_class(meta["kind"])
         if not issubclass(target, cls):

@@ -14,11 +14,14 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.locks import file_lock
 
 log = logging.getLogger(__name__)
 STORE_LOCK_TIMEOUT_S = 300  # a worker waits this long for another one creating the store's schema
 _READY_STORES: set[str] = set()
+SERVER_TIMEOUT_S = 5.0  # how long the start-up probe of an http(s) tracking server waits
+_REACHABLE: set[str] = set()
 PID_TAG, HOST_TAG = "pid", "host"  # who runs a run or registers a version: finds those a kill -9 left behind
 PID_START_SLACK_S = 1.0  # a run's process started at most this long after the run's recorded start time
 STATUS_TAG = "status"  # on model versions: registering -> complete, or incomplete when the registration died
@@ -46,6 +49,29 @@ def store_lock(uri: str) -> Iterator[None]:
             MlflowClient(uri).search_experiments(max_results=1)  # creates or upgrades the schema
             _READY_STORES.add(uri)
         yield
+
+
+def check_server(uri: str, timeout_s: float = SERVER_TIMEOUT_S) -> None:
+    """Fail fast on an unreachable tracking server: one request with a short timeout (no retries) before
+    any work, instead of minutes of client retries later. Other stores (sqlite, file) are not probed."""
+    if not uri.startswith(("http://", "https://")) or uri in _REACHABLE:
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            pass
+    except urllib.error.HTTPError:  # it answered (e.g. a proxy path without /health): reachable
+        pass
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise ConfigError(
+            f"MLflow tracking server {uri} is unreachable ({' '.join(str(reason).split())[:120]}; "
+            f"checked once with a {timeout_s:g} s timeout); start it (`mlflow server --host HOST --port PORT`) or point --tracking-uri / "
+            "MLFLOW_TRACKING_URI at a running server or a local store such as sqlite:///mlflow.db."
+        ) from None
+    _REACHABLE.add(uri)
 
 
 def process_tags() -> dict[str, str]:

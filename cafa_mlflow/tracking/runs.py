@@ -30,6 +30,7 @@ def configure(params: Any) -> str:
     """Point MLflow at the tracking store ($MLFLOW_TRACKING_URI wins over params.yaml) and experiment."""
     params = _plain(params)
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
+    recovery.check_server(uri)  # a dead server: one line in seconds, not minutes of retries
     mlflow.set_tracking_uri(uri)
     with recovery.store_lock(uri):
         # under `mlflow run` the launcher chose the experiment (read at import: set_experiment sets it too)
@@ -167,7 +168,9 @@ def register_and_promote(
     except mlflow.exceptions.MlflowException:
         champion = None
     promote = champion is None
-    if champion is not None:
+    if champion is not None and _artifacts_gone(client, name, champion.version):
+        promote = True  # a champion whose artifacts are missing or damaged cannot serve: any complete version wins
+    elif champion is not None:
         same_split = champion.tags.get(run_meta.SPLIT_TAG) == split_id
         best = float(champion.tags.get(metric, "-inf"))
         promote = same_split and score > best
@@ -185,6 +188,15 @@ def register_and_promote(
     client.set_model_version_tag(name, version, "promoted", str(promote).lower())
     client.set_model_version_tag(name, version, recovery.STATUS_TAG, "complete")
     return str(version), promote
+
+
+def _artifacts_gone(client: MlflowClient, name: str, version: str) -> bool:
+    from cafa_mlflow.serving.pyfunc import version_problem
+
+    problem = version_problem(client, name, version)
+    if problem is not None:
+        log.warning("champion v%s of %s cannot be loaded (%s): the new version takes the alias", version, name, problem)
+    return problem is not None
 
 
 def _plain(params: Any) -> Mapping:

@@ -30,6 +30,11 @@ def check_outputs(params: Any) -> None:
         params.homology.out,
     ):
         check_writable(folder, folder=True)
+    for folder in (  # folders a chain step replaces whole: only ones the product made
+        params.prepare.out,
+        *(member_folder(params, name) for name in (*params.ensemble.members, "ensemble")),
+    ):
+        check_writable(folder, folder=True, replace=True)
     check_writable(params.predict.out)
     check_writable(params.evaluate.out_json)
 
@@ -138,15 +143,21 @@ def finish_member(
 
 
 def write_member(
-    out: Path, predictor: Predictor, predictions: dict[str, TermMatrix], metrics: dict[str, float]
+    out: Path,
+    predictor: Predictor,
+    predictions: dict[str, TermMatrix],
+    metrics: dict[str, float],
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """A member's predictions, model and metrics, all or nothing: written into a new folder that replaces
-    `out` only at the end (a killed step leaves the previous outputs as they were)."""
+    """A member's predictions, model and metrics (and what `extra(folder)` writes), all or nothing: written
+    into a new folder that replaces `out` only at the end (a killed step leaves the previous outputs)."""
     with atomic_dir(out) as folder:
         for split, tm in predictions.items():
             save_term_matrix(folder / f"{split}.npz", tm)
         predictor.save(folder / "model")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+        if extra is not None:
+            extra(folder)
     return out
 
 

@@ -50,7 +50,10 @@ def embed_roles(params: Any) -> dict[str, str]:
             }
         )
         runs.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, prefix=f"{role}_")
-        print(f"{role}: {stats['n_proteins']} proteins -> {index[role]} ({stats['residues_per_s']:.0f} residues/s)")
+        repaired = stats.get("n_repaired_shards", 0)
+        note = f"; re-embedded {repaired} damaged or missing shard(s)" if repaired else ""
+        speed = f"{stats['residues_per_s']:.0f} residues/s" if stats["n_computed"] else "cached, every shard verified"
+        print(f"{role}: {stats['n_proteins']} proteins -> {index[role]} ({speed}{note})")
     runs.log_params(
         {
             "n_proteins": sum(r["n_proteins"] for r in results),

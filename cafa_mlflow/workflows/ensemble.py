@@ -19,6 +19,7 @@ from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics
 from cafa_mlflow.go.finalize import finalize
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.io.integrity import verify
 from cafa_mlflow.io.text import check_writable, write_json
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.base import Predictor, TrainSet
@@ -49,6 +50,7 @@ def saved_predictions(params: Any, names: list[str], split: str) -> dict[str, Te
                 + (" with folds.k >= 2" if split == OOF else "")
                 + ", or drop it from ensemble.members."
             )
+        verify(path, f"run `cafa member --predictor {name}` (neural: `cafa train`) again to rewrite it")
         out[name] = load_term_matrix(path)
     return out
 
@@ -84,7 +86,8 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
     from cafa_mlflow.serving.pyfunc import log_go_model
 
     out = member_folder(params, NAME) if out is None else Path(out)
-    check_writable(out, folder=True)
+    params.require_oof()
+    check_writable(out, folder=True, replace=True)
     check_writable(Path(params.outputs.metrics) / "ensemble_val.json")
     prepared = ensure_prepared(params)
     require_val(prepared)

@@ -21,7 +21,7 @@ from cafa_mlflow.workflows.common import (
 
 def fit_member(kind: str, params: Any) -> dict[str, float]:
     """Fit, predict, evaluate and save member `kind` under <outputs.predictions>/<kind>; returns metrics."""
-    check_writable(member_folder(params, kind), folder=True)
+    check_writable(member_folder(params, kind), folder=True, replace=True)
     prepared = ensure_prepared(params)
     log_prepared_splits(prepared)
     ontology = load_obo(params.data.obo)

@@ -15,7 +15,7 @@ def prepare_and_describe(params: Any) -> dict:
     from cafa_mlflow.data.stats import dataset_stats, print_stats
 
     out = Path(params.prepare.out)
-    check_writable(out, folder=True)
+    check_writable(out, folder=True, replace=True)
     summary = prepare_dataset(params.data.to_dict(), params.prepare.to_dict(), out)
     runs.log_metrics(summary)
     stats = dataset_stats(out / "train.fasta", params.data.train_terms, params.data.obo)

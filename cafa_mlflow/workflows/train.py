@@ -77,9 +77,9 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     """Fit, evaluate, save and log inside the caller's active MLflow run; returns the final flat metrics."""
     from cafa_mlflow.serving.pyfunc import log_go_model
 
+    check_writable(member_folder(params, NAME), folder=True, replace=True)  # before any work
     tp = params.train
     runs.log_params(run_params(params))
-    check_writable(member_folder(params, NAME), folder=True)
     prepared = ensure_prepared(params)
     require_val(prepared)
     run_meta.log_prepared_splits(prepared)
@@ -140,8 +140,10 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
     # one step past the last epoch: these (best weights restored) are the run's latest values
     runs.log_metrics(column_metrics(metrics), step=len(predictor.result.history) + 1)
-    out = write_member(member_folder(params, NAME), final, predictions, metrics)
-    write_history(predictor.result.history, out / "history.csv")  # `dvc plots show`: loss and val per epoch
+    history = predictor.result.history  # history.csv for `dvc plots show`: loss and val per epoch, in the swap
+    out = write_member(
+        member_folder(params, NAME), final, predictions, metrics, lambda f: write_history(history, f / "history.csv")
+    )
     log_plots_and_tables(predictor, val_curves, prepared)
     plain = params.to_dict()
     info = log_go_model(

@@ -7,7 +7,7 @@ workers (any machines) can share one study through tune.storage and stop at exac
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,8 @@ import optuna
 import yaml
 from mlflow.tracking import MlflowClient
 
-from cafa_mlflow.errors import CafaError, ConfigError
+from cafa_mlflow.errors import CafaError, ConfigError, OutputError
+from cafa_mlflow.io import outputs
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows import tuning
@@ -44,6 +45,7 @@ class Objective:
         scratch = Path(tune.out) / "trials"
         scratch.mkdir(parents=True, exist_ok=True)
         out_dir = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-", dir=scratch))
+        outputs.write_marker(out_dir)  # the trial's scratch folder: ours to delete
         pruned: TrainingPruned | None = None
         try:
             params = self.params.with_overrides({**self._scratch(out_dir), **overrides})
@@ -68,7 +70,8 @@ class Objective:
                         raise problem
                     mlflow.set_tags({"optuna_state": "COMPLETE"})
         finally:
-            shutil.rmtree(out_dir, ignore_errors=True)
+            with contextlib.suppress(OSError, OutputError):
+                outputs.remove_tree(out_dir)
         if pruned is not None:
             MlflowClient().set_terminated(child.info.run_id, "KILLED")
             raise optuna.TrialPruned(str(pruned))
