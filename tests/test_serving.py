@@ -58,8 +58,10 @@ def test_metadata_names_inputs_and_embedding_settings(logged):
     assert (
         settings == EmbedSettings.from_block(EMBED).to_dict() and "toks_per_batch" not in settings
     )  # no vector change
-    inputs = {c.name for c in logged.signature.inputs.inputs}
-    assert inputs == {"protein", "embedding"}
+    inputs = {c.name: c.required for c in logged.signature.inputs.inputs}
+    # sequence in (the model embeds it); a model that reads no sequence also takes embeddings instead
+    assert inputs == {"protein": True, "sequence": False, "embedding": False}
+    assert [p.name for p in logged.signature.params.params] == ["evidence", "top"]
 
 
 def test_pyfunc_predicts_weighted_consistent_rounded_scores(logged):
@@ -82,7 +84,7 @@ def test_pyfunc_predicts_weighted_consistent_rounded_scores(logged):
 
 def test_missing_input_column_is_a_clear_error(logged):
     model = mlflow.pyfunc.load_model(logged.model_uri).unwrap_python_model()
-    with pytest.raises(InputError, match="embedding"):
+    with pytest.raises(InputError, match="lacks the column `sequence`.*or an `embedding`"):
         model.parse_input(pd.DataFrame({"protein": ["Q1"]}))
 
 

@@ -28,10 +28,8 @@ def embed_records(fasta: str | Path, records: list[FastaRecord], model: Any, emb
     under embed.out (the runtime options - device, token budget, shard size - come from params.yaml)."""
     from cafa_mlflow.embed import embed_fasta, load_embeddings
     from cafa_mlflow.embed.resolve import pooled_rows, runtime_options
-    from cafa_mlflow.embed.settings import EmbedSettings
-    from cafa_mlflow.serving.pyfunc import embed_settings
 
-    settings = EmbedSettings.from_dict(embed_settings(model))
+    settings = model.unwrap_python_model().settings  # the encoder the model carries (or a fair-esm name)
     result = embed_fasta(fasta, settings, embed_block.out, **runtime_options(embed_block))
     return pooled_rows(load_embeddings(result.cache_dir), [r.id for r in records], str(result.cache_dir))
 
