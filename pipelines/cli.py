@@ -37,6 +37,12 @@ UTILITIES = {
         "run_compare",
         "train runs side by side from the store",
     ),
+    "explain": (
+        "cafa_mlflow.workflows.explain",
+        "add_explain_arguments",
+        "run_explain",
+        "why the model predicts each GO term for one protein (members, hits, prior)",
+    ),
     "make-tiny-esm": (
         "cafa_mlflow.embed.cli",
         "add_tiny_arguments",

@@ -166,3 +166,80 @@ def test_evidence_names_the_child_a_parent_took_its_score_from(tmp_path):
     assert leaf["propagated_from"] is None and leaf["members"] == {"knn": 1.0}
     assert parent["propagated_from"] == {"term": MF5, "score": 1.0} and parent["members"] == {}
     assert parent["naive_prior"] is None
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_sequences_like_cafa_predict(served, tmp_path):
+    """`mlflow models serve` on 127.0.0.1: a sequence-only request gives what `cafa predict` writes for the
+    same proteins; bad requests get HTTP 400 with the one-line message, never a 500."""
+    from cafa_mlflow.go.labels import TermMatrix, read_submission
+    from cafa_mlflow.serving.server import serve
+    from pipelines import predict
+
+    tmp, _, info = served
+    model_dir = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model"))
+    fasta = tmp_path / "queries.fasta"
+    fasta.write_text("".join(f">{p}\n{s}\n" for p, s in zip(QUERY["protein"], QUERY["sequence"])))
+    out = tmp_path / "submission.tsv"
+    tracking = ["--tracking-uri", f"sqlite:///{tmp}/mlflow.db", "--tracking-system-metrics", "false"]
+    predict.main(
+        ["--fasta", str(fasta), "--out", str(out), "--model-uri", model_dir, "--threads", "1"]
+        + ["--embed-out", str(tmp_path / "emb")]
+        + tracking
+    )
+    batch = read_submission(out)
+    split = {"dataframe_split": {"columns": ["protein", "sequence"], "data": QUERY.values.tolist()}}
+    bad = {
+        "missing column": {"dataframe_records": [{"protein": "A"}]},
+        "empty sequence": {"dataframe_records": [{"protein": "A", "sequence": ""}]},
+        "letters": {"dataframe_records": [{"protein": "A", "sequence": "MK1V"}]},
+        "duplicate ids": {
+            "dataframe_records": [{"protein": "A", "sequence": "MKV"}, {"protein": "A", "sequence": "MKV"}]
+        },
+    }
+    with serve(model_dir) as server:
+        status, body = server.post(split)
+        records = {"dataframe_records": QUERY.to_dict("records"), "params": {"evidence": True}}
+        status_ev, body_ev = server.post(records)
+        answers = {name: server.post(request) for name, request in bad.items()}
+    assert status == 200 and status_ev == 200
+    served_out = pd.DataFrame(body["predictions"])
+    got = TermMatrix.from_frame(served_out, proteins=batch.proteins, terms=batch.terms)
+    np.testing.assert_allclose(got.matrix.toarray(), batch.matrix.toarray(), rtol=0, atol=1e-9)
+    assert len(served_out) == batch.matrix.nnz
+    assert all(json.loads(row["evidence"])["score"] == row["score"] for row in body_ev["predictions"])
+    for name, (code, answer) in answers.items():
+        assert code == 400 and answer["error_code"] == "INVALID_PARAMETER_VALUE", (name, code, answer)
+    assert "lacks the column `sequence`" in answers["missing column"][1]["message"]
+    assert "appears twice" in answers["duplicate ids"][1]["message"]
+
+
+@needs_diamond
+def test_cafa_predict_evidence_file_and_cafa_explain(served, tmp_path, monkeypatch, capsys):
+    from cafa_mlflow.go.labels import read_submission
+    from pipelines import cli, predict
+
+    tmp, _, info = served
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp}/mlflow.db")
+    fasta = tmp_path / "queries.fasta"
+    fasta.write_text("".join(f">{p}\n{s}\n" for p, s in zip(QUERY["protein"], QUERY["sequence"])))
+    out, evidence = tmp_path / "submission.tsv", tmp_path / "evidence.tsv"
+    predict.main(
+        ["--fasta", str(fasta), "--out", str(out), "--evidence", str(evidence), "--model-uri", info.model_uri]
+        + ["--threads", "1", "--embed-out", str(tmp_path / "emb"), "--tracking-system-metrics", "false"]
+    )
+    table = pd.read_csv(evidence, sep="\t")
+    sub = read_submission(out)
+    assert len(table) == sub.matrix.nnz and list(table.columns) == ["protein", "term", "score", "evidence"]
+    row = table[(table["protein"] == "Q_HBB") & (table["term"] == BP2)].iloc[0]
+    assert [s["protein"] for s in json.loads(row["evidence"])["support"] if s["member"] == "homology"] == ["HBA"]
+
+    capsys.readouterr()
+    code = cli.main(
+        ["explain", "--fasta", str(fasta), "--protein", "Q_HBB", "--term", BP2, "--model-uri", info.model_uri]
+    )
+    shown = capsys.readouterr().out
+    assert code == 0 and f"{BP2} bp two  score" in shown and "homology: HBA  identity" in shown, shown
+    assert "naive prior: 1" in shown
+    assert cli.main(["explain", "--fasta", str(fasta), "--protein", "NOPE", "--model-uri", info.model_uri]) == 2
+    assert "no protein 'NOPE'" in capsys.readouterr().err

@@ -160,6 +160,7 @@ class PredictParams(Block):
     model_uri: str | None
     batch_size: int
     threads: int
+    evidence: str | None = None
 
 
 @dataclass(frozen=True)
