@@ -29,7 +29,7 @@ def examples(text: str) -> list[str]:
     found = []
     for block in re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M):
         for line in block.replace("\\\n", " ").splitlines():
-            line = re.sub(r"\s+#.*$", "", line).strip()
+            line = re.sub(r"\s+#.*$", "", line).strip().removesuffix("&").strip()  # `&`: a background worker
             if line.startswith(("cafa ", "mlflow run ")):
                 found.append(line)
     for span in re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)):
