@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
 from cafa_mlflow.config.schema import SubmissionParams
@@ -56,6 +56,13 @@ class RequestError(InputError, MlflowException):
 
     def __init__(self, message: str) -> None:
         MlflowException.__init__(self, " ".join(str(message).split()), error_code=INVALID_PARAMETER_VALUE)
+
+
+class ModelError(CafaError, MlflowException):
+    """A fault of the model's environment while serving (an encoder or DIAMOND missing): one line, HTTP 500."""
+
+    def __init__(self, message: str) -> None:
+        MlflowException.__init__(self, " ".join(str(message).split()), error_code=INTERNAL_ERROR)
 
 
 def input_columns(needs: set[str]) -> set[str]:
@@ -116,7 +123,7 @@ class GoModel(mlflow.pyfunc.PythonModel):
         if self._embedder is None and self.settings is not None:
             from cafa_mlflow.embed.sequences import SequenceEmbedder
 
-            rt = self.embed_runtime
+            rt = getattr(self, "embed_runtime", RUNTIME_DEFAULTS)  # models pickled before it existed
             self._embedder = SequenceEmbedder(self.settings, int(rt["toks_per_batch"]), str(rt["device"]))
         return self._embedder
 
@@ -133,10 +140,12 @@ class GoModel(mlflow.pyfunc.PythonModel):
                 out, raw, self.predictor, self.ontology, self.submission.sig, int(params.get("top") or 3)
             )
             return out
-        except RequestError:
+        except (RequestError, ModelError):
             raise
-        except CafaError as err:  # e.g. an encoder that cannot be loaded: one line, not a traceback
+        except InputError as err:  # the request's content (e.g. embeddings of another width): HTTP 400
             raise RequestError(str(err)) from err
+        except CafaError as err:  # the model's environment (encoder weights, DIAMOND): one line, HTTP 500
+            raise ModelError(str(err)) from err
 
     def parse_input(self, frame: pd.DataFrame) -> ProteinSet:
         """The ProteinSet of an input DataFrame, embedded when a member needs vectors the input lacks
