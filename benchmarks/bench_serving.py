@@ -12,6 +12,7 @@ Queries are bundled test proteins. Prints a table and refreshes `## Serving late
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import random
@@ -85,6 +86,16 @@ def build_model(tmp: Path, n_train: int, seed: int) -> str:
     return mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "model"))
 
 
+def machine_line() -> str:
+    """`2 CPU cores (Intel(R) Xeon(R) Processor), 24 GiB, no GPU, load average 9.2` from /proc (Linux)."""
+    cpu, mem = platform.machine(), ""
+    with contextlib.suppress(OSError):
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+        kib = next(int(ln.split()[1]) for ln in open("/proc/meminfo") if ln.startswith("MemTotal"))
+        mem = f", {kib / 2**20:.0f} GiB"
+    return f"{os.cpu_count()} CPU cores ({cpu}){mem}, no GPU, load average {os.getloadavg()[0]:.1f} (shared machine)"
+
+
 def queries(n: int, seed: int) -> list[list[str]]:
     from cafa_mlflow.io.fasta import read_fasta
 
@@ -132,7 +143,7 @@ def main() -> None:
     lines += [f"| {s} | {m:.2f} | {lo:.2f} | {hi:.2f} | {tp:.1f} | {t:.0f} |" for s, m, lo, hi, tp, t in rows]
     table = "\n".join(lines)
     print(table)
-    machine = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), no GPU"
+    machine = machine_line()
     write_section(
         "## Serving latency\n\n"
         f"{date.today().isoformat()}, {machine}; `python benchmarks/bench_serving.py --train {args.train} "
