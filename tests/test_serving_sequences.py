@@ -210,7 +210,8 @@ def test_mlflow_models_serve_answers_sequences_like_cafa_predict(served, tmp_pat
     assert all(json.loads(row["evidence"])["score"] == row["score"] for row in body_ev["predictions"])
     for name, (code, answer) in answers.items():
         assert code == 400 and answer["error_code"] == "INVALID_PARAMETER_VALUE", (name, code, answer)
-    assert "lacks the column `sequence`" in answers["missing column"][1]["message"]
+    assert answers["missing column"][1]["message"].startswith("model input lacks the column `sequence`")
+    assert all("\n" not in answer["message"] for _, answer in answers.values())  # no request dump
     assert "appears twice" in answers["duplicate ids"][1]["message"]
 
 

@@ -51,14 +51,30 @@ ENCODER = "encoder"  # artifact: a folder with a local checkpoint and its contac
 RUNTIME_DEFAULTS = {"toks_per_batch": 4096, "device": "auto"}
 
 
-class RequestError(InputError, MlflowException):
+class OneLine:
+    """An MlflowException whose message stays one line: MLflow's scoring server prefixes a model's error with a
+    dump of the whole request (`Failed to predict data '<DataFrame>'. Error: ...`, many lines for a big
+    request); that rewrite is ignored, so the client reads only what the model said."""
+
+    @property
+    def message(self) -> str:
+        return self._line
+
+    @message.setter
+    def message(self, value: str) -> None:
+        line = " ".join(str(value).split())
+        if not (hasattr(self, "_line") and line.endswith(self._line)):  # the server's prefixed copy is dropped
+            self._line = line
+
+
+class RequestError(OneLine, InputError, MlflowException):
     """A bad model input: one line, HTTP 400 when served (INVALID_PARAMETER_VALUE), exit 2 from `cafa`."""
 
     def __init__(self, message: str) -> None:
         MlflowException.__init__(self, " ".join(str(message).split()), error_code=INVALID_PARAMETER_VALUE)
 
 
-class ModelError(CafaError, MlflowException):
+class ModelError(OneLine, CafaError, MlflowException):
     """A fault of the model's environment while serving (an encoder or DIAMOND missing): one line, HTTP 500."""
 
     def __init__(self, message: str) -> None:

@@ -61,6 +61,6 @@ def run_explain(args: argparse.Namespace) -> int:
         rows = rows.head(args.max_terms)
     onto = model.unwrap_python_model().ontology
     names = {t: onto.names[onto.index[t]] for t in rows["term"] if t in onto.index}
-    print(f"{record.id} ({len(record.sequence)} residues), model {uri}: {len(rows)} terms shown")
+    print(f"{record.id} ({len(record.sequence)} residues), model {uri}: {len(rows)} term{'s' * (len(rows) != 1)} shown")
     print(explain_table(rows, names))
     return 0
