@@ -244,3 +244,23 @@ def test_cafa_predict_evidence_file_and_cafa_explain(served, tmp_path, monkeypat
     assert "naive prior: 1" in shown
     assert cli.main(["explain", "--fasta", str(fasta), "--protein", "NOPE", "--model-uri", info.model_uri]) == 2
     assert "no protein 'NOPE'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("strategy", ["balanced", "sliding_window", "chunks"])
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_in_memory_embedding_equals_the_cache_for_every_strategy(tmp_path, strategy, pooling):
+    """The served model's embedder splits long proteins, batches by tokens and pools exactly as `cafa embed`
+    (chunk caches: the mean of a protein's chunks, as `cafa predict` feeds them)."""
+    from esm_fixtures import SEQS
+    from esm_fixtures import write_fasta as write_seqs
+
+    from cafa_mlflow.embed.sequences import SequenceEmbedder
+
+    ckpt = make_tiny_esm(tmp_path / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=1)
+    kw = dict(strategy=strategy, pooling=pooling, window=8, stride=3, max_residues=20, layer=-1)
+    settings, _ = split_args(ckpt, **kw)
+    fasta = write_seqs(tmp_path / "p.fasta", SEQS)
+    cache = embed(fasta, ckpt, tmp_path / "emb", progress=False, device="cpu", toks_per_batch=64, **kw).cache_dir
+    ids = list(SEQS)
+    got = SequenceEmbedder(settings, toks_per_batch=64, device="cpu")(ids, [SEQS[i] for i in ids])
+    np.testing.assert_array_equal(got, pooled_rows(load_embeddings(cache), ids, "cache"))
