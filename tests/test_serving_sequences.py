@@ -69,6 +69,8 @@ def test_signature_is_protein_and_sequence(served):
     _, _, info = served
     inputs = {c.name: c.required for c in info.signature.inputs.inputs}
     assert inputs == {"protein": True, "sequence": False, "embedding": False}  # sequence: checked by the model
+    request = pyfunc.model_metadata(info.model_uri)["request"]
+    assert request == {"required": ["protein", "sequence"], "optional": ["embedding"]}
 
 
 def test_sequence_only_request_equals_cached_embeddings(served, tmp_path):

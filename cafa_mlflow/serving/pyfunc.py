@@ -270,7 +270,9 @@ def log_go_model(
     embed = meta.get("embed") or {}
     runtime = {k: v for k, v in dict(embed_runtime or {}).items() if k in RUNTIME_DEFAULTS}
     metadata = {
-        "required_inputs": sorted(columns),
+        # what a request carries: protein and sequence; embedding only instead of embedding inside the model
+        "request": {"required": ["protein", SEQUENCE], "optional": [EMBEDDING] if EMBEDDING in columns else []},
+        "required_inputs": sorted(columns),  # what the members read (the model embeds when `embedding` is absent)
         "embed": embed,
         "kind": meta["kind"],
         "submission": dict(submission),
