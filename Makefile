@@ -13,15 +13,20 @@ ESM_FLAG = $(if $(ESM),-P embed.esm_model=$(ESM_PATH))
 TRACKING_URI := $(shell sed -n 's/^  uri: *\([^ #]*\).*/\1/p' params.yaml)
 UI_PORT ?= 5000
 
-.PHONY: install main test repro bench ui compare tiny
+.PHONY: install main test repro bench ui compare tiny store
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.txt scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
 # ESM=tiny runs offline on a small random ESM-2 (labelled as such in every run); ESM=<name|path> picks the encoder.
-main: install $(if $(filter tiny,$(ESM)),tiny)
+main: install store $(if $(filter tiny,$(ESM)),tiny)
 	$(RUN_ENV) mlflow run . -e main --env-manager local --experiment-name $(EXPERIMENT) $(ESM_FLAG)
+
+# the tracking store's tables and the experiment, made once under a lock: `mlflow run` opens the store in MLflow's
+# own launcher before any of our code runs, and launchers racing on a new SQLite file fail there
+store: install
+	@$(RUN_ENV) python -c "from cafa_mlflow.config.loading import load_params; from cafa_mlflow.tracking.runs import configure; print('tracking store ready:', configure(load_params()))"
 
 test: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(RUN_ENV) python -m pytest

@@ -21,6 +21,17 @@ ENTRY_POINTS = {
     "evaluate": "pipelines.evaluate",
     "main": "pipelines.main",
 }
+ENTRY_HELP = {
+    "prepare": "split the training pool (train/val, homology clusters), labels, IA, FASTA files",
+    "embed": "ESM-2 embeddings of the prepared proteins into a resumable cache",
+    "train": "fit the neural member, register it as a model version",
+    "tune": "Optuna search over params.yaml's tune.space (several workers may share a study)",
+    "member": "fit one member: --predictor KIND (naive, homology, knn, ...: its params.yaml block)",
+    "ensemble": "combine the members (blend or stacker), register it; the champion alias moves if it wins",
+    "predict": "a CAFA-6 submission from the champion (or --model-uri) for a FASTA; --evidence for why",
+    "evaluate": "CAFA metrics (weighted F-max, S-min) of predictions against the test truth",
+    "main": "the whole chain, prepare to predict, as nested MLflow runs",
+}
 # utilities: (module, add-arguments function, run function, help)
 UTILITIES = {
     "ia": ("cafa_mlflow.go.ia", "add_ia_arguments", "run_ia", "information accretion from annotations"),
@@ -37,6 +48,12 @@ UTILITIES = {
         "run_compare",
         "train runs side by side from the store",
     ),
+    "explain": (
+        "cafa_mlflow.workflows.explain",
+        "add_explain_arguments",
+        "run_explain",
+        "why the model predicts each GO term for one protein (members, hits, prior)",
+    ),
     "make-tiny-esm": (
         "cafa_mlflow.embed.cli",
         "add_tiny_arguments",
@@ -48,7 +65,7 @@ UTILITIES = {
 
 def _usage() -> str:
     lines = ["usage: cafa COMMAND [flags]   (cafa COMMAND --help for its flags)", "", "entry points:"]
-    lines += [f"  {name}" for name in ENTRY_POINTS]
+    lines += [f"  {name:22s}{ENTRY_HELP[name]}" for name in ENTRY_POINTS]
     lines += ["", "utilities:"] + [f"  {name:22s}{spec[3]}" for name, spec in UTILITIES.items()]
     return "\n".join(lines)
 

@@ -22,6 +22,8 @@ def main(argv=None) -> Path:
     fasta, out = cfg.fasta or default_fasta(params), Path(cfg.out)
     uri = cfg.model_uri or f"models:/{params.tracking.registered_model}@champion"
     check_writable(out)  # before loading the model and embedding: fail now, not after all the work
+    if cfg.evidence:
+        check_writable(Path(cfg.evidence))
     with runs.start_run(params, "predict", extra_params={**cfg.to_dict(), "fasta": fasta, "model_uri": uri}):
         model = load_model(uri)  # names the version, alias and missing path when artifacts are gone
         lines = predict_fasta(model, fasta, out, params)
@@ -33,6 +35,8 @@ def main(argv=None) -> Path:
             )
         runs.log_metrics({"submission_lines": lines, "submission_proteins": found.n_proteins})
         runs.log_artifacts([out], "submission")
+        if cfg.evidence:
+            runs.log_artifacts([cfg.evidence], "evidence")
     print(f"submission: {out} ({found.n_proteins} proteins, {lines} lines) from {uri}")
     return out
 

@@ -3,10 +3,14 @@ report writes, an embedding cache that survives experiments, `make repro ESM=tin
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -26,14 +30,40 @@ def test_one_small_metrics_file():
 
 def test_plots_read_the_files_the_code_writes():
     params = load_params()
-    plots = {name: spec for entry in PIPELINE["plots"] for name, spec in entry.items()}
+    plots = [p if isinstance(p, str) else next(iter(p)) for p in PIPELINE["plots"]]
     pr_dir = Path(params["evaluate"]["out_json"]).parent / PLOTS_DIR
-    assert plots["precision_recall"]["y"] == {str(pr_dir / f"pr_{a}.csv"): "precision" for a in ASPECTS}
-    history = str(Path(params["outputs"]["predictions"]) / "neural" / "history.csv")
-    assert plots["training_loss"]["y"] == {history: ["train_loss", "val_loss"]}
-    assert plots["training_validation"]["y"] == {history: "val_f_w_mean"}
+    history = Path(params["outputs"]["predictions"]) / "neural" / "history.png"
+    assert plots == [str(pr_dir / "precision_recall.png"), str(history)]
     evaluate_outs = [next(iter(o)) if isinstance(o, dict) else o for o in PIPELINE["stages"]["evaluate"]["outs"]]
     assert str(pr_dir) in evaluate_outs
+
+
+@pytest.mark.skipif(shutil.which("dvc") is None and not (Path(sys.executable).parent / "dvc").exists(), reason="no dvc")
+def test_dvc_plots_show_renders_offline(tmp_path):
+    """`dvc plots show` on the project's plots (drawn by the code from small curves): a page with the images and
+    no script from the network, so it renders offline."""
+    from cafa_mlflow.evaluation.reports import write_history, write_pr_png
+
+    params = load_params()
+    pr_dir = tmp_path / Path(params["evaluate"]["out_json"]).parent / PLOTS_DIR
+    curve = pd.DataFrame(
+        {"recall": [0.1, 0.5], "precision": [0.9, 0.4], "recall_w": [0.1, 0.4], "precision_w": [0.8, 0.3]}
+    )
+    write_pr_png({a: curve for a in ASPECTS}, pr_dir / "precision_recall.png")
+    history = [
+        {"train_loss": 0.9, "val_loss": 0.8, "val_f_w_mean": 0.1},
+        {"train_loss": 0.5, "val_loss": 0.6, "val_f_w_mean": 0.3},
+    ]
+    write_history(history, tmp_path / Path(params["outputs"]["predictions"]) / "neural" / "history.csv")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"plots": PIPELINE["plots"]}))
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run([dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True, env=env)
+    done = subprocess.run([dvc, "plots", "show", "-o", "page"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert page.count("<img") == 2, page
+    assert not re.search(r"<script[^>]+src=", page) and "http" not in page.replace("http-equiv", ""), page
 
 
 def test_embedding_cache_is_persistent_and_not_dvc_cached():

@@ -45,7 +45,13 @@ def test_pr_curves_per_aspect(tmp_path):
     scores = sp.csr_matrix(np.array([[0.9, 0], [0.6, 0], [0.3, 0], [0, 0], [0, 0.8], [0, 0.4]], dtype=np.float32))
     pred = TermMatrix(truth.proteins, terms, scores)
     paths = write_pr_curves(scorer.curves(pred), scorer.tau, tmp_path / "plots")
-    assert sorted(p.name for p in paths) == ["pr_BPO.csv", "pr_CCO.csv", "pr_MFO.csv", "pr_animal.csv"]
+    assert sorted(p.name for p in paths) == [
+        "pr_BPO.csv",
+        "pr_CCO.csv",
+        "pr_MFO.csv",
+        "pr_animal.csv",
+        "precision_recall.png",
+    ]
     bpo = pd.read_csv(tmp_path / "plots" / "pr_BPO.csv")
     assert bpo.columns.tolist() == ["threshold", "recall", "precision", "recall_w", "precision_w"]
     # at 0.75 only P1 predicts {GO:2, root} of its 5 true terms: recall 2/5 averaged over 4 BP proteins
@@ -65,3 +71,4 @@ def test_training_history(tmp_path):
     frame = pd.read_csv(write_history(history, tmp_path / "history.csv"))
     assert frame.columns.tolist() == ["epoch", "train_loss", "val_loss", "val_f_w_mean", "lr"]
     assert frame["epoch"].tolist() == [1, 2] and frame["val_loss"].tolist() == [0.8, 0.6]
+    assert (tmp_path / "history.png").read_bytes()[:4] == b"\x89PNG"  # what `dvc plots show` puts on its page

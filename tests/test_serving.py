@@ -58,8 +58,10 @@ def test_metadata_names_inputs_and_embedding_settings(logged):
     assert (
         settings == EmbedSettings.from_block(EMBED).to_dict() and "toks_per_batch" not in settings
     )  # no vector change
-    inputs = {c.name for c in logged.signature.inputs.inputs}
-    assert inputs == {"protein", "embedding"}
+    inputs = {c.name: c.required for c in logged.signature.inputs.inputs}
+    # sequence in (the model embeds it); a model that reads no sequence also takes embeddings instead
+    assert inputs == {"protein": True, "sequence": False, "embedding": False}
+    assert [p.name for p in logged.signature.params.params] == ["evidence", "top"]
 
 
 def test_pyfunc_predicts_weighted_consistent_rounded_scores(logged):
@@ -82,7 +84,7 @@ def test_pyfunc_predicts_weighted_consistent_rounded_scores(logged):
 
 def test_missing_input_column_is_a_clear_error(logged):
     model = mlflow.pyfunc.load_model(logged.model_uri).unwrap_python_model()
-    with pytest.raises(InputError, match="embedding"):
+    with pytest.raises(InputError, match="lacks the column `sequence`.*or an `embedding`"):
         model.parse_input(pd.DataFrame({"protein": ["Q1"]}))
 
 
@@ -110,3 +112,25 @@ def test_single_neural_member_as_a_train_run_logs_it(tmp_path, logged):  # logge
     got = TermMatrix.from_frame(out, proteins=["a", "b"], terms=expected.terms)
     np.testing.assert_allclose(got.matrix.toarray(), expected.matrix.toarray(), rtol=1e-6)
     assert pyfunc.required_inputs(info.model_uri) == {"embedding"} and len(out) == expected.matrix.nnz
+
+
+def test_hub_encoder_offline_is_a_one_line_server_error(logged, tmp_path, monkeypatch):
+    """A fair-esm name stays a name: offline and not in the hub cache, a sequence request gets today's
+    message naming the file and folder, as a one-line HTTP 500 (the request itself is fine)."""
+    import urllib.error
+
+    import esm
+    from mlflow.exceptions import MlflowException
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(esm.pretrained, "load_hub_workaround", offline)
+    model = mlflow.pyfunc.load_model(logged.model_uri)
+    with pytest.raises(MlflowException) as caught:
+        model.predict(pd.DataFrame({"protein": ["Q1"], "sequence": ["MKTAYIAKQR"]}))
+    err = caught.value
+    assert err.get_http_status_code() == 500 and "\n" not in err.message
+    assert "esm2_t6_8M_UR50D.pt" in err.message and str(tmp_path / "hub") in err.message

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,9 +46,56 @@ def flag_table(raw: dict, own: str | None) -> dict[str, str]:
     return table
 
 
+# the flags a command's help shows first (own block keys; None: `cafa main`); other blocks: their first keys
+MOST_USED = {
+    None: ("embed.esm_model", "prepare.subsample", "prepare.test_subsample", "ensemble.method"),
+    "prepare": ("subsample", "test_subsample", "split", "min_count", "out"),
+    "embed": ("esm_model", "strategy", "layer", "pooling", "device", "toks_per_batch", "fasta"),
+    "train": ("model", "loss", "lr", "max_epochs", "batch_size", "hidden_dim", "dropout"),
+    "tune": ("n_trials", "study_name", "storage", "objective", "timeout"),
+    "ensemble": ("method", "members", "fit_on"),
+    "predict": ("fasta", "out", "model_uri", "evidence", "batch_size", "threads"),
+    "evaluate": ("pred", "truth", "obo", "ia", "out_json"),
+    "homology": ("sensitivity", "evalue", "max_target_seqs", "threads"),
+    "knn": ("k",),
+    "naive": ("denominator", "min_score"),
+}
+MOST_USED_DEFAULT = 5
+
+
+def most_used(raw: dict, own: str | None) -> str:
+    """The help's first lines after the description: the command's most used flags with their defaults."""
+    if own is None:
+        keys = [(f"--{k.replace('.', '-').replace('_', '-')}", k) for k in MOST_USED[None]]
+    else:
+        names = MOST_USED.get(own) or list(raw.get(own) or {})[:MOST_USED_DEFAULT]
+        keys = [(f"--{n.replace('_', '-')}", f"{own}.{n}") for n in names if n in (raw.get(own) or {})]
+    keys = [(flag, key) for flag, key in keys if not isinstance(_value(raw, key), dict)]
+    if not keys:
+        return ""
+    width = max(len(f) for f, _ in keys) + 2
+    lines = [f"  {flag:<{width}}{key} (default: {_value(raw, key)!r})" for flag, key in keys]
+    return (
+        "most used flags (all flags, block by block, below; `--a-b`, `--a_b` and `--block.a_b` all work):\n"
+        + "\n".join(lines)
+    )
+
+
+def _value(raw: dict, key: str) -> Any:
+    section, name = key.split(".", 1)
+    return (raw.get(section) or {}).get(name)
+
+
 def build_parser(prog: str, description: str, raw: dict, own: str | None) -> tuple[argparse.ArgumentParser, dict]:
-    """An argparse parser listing every flag, grouped by block, with its default; returns (parser, dest -> key)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    """An argparse parser listing every flag, grouped by block (the own block first), with its default; its help
+    starts with what the command does and its most used flags; returns (parser, dest -> key)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        usage=f"{prog} [--FLAG VALUE ...]   (every params.yaml key is a flag: list below)",
+        description="\n\n".join(p for p in (textwrap.dedent(description or "").strip(), most_used(raw, own)) if p),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     parser.add_argument("--params", default=None, help="parameter file (default: params.yaml)")
     parser.add_argument(
         "--params-file",
@@ -61,6 +109,8 @@ def build_parser(prog: str, description: str, raw: dict, own: str | None) -> tup
     for option, key in table.items():
         options.setdefault(key, []).append(option)
     groups: dict[str, Any] = {}
+    if own in raw:  # the own block's group first
+        groups[own] = parser.add_argument_group(f"{own} (own block)")
     dests = {}
     for key, opts in options.items():
         section, name = key.split(".", 1)
@@ -70,7 +120,10 @@ def build_parser(prog: str, description: str, raw: dict, own: str | None) -> tup
         default = raw[section][name]
         dest = key.replace(".", "__")
         dests[dest] = key
-        group.add_argument(*opts, dest=dest, default=None, metavar="V", help=f"{key} (default: {default!r})")
+        # the help shows one spelling per key (the others, `_` and `.` forms, work the same)
+        group.add_argument(opts[0], dest=dest, default=None, metavar="V", help=f"{key} (default: {default!r})")
+        if opts[1:]:
+            group.add_argument(*opts[1:], dest=dest, default=None, help=argparse.SUPPRESS)
     return parser, dests
 
 

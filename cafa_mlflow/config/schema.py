@@ -161,6 +161,7 @@ class PredictParams(Block):
     model_uri: str | None
     batch_size: int = bounds(ge=1)
     threads: int = bounds(ge=0)
+    evidence: str | None
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,17 @@ class Predictor(ABC):
     def set_threads(self, threads: int) -> None:  # noqa: B027  (optional hook: most predictors run no tool)
         """CPU threads for external tools (DIAMOND); 0 = all cores."""
 
+    def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
+        """Why the last predict() scored `terms` for `protein`: per term, at most `top` training proteins that
+        carried it, best first, each a dict with `member` (this predictor's kind), `protein` and what the
+        predictor measured (identity/evalue/bitscore for homology, similarity for knn). Read from what that
+        predict() computed, never recomputed; None: this predictor transfers from no training protein."""
+        return None
+
+    def last_member_scores(self) -> dict[str, TermMatrix] | None:
+        """Each member's scores from the last predict() of a combining predictor (None for a single member)."""
+        return None
+
     def _require_fitted(self, attr: str) -> None:
         if getattr(self, attr, None) is None:
             raise NotFittedError(f"{type(self).__name__}.predict")

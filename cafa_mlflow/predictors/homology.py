@@ -136,6 +136,42 @@ class HomologyPredictor(Predictor):
             self.hits, proteins.ids, self.labels, self.exclude_self, self.max_target_seqs, root_col=self.root_col
         )
 
+    def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
+        """The hits of the last predict() that voted for each term (those hits_to_scores kept), best bitscore
+        first: training protein, % identity, e-value, bitscore."""
+        if self.hits is None or self.labels is None:
+            return None
+        if getattr(self, "_groups_of", None) is not self.hits:  # index the hits once per predict()
+            self._groups, self._groups_of = self.hits.groupby("qseqid", sort=False).indices, self.hits
+        rows = self._groups.get(protein)
+        found: dict[str, list[dict]] = {t: [] for t in terms}
+        if rows is None:
+            return found
+        hits = self.hits.iloc[rows]
+        if self.exclude_self:
+            hits = hits[hits["sseqid"] != protein]
+        hits = hits.sort_values("bitscore", ascending=False, kind="stable").drop_duplicates("sseqid")
+        if self.max_target_seqs:
+            hits = hits.head(self.max_target_seqs)
+        train_rows = pd.Index(self.labels.proteins).get_indexer(hits["sseqid"])
+        hits, train_rows = hits[train_rows >= 0], train_rows[train_rows >= 0]
+        cols = pd.Index(self.labels.terms).get_indexer(list(terms))
+        carried = self.labels.matrix[train_rows][:, np.maximum(cols, 0)].toarray() > 0  # hits x terms
+        for k, term in enumerate(terms):
+            if cols[k] < 0:
+                continue
+            for hit in hits[carried[:, k]].head(top).itertuples(index=False):
+                found[term].append(
+                    {
+                        "member": self.kind,
+                        "protein": hit.sseqid,
+                        "identity": float(hit.pident),
+                        "evalue": float(hit.evalue),
+                        "bitscore": float(hit.bitscore),
+                    }
+                )
+        return found
+
     def save_files(self, folder: Path) -> None:
         """Copy the DIAMOND database (train.dmnd) and write labels.npz and config.json into `folder`."""
         self._require_fitted("db")

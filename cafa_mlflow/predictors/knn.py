@@ -44,6 +44,7 @@ def knn_scores(
     exclude_self: bool = True,
     train_unit: np.ndarray | None = None,
     root_col: np.ndarray | None = None,
+    neighbours: list | None = None,
 ) -> sp.csr_matrix:
     """Similarity-weighted label transfer; returns an N_query x T float32 CSR.
 
@@ -51,7 +52,8 @@ def knn_scores(
     With exclude_self and both id lists given, a query never uses the training protein with its own id.
     train_unit: precomputed `_unit_rows(train)` (reused across calls by KnnPredictor).
     root_col: per-aspect denominators (`transfer.aspect_root_columns`): only neighbours annotated in a
-    term's aspect count in its denominator."""
+    term's aspect count in its denominator. neighbours: a list that receives (training rows, similarities),
+    both queries x k, of every query block (the evidence of the vote)."""
     if k < 1 or block_size < 1:
         raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
     if queries.shape[1] != train.shape[1]:
@@ -86,6 +88,8 @@ def knn_scores(
             top = np.tile(np.arange(n_train), (len(q), 1))
         w = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None)  # -inf (self) and negatives -> 0
         raw = sp.csr_matrix((w.ravel(), (np.repeat(rows, k_eff), top.ravel())), shape=(len(q), n_train))
+        if neighbours is not None:
+            neighbours.append((top, w))
         blocks.append(vote(raw, labels, root_col))  # all-neighbour denominators when root_col is None
     if not blocks:
         return sp.csr_matrix((0, labels.shape[1]), dtype=np.float32)
@@ -131,6 +135,7 @@ class KnnPredictor(Predictor):
         self._require_fitted("train_unit")
         if proteins.embeddings is None:
             raise InputError("knn needs query embeddings; run `cafa embed` on the query FASTA first.")
+        kept: list = []
         scores = knn_scores(
             proteins.embeddings,
             self.train_unit,
@@ -142,8 +147,35 @@ class KnnPredictor(Predictor):
             self.exclude_self,
             train_unit=self.train_unit,
             root_col=self.root_col,
+            neighbours=kept,
         )
+        self.neighbours = (proteins.ids, kept)  # the vote's neighbours, for evidence()
         return TermMatrix(proteins.ids, self.labels.terms, scores)
+
+    def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
+        """The neighbours of the last predict() that voted for each term, most similar first (cosine)."""
+        ids, kept = getattr(self, "neighbours", (None, None))
+        if ids is None or self.labels is None:
+            return None
+        found: dict[str, list[dict]] = {t: [] for t in terms}
+        if getattr(self, "_row_of", (None,))[0] is not ids:
+            self._row_of = (ids, {pid: i for i, pid in enumerate(ids)})
+        row = self._row_of[1].get(protein)
+        if row is None or not kept:
+            return found
+        block, at = divmod(row, self.block_size)
+        cols, sims = kept[block][0][at], kept[block][1][at]
+        order = np.argsort(-sims, kind="stable")
+        cols, sims = cols[order][sims[order] > 0], sims[order][sims[order] > 0]
+        term_cols = pd.Index(self.labels.terms).get_indexer(list(terms))
+        carried = self.labels.matrix[cols][:, np.maximum(term_cols, 0)].toarray() > 0  # neighbours x terms
+        for k, term in enumerate(terms):
+            if term_cols[k] >= 0:
+                found[term] = [
+                    {"member": self.kind, "protein": self.train_ids[cols[j]], "similarity": round(float(sims[j]), 4)}
+                    for j in np.flatnonzero(carried[:, k])[:top]
+                ]
+        return found
 
     def save_files(self, folder: Path) -> None:
         """Write train_unit.npy (unit-norm float32 training embeddings), labels.npz and config.json."""

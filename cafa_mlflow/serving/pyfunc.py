@@ -1,17 +1,29 @@
 """One `mlflow.pyfunc` model for any Predictor (a single member or the ensemble), always finalized for CAFA
 (GO-consistent, params.yaml's submission block: term cap, significant figures, minimum score).
 
-Model input: a DataFrame with a `protein` column plus `embedding` (the pooled ESM vector, float32) and/or
-`sequence`, as the predictor needs (`required_inputs(model)`); the embedding settings the predictor was
-fitted on are in the model metadata (`embed_settings(model)`). Output: protein, term, score, each protein's
-terms sorted by score, highest first.
+Model input: a DataFrame (or `mlflow models serve`'s JSON `dataframe_split` / `dataframe_records`) with
+`protein` and `sequence`; the model embeds the sequences itself with the exact embedding settings its
+members were fitted on (`embed_settings(model)`: encoder, layer, long-sequence strategy, pooling), so a
+client needs no encoder. An `embedding` column (the pooled ESM vector) is optional, for clients that already
+have the vectors. A model whose encoder is a local checkpoint carries it as the artifact `encoder`; a
+fair-esm name stays a name, loaded through the torch hub cache. Output: protein, term, score, each protein's
+terms sorted by score, highest first; with the param `evidence=true` also an `evidence` column (JSON: each
+member's score, the training proteins that carried the term, the naive prior, the child a GO-consistent
+parent took its score from; `cafa_mlflow.serving.evidence`).
+
+A bad request (missing column, empty sequence, a letter ESM-2 cannot encode, a repeated id) raises
+RequestError: an MlflowException with INVALID_PARAMETER_VALUE (HTTP 400 from `mlflow models serve`) that is
+also an InputError (one line from `cafa`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +31,10 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, DataType, Schema
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
 from cafa_mlflow.config.schema import SubmissionParams
 from cafa_mlflow.errors import CafaError, InputError
@@ -28,11 +42,45 @@ from cafa_mlflow.go.finalize import finalize, round_sig
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io import integrity
+from cafa_mlflow.io.fasta import ESM_LETTERS, REPLACED_LETTERS
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, META_FILE, SEQUENCE, Predictor, ProteinSet, read_meta
+from cafa_mlflow.serving.evidence import evidence_rows
 
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"
 BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "pyarrow", "scikit-learn")
 NEURAL_REQUIREMENTS = ("torch", "fair-esm")
+ENCODER = "encoder"  # artifact: a folder with a local checkpoint and its contact-regression file
+RUNTIME_DEFAULTS = {"toks_per_batch": 4096, "device": "auto"}
+
+
+class OneLine:
+    """An MlflowException whose message stays one line: MLflow's scoring server prefixes a model's error with a
+    dump of the whole request (`Failed to predict data '<DataFrame>'. Error: ...`, many lines for a big
+    request); that rewrite is ignored, so the client reads only what the model said."""
+
+    @property
+    def message(self) -> str:
+        return self._line
+
+    @message.setter
+    def message(self, value: str) -> None:
+        line = " ".join(str(value).split())
+        if not (hasattr(self, "_line") and line.endswith(self._line)):  # the server's prefixed copy is dropped
+            self._line = line
+
+
+class RequestError(OneLine, InputError, MlflowException):
+    """A bad model input: one line, HTTP 400 when served (INVALID_PARAMETER_VALUE), exit 2 from `cafa`."""
+
+    def __init__(self, message: str) -> None:
+        MlflowException.__init__(self, " ".join(str(message).split()), error_code=INVALID_PARAMETER_VALUE)
+
+
+class ModelError(OneLine, CafaError, MlflowException):
+    """A fault of the model's environment while serving (an encoder or DIAMOND missing): one line, HTTP 500."""
+
+    def __init__(self, message: str) -> None:
+        MlflowException.__init__(self, " ".join(str(message).split()), error_code=INTERNAL_ERROR)
 
 
 def input_columns(needs: set[str]) -> set[str]:
@@ -40,12 +88,32 @@ def input_columns(needs: set[str]) -> set[str]:
     return {EMBEDDING if n == CHUNKS else n for n in needs}
 
 
-class GoModel(mlflow.pyfunc.PythonModel):
-    """A saved predictor folder (artifact `predictor`) and the ontology (artifact `obo`)."""
+def clean_sequence(pid: str, seq: Any) -> str:
+    """A request's sequence as the FASTA reader reads one: upper case, no spaces, one closing '*' dropped,
+    J read as X; RequestError for an empty sequence or a letter ESM-2 cannot encode."""
+    text = "".join(str(seq if isinstance(seq, str) else "").split()).upper()
+    text = text[:-1] if text.endswith("*") else text
+    for old, new in REPLACED_LETTERS.items():
+        text = text.replace(old, new)
+    if not text:
+        raise RequestError(f"protein {pid!r} has an empty sequence; give its residues as one-letter codes.")
+    bad = set(text) - ESM_LETTERS
+    if bad:
+        raise RequestError(
+            f"protein {pid!r} has letters ESM-2 cannot encode: {''.join(sorted(bad))!r}; "
+            f"use amino-acid letters ({''.join(sorted(ESM_LETTERS))}) only."
+        )
+    return text
 
-    def __init__(self, submission: Mapping[str, Any], threads: int = 0) -> None:
+
+class GoModel(mlflow.pyfunc.PythonModel):
+    """A saved predictor folder (artifact `predictor`), the ontology (artifact `obo`) and, for a local
+    checkpoint, the encoder (artifact `encoder`)."""
+
+    def __init__(self, submission: Mapping[str, Any], threads: int = 0, embed_runtime: Mapping | None = None) -> None:
         self.submission = SubmissionParams.from_dict(submission)  # the submission block, validated
         self.threads = int(threads)
+        self.embed_runtime = {**RUNTIME_DEFAULTS, **dict(embed_runtime or {})}  # token budget, device
 
     def load_context(self, context: Any) -> None:
         self.load_artifacts(context.artifacts)
@@ -56,6 +124,10 @@ class GoModel(mlflow.pyfunc.PythonModel):
         self.predictor = Predictor.load(artifacts["predictor"])
         self.predictor.set_threads(self.threads)
         self.inputs = input_columns(self.predictor.inputs())
+        self.settings = self.predictor.embed  # EmbedSettings the members were fitted on (None: no embeddings)
+        if self.settings is not None and ENCODER in artifacts:  # the carried checkpoint, wherever the model is
+            self.settings = dataclasses.replace(self.settings, esm_model=str(encoder_file(artifacts[ENCODER])))
+        self._embedder = None
         return self
 
     def set_threads(self, threads: int) -> None:
@@ -63,36 +135,76 @@ class GoModel(mlflow.pyfunc.PythonModel):
         self.threads = int(threads)
         self.predictor.set_threads(self.threads)
 
+    @property
+    def embedder(self) -> Any:
+        """The encoder of `settings`, loaded at its first use (None when no member reads embeddings)."""
+        if self._embedder is None and self.settings is not None:
+            from cafa_mlflow.embed.sequences import SequenceEmbedder
+
+            rt = getattr(self, "embed_runtime", RUNTIME_DEFAULTS)  # models pickled before it existed
+            self._embedder = SequenceEmbedder(self.settings, int(rt["toks_per_batch"]), str(rt["device"]))
+        return self._embedder
+
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        return to_output(self.predict_matrix(self.parse_input(model_input)), self.submission.sig)
+        params = dict(params or {})
+        try:
+            proteins = self.parse_input(model_input)
+            if not params.get("evidence"):
+                return to_output(self.predict_matrix(proteins), self.submission.sig)
+            raw = self.predictor.predict(proteins)
+            final = finalize(raw, self.ontology, self.submission)
+            out = to_output(final, self.submission.sig)
+            out["evidence"] = evidence_rows(
+                out, raw, self.predictor, self.ontology, self.submission.sig, int(params.get("top") or 3)
+            )
+            return out
+        except (RequestError, ModelError):
+            raise
+        except InputError as err:  # the request's content (e.g. embeddings of another width): HTTP 400
+            raise RequestError(str(err)) from err
+        except CafaError as err:  # the model's environment (encoder weights, DIAMOND): one line, HTTP 500
+            raise ModelError(str(err)) from err
 
     def parse_input(self, frame: pd.DataFrame) -> ProteinSet:
-        """The ProteinSet of an input DataFrame (InputError when a needed column is missing)."""
+        """The ProteinSet of an input DataFrame, embedded when a member needs vectors the input lacks
+        (RequestError for a missing column, an empty or unencodable sequence, a repeated id)."""
         if not isinstance(frame, pd.DataFrame) or "protein" not in frame:
-            raise InputError("model input must be a DataFrame with a `protein` column.")
+            raise RequestError("model input must be a table with a `protein` column and a `sequence` column.")
         ids = frame["protein"].astype(str).tolist()
         dup = pd.Index(ids)[pd.Index(ids).duplicated()]
         if len(dup):
-            raise InputError(f"protein {dup[0]!r} appears twice in the model input; give each protein once.")
-        missing = sorted(c for c in self.inputs if c not in frame)
-        if missing:
-            raise InputError(
-                f"model input lacks column(s) {', '.join(missing)}; this model needs "
-                f"{', '.join(sorted(self.inputs))} besides `protein`."
+            raise RequestError(f"protein {dup[0]!r} appears twice in the model input; give each protein once.")
+        has_vectors = bool(EMBEDDING in frame and len(frame) and frame[EMBEDDING].notna().all())
+        needs_sequence = SEQUENCE in self.inputs or (EMBEDDING in self.inputs and not has_vectors)
+        if needs_sequence and SEQUENCE not in frame:
+            raise RequestError(
+                "model input lacks the column `sequence`; give `protein` and `sequence` (one-letter amino acids)"
+                + (", or an `embedding` for every protein." if SEQUENCE not in self.inputs else ".")
             )
+        sequences = None
+        if SEQUENCE in frame:
+            sequences = [clean_sequence(pid, seq) for pid, seq in zip(ids, frame[SEQUENCE])]
         embeddings = None
         if EMBEDDING in self.inputs:
-            embeddings = (
-                np.stack([np.asarray(v, dtype=np.float32).ravel() for v in frame[EMBEDDING]])
-                if len(frame)
-                else np.zeros((0, 0), np.float32)
-            )
-        sequences = frame[SEQUENCE].astype(str).tolist() if SEQUENCE in self.inputs else None
-        return ProteinSet(ids, embeddings=embeddings, sequences=sequences)
+            if has_vectors:
+                embeddings = np.stack([np.asarray(v, dtype=np.float32).ravel() for v in frame[EMBEDDING]])
+            elif not len(frame):
+                embeddings = np.zeros((0, self.predictor.embedding_dim() or 0), np.float32)
+            else:
+                embeddings = self.embedder(ids, sequences)
+        return ProteinSet(ids, embeddings=embeddings, sequences=sequences if SEQUENCE in self.inputs else None)
 
     def predict_matrix(self, proteins: ProteinSet) -> TermMatrix:
         """Finalized scores of the proteins (rows in input order) over the ontology's terms that score."""
         return finalize(self.predictor.predict(proteins), self.ontology, self.submission)
+
+
+def encoder_file(folder: str | os.PathLike) -> Path:
+    """The checkpoint in an `encoder` artifact folder (the .pt file beside its contact-regression file)."""
+    found = [p for p in Path(folder).glob("*.pt") if not p.name.endswith("-contact-regression.pt")]
+    if len(found) != 1:
+        raise InputError(f"{folder}: the model's encoder artifact should hold one checkpoint, found {len(found)}.")
+    return found[0]
 
 
 def to_output(tm: TermMatrix, sig: int) -> pd.DataFrame:
@@ -110,24 +222,31 @@ def to_output(tm: TermMatrix, sig: int) -> pd.DataFrame:
 
 
 def signature_for(columns: set[str]) -> ModelSignature:
-    cols = [ColSpec(DataType.string, "protein")]
+    """protein and sequence in, embedding optional; protein, term, score out (evidence with the param
+    `evidence`). `sequence` is declared optional so that the model itself, not MLflow's schema check (whose
+    message quotes the whole request over many lines), says in one line what a request lacks: it is needed
+    unless the model reads no sequence and every protein comes with an embedding."""
+    cols = [ColSpec(DataType.string, "protein"), ColSpec(DataType.string, SEQUENCE, required=False)]
     if EMBEDDING in columns:
-        cols.append(ColSpec(Array(DataType.double), EMBEDDING))  # accepts float32 arrays and lists
-    if SEQUENCE in columns:
-        cols.append(ColSpec(DataType.string, SEQUENCE))
-    out = [ColSpec(DataType.string, "protein"), ColSpec(DataType.string, "term"), ColSpec(DataType.double, "score")]
-    return ModelSignature(Schema(cols), Schema(out))
+        cols.append(ColSpec(Array(DataType.double), EMBEDDING, required=False))  # float32 arrays and lists
+    out = [
+        ColSpec(DataType.string, "protein"),
+        ColSpec(DataType.string, "term"),
+        ColSpec(DataType.double, "score"),
+        ColSpec(DataType.string, "evidence", required=False),
+    ]
+    params = ParamSchema([ParamSpec("evidence", DataType.boolean, False), ParamSpec("top", DataType.long, 3)])
+    return ModelSignature(Schema(cols), Schema(out), params)
 
 
-def example_input(columns: set[str], dim: int | None, n: int = 2) -> pd.DataFrame:
-    """A small valid input: `n` proteins with a fixed sequence and a deterministic embedding of width `dim`."""
-    frame = pd.DataFrame({"protein": [f"EXAMPLE{i + 1}" for i in range(n)]})
-    if EMBEDDING in columns:
-        rng = np.random.default_rng(0)
-        frame[EMBEDDING] = [rng.standard_normal(dim).astype(np.float32) for _ in range(n)]
-    if SEQUENCE in columns:
-        frame[SEQUENCE] = [EXAMPLE_SEQUENCE[: len(EXAMPLE_SEQUENCE) - 5 * i] for i in range(n)]
-    return frame
+def example_input(n: int = 2) -> pd.DataFrame:
+    """A small valid input: `n` proteins with fixed sequences (the model embeds them)."""
+    return pd.DataFrame(
+        {
+            "protein": [f"EXAMPLE{i + 1}" for i in range(n)],
+            SEQUENCE: [EXAMPLE_SEQUENCE[: len(EXAMPLE_SEQUENCE) - 5 * i] for i in range(n)],
+        }
+    )
 
 
 def log_go_model(
@@ -137,32 +256,63 @@ def log_go_model(
     name: str = "model",
     input_example: pd.DataFrame | None = None,
     predictor: Predictor | None = None,
+    embed_runtime: Mapping[str, Any] | None = None,
 ) -> Any:
     """Log the predictor saved in `folder` as one pyfunc model in the active run; returns ModelInfo.
 
-    submission: params.yaml's submission block (max_terms, sig, min_score); without an input example, one
-    is generated (a fixed sequence, random embeddings of the predictor's width: `predictor`, the one saved in
-    `folder` when the caller holds it, else loaded from `folder`)."""
+    submission: params.yaml's submission block (max_terms, sig, min_score); embed_runtime: the embed block's
+    token budget and device (`toks_per_batch`, `device`) the served model embeds requests with. Everything
+    the model needs travels with it: the predictor folder (members, DIAMOND database, label vocabulary), the
+    OBO and, when the encoder is a local checkpoint, the checkpoint and its contact-regression file. Without
+    an input example, two fixed sequences are used. `predictor` is accepted for callers that hold it."""
+    from cafa_mlflow.embed.model import is_local_checkpoint, regression_path
+
     meta = read_meta(folder)
     columns = input_columns(set(meta.get("inputs", ())))
+    embed = meta.get("embed") or {}
+    runtime = {k: v for k, v in dict(embed_runtime or {}).items() if k in RUNTIME_DEFAULTS}
     metadata = {
-        "required_inputs": sorted(columns),
-        "embed": meta.get("embed") or {},
+        # what a request carries: protein and sequence; embedding only instead of embedding inside the model
+        "request": {"required": ["protein", SEQUENCE], "optional": [EMBEDDING] if EMBEDDING in columns else []},
+        "required_inputs": sorted(columns),  # what the members read (the model embeds when `embedding` is absent)
+        "embed": embed,
         "kind": meta["kind"],
         "submission": dict(submission),
+        "embed_runtime": {**RUNTIME_DEFAULTS, **runtime},
     }
-    if input_example is None:
-        input_example = example_input(columns, (predictor or Predictor.load(folder)).embedding_dim())
-    neural = _uses_torch(Path(folder))
-    return mlflow.pyfunc.log_model(
-        name=name,
-        python_model=GoModel(submission),
-        artifacts={"obo": str(obo), "predictor": str(folder)},
-        signature=signature_for(columns),
-        input_example=input_example,
-        metadata=metadata,
-        pip_requirements=_requirements(BASE_REQUIREMENTS + (NEURAL_REQUIREMENTS if neural else ())),
-    )
+    artifacts = {"obo": str(obo), "predictor": str(folder)}
+    with tempfile.TemporaryDirectory(prefix="cafa-encoder-") as tmp:
+        if embed and is_local_checkpoint(embed["esm_model"]):
+            checkpoint = Path(embed["esm_model"])
+            encoder = Path(tmp) / ENCODER
+            encoder.mkdir()
+            for src in (checkpoint, regression_path(checkpoint)):
+                _link_or_copy(src, encoder / src.name)
+            artifacts[ENCODER] = str(encoder)
+            metadata["encoder_file"] = checkpoint.name
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"]),
+            artifacts=artifacts,
+            signature=signature_for(columns),
+            input_example=example_input() if input_example is None else input_example,
+            metadata=metadata,
+            pip_requirements=_requirements(
+                BASE_REQUIREMENTS + (NEURAL_REQUIREMENTS if embed or _uses_torch(Path(folder)) else ())
+            ),
+        )
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link when the file system allows (a 3B checkpoint is gigabytes), else a copy."""
+    if not src.is_file():
+        raise InputError(
+            f"{src}: the encoder file the model was fitted with is missing; it must travel with the model."
+        )
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _uses_torch(folder: Path) -> bool:

@@ -147,6 +147,7 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
         params.submission.to_dict(),
         name=run_meta.logged_model_name("ensemble", plain),
         predictor=ensemble,
+        embed_runtime=params.embed.to_dict(),
     )
     version, promoted = runs.register_and_promote(
         info.model_uri,

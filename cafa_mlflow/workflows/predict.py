@@ -28,10 +28,8 @@ def embed_records(fasta: str | Path, records: list[FastaRecord], model: Any, emb
     under embed.out (the runtime options - device, token budget, shard size - come from params.yaml)."""
     from cafa_mlflow.embed import embed_fasta, load_embeddings
     from cafa_mlflow.embed.resolve import pooled_rows, runtime_options
-    from cafa_mlflow.embed.settings import EmbedSettings
-    from cafa_mlflow.serving.pyfunc import embed_settings
 
-    settings = EmbedSettings.from_dict(embed_settings(model))
+    settings = model.unwrap_python_model().settings  # the encoder the model carries (or a fair-esm name)
     result = embed_fasta(fasta, settings, embed_block.out, **runtime_options(embed_block))
     return pooled_rows(load_embeddings(result.cache_dir), [r.id for r in records], str(result.cache_dir))
 
@@ -61,14 +59,26 @@ def predict_fasta(model: Any, fasta: str | Path, out: str | Path, params: Any) -
     records = load_fasta(fasta)
     vectors = embed_records(fasta, records, model, params.embed) if "embedding" in inputs else None
     sub, lines = params.submission, 0
+    evidence = params.predict.evidence  # the evidence TSV, when asked for
     with tempfile.TemporaryDirectory(prefix="cafa-predict-") as tmp:
-        parts = []
+        parts, evidence_parts = [], []
         for k, frame in enumerate(batches(records, vectors, inputs, max(params.predict.batch_size, 1))):
-            tm = TermMatrix.from_frame(model.predict(frame), proteins=frame["protein"].tolist())
+            scored = model.predict(frame, params={"evidence": True}) if evidence else model.predict(frame)
+            tm = TermMatrix.from_frame(scored[["protein", "term", "score"]], proteins=frame["protein"].tolist())
             parts.append(Path(tmp) / f"part_{k:05d}.tsv")
             lines += write_submission(parts[-1], tm, sub.max_terms, sub.sig)
-        with atomic_write(out, "wb") as handle:
-            for part in parts:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, handle)
+            if evidence:
+                evidence_parts.append(Path(tmp) / f"evidence_{k:05d}.tsv")
+                scored.to_csv(evidence_parts[-1], sep="\t", index=False, header=k == 0)
+        _join(parts, out)
+        if evidence:
+            _join(evidence_parts, evidence)
     return lines
+
+
+def _join(parts: list[Path], out: str | Path) -> None:
+    """The part files, in order, as one file written atomically."""
+    with atomic_write(out, "wb") as handle:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, handle)

@@ -152,6 +152,7 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
         params.submission.to_dict(),
         name=run_meta.logged_model_name("train", plain),
         input_example=input_example(val),
+        embed_runtime=params.embed.to_dict(),
     )
     if register:
         version, _ = runs.register_and_promote(

@@ -7,6 +7,7 @@ runs every member and combines their scores, `save` writes the weights plus each
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,7 +52,19 @@ class Combined(Predictor):
         raise NotImplementedError
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
-        return self.combine({name: m.predict(proteins) for name, m in self.members.items()}, proteins.ids)
+        self._last = {name: m.predict(proteins) for name, m in self.members.items()}  # kept for evidence
+        return self.combine(self._last, proteins.ids)
+
+    def last_member_scores(self) -> dict[str, TermMatrix] | None:
+        return getattr(self, "_last", None)
+
+    def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
+        """The members' evidence, each supporter tagged with the member's name in this ensemble."""
+        out: dict[str, list[dict]] = {}
+        for name, member in self.members.items():
+            for term, found in (member.evidence(protein, terms, top) or {}).items():
+                out.setdefault(term, []).extend({**row, "member": name} for row in found)
+        return out
 
     def member_scores(
         self, proteins: ProteinSet, member_predictions: dict[str, TermMatrix] | None
