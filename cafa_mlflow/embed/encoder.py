@@ -79,6 +79,21 @@ def _fused_qkv(attn: nn.Module, heads: int, dtype: torch.dtype | None) -> tuple[
     return hit[1]
 
 
+def _linear(linear: nn.Module, dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of a Linear; under autocast a cached copy in the autocast dtype for layers that do not train
+    (autocast would cast the weights again in every call)."""
+    if dtype is None or linear.weight.dtype == dtype or _trains(linear):
+        return linear.weight, linear.bias
+    params = (linear.weight, linear.bias)
+    key = (dtype, tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params))
+    hit = _FUSED.get(linear)
+    if hit is None or hit[0] != key:
+        with torch.no_grad():
+            hit = (key, (linear.weight.to(dtype), linear.bias.to(dtype)))
+        _FUSED[linear] = hit
+    return hit[1]
+
+
 def _rotary(length: int, head_dim: int, inv_freq: torch.Tensor) -> torch.Tensor:
     """(T, 1, 1, head_dim/2) complex64 exp(i t f): fair-esm's cos/sin tables (fp32, same formula)."""
     key = (length, head_dim, inv_freq.device)
@@ -113,15 +128,16 @@ def _attention_block(
     q, k = qk.unbind(2)
     v = qkv[:, :, 2]
     out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
-    out = F.linear(out.transpose(1, 2).reshape(batch, length, dim), attn.out_proj.weight, attn.out_proj.bias)
-    return x + out
+    out = F.linear(out.transpose(1, 2).reshape(batch, length, dim), *_linear(attn.out_proj, cast))
+    return out.add_(x) if out.dtype == x.dtype else x + out  # residual (in place: one buffer less)
 
 
-def _ffn_block(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _ffn_block(layer: nn.Module, x: torch.Tensor, cast: torch.dtype | None) -> torch.Tensor:
     norm = layer.final_layer_norm
     h = F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps)
-    h = F.gelu(F.linear(h, layer.fc1.weight, layer.fc1.bias))  # exact (erf) GELU, fair-esm's gelu in one pass
-    return x + F.linear(h, layer.fc2.weight, layer.fc2.bias)
+    h = F.gelu(F.linear(h, *_linear(layer.fc1, cast)))  # exact (erf) GELU, fair-esm's gelu in one pass
+    out = F.linear(h, *_linear(layer.fc2, cast))
+    return out.add_(x) if out.dtype == x.dtype else x + out
 
 
 def embed_tokens(model: nn.Module, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,7 +175,7 @@ def representations(model: nn.Module, tokens: torch.Tensor, layer: int) -> torch
     first = model.layers[0].self_attn
     rot = _rotary(tokens.shape[1], first.head_dim, first.rot_emb.inv_freq)
     for block in model.layers[:layer]:
-        x = _ffn_block(block, _attention_block(block, x, mask, rot, cast))
+        x = _ffn_block(block, _attention_block(block, x, mask, rot, cast), cast)
     if layer == model.num_layers:
         x = model.emb_layer_norm_after(x)
     return x
