@@ -12,7 +12,8 @@ from esm.data import Alphabet
 from esm.model.esm2 import ESM2
 from esm_fixtures import one_torch_thread  # noqa: F401 (fixture)
 
-from cafa_mlflow.embed import load_esm, make_tiny_esm
+from cafa_mlflow.embed import EmbedSettings, load_esm, make_tiny_esm
+from cafa_mlflow.embed.cache import cache_key
 from cafa_mlflow.embed.encoder import representations, sdpa_backend
 from cafa_mlflow.embed.forward import embed_units
 from cafa_mlflow.embed.units import STRATEGIES, combine, split_units
@@ -215,3 +216,15 @@ def test_gradients_flow_where_finetuning_trains_and_equal_fair_esm():
 
 def test_sdpa_backend_is_the_fused_kernel_on_cpu(tiny):
     assert sdpa_backend(tiny, _tokens(["MKV", "A"])) == "FLASH_ATTENTION"  # torch's name for its CPU fused kernel
+
+
+def test_cache_keys_of_caches_made_by_fair_esm_stay_valid():
+    """Keys as computed before this forward existed: equal outputs, so no field names the forward."""
+    keys = {}
+    for strategy, precision in (("balanced", "fp32"), ("chunks", "bf16")):
+        settings = EmbedSettings("esm2_t6_8M_UR50D", -1, strategy, 1022, 256, "mean", precision, 1022)
+        keys[strategy] = cache_key(settings.key("0" * 64))
+    assert keys == {
+        "balanced": "a7657aa095b53af83e7b62c76a33285d721f2e707e24c82dec8bccbfd33f5de4",
+        "chunks": "a6ff7590f8d966c7ff60c0d52b96d68cb4c22fd59335113a42d31425797db11f",
+    }
