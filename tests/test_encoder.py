@@ -195,14 +195,20 @@ def test_weight_changes_reach_the_cached_fused_projection(tiny):
     assert float((after - before).abs().max()) > 1e-2
 
 
-def test_gradients_flow_where_finetuning_trains_and_equal_fair_esm():
+@pytest.mark.parametrize("trained", ["last", "first"])
+def test_gradients_flow_where_finetuning_trains_and_equal_fair_esm(trained):
+    """unfreeze_layers=1 trains the last layer and the final norm; training the first instead puts cached
+    (frozen) layers after a trained one. Caches are first built under inference mode, as embedding does."""
     tokens = _tokens(_seqs([7, 20, 13], seed=4))
     grads = {}
     for fair in (True, False):
-        model = _arch(3, 64, 4, seed=2).train()
-        model.requires_grad_(False)
-        for p in [*model.layers[-1].parameters(), *model.emb_layer_norm_after.parameters()]:
-            p.requires_grad_(True)  # FinetuneClassifier with unfreeze_layers=1
+        model = _arch(3, 64, 4, seed=2)
+        with torch.inference_mode():
+            representations(model, tokens, 3)  # fused weights and rotary table cached in inference mode
+        model.train().requires_grad_(False)
+        block = model.layers[-1] if trained == "last" else model.layers[0]
+        for p in [*block.parameters(), *model.emb_layer_norm_after.parameters()]:
+            p.requires_grad_(True)
         reps = model(tokens, repr_layers=[3])["representations"][3] if fair else representations(model, tokens, 3)
         (reps[tokens.ne(model.padding_idx)].pow(2).mean()).backward()
         grads[fair] = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}

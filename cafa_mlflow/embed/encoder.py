@@ -21,6 +21,7 @@ gradients flow to fair-esm's own parameters (fine-tuning, `model: finetune`).
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Any
 
@@ -31,6 +32,16 @@ from torch import nn
 MASK_RATIO_TRAIN = 0.15 * 0.8  # fair-esm ESM2.forward's token-dropout constant
 _FUSED: weakref.WeakKeyDictionary[nn.Module, tuple[Any, tuple[torch.Tensor, ...]]] = weakref.WeakKeyDictionary()
 _ROTARY: dict[tuple, torch.Tensor] = {}
+
+
+def _plain_tensors() -> contextlib.ExitStack:
+    """Cached tensors are made outside inference mode (and without autograd history): a table or fused weight
+    first built under embed's torch.inference_mode can then serve a fine-tuning forward that records gradients
+    (autograd refuses to save inference tensors)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.no_grad())
+    return stack
 
 
 def _pair_order(heads: int, head_dim: int) -> torch.Tensor:
@@ -73,7 +84,7 @@ def _fused_qkv(attn: nn.Module, heads: int, dtype: torch.dtype | None) -> tuple[
     key = (dtype, tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params))
     hit = _FUSED.get(attn)
     if hit is None or hit[0] != key:
-        with torch.no_grad():
+        with _plain_tensors():
             hit = (key, _fuse(attn, heads, dtype))
         _FUSED[attn] = hit
     return hit[1]
@@ -88,7 +99,7 @@ def _linear(linear: nn.Module, dtype: torch.dtype | None) -> tuple[torch.Tensor,
     key = (dtype, tuple((p.data_ptr(), p._version, p.device, p.dtype) for p in params))
     hit = _FUSED.get(linear)
     if hit is None or hit[0] != key:
-        with torch.no_grad():
+        with _plain_tensors():
             hit = (key, (linear.weight.to(dtype), linear.bias.to(dtype)))
         _FUSED[linear] = hit
     return hit[1]
@@ -99,9 +110,10 @@ def _rotary(length: int, head_dim: int, inv_freq: torch.Tensor) -> torch.Tensor:
     key = (length, head_dim, inv_freq.device)
     table = _ROTARY.get(key)
     if table is None:
-        t = torch.arange(length, device=inv_freq.device).type_as(inv_freq)
-        freqs = torch.einsum("i,j->ij", t, inv_freq)
-        table = torch.polar(torch.ones_like(freqs), freqs)[:, None, None, :]
+        with _plain_tensors():
+            t = torch.arange(length, device=inv_freq.device).type_as(inv_freq)
+            freqs = torch.einsum("i,j->ij", t, inv_freq)
+            table = torch.polar(torch.ones_like(freqs), freqs)[:, None, None, :]
         if len(_ROTARY) > 64:
             _ROTARY.clear()
         _ROTARY[key] = table
