@@ -107,7 +107,7 @@ def _linear(linear: nn.Module, dtype: torch.dtype | None) -> tuple[torch.Tensor,
 
 def _rotary(length: int, head_dim: int, inv_freq: torch.Tensor) -> torch.Tensor:
     """(T, 1, 1, head_dim/2) complex64 exp(i t f): fair-esm's cos/sin tables (fp32, same formula)."""
-    key = (length, head_dim, inv_freq.device)
+    key = (length, head_dim, inv_freq.device, inv_freq.dtype)
     table = _ROTARY.get(key)
     if table is None:
         with _plain_tensors():
