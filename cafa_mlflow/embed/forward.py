@@ -9,6 +9,7 @@ import esm
 import numpy as np
 import torch
 
+from cafa_mlflow.embed.encoder import representations
 from cafa_mlflow.errors import InputError
 
 
@@ -65,10 +66,13 @@ def embed_units(
     device: torch.device,
     dtype: torch.dtype | None = None,
     on_batch: Callable[[int], None] | None = None,
+    fair_esm: bool = False,
 ) -> np.ndarray:
     """Float32 (len(units), dim) vectors in input order: residue mean (BOS/EOS/padding excluded) or BOS for 'cls'.
 
-    `on_batch(n_residues)` is called after each batch (progress bars)."""
+    The forward pass is encoder.representations (fused attention, stops at `layer`); fair_esm=True runs
+    fair-esm's own module instead (the reference, for benchmarks and tests). `on_batch(n_residues)` is called
+    after each batch (progress bars)."""
     table = token_table(alphabet)
     out = np.empty((len(units), model.embed_dim), dtype=np.float32)
     autocast = torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else nullcontext()
@@ -76,7 +80,10 @@ def embed_units(
         seqs = [units[i] for i in batch]
         tokens = _tokens(seqs, table, alphabet).to(device, non_blocking=True)
         with autocast:
-            reps = model(tokens, repr_layers=[layer])["representations"][layer]
+            if fair_esm:
+                reps = model(tokens, repr_layers=[layer])["representations"][layer]
+            else:
+                reps = representations(model, tokens, layer)
         reps = reps.float()
         if pooling == "cls":
             vecs = reps[:, 0]

@@ -51,7 +51,11 @@ class EmbedSettings:
         return model_label(self.esm_model)
 
     def key(self, input_hash: str) -> dict[str, Any]:
-        """The cache key of these settings over an input (window/stride only where the strategy uses them)."""
+        """The cache key of these settings over an input (window/stride only where the strategy uses them).
+
+        The forward pass is not part of it: encoder.representations equals fair-esm's module to 1e-4 in fp32 and
+        stays within bf16's own deviation under autocast (tests/test_encoder.py), so caches made by either hold
+        the same vectors (float16 storage rounds more than they differ)."""
         last = default_layer(self.esm_model)
         return {
             "model": model_identity(self.esm_model),

@@ -100,7 +100,8 @@ class ChunkAttention(nn.Module):
 
 
 class FinetuneClassifier(nn.Module):
-    """fair-esm ESM-2 encoder (mean over residues of the last layer) + MLP head, trained end to end.
+    """fair-esm ESM-2 encoder (mean over residues of the last layer, by cafa_mlflow.embed.encoder's forward) + MLP
+    head, trained end to end.
 
     unfreeze_layers=0 freezes the whole encoder; k>0 trains the last k transformer layers and the final
     layer norm. Input: token batches from the alphabet's batch converter.
@@ -148,9 +149,11 @@ class FinetuneClassifier(nn.Module):
         }
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        from cafa_mlflow.embed.encoder import representations  # the embed package imports fair-esm: only here
+
         last = self.esm.num_layers
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.unfreeze_layers > 0):
-            reps = self.esm(tokens, repr_layers=[last])["representations"][last]
+            reps = representations(self.esm, tokens, last)  # fair-esm's weights, our fused-attention forward
         residue = (
             (
                 (tokens != self.alphabet.padding_idx)
