@@ -11,7 +11,7 @@ from cafa_mlflow.console import run_entry
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.submission import validate_submission
 from cafa_mlflow.io.text import check_writable
-from cafa_mlflow.serving.pyfunc import load_model
+from cafa_mlflow.serving.loading import load_model
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.predict import default_fasta, predict_fasta
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.fasta import read_fasta
+from cafa_mlflow.serving.loading import load_model
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,10 +53,7 @@ def run_explain(args: argparse.Namespace) -> int:
         raise InputError(f"{args.fasta}: no protein {args.protein!r}; give an accession from its headers.")
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"])
     uri = args.model_uri or f"models:/{params['tracking']['registered_model']}@champion"
-    try:
-        model = mlflow.pyfunc.load_model(uri)
-    except mlflow.exceptions.MlflowException as err:
-        raise InputError(f"cannot load model {uri}: {err}; run `cafa ensemble` first, or pass --model-uri.") from err
+    model = load_model(uri)  # one line naming the version, alias and missing path when artifacts are gone
     rows = explain(model, record.id, record.sequence, args.term, args.top)
     if not args.term and args.max_terms > 0:
         rows = rows.head(args.max_terms)
