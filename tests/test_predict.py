@@ -97,7 +97,7 @@ def test_predict_champion_to_valid_submission(tmp_path, champion):
     m = sub.reindex(terms=TERMS).matrix.toarray()
     assert (m[:, 0] >= round(1 / len(members), 3) - 1e-6).all()
     # the submission holds what the model predicts for the same input (same embedding settings)
-    model = mlflow.loading.load_model(f"models:/{NAME}@champion")
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     assert pyfunc.required_inputs(model) >= {"embedding"}
     runs = MlflowClient().search_runs(
         [mlflow.get_experiment_by_name("predict-test").experiment_id], "tags.entry_point = 'predict'"
