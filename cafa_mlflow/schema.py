@@ -201,6 +201,24 @@ class HomologyParams(Block):
 
 
 @dataclass(frozen=True)
+class ReferenceParams(Block):
+    section: ClassVar[str] = "reference"
+    use: str = choice("auto", "always", "never")
+    databases: list[dict]
+    evidence: str | list[str]
+    sensitivity: str = choice(
+        "fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive"
+    )
+    evalue: float
+    max_target_seqs: int
+    threads: int
+    exclude: str = choice("queries", "self", "none")
+    holdout_max_identity: float
+    executable: str
+    out: str
+
+
+@dataclass(frozen=True)
 class KnnParams(Block):
     section: ClassVar[str] = "knn"
     k: int
@@ -284,6 +302,7 @@ BLOCKS: dict[str, Any] = {
     "tune": TuneParams,
     "naive": NaiveParams,
     "homology": HomologyParams,
+    "reference": ReferenceParams,
     "knn": KnnParams,
     "ensemble": EnsembleParams,
     "predict": PredictParams,
@@ -314,6 +333,7 @@ class Params:
     tune: TuneParams
     naive: NaiveParams
     homology: HomologyParams
+    reference: ReferenceParams
     knn: KnnParams
     ensemble: EnsembleParams
     predict: PredictParams

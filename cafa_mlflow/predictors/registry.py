@@ -12,6 +12,7 @@ from cafa_mlflow.errors import ConfigError
 PREDICTORS = {
     "naive": "cafa_mlflow.predictors.naive:NaivePredictor",
     "homology": "cafa_mlflow.predictors.homology:HomologyPredictor",
+    "reference": "cafa_mlflow.predictors.reference:ReferencePredictor",
     "knn": "cafa_mlflow.predictors.knn:KnnPredictor",
     "neural": "cafa_mlflow.predictors.neural.predictor:NeuralPredictor",
     "ensemble": "cafa_mlflow.predictors.ensemble:EnsemblePredictor",

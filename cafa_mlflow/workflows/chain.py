@@ -22,6 +22,7 @@ STEPS = (  # (label, entry point module, extra flags)
     ("embed", "embed", ()),
     ("naive", "member", ("--predictor", "naive")),
     ("homology", "member", ("--predictor", "homology")),
+    ("reference", "member", ("--predictor", "reference")),  # skipped with a notice when not installed
     ("knn", "member", ("--predictor", "knn")),
     ("train", "train", ()),
     ("ensemble", "ensemble", ()),
@@ -42,6 +43,9 @@ def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dic
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}  # children open runs of their own
         env[tracking.PARENT_RUN_ENV] = parent_run_id
         for label, module, extra in steps:
+            if label == "reference" and (why := reference_skipped(params)):
+                print(f"notice: the reference member is skipped ({why}); the chain runs without it.", flush=True)
+                continue
             t0 = time.perf_counter()
             cmd = [sys.executable, "-m", f"pipelines.{module}", "--params-file", str(resolved), *extra]
             code = subprocess.run(cmd, env=env, check=False).returncode
@@ -52,6 +56,16 @@ def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dic
             metric = next((k for k in KEY_METRICS if k in found), None)
             rows.append({"step": label, "seconds": seconds, "metric": metric, "value": found.get(metric)})
     return rows
+
+
+def reference_skipped(params: Any) -> str | None:
+    """Why the reference member is not run (reference.use: never, or auto and not installed); None: it runs."""
+    from cafa_mlflow.predictors.reference import unavailable
+
+    block = params.reference
+    if block.use == "never":
+        return "reference.use is never"
+    return None if block.use == "always" else unavailable(block)
 
 
 def final_metrics(params: Any) -> dict[str, float]:

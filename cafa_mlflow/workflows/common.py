@@ -28,6 +28,7 @@ def check_outputs(params: Any) -> None:
         params.outputs.predictions,
         params.outputs.metrics,
         params.homology.out,
+        params.reference.out,
     ):
         check_writable(folder, folder=True)
     check_writable(params.predict.out)

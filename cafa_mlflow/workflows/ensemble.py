@@ -52,6 +52,17 @@ def saved_predictions(params: Any, names: list[str], split: str) -> dict[str, Te
     return out
 
 
+def ensemble_members(params: Any) -> list[str]:
+    """ensemble.members, without `reference` when the chain skipped it (not installed: one notice)."""
+    from cafa_mlflow.workflows.chain import reference_skipped
+
+    names = list(params.ensemble.members)
+    if "reference" in names and (why := reference_skipped(params)):
+        log.warning("ensemble without the reference member (%s)", why)
+        names.remove("reference")
+    return names
+
+
 def fitting_data(
     params: Any, prepared: Any, ontology: Any, names: list[str], saved: dict[str, dict[str, TermMatrix]]
 ) -> tuple[TrainSet, Any, dict[str, TermMatrix]]:
@@ -88,7 +99,7 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
     require_val(prepared)
     run_meta.log_prepared_splits(prepared, ("val", "test"))
     ontology = load_obo(params.data.obo)
-    names = list(params.ensemble.members)
+    names = ensemble_members(params)
     saved = {
         split: saved_predictions(params, names, split)
         for split in SPLITS

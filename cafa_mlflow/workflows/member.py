@@ -27,6 +27,14 @@ from cafa_mlflow.workflows.common import (
 def fit_member(kind: str, params: Any) -> dict[str, float]:
     """Fit, predict, evaluate and save member `kind` under <outputs.predictions>/<kind>; returns metrics."""
     check_writable(member_folder(params, kind), folder=True)
+    if kind == "reference":
+        from cafa_mlflow.workflows.chain import reference_skipped
+
+        if why := reference_skipped(params):  # DVC's stage still needs its folder: a note in it, no predictions
+            print(f"notice: the reference member is skipped ({why}).")
+            member_folder(params, kind).mkdir(parents=True, exist_ok=True)
+            (member_folder(params, kind) / "SKIPPED").write_text(f"{why}\n")
+            return {}
     prepared = ensure_prepared(params)
     log_prepared_splits(prepared)
     ontology = load_obo(params.data.obo)
