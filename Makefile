@@ -13,14 +13,18 @@ ESM_FLAG = $(if $(ESM),-P embed.esm_model=$(ESM_PATH))
 TRACKING_URI := $(shell sed -n 's/^  uri: *\([^ #]*\).*/\1/p' params.yaml)
 UI_PORT ?= 5000
 
-.PHONY: install main test repro bench ui compare tiny
+.PHONY: install reference main test repro bench ui compare tiny
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.txt scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
+# the reference member's database (Swiss-Prot 2014 from Debian's metastudent-data); optional: main runs without it
+reference:
+	@bash scripts/install_reference.sh
+
 # ESM=tiny runs offline on a small random ESM-2 (labelled as such in every run); ESM=<name|path> picks the encoder.
-main: install $(if $(filter tiny,$(ESM)),tiny)
+main: install reference $(if $(filter tiny,$(ESM)),tiny)
 	$(RUN_ENV) mlflow run . -e main --env-manager local --experiment-name $(EXPERIMENT) $(ESM_FLAG)
 
 test: install
@@ -28,7 +32,7 @@ test: install
 
 # ESM=tiny (offline) or ESM=<name|path>: `dvc exp run -S embed.esm_model=...`, which also writes the value
 # into params.yaml (see README: DVC); a second identical call runs nothing.
-repro: install $(if $(filter tiny,$(ESM)),tiny)
+repro: install reference $(if $(filter tiny,$(ESM)),tiny)
 	$(RUN_ENV) dvc $(if $(ESM),exp run -S embed.esm_model=$(ESM_PATH),repro)
 
 # the small random ESM-2 for offline runs (seeded: the same file every time)

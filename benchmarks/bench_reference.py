@@ -22,9 +22,9 @@ from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.fasta import read_fasta
 from cafa_mlflow.labels import TermMatrix
+from cafa_mlflow.predictors.base import TrainSet
 from cafa_mlflow.predictors.homology import hits_to_scores, search
 from cafa_mlflow.predictors.reference import ReferencePredictor, filter_hits, sequence_hash
-from cafa_mlflow.predictors.base import TrainSet
 from cafa_mlflow.schema import Params
 from cafa_mlflow.workflows.common import ensure_prepared, split_scorer
 
@@ -45,6 +45,18 @@ def coverage(hits: pd.DataFrame, ids: list[str]) -> tuple[float, float]:
     return len(best) / len(ids), float(best.median()) if len(best) else 0.0
 
 
+def best_identity(hits: pd.DataFrame, ids: list[str]) -> np.ndarray:
+    """Each query's best identity, 0 without a hit."""
+    return hits.groupby("qseqid")["pident"].max().reindex(ids).fillna(0.0).to_numpy()
+
+
+def ks(a: np.ndarray, b: np.ndarray) -> float:
+    """Kolmogorov-Smirnov distance of two samples (largest gap of their empirical CDFs)."""
+    grid = np.union1d(a, b)
+    cdf = lambda x: np.searchsorted(np.sort(x), grid, side="right") / len(x)  # noqa: E731
+    return float(np.abs(cdf(a) - cdf(b)).max())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--modes", default="default")
@@ -61,32 +73,41 @@ def main() -> None:
     k = b.max_target_seqs
     rows = []
     for mode in args.modes.split(","):
-        for split in ("val", "test") if args.test else ("val",):
-            ids = prepared.ids(split)
+        raw, ids, qhash, seconds = {}, {}, {}, {}
+        for split in ("test", "val"):
+            ids[split] = prepared.ids(split)
             seqs = {r.id: r.sequence for r in read_fasta(prepared.fasta(split))}
-            qhash = sequence_hash([seqs[i] for i in ids])
+            qhash[split] = sequence_hash([seqs[i] for i in ids[split]])
             t0 = time.perf_counter()
-            raw = search(pred.ref.db, prepared.fasta(split), ids, mode, b.evalue, 2 * k + 10, pred.threads)
-            seconds = time.perf_counter() - t0
-            scorer = split_scorer(prepared, ontology, split, params.evaluate.threshold_step)
-            policies = [("queries", set(), 100.0)] if split == "test" else [("self", set(ids), c) for c in CUTOFFS]
-            for exclude, holdout, cut in policies:
-                if split == "val" and cut == 100:
-                    kept = filter_hits(raw, ids, qhash, pred.ref.seq_hash, "self", set(), 100.0)
-                    label = "own entry + identical only"
-                    cov = coverage(kept, ids)
-                    f = flat_metrics(scorer(vote(pred, kept, ids, k)))
-                    rows.append((mode, split, label, seconds, *cov, f))
-                kept = filter_hits(raw, ids, qhash, pred.ref.seq_hash, exclude, holdout, cut)
-                label = "queries (test policy)" if split == "test" else f"queries + identity <= {cut}"
-                f = flat_metrics(scorer(vote(pred, kept, ids, k)))
-                rows.append((mode, split, label, seconds, *coverage(kept, ids), f))
-                print(rows[-1][:6], round(f["f_w_mean"], 3), flush=True)
-    print("\n| mode | split | hits excluded | search s | with a hit | median best identity | BPO | CCO | MFO | mean |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for mode, split, label, sec, cov, med, f in rows:
-        aspects = " | ".join(f"{f.get(f'f_w_{a}', np.nan):.3f}" for a in ("BPO", "CCO", "MFO"))
-        print(f"| {mode} | {split} | {label} | {sec:.0f} | {cov:.1%} | {med:.1f} | {aspects} | {f['f_w_mean']:.3f} |")
+            raw[split] = search(
+                pred.ref.db, prepared.fasta(split), ids[split], mode, b.evalue, 2 * k + 10, pred.threads
+            )
+            seconds[split] = time.perf_counter() - t0
+        test_kept = filter_hits(raw["test"], ids["test"], qhash["test"], pred.ref.seq_hash, b.exclude, set(), 100.0)
+        test_best = best_identity(test_kept, ids["test"])
+        policies = [("own entry + identical only", "self", set(), 100.0)]
+        policies += [(f"queries + identity <= {c}", "self", set(ids["val"]), float(c)) for c in CUTOFFS]
+        scorer = split_scorer(prepared, ontology, "val", params.evaluate.threshold_step)
+        for label, exclude, holdout, cut in policies:
+            kept = filter_hits(raw["val"], ids["val"], qhash["val"], pred.ref.seq_hash, exclude, holdout, cut)
+            distance = ks(best_identity(kept, ids["val"]), test_best)
+            f = flat_metrics(scorer(vote(pred, kept, ids["val"], k)))
+            rows.append((mode, "val", label, seconds["val"], *coverage(kept, ids["val"]), distance, f))
+            print(rows[-1][:7], round(f["f_w_mean"], 3), flush=True)
+        f = {}
+        if args.test:  # for the record only
+            test_scorer = split_scorer(prepared, ontology, "test", params.evaluate.threshold_step)
+            f = flat_metrics(test_scorer(vote(pred, test_kept, ids["test"], k)))
+        rows.append(
+            (mode, "test", f"reference.exclude={b.exclude}", seconds["test"], *coverage(test_kept, ids["test"]), 0.0, f)
+        )
+    print(
+        "\n| mode | split | hits excluded | search s | with a hit | median best identity | KS vs test | BPO | CCO | MFO | mean |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for mode, split, label, sec, cov, med, distance, f in rows:
+        aspects = " | ".join(f"{f.get(f'f_w_{a}', np.nan):.3f}" for a in ("BPO", "CCO", "MFO", "mean"))
+        print(f"| {mode} | {split} | {label} | {sec:.0f} | {cov:.1%} | {med:.1f} | {distance:.3f} | {aspects} |")
 
 
 if __name__ == "__main__":
