@@ -32,7 +32,7 @@ test: install
 
 # ESM=tiny (offline) or ESM=<name|path>: `dvc exp run -S embed.esm_model=...`, which also writes the value
 # into params.yaml (see README: DVC); a second identical call runs nothing.
-repro: install reference $(if $(filter tiny,$(ESM)),tiny)
+repro: install $(if $(filter tiny,$(ESM)),tiny)
 	$(RUN_ENV) dvc $(if $(ESM),exp run -S embed.esm_model=$(ESM_PATH),repro)
 
 # the small random ESM-2 for offline runs (seeded: the same file every time)

@@ -228,3 +228,17 @@ def test_unavailable_reference_is_named(tmp_path):
         use="auto", databases=({"format": "metastudent", "path": str(tmp_path / "none")},), executable="diamond"
     )
     assert "none not found" in unavailable(block) and "make reference" in unavailable(block)
+
+
+def test_chain_and_ensemble_run_without_an_uninstalled_reference(tmp_path):
+    from cafa_mlflow.config import load_params
+    from cafa_mlflow.schema import Params
+    from cafa_mlflow.workflows.chain import reference_skipped
+    from cafa_mlflow.workflows.ensemble import ensemble_members
+
+    params = Params.from_dict(load_params(None))
+    missing = params.with_overrides({"reference.databases": [{"format": "uniprot", "path": str(tmp_path / "x.dat")}]})
+    assert "x.dat not found" in reference_skipped(missing)
+    assert "reference" in missing.ensemble.members and "reference" not in ensemble_members(missing)
+    assert reference_skipped(missing.with_overrides({"reference.use": "always"})) is None  # then it fails loudly
+    assert reference_skipped(params.with_overrides({"reference.use": "never"})) == "reference.use is never"
