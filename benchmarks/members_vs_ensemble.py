@@ -73,7 +73,9 @@ def scores(params, folders: dict[str, Path]) -> dict[str, dict[str, float]]:
             ref = combine({"homology": saved["homology"], "naive": saved["naive"]}, {"homology": 0.95, "naive": 0.05})
             saved[REFERENCE] = finalize(ref, ontology, params.submission)
         if {"reference", "naive"} <= set(saved):
-            ref = combine({"reference": saved["reference"], "naive": saved["naive"]}, {"reference": 0.95, "naive": 0.05})
+            ref = combine(
+                {"reference": saved["reference"], "naive": saved["naive"]}, {"reference": 0.95, "naive": 0.05}
+            )
             saved[REFERENCE_DB] = finalize(ref, ontology, params.submission)
         for name, tm in saved.items():
             out.setdefault(name, {}).update(flat_metrics(scorer(tm), f"{split}_"))
