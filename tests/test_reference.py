@@ -242,3 +242,31 @@ def test_chain_and_ensemble_run_without_an_uninstalled_reference(tmp_path):
     assert "reference" in missing.ensemble.members and "reference" not in ensemble_members(missing)
     assert reference_skipped(missing.with_overrides({"reference.use": "always"})) is None  # then it fails loudly
     assert reference_skipped(params.with_overrides({"reference.use": "never"})) == "reference.use is never"
+
+
+@pytest.mark.skipif(not HAS_DIAMOND, reason="diamond not installed")
+def test_reference_member_is_served_inside_an_ensemble(tmp_path):
+    import mlflow
+    import pandas as pd
+
+    from cafa_mlflow import serving
+    from cafa_mlflow.predictors.ensemble import EnsemblePredictor
+    from cafa_mlflow.predictors.naive import NaivePredictor
+
+    onto = tiny_ontology(tmp_path)
+    members = {"naive": NaivePredictor(onto).fit(pool(tmp_path)), "reference": reference(tmp_path).fit(pool(tmp_path))}
+    ensemble = EnsemblePredictor(members, onto)
+    ensemble.weights = {a: {"naive": 0.0, "reference": 1.0} for a in ("BPO", "CCO", "MFO")}
+    ensemble.term_aspect = {t: onto.aspect[onto.index[t]] for t in TERMS}
+    folder = ensemble.save(tmp_path / "ensemble")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        with mlflow.start_run():
+            info = serving.log_go_model(folder, write_obo(tmp_path), {"max_terms": 1500, "sig": 3, "min_score": 0.001})
+        model = mlflow.pyfunc.load_model(info.model_uri)
+        out = model.predict(pd.DataFrame({"protein": ["HBA"], "sequence": [SEQUENCES["HBA"]]}))
+    finally:
+        mlflow.set_tracking_uri(None)
+    got = dict(zip(out["term"], out["score"]))
+    assert got.get(MF5) == pytest.approx(1.0) and got.get(BP1) == pytest.approx(1.0)  # BP1 via HBB's BP2
+    assert CC3 not in got  # the identical HBA2 entry still never votes once served
