@@ -142,11 +142,11 @@ def read_uniprot(path: str | os.PathLike) -> ReferenceData:
                 taxon = match.group(1)
             elif code == "DR" and line[5:8] == "GO;":
                 fields = [f.strip() for f in line[5:].rstrip().rstrip(".").split(";")]
-                if len(fields) < 4 or ":" not in fields[3]:
+                if len(fields) < 4 or ":" not in fields[-1]:
                     raise InputError(
                         f"{path}:{line_no}: expected 'DR   GO; GO:nnnnnnn; X:name; CODE:source.', got {line.strip()!r}."
                     )
-                gos.append((_go_term(path, line_no, fields[1]), fields[3].split(":")[0].strip().upper()))
+                gos.append((_go_term(path, line_no, fields[1]), fields[-1].split(":")[0].strip().upper()))
             elif code == "SQ":
                 in_seq = True
             elif line.startswith("//"):
