@@ -261,6 +261,7 @@ def test_reference_member_is_served_inside_an_ensemble(tmp_path):
     folder = ensemble.save(tmp_path / "ensemble")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     try:
+        mlflow.set_experiment("reference-serving")  # an experiment of this store, not one a former test made active
         with mlflow.start_run():
             info = serving.log_go_model(folder, write_obo(tmp_path), {"max_terms": 1500, "sig": 3, "min_score": 0.001})
         model = mlflow.pyfunc.load_model(info.model_uri)
