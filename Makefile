@@ -13,14 +13,18 @@ ESM_FLAG = $(if $(ESM),-P embed.esm_model=$(ESM_PATH))
 TRACKING_URI := $(shell sed -n 's/^  uri: *\([^ #]*\).*/\1/p' params.yaml)
 UI_PORT ?= 5000
 
-.PHONY: install main test repro bench ui compare tiny store
+.PHONY: install reference main test repro bench ui compare tiny store
 
 install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.txt scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
 
+# the reference member's database (Swiss-Prot 2014 from Debian's metastudent-data); optional: main runs without it
+reference:
+	@bash scripts/install_reference.sh
+
 # ESM=tiny runs offline on a small random ESM-2 (labelled as such in every run); ESM=<name|path> picks the encoder.
-main: install store $(if $(filter tiny,$(ESM)),tiny)
+main: install store reference $(if $(filter tiny,$(ESM)),tiny)
 	$(RUN_ENV) mlflow run . -e main --env-manager local --experiment-name $(EXPERIMENT) $(ESM_FLAG)
 
 # the tracking store's tables and the experiment, made once under a lock: `mlflow run` opens the store in MLflow's

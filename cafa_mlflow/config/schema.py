@@ -133,6 +133,24 @@ class HomologyParams(Block):
 
 
 @dataclass(frozen=True)
+class ReferenceParams(Block):
+    section: ClassVar[str] = "reference"
+    use: str = choice("auto", "always", "never")
+    databases: list[dict]
+    evidence: str | list[str]
+    sensitivity: str = choice(
+        "fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive"
+    )
+    evalue: float = bounds(gt=0)
+    max_target_seqs: int = bounds(ge=0)
+    threads: int = bounds(ge=0)
+    exclude: str = choice("queries", "self", "none")
+    holdout_max_identity: float = bounds(gt=0, le=100)
+    executable: str
+    out: str
+
+
+@dataclass(frozen=True)
 class KnnParams(Block):
     section: ClassVar[str] = "knn"
     k: int = bounds(ge=1)
@@ -210,6 +228,7 @@ BLOCKS: dict[str, Any] = {
     "tune": TuneParams,
     "naive": NaiveParams,
     "homology": HomologyParams,
+    "reference": ReferenceParams,
     "knn": KnnParams,
     "ensemble": EnsembleParams,
     "predict": PredictParams,
@@ -239,6 +258,7 @@ class Params:
     tune: TuneParams
     naive: NaiveParams
     homology: HomologyParams
+    reference: ReferenceParams
     knn: KnnParams
     ensemble: EnsembleParams
     predict: PredictParams

@@ -118,6 +118,11 @@ class Predictor(ABC):
         registry builds members with it); a predictor made only in code need not."""
         raise NotImplementedError(f"{cls.__name__} is not configured from params.yaml (no from_params)")
 
+    @classmethod
+    def unavailable(cls, params: Any) -> str | None:
+        """Why this kind cannot run here (an optional database or tool missing), None when it can (the default)."""
+        return None
+
     def inputs(self) -> set[str]:
         """What this predictor needs per protein: a subset of {embedding, chunks, sequence}."""
         return set()

@@ -14,6 +14,7 @@ from cafa_mlflow.errors import ConfigError
 PREDICTORS = {
     "naive": "cafa_mlflow.predictors.naive:NaivePredictor",
     "homology": "cafa_mlflow.predictors.homology:HomologyPredictor",
+    "reference": "cafa_mlflow.predictors.reference:ReferencePredictor",
     "knn": "cafa_mlflow.predictors.knn:KnnPredictor",
     "neural": "cafa_mlflow.predictors.neural.predictor:NeuralPredictor",
     "ensemble": "cafa_mlflow.predictors.combine.blend:EnsemblePredictor",
@@ -25,6 +26,7 @@ MEMBER_KINDS = tuple(k for k in PREDICTORS if k not in ENSEMBLE_METHODS.values()
 MEMBER_STEPS: dict[str, tuple[str, ...]] = {
     "naive": ("member", "--predictor", "naive"),
     "homology": ("member", "--predictor", "homology"),
+    "reference": ("member", "--predictor", "reference"),  # optional: skipped with a notice when not installed
     "knn": ("member", "--predictor", "knn"),
     "neural": ("train",),
 }
@@ -40,3 +42,9 @@ def predictor_class(kind: str) -> Any:
 def build(kind: str, params: Any, ontology: Any) -> Any:
     """An unfitted predictor of `kind`, configured from its params.yaml block."""
     return predictor_class(kind).from_params(params, ontology)
+
+
+def unavailable(kind: str, params: Any) -> str | None:
+    """Why member `kind` cannot run with these params on this machine (an optional resource missing), None when
+    it can: the chain, `cafa member` and the ensemble skip such a member with a notice."""
+    return predictor_class(kind).unavailable(params)

@@ -28,6 +28,7 @@ def check_outputs(params: Any) -> None:
         params.outputs.predictions,
         params.outputs.metrics,
         params.homology.out,
+        params.reference.out,
     ):
         check_writable(folder, folder=True)
     for folder in (  # folders a chain step replaces whole: only ones the product made

@@ -55,6 +55,17 @@ def saved_predictions(params: Any, names: list[str], split: str) -> dict[str, Te
     return out
 
 
+def ensemble_members(params: Any) -> list[str]:
+    """ensemble.members, without those the chain skipped (an optional member that cannot run here: one notice)."""
+    names = []
+    for name in params.ensemble.members:
+        if why := registry.unavailable(name, params):
+            log.warning("ensemble without the %s member (%s)", name, why)
+        else:
+            names.append(name)
+    return names
+
+
 def fitting_data(
     params: Any, prepared: Any, ontology: Any, names: list[str], saved: dict[str, dict[str, TermMatrix]]
 ) -> tuple[TrainSet, Any, dict[str, TermMatrix]]:
@@ -93,7 +104,7 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
     require_val(prepared)
     run_meta.log_prepared_splits(prepared, ("val", "test"))
     ontology = load_obo(params.data.obo)
-    names = list(params.ensemble.members)
+    names = ensemble_members(params)
     saved = {
         split: saved_predictions(params, names, split)
         for split in SPLITS

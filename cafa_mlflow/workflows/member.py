@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.io.text import check_writable
+from cafa_mlflow.io.text import atomic_dir, check_writable
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.tracking.run_meta import log_prepared_splits
 from cafa_mlflow.workflows.common import (
@@ -22,6 +22,11 @@ from cafa_mlflow.workflows.common import (
 def fit_member(kind: str, params: Any) -> dict[str, float]:
     """Fit, predict, evaluate and save member `kind` under <outputs.predictions>/<kind>; returns metrics."""
     check_writable(member_folder(params, kind), folder=True, replace=True)
+    if why := registry.unavailable(kind, params):  # DVC's stage still needs its folder: a note in it, no predictions
+        print(f"notice: the {kind} member is skipped ({why}).")
+        with atomic_dir(member_folder(params, kind)) as folder:
+            (folder / "SKIPPED").write_text(f"{why}\n")
+        return {}
     prepared = ensure_prepared(params)
     log_prepared_splits(prepared)
     ontology = load_obo(params.data.obo)

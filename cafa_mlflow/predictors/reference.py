@@ -1,0 +1,434 @@
+"""Reference transfer: GO annotations of a large annotated database (UniProt Swiss-Prot, GOA, Debian's
+metastudent-data), electronic ones included, transferred to queries by DIAMOND homology.
+
+The reference is prepared once and cached by content hash (`<reference.out>/reference-<hash>/`): its
+sequences (FASTA and DIAMOND database, built by `homology.build_db`), a per-protein sequence hash,
+the annotation table after the evidence filter (parquet) and the labels propagated with the product's
+ontology (terms unknown to its GO release are dropped and counted in manifest.json). Scores are the
+bitscore vote of the hits' labels with per-aspect denominators (`homology.hits_to_scores`).
+
+Leakage rules (params.yaml `reference.exclude`, `reference.holdout_max_identity`):
+- `queries`: no query's own entry and no sequence identical to a query votes for any query of the same
+  call (the bundled test set: its proteins' entries are removed from the reference, as in
+  docs/REFERENCE.md); `self`: only a query's own entry and identical sequences are removed; `none`: nothing
+  (Kaggle: the test proteins' own electronic annotations are present in GOA and legitimate).
+- Proteins of the training pool (validation and out-of-fold queries, `holdout_ids`) always get the
+  `queries` rule, plus: hits above `holdout_max_identity` % identity are dropped, so that validation looks
+  like the test set (chosen by measurement: benchmarks/RESULTS.md, "Reference transfer").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cafa_mlflow.data.diamond import SENSITIVITIES, build_db, diamond_binary, search
+from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
+from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
+from cafa_mlflow.io.fasta import read_fasta, write_fasta
+from cafa_mlflow.io.reference_formats import (
+    FORMATS,
+    database_files,
+    evidence_codes,
+    filter_evidence,
+    read_databases,
+)
+from cafa_mlflow.io.text import atomic_dir, atomic_write, write_json
+from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.homology import hits_to_scores
+from cafa_mlflow.predictors.transfer import aspect_root_columns
+
+log = logging.getLogger(__name__)
+EXCLUDE = ("queries", "self", "none")
+VERSION = 1  # bump when the prepared layout changes
+INSTALL = "`make reference` (Debian: apt-get install metastudent-data ncbi-blast+)"
+LABELS, PROTEINS, ANNOTATIONS, DB, MANIFEST = (
+    "labels.npz",
+    "proteins.parquet",
+    "annotations.parquet",
+    "reference.dmnd",
+    "manifest.json",
+)
+
+
+def sequence_hash(sequences: list[str]) -> np.ndarray:
+    """int64 hash of each sequence (blake2b, 8 bytes): identical sequences have equal hashes."""
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little", signed=True) for s in sequences],
+        dtype=np.int64,
+    )
+
+
+def _file_digest(path: Path, h: Any) -> None:
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            h.update(chunk)
+
+
+def reference_key(databases: list[dict], evidence: Any, obo: str | os.PathLike) -> str:
+    """Content hash of the databases' files, their specs, the evidence filter and the OBO file."""
+    h = hashlib.sha256(f"v{VERSION}\0".encode())
+    for spec in databases:
+        h.update(
+            json.dumps({k: v for k, v in spec.items() if k not in ("path", "fasta", "terms")}, sort_keys=True).encode()
+        )
+        for path in database_files(spec):
+            if not path.exists():
+                raise InputError(f"{path}: reference database file not found; get it with {INSTALL} or fix the path.")
+            _file_digest(path, h)
+    h.update(json.dumps(sorted(evidence) if not isinstance(evidence, str) else evidence).encode())
+    _file_digest(Path(obo), h)
+    return h.hexdigest()
+
+
+def unavailable(block: Any) -> str | None:
+    """Why the reference block cannot be used now (None: it can): disabled, or files or tools missing."""
+    for spec in block.databases:
+        if spec.get("format") not in FORMATS:
+            return f"reference.databases format {spec.get('format')!r} is not one of {', '.join(FORMATS)}"
+        for key in ("path", "fasta", "terms"):
+            if spec.get(key) and not Path(spec[key]).exists():
+                return f"{spec[key]} not found (install it with {INSTALL})"
+        if spec["format"] == "metastudent" and shutil.which("blastdbcmd") is None:
+            return f"blastdbcmd not found (install it with {INSTALL})"
+    if not block.databases:
+        return "reference.databases is empty"
+    if shutil.which(block.executable) is None:
+        return f"DIAMOND ({block.executable}) not found"
+    return None
+
+
+@dataclass
+class PreparedReference:
+    """A prepared reference folder: DIAMOND database, propagated labels, sequence hashes, annotations."""
+
+    folder: Path
+    db: Path
+    labels: TermMatrix
+    seq_hash: pd.Series  # protein -> int64 sequence hash
+
+    def annotations(self) -> pd.DataFrame:
+        return pd.read_parquet(self.folder / ANNOTATIONS)
+
+
+_LOADED: dict[str, PreparedReference] = {}  # one load per process (cross-fitting fits the member 5 times)
+
+
+def load_reference(folder: str | os.PathLike) -> PreparedReference:
+    folder = Path(folder)
+    key = str(folder.resolve())
+    if key not in _LOADED:
+        if not (folder / LABELS).is_file() or not (folder / DB).is_file():
+            raise MissingWeightsError(f"{folder}: no {LABELS}/{DB}; prepare the reference there first.")
+        proteins = pd.read_parquet(folder / PROTEINS)
+        _LOADED.clear()  # a few GB at most: keep only the latest
+        _LOADED[key] = PreparedReference(
+            folder,
+            folder / DB,
+            load_term_matrix(folder / LABELS),
+            pd.Series(proteins["seq_hash"].to_numpy(), index=proteins["protein"].to_numpy()),
+        )
+    return _LOADED[key]
+
+
+def prepare_reference(
+    databases: list[dict],
+    evidence: Any,
+    ontology: Any,
+    obo: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    threads: int = 1,
+    executable: str = "diamond",
+) -> PreparedReference:
+    """The prepared reference of `databases` (read, evidence-filtered, resolved against `ontology`,
+    propagated, DIAMOND-indexed), cached in `<cache_dir>/reference-<content hash>/`."""
+    evidence_codes(evidence)  # a bad filter fails before any reading
+    diamond_binary(executable)
+    folder = Path(cache_dir) / f"reference-{reference_key(databases, evidence, obo)[:16]}"
+    if (folder / MANIFEST).is_file():
+        return load_reference(folder)
+    data = read_databases(databases)
+    table = filter_evidence(data.annotations, evidence)
+    mapping = {t: ontology.resolve(t) for t in pd.unique(table["term"])}
+    unknown = [t for t, p in mapping.items() if p is None]
+    dropped_rows = int(table["term"].isin(unknown).sum())
+    if unknown:
+        log.warning(
+            "reference: %d term ids unknown or obsolete in %s (%d rows) dropped, e.g. %s",
+            len(unknown), obo, dropped_rows, ", ".join(unknown[:5]),
+        )  # fmt: skip
+    table = table.assign(term=table["term"].map(mapping)).dropna(subset=["term"])
+    table = table.drop_duplicates(["protein", "term", "evidence"]).reset_index(drop=True)
+    proteins = list(dict.fromkeys(table["protein"]))  # proteins with at least one kept annotation
+    if not proteins:
+        raise InputError(f"reference: no annotation passes reference.evidence={evidence!r}; widen the filter.")
+    rows = pd.Index(proteins).get_indexer(table["protein"])
+    cols = np.array([ontology.index[t] for t in table["term"]])
+    raw = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(proteins), len(ontology.terms)))
+    blocks = [ontology.propagate(raw[i : i + 100_000]) for i in range(0, raw.shape[0], 100_000)]
+    full = sp.vstack(blocks, format="csr")
+    carried = np.flatnonzero(np.diff(full.tocsc().indptr) > 0)
+    labels = TermMatrix(proteins, [ontology.terms[j] for j in carried], full[:, carried].tocsr())
+    sequences = [data.sequences[p] for p in proteins]
+    with atomic_dir(folder) as tmp:
+        fasta = tmp / "reference.fasta"
+        write_fasta(fasta, zip(proteins, sequences))
+        built = build_db(fasta, tmp / "build", None, threads, executable)
+        shutil.move(built, tmp / DB)
+        shutil.rmtree(tmp / "build")
+        fasta.unlink()
+        frame = pd.DataFrame(
+            {"protein": proteins, "seq_hash": sequence_hash(sequences), "length": [len(s) for s in sequences]}
+        )
+        frame.to_parquet(tmp / PROTEINS, index=False)
+        table.to_parquet(tmp / ANNOTATIONS, index=False)
+        save_term_matrix(tmp / LABELS, labels)
+        manifest = {
+            "databases": databases,
+            "evidence": evidence,
+            "obo": str(obo),
+            "proteins": len(proteins),
+            "proteins_read": len(data.sequences),
+            "annotations": len(table),
+            "propagated_labels": int(labels.matrix.nnz),
+            "terms": len(labels.terms),
+            "dropped_terms": len(unknown),
+            "dropped_rows": dropped_rows,
+        }
+        write_json(tmp / MANIFEST, manifest)
+    log.info("reference prepared in %s: %s", folder, manifest)
+    return load_reference(folder)
+
+
+def filter_hits(
+    hits: pd.DataFrame,
+    query_ids: list[str],
+    query_hash: np.ndarray,
+    target_hash: pd.Series,
+    exclude: str,
+    holdout: set[str],
+    holdout_max_identity: float,
+) -> pd.DataFrame:
+    """The hits allowed to vote (see the module doc): own entries, identical sequences, the call's other
+    queries (exclude: queries) and, for holdout queries, hits above holdout_max_identity % identity."""
+    if hits.empty:
+        return hits
+    qhash = pd.Series(query_hash, index=query_ids)
+    th = target_hash.reindex(hits["sseqid"]).to_numpy()
+    qh = qhash.reindex(hits["qseqid"]).to_numpy()
+    is_holdout = hits["qseqid"].isin(holdout).to_numpy()
+    own = (hits["qseqid"].to_numpy() == hits["sseqid"].to_numpy()) | (th == qh)
+    batch = hits["sseqid"].isin(set(query_ids)).to_numpy() | np.isin(th, query_hash)
+    drop = is_holdout & (own | batch | (hits["pident"].to_numpy() > holdout_max_identity))
+    if exclude == "queries":
+        drop |= own | batch
+    elif exclude == "self":
+        drop |= own
+    return hits[~drop]
+
+
+class ReferencePredictor(Predictor):
+    """DIAMOND search against a prepared reference database, then a bitscore vote of its hits' labels."""
+
+    kind = "reference"
+
+    @classmethod
+    def unavailable(cls, params: Any) -> str | None:
+        """Why the reference member is not run (reference.use: never, or auto and not installed); None: it runs
+        (with use: always a missing file fails loudly)."""
+        block = params.reference
+        if block.use == "never":
+            return "reference.use is never"
+        return None if block.use == "always" else unavailable(block)
+
+    def __init__(
+        self,
+        databases: list[dict],
+        ontology: Any,
+        obo: str | os.PathLike,
+        cache_dir: str | os.PathLike = "outputs/reference",
+        evidence: Any = "all",
+        sensitivity: str = "default",
+        evalue: float = 1e-3,
+        max_target_seqs: int = 50,
+        threads: int = 0,
+        exclude: str = "queries",
+        holdout_max_identity: float = 100.0,
+        holdout_ids: Any = (),
+        executable: str = "diamond",
+    ) -> None:
+        if sensitivity not in SENSITIVITIES:
+            raise ConfigError(f"reference.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
+        if exclude not in EXCLUDE:
+            raise ConfigError(f"reference.exclude={exclude!r}: use one of {', '.join(EXCLUDE)}.")
+        self.databases, self.ontology, self.obo = [dict(d) for d in databases], ontology, obo
+        self.cache_dir, self.evidence_filter, self.sensitivity = Path(cache_dir), evidence, sensitivity
+        self.evalue, self.max_target_seqs = float(evalue), int(max_target_seqs)
+        self.threads = int(threads) or (os.cpu_count() or 1)
+        self.exclude, self.holdout_max_identity = exclude, float(holdout_max_identity)
+        self.holdout = set(holdout_ids)
+        self.executable = executable
+        self.ref: PreparedReference | None = None
+        self.root_col: np.ndarray | None = None
+        self.hits: pd.DataFrame | None = None
+
+    @classmethod
+    def from_params(cls, params: Any, ontology: Any) -> ReferencePredictor:
+        b = params.reference
+        pool = Path(params.prepare.out) / "proteins.parquet"  # the training pool: validation / out-of-fold queries
+        holdout = pd.read_parquet(pool, columns=["protein"])["protein"].tolist() if pool.is_file() else ()
+        return cls(
+            [dict(d) for d in b.databases],
+            ontology,
+            params.data.obo,
+            b.out,
+            list(b.evidence) if not isinstance(b.evidence, str) else b.evidence,
+            b.sensitivity,
+            b.evalue,
+            b.max_target_seqs,
+            b.threads,
+            b.exclude,
+            b.holdout_max_identity,
+            holdout,
+            b.executable,
+        )
+
+    def inputs(self) -> set[str]:
+        return {SEQUENCE}
+
+    def set_threads(self, threads: int) -> None:
+        self.threads = int(threads) or (os.cpu_count() or 1)
+
+    def fit(self, train: TrainSet) -> ReferencePredictor:
+        """Prepare (or reuse) the reference; the training proteins are not used (only their ids are
+        holdout queries, see the module doc)."""
+        self.holdout |= set(train.ids)
+        if self.ref is None:
+            self.ref = prepare_reference(
+                self.databases,
+                self.evidence_filter,
+                self.ontology,
+                self.obo,
+                self.cache_dir,
+                self.threads,
+                self.executable,
+            )
+            self.root_col = aspect_root_columns(self.ref.labels.terms, self.ontology)
+        return self
+
+    def _sequences(self, proteins: ProteinSet) -> list[str]:
+        if proteins.sequences is not None:
+            return list(proteins.sequences)
+        wanted = set(proteins.ids)
+        found = {r.id: r.sequence for r in read_fasta(proteins.fasta) if r.id in wanted}
+        return [found[i] for i in proteins.ids]
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        self._require_fitted("ref")
+        proteins.require({SEQUENCE}, self.kind)
+        if proteins.fasta is None:
+            with tempfile.TemporaryDirectory(prefix="cafa-queries-") as tmp:
+                fasta = Path(tmp) / "queries.fasta"
+                write_fasta(fasta, zip(proteins.ids, proteins.sequences))
+                return self.predict(ProteinSet(proteins.ids, fasta=fasta, sequences=proteins.sequences))
+        k = self.max_target_seqs
+        holdout_cut = self.holdout_max_identity < 100 and any(i in self.holdout for i in proteins.ids)
+        extra = (k if holdout_cut else 0) + 10  # room for the hits that are dropped below
+        hits = search(
+            self.ref.db,
+            proteins.fasta,
+            proteins.ids,
+            self.sensitivity,
+            self.evalue,
+            k + extra if k else 0,
+            self.threads,
+            self.executable,
+        )
+        qhash = sequence_hash(self._sequences(proteins))
+        hits = filter_hits(
+            hits, proteins.ids, qhash, self.ref.seq_hash, self.exclude, self.holdout, self.holdout_max_identity
+        )
+        if k:
+            hits = hits[hits.groupby("qseqid", sort=False).cumcount() < k]  # sorted by bitscore
+        self.hits = hits.reset_index(drop=True)
+        labels = self.ref.labels
+        targets = list(pd.unique(self.hits["sseqid"]))
+        rows = pd.Index(labels.proteins).get_indexer(targets)
+        sub = TermMatrix(targets, labels.terms, labels.matrix[rows])
+        return hits_to_scores(self.hits, proteins.ids, sub, False, 0, root_col=self.root_col)
+
+    def evidence(self, query_ids: Any = None) -> pd.DataFrame:
+        """The evidence of the last predict(): one row per (query, hit, direct annotation of the hit) with
+        query, reference (accession), identity, bitscore, evalue, term and evidence (code; '' = unknown)."""
+        self._require_fitted("hits")
+        hits = self.hits if query_ids is None else self.hits[self.hits["qseqid"].isin(set(query_ids))]
+        ann = self.ref.annotations()
+        ann = ann[ann["protein"].isin(set(hits["sseqid"]))]
+        out = hits.merge(ann, left_on="sseqid", right_on="protein")
+        out = out.rename(columns={"qseqid": "query", "sseqid": "reference", "pident": "identity"})
+        return out[["query", "reference", "identity", "bitscore", "evalue", "term", "evidence"]]
+
+    def save_files(self, folder: Path) -> None:
+        """The prepared reference's files (hard links where possible) and config.json."""
+        self._require_fitted("ref")
+        folder = Path(folder)
+        for name in (DB, LABELS, PROTEINS, ANNOTATIONS, MANIFEST):
+            _link_or_copy(self.ref.folder / name, folder / name)
+        config = {
+            "sensitivity": self.sensitivity,
+            "evalue": self.evalue,
+            "max_target_seqs": self.max_target_seqs,
+            "exclude": self.exclude,
+            "holdout_max_identity": self.holdout_max_identity,
+            "evidence": self.evidence_filter,
+            "databases": self.databases,
+        }
+        write_json(folder / "config.json", config)
+        with atomic_write(folder / "root_columns.npy", "wb") as handle:
+            np.save(handle, self.root_col)
+        (folder / "holdout_ids.txt").write_text("\n".join(sorted(self.holdout)) + "\n")
+
+    @classmethod
+    def load_files(cls, folder: Path, threads: int = 0, executable: str = "diamond") -> ReferencePredictor:
+        folder = Path(folder)
+        config = json.loads((folder / "config.json").read_text())
+        holdout = (folder / "holdout_ids.txt").read_text().split()
+        self = cls(
+            config["databases"],
+            None,
+            "",
+            folder,
+            config["evidence"],
+            config["sensitivity"],
+            config["evalue"],
+            config["max_target_seqs"],
+            threads,
+            config["exclude"],
+            config["holdout_max_identity"],
+            holdout,
+            executable,
+        )
+        self.ref = load_reference(folder)
+        self.root_col = np.load(folder / "root_columns.npy")
+        return self
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
