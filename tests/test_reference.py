@@ -194,12 +194,16 @@ def test_reference_member_excludes_self_and_transfers_reference_terms(tmp_path):
     # own entry (BP1) and the identical HBA2 (CC3) never vote; HBB, the only other globin, votes alone
     assert scores.get(MF5) == pytest.approx(1.0) and scores.get(BP2) == pytest.approx(1.0)
     assert scores.get(CC3, 0) == 0 and set(predictor.hits["sseqid"]) == {"HBB"}
-    evidence = predictor.evidence()
+    evidence = predictor.hit_table()
     assert set(zip(evidence["reference"], evidence["term"], evidence["evidence"])) == {
         ("HBB", BP2, "IDA"),
         ("HBB", MF5, "IEA"),
     }
     assert evidence["identity"].between(30, 60).all()
+    # the hook explain and the served model read: per term the hit carrying it and its evidence code
+    hook = predictor.evidence("HBA", [MF5, BP2, CC3])
+    assert [(h["protein"], h["evidence"]) for h in hook[MF5]] == [("HBB", "IEA")]
+    assert [(h["protein"], h["evidence"]) for h in hook[BP2]] == [("HBB", "IDA")] and hook[CC3] == []
     # saved with its database and labels: the loaded member predicts the same
     loaded = Predictor.load(predictor.save(tmp_path / "model"), threads=1)
     again = loaded.predict(ProteinSet(["HBA"], sequences=[SEQUENCES["HBA"]]))

@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -368,9 +369,42 @@ class ReferencePredictor(Predictor):
         sub = TermMatrix(targets, labels.terms, labels.matrix[rows])
         return hits_to_scores(self.hits, proteins.ids, sub, False, 0, root_col=self.root_col)
 
-    def evidence(self, query_ids: Any = None) -> pd.DataFrame:
-        """The evidence of the last predict(): one row per (query, hit, direct annotation of the hit) with
-        query, reference (accession), identity, bitscore, evalue, term and evidence (code; '' = unknown)."""
+    def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
+        """The hook `cafa explain` and the served model read: for each term, the best hits of the last predict()
+        that carry it (reference accession, identity, e-value, bitscore) and the evidence code(s) of the hit's
+        own annotation with that term ('propagated' when only a descendant term is annotated)."""
+        if self.hits is None or self.ref is None:
+            return None
+        hits = self.hits[self.hits["qseqid"] == protein]  # best bitscore first (search order)
+        found: dict[str, list[dict]] = {t: [] for t in terms}
+        labels = self.ref.labels
+        rows = pd.Index(labels.proteins).get_indexer(hits["sseqid"])
+        hits, rows = hits[rows >= 0], rows[rows >= 0]
+        if hits.empty:
+            return found
+        cols = pd.Index(labels.terms).get_indexer(list(terms))
+        carried = labels.matrix[rows][:, np.maximum(cols, 0)].toarray() > 0  # hits x terms
+        table = self.hit_table([protein])
+        codes = table.groupby(["reference", "term"])["evidence"].agg(lambda c: ",".join(sorted(set(c)) or "?"))
+        for k, term in enumerate(terms):
+            if cols[k] < 0:
+                continue
+            for hit in hits[carried[:, k]].head(top).itertuples(index=False):
+                found[term].append(
+                    {
+                        "member": self.kind,
+                        "protein": hit.sseqid,
+                        "identity": float(hit.pident),
+                        "evalue": float(hit.evalue),
+                        "bitscore": float(hit.bitscore),
+                        "evidence": codes.get((hit.sseqid, term), "propagated"),
+                    }
+                )
+        return found
+
+    def hit_table(self, query_ids: Any = None) -> pd.DataFrame:
+        """The evidence of the last predict() as a table: one row per (query, hit, direct annotation of the hit)
+        with query, reference (accession), identity, bitscore, evalue, term and evidence (code; '' = unknown)."""
         self._require_fitted("hits")
         hits = self.hits if query_ids is None else self.hits[self.hits["qseqid"].isin(set(query_ids))]
         ann = self.ref.annotations()

@@ -118,6 +118,7 @@ def explain_table(rows: pd.DataFrame, names: dict[str, str] | None = None) -> st
                 lines.append(
                     f"  {s['member']}: {s['protein']}  identity {s['identity']:.1f}%  "
                     f"e-value {s['evalue']:.2g}  bitscore {s['bitscore']:.1f}"
+                    + (f"  evidence {s['evidence']}" if s.get("evidence") else "")
                 )
             else:
                 lines.append(f"  {s['member']}: {s['protein']}  similarity {s['similarity']:.3f}")
