@@ -24,7 +24,7 @@ from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.fasta import write_fasta
 from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_matrix, vote
+from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence, hit_matrix, vote
 
 
 def hits_to_scores(
@@ -144,33 +144,15 @@ class HomologyPredictor(Predictor):
         if getattr(self, "_groups_of", None) is not self.hits:  # index the hits once per predict()
             self._groups, self._groups_of = self.hits.groupby("qseqid", sort=False).indices, self.hits
         rows = self._groups.get(protein)
-        found: dict[str, list[dict]] = {t: [] for t in terms}
         if rows is None:
-            return found
+            return {t: [] for t in terms}
         hits = self.hits.iloc[rows]
         if self.exclude_self:
             hits = hits[hits["sseqid"] != protein]
         hits = hits.sort_values("bitscore", ascending=False, kind="stable").drop_duplicates("sseqid")
         if self.max_target_seqs:
             hits = hits.head(self.max_target_seqs)
-        train_rows = pd.Index(self.labels.proteins).get_indexer(hits["sseqid"])
-        hits, train_rows = hits[train_rows >= 0], train_rows[train_rows >= 0]
-        cols = pd.Index(self.labels.terms).get_indexer(list(terms))
-        carried = self.labels.matrix[train_rows][:, np.maximum(cols, 0)].toarray() > 0  # hits x terms
-        for k, term in enumerate(terms):
-            if cols[k] < 0:
-                continue
-            for hit in hits[carried[:, k]].head(top).itertuples(index=False):
-                found[term].append(
-                    {
-                        "member": self.kind,
-                        "protein": hit.sseqid,
-                        "identity": float(hit.pident),
-                        "evalue": float(hit.evalue),
-                        "bitscore": float(hit.bitscore),
-                    }
-                )
-        return found
+        return hit_evidence(hits, self.labels, terms, top, self.kind)
 
     def save_files(self, folder: Path) -> None:
         """Copy the DIAMOND database (train.dmnd) and write labels.npz and config.json into `folder`."""

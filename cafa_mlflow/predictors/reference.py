@@ -48,7 +48,7 @@ from cafa_mlflow.io.reference_formats import (
 from cafa_mlflow.io.text import atomic_dir, atomic_write, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import hits_to_scores
-from cafa_mlflow.predictors.transfer import aspect_root_columns
+from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence
 
 log = logging.getLogger(__name__)
 EXCLUDE = ("queries", "self", "none")
@@ -376,31 +376,11 @@ class ReferencePredictor(Predictor):
         if self.hits is None or self.ref is None:
             return None
         hits = self.hits[self.hits["qseqid"] == protein]  # best bitscore first (search order)
-        found: dict[str, list[dict]] = {t: [] for t in terms}
-        labels = self.ref.labels
-        rows = pd.Index(labels.proteins).get_indexer(hits["sseqid"])
-        hits, rows = hits[rows >= 0], rows[rows >= 0]
-        if hits.empty:
-            return found
-        cols = pd.Index(labels.terms).get_indexer(list(terms))
-        carried = labels.matrix[rows][:, np.maximum(cols, 0)].toarray() > 0  # hits x terms
         table = self.hit_table([protein])
-        codes = table.groupby(["reference", "term"])["evidence"].agg(lambda c: ",".join(sorted(set(c)) or "?"))
-        for k, term in enumerate(terms):
-            if cols[k] < 0:
-                continue
-            for hit in hits[carried[:, k]].head(top).itertuples(index=False):
-                found[term].append(
-                    {
-                        "member": self.kind,
-                        "protein": hit.sseqid,
-                        "identity": float(hit.pident),
-                        "evalue": float(hit.evalue),
-                        "bitscore": float(hit.bitscore),
-                        "evidence": codes.get((hit.sseqid, term), "propagated"),
-                    }
-                )
-        return found
+        codes = table.groupby(["reference", "term"])["evidence"].agg(lambda c: ",".join(sorted(set(c))) or "?")
+        return hit_evidence(
+            hits, self.ref.labels, terms, top, self.kind, lambda target, term: codes.get((target, term), "propagated")
+        )
 
     def hit_table(self, query_ids: Any = None) -> pd.DataFrame:
         """The evidence of the last predict() as a table: one row per (query, hit, direct annotation of the hit)

@@ -98,3 +98,38 @@ def best_hit_per_term(
     if not blocks:
         return sp.csr_matrix((0, labels.shape[1]), dtype=np.float32)
     return sp.vstack(blocks, format="csr")
+
+
+def hit_evidence(
+    hits: pd.DataFrame,
+    labels: Any,
+    terms: Sequence[str],
+    top: int,
+    member: str,
+    code: Any = None,
+) -> dict[str, list[dict]]:
+    """Per term, the first `top` of `hits` (one query's, best first) whose target carries it in `labels`
+    (a TermMatrix): member, target protein, % identity, e-value, bitscore, and `code(target, term)` as
+    "evidence" when given. What `cafa explain` and the served model show for transfer members."""
+    found: dict[str, list[dict]] = {t: [] for t in terms}
+    rows = pd.Index(labels.proteins).get_indexer(hits["sseqid"])
+    hits, rows = hits[rows >= 0], rows[rows >= 0]
+    if hits.empty:
+        return found
+    cols = pd.Index(labels.terms).get_indexer(list(terms))
+    carried = labels.matrix[rows][:, np.maximum(cols, 0)].toarray() > 0  # hits x terms
+    for k, term in enumerate(terms):
+        if cols[k] < 0:
+            continue
+        for hit in hits[carried[:, k]].head(top).itertuples(index=False):
+            row = {
+                "member": member,
+                "protein": hit.sseqid,
+                "identity": float(hit.pident),
+                "evalue": float(hit.evalue),
+                "bitscore": float(hit.bitscore),
+            }
+            if code is not None:
+                row["evidence"] = code(hit.sseqid, term)
+            found[term].append(row)
+    return found
