@@ -20,13 +20,14 @@ import pandas as pd
 from cafa_mlflow.config.loading import load_params
 from cafa_mlflow.config.schema import Params
 from cafa_mlflow.data.diamond import search
+from cafa_mlflow.data.reference import filter_hits, sequence_hash
 from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.fasta import read_fasta
 from cafa_mlflow.predictors.base import TrainSet
 from cafa_mlflow.predictors.homology import hits_to_scores
-from cafa_mlflow.predictors.reference import ReferencePredictor, filter_hits, sequence_hash
+from cafa_mlflow.predictors.reference import ReferencePredictor
 from cafa_mlflow.workflows.common import ensure_prepared, split_scorer
 
 CUTOFFS = (100, 95, 90, 80, 70, 60, 50, 40)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from predictor_fixtures import SEQUENCES, TERMS, tiny_ontology, write_obo
 
+from cafa_mlflow.data.reference import unavailable
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.io.reference_formats import (
     evidence_codes,
@@ -22,7 +23,7 @@ from cafa_mlflow.io.reference_formats import (
     read_uniprot,
 )
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.reference import ReferencePredictor, unavailable
+from cafa_mlflow.predictors.reference import ReferencePredictor
 
 HAS_DIAMOND = shutil.which("diamond") is not None
 HAS_BLAST = shutil.which("makeblastdb") is not None and shutil.which("blastdbcmd") is not None
