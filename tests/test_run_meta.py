@@ -51,7 +51,7 @@ def test_run_names_say_what_a_run_is(store):
     assert run_meta.run_name("embed", named) == "embed balanced esm2_t6_8M_UR50D"
     assert run_meta.run_name("homology", params) == "member homology"
     assert run_meta.run_name("knn", params) == "member knn tiny:esm2_tiny.pt"
-    assert run_meta.run_name("ensemble", params) == "ensemble blend naive+homology+knn+neural"
+    assert run_meta.run_name("ensemble", params) == "ensemble blend naive+homology+knn+neural+reference"
     sub = {**params, "prepare": {**params["prepare"], "subsample": 2500}}
     assert run_meta.run_name("prepare", sub) == "prepare 2500 proteins"
     everything = {**params, "prepare": {**params["prepare"], "subsample": 0}}
