@@ -58,7 +58,7 @@ def test_run_names_say_what_a_run_is(store):
     assert run_meta.run_name("prepare", everything) == "prepare all proteins"
     assert run_meta.run_name("main", params) == "main tiny:esm2_tiny.pt"
     assert run_meta.run_name("evaluate", params, "5 predictions") == "evaluate 5 predictions"
-    assert run_meta.logged_model_name("ensemble", params) == "ensemble-blend-naive-homology-knn-neural"
+    assert run_meta.logged_model_name("ensemble", params) == "ensemble-blend-naive-homology-knn-neural-reference"
     assert run_meta.logged_model_name("train", with_loss) == "train-multitask-focal-tiny-esm2_tiny-pt"
 
 
