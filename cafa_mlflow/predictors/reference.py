@@ -2,7 +2,7 @@
 metastudent-data), electronic ones included, transferred to queries by DIAMOND homology.
 
 The reference is prepared once and cached by content hash (`<reference.out>/reference-<hash>/`): its
-sequences (FASTA and DIAMOND database, built by `homology.build_db`), a per-protein sequence hash,
+sequences (FASTA and DIAMOND database, built by `data.diamond.build_db`), a per-protein sequence hash,
 the annotation table after the evidence filter (parquet) and the labels propagated with the product's
 ontology (terms unknown to its GO release are dropped and counted in manifest.json). Scores are the
 bitscore vote of the hits' labels with per-aspect denominators (`homology.hits_to_scores`).
