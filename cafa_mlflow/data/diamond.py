@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingToolError
+from cafa_mlflow.io.integrity import hash_file
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
 from cafa_mlflow.io.text import atomic_dir, atomic_write
 
@@ -44,10 +45,7 @@ def _run(cmd: list[str], what: str) -> None:
 
 def fasta_digest(fasta: str | os.PathLike, proteins: Iterable[str] | None = None) -> str:
     """sha256 of the file bytes, plus the sorted protein subset when one is given."""
-    h = hashlib.sha256()
-    with open(fasta, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
+    h = hash_file(hashlib.sha256(), fasta)
     if proteins is not None:
         h.update(b"\0subset\0" + "\n".join(sorted(set(proteins))).encode())
     return h.hexdigest()

@@ -23,6 +23,7 @@ from cafa_mlflow.data.diamond import build_db, diamond_binary
 from cafa_mlflow.errors import InputError, MissingWeightsError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.fasta import write_fasta
+from cafa_mlflow.io.integrity import hash_file
 from cafa_mlflow.io.reference_formats import (
     FORMATS,
     database_files,
@@ -53,12 +54,6 @@ def sequence_hash(sequences: list[str]) -> np.ndarray:
     )
 
 
-def _file_digest(path: Path, h: Any) -> None:
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            h.update(chunk)
-
-
 def reference_key(databases: list[dict], evidence: Any, obo: str | os.PathLike) -> str:
     """Content hash of the databases' files, their specs, the evidence filter and the OBO file."""
     h = hashlib.sha256(f"v{VERSION}\0".encode())
@@ -69,9 +64,9 @@ def reference_key(databases: list[dict], evidence: Any, obo: str | os.PathLike) 
         for path in database_files(spec):
             if not path.exists():
                 raise InputError(f"{path}: reference database file not found; get it with {INSTALL} or fix the path.")
-            _file_digest(path, h)
+            hash_file(h, path)
     h.update(json.dumps(sorted(evidence) if not isinstance(evidence, str) else evidence).encode())
-    _file_digest(Path(obo), h)
+    hash_file(h, obo)
     return h.hexdigest()
 
 

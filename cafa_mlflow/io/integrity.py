@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from cafa_mlflow.errors import InputError
 
@@ -24,13 +25,17 @@ _checked: set[tuple[str, int, int, str]] = set()  # (path, size, mtime_ns, sha25
 SKIP = frozenset({SUMS, ".cafa-mlflow"})  # the marker changes nothing a reader uses
 
 
-def digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (hex)."""
-    h = hashlib.new(ALGORITHM)
+def hash_file(h: Any, path: str | os.PathLike) -> Any:
+    """Feed a file's bytes to the hash object `h` in chunks; returns `h` (content keys of caches use it too)."""
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+    return h
+
+
+def digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (hex)."""
+    return hash_file(hashlib.new(ALGORITHM), path).hexdigest()
 
 
 def record(path: str | os.PathLike) -> dict:

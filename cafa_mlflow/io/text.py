@@ -13,6 +13,7 @@ import gzip
 import json
 import lzma
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -226,3 +227,15 @@ def seal(folder: str | os.PathLike) -> dict:
     sums = integrity.checksum_list(folder)
     write_json(Path(folder) / integrity.SUMS, sums, sort_keys=True)
     return sums["files"]
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """`dst` as a hard link to `src` when the file system allows (databases and checkpoints are large), else a
+    copy; a file already at `dst` is replaced."""
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

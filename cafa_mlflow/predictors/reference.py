@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,7 +48,7 @@ from cafa_mlflow.data.reference import (
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
-from cafa_mlflow.io.text import atomic_write, write_json
+from cafa_mlflow.io.text import atomic_write, link_or_copy, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import hits_to_scores
 from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence
@@ -216,7 +215,7 @@ class ReferencePredictor(Predictor):
         self._require_fitted("ref")
         folder = Path(folder)
         for name in (DB, LABELS, PROTEINS, ANNOTATIONS, MANIFEST):
-            _link_or_copy(self.ref.folder / name, folder / name)
+            link_or_copy(self.ref.folder / name, folder / name)
         config = {
             "sensitivity": self.sensitivity,
             "evalue": self.evalue,
@@ -254,13 +253,3 @@ class ReferencePredictor(Predictor):
         self.ref = load_reference(folder)
         self.root_col = np.load(folder / "root_columns.npy")
         return self
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
-        dst.unlink()
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +40,7 @@ from cafa_mlflow.go.finalize import finalize, round_sig
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.fasta import ESM_LETTERS, REPLACED_LETTERS
+from cafa_mlflow.io.text import link_or_copy
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, read_meta
 from cafa_mlflow.serving.evidence import evidence_rows
 
@@ -285,7 +285,11 @@ def log_go_model(
             encoder = Path(tmp) / ENCODER
             encoder.mkdir()
             for src in (checkpoint, regression_path(checkpoint)):
-                _link_or_copy(src, encoder / src.name)
+                if not src.is_file():
+                    raise InputError(
+                        f"{src}: the encoder file the model was fitted with is missing; it must travel with the model."
+                    )
+                link_or_copy(src, encoder / src.name)  # a 3B checkpoint is gigabytes: a hard link where possible
             artifacts[ENCODER] = str(encoder)
             metadata["encoder_file"] = checkpoint.name
         return mlflow.pyfunc.log_model(
@@ -299,18 +303,6 @@ def log_go_model(
                 BASE_REQUIREMENTS + (NEURAL_REQUIREMENTS if embed or _uses_torch(Path(folder)) else ())
             ),
         )
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """A hard link when the file system allows (a 3B checkpoint is gigabytes), else a copy."""
-    if not src.is_file():
-        raise InputError(
-            f"{src}: the encoder file the model was fitted with is missing; it must travel with the model."
-        )
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def _uses_torch(folder: Path) -> bool:
