@@ -186,3 +186,13 @@ def test_ray_engine_writes_the_single_process_submission_in_one_run(tmp_path, ch
     assert run.data.metrics["submission_lines"] == len(single.read_text().splitlines())
     assert ray_cluster.is_initialized()  # a Ray the caller started is left running
     assert len(load_fasta(fasta)) == N_QUERIES
+
+
+def test_merge_shards_is_a_light_command(tmp_path):
+    from test_command_imports import run_in_process
+
+    out = tmp_path / "sub.tsv"
+    for i in range(2):
+        fake_part(out, i, 2)
+    report = run_in_process(["merge-shards", "--out", str(out)], tmp_path)
+    assert report["code"] == 0 and report["loaded"] == []  # neither torch nor MLflow (nor Ray)
