@@ -156,9 +156,9 @@ def test_a_missing_ray_is_one_line(monkeypatch):
         predict_ray.import_ray()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """A local Ray with two CPUs: the actor pool of two workers runs side by side."""
+    """A local Ray with two CPUs (shared by this module's Ray tests): an actor pool of two runs side by side."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
     yield ray
@@ -196,3 +196,22 @@ def test_merge_shards_is_a_light_command(tmp_path):
         fake_part(out, i, 2)
     report = run_in_process(["merge-shards", "--out", str(out)], tmp_path)
     assert report["code"] == 0 and report["loaded"] == []  # neither torch nor MLflow (nor Ray)
+
+
+@pytest.mark.slow
+def test_an_actors_error_comes_back_as_its_one_line(tmp_path, monkeypatch, ray_cluster):
+    from cafa_mlflow.config.flags import parse_params
+    from cafa_mlflow.workflows import predict_ray
+
+    fasta = query_fasta(tmp_path)
+    monkeypatch.setattr(predict_ray, "model_inputs", lambda *args: (None, {"sequence"}))  # no driver-side model
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/empty.db")  # what the actors load the model from
+    MlflowClient().search_experiments()  # the store's tables, made once here (as the driver's run does)
+    params, _ = parse_params(["--workers", "2", "--batch-size", "3"], "cafa predict", "", own="predict")
+    try:
+        with pytest.raises(InputError) as err:
+            predict_ray.predict_ray(None, "models:/no-such-model/1", fasta, tmp_path / "out.tsv", params)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert str(err.value).startswith("cannot load model models:/no-such-model/1") and "\n" not in str(err.value)
+    assert not (tmp_path / "out.tsv").exists()

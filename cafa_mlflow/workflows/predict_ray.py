@@ -21,13 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cafa_mlflow.errors import CafaError, MissingToolError
+from cafa_mlflow.errors import CafaError, ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError
 from cafa_mlflow.io.fasta import load_fasta
 from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.workflows.predict import score_frame
 from cafa_mlflow.workflows.shards import model_inputs
 
 RAY_MISSING = "Ray is not installed: pip install '.[ray]'"
+# an actor's CafaError comes back as its class name and line; raised again in the driver as this class
+ERRORS = {e.__name__: e for e in (ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError)}
+ERRORS["RequestError"] = InputError  # serving's bad-input error (an InputError)
 
 
 def import_ray() -> Any:
@@ -53,12 +56,27 @@ class Scorer:
 
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(registry_uri)
-        self.model = load_model(model_uri)
-        self.model.unwrap_python_model().set_threads(threads)
         self.sub = SubmissionParams.from_dict(submission)
         self.evidence = evidence
+        self.error = None
+        try:
+            self.model = load_model(model_uri)
+            self.model.unwrap_python_model().set_threads(threads)
+        except CafaError as err:  # sent back with the first batch (Ray does not carry an exception's class)
+            self.error = err
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            if self.error is not None:
+                raise self.error
+            return self.score(batch)
+        except CafaError as err:  # a user's error (a bad sequence, a model it cannot load): its one line, as data
+            return {
+                **self.row(np.asarray(batch["index"]), 0, b"", b""),
+                "error": np.array([f"{type(err).__name__}|{err}"]),
+            }
+
+    def score(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         index = np.asarray(batch["index"], dtype=np.int64)
         frame = pd.DataFrame({"protein": [str(p) for p in batch["protein"]]})
         if "sequence" in batch:
@@ -69,13 +87,18 @@ class Scorer:
             part, evidence = Path(tmp) / "part.tsv", Path(tmp) / "evidence.tsv" if self.evidence else None
             lines = score_frame(self.model, frame, self.sub, part, evidence, header=True)
             text, evidence_text = part.read_bytes(), evidence.read_bytes() if evidence else b""
+        return {**self.row(index, lines, text, evidence_text), "error": np.array([""])}
+
+    @staticmethod
+    def row(index: np.ndarray, lines: int, text: bytes, evidence: bytes) -> dict[str, np.ndarray]:
+        """One output row per batch: where it starts, how many proteins, its submission and evidence bytes."""
         return {
-            "first": np.array([index[0]]),
+            "first": np.array([int(index[0])]),
             "count": np.array([len(index)]),
             "contiguous": np.array([bool((np.diff(index) == 1).all())]),
             "lines": np.array([lines]),
             "text": np.array([text], dtype=object),
-            "evidence": np.array([evidence_text], dtype=object),
+            "evidence": np.array([evidence], dtype=object),
         }
 
 
@@ -135,11 +158,6 @@ def predict_ray(model: Any, model_uri: str, fasta: str | Path, out: str | Path, 
             num_gpus=gpus,
         )
         lines = _write(ds, out, cfg.evidence, len(records))
-    except Exception as err:
-        cause = _cafa_cause(err)
-        if cause is not None:
-            raise cause from None
-        raise
     finally:
         if started:
             ray.shutdown()
@@ -151,6 +169,9 @@ def _write(ds: Any, out: str | Path, evidence: str | None, n: int) -> int:
     lines, expected = 0, 0
     with atomic_write(out, "wb") as sub, atomic_write(evidence, "wb") if evidence else nullcontext() as ev:
         for row in ds.iter_rows():
+            if row["error"]:
+                kind, _, message = str(row["error"]).partition("|")
+                raise ERRORS.get(kind, CafaError)(message)
             if int(row["first"]) != expected or not bool(row["contiguous"]):
                 raise RuntimeError(f"Ray returned proteins out of order (batch at {row['first']}, expected {expected})")
             sub.write(bytes(row["text"]))
@@ -162,14 +183,3 @@ def _write(ds: Any, out: str | Path, evidence: str | None, n: int) -> int:
         if expected != n:
             raise RuntimeError(f"Ray returned {expected} of {n} proteins")
     return lines
-
-
-def _cafa_cause(err: BaseException) -> CafaError | None:
-    """The CafaError an actor raised, unwrapped from Ray's task errors (so the user gets its one line)."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, CafaError):
-            return err
-        err = getattr(err, "cause", None) or err.__cause__
-    return None
