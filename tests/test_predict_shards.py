@@ -185,7 +185,15 @@ def test_ray_engine_writes_the_single_process_submission_in_one_run(tmp_path, ch
     assert run.data.metrics["submission_proteins"] == N_QUERIES
     assert run.data.metrics["submission_lines"] == len(single.read_text().splitlines())
     assert ray_cluster.is_initialized()  # a Ray the caller started is left running
-    assert len(load_fasta(fasta)) == N_QUERIES
+    # the whole FASTA's embedding cache (made by the single-process run): the actors get the vectors
+    records = load_fasta(fasta)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    vectors, inputs = shards.model_inputs(model, records, records, str(tmp_path / "emb"))
+    assert vectors is not None and len(vectors) == N_QUERIES and "embedding" in inputs
+    assert shards.model_inputs(model, records, records, str(tmp_path / "emb_ray"))[0] is None  # no such cache
+    cached = tmp_path / "ray" / "cached.tsv"
+    run_predict(tmp_path, uri, fasta, cached, "--engine", "ray", "--workers", "2")
+    assert cached.read_bytes() == single.read_bytes()
 
 
 def test_merge_shards_is_a_light_command(tmp_path):
