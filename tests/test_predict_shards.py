@@ -57,6 +57,8 @@ def test_shard_rule_is_contiguous_and_covers_every_protein_once():
     for bad in ("3/3", "1", "-1/2", "a/b", "1/0"):
         with pytest.raises(ConfigError, match="expected i/N"):
             shards.parse_shard(bad)
+    with pytest.raises(ConfigError, match="exclude each other"):  # said before any model is loaded
+        predict.main(["--shard", "0/2", "--engine", "ray", "--fasta", "q.fasta"])
 
 
 def test_shards_merge_to_the_single_process_submission(tmp_path, champion):  # noqa: F811
