@@ -42,6 +42,12 @@ UTILITIES = {
         "run_validate",
         "check a CAFA-6 submission file",
     ),
+    "merge-shards": (
+        "cafa_mlflow.workflows.shards",
+        "add_merge_arguments",
+        "run_merge",
+        "join the parts of `cafa predict --shard i/N` into one submission",
+    ),
     "compare": (
         "cafa_mlflow.tracking.compare",
         "add_compare_arguments",

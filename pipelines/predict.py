@@ -1,5 +1,8 @@
 """`predict --fasta FASTA --out PATH`: the registered champion (or any model URI) scores a FASTA into a
-CAFA-6 submission; the FASTA is embedded first (same settings as the model's members) when they need it."""
+CAFA-6 submission; the FASTA is embedded first (same settings as the model's members) when they need it.
+
+`--shard i/N` scores the i-th of N contiguous blocks of the FASTA into PATH.shard-i-of-N (any scheduler, e.g. a
+SLURM array; `cafa merge-shards --out PATH` joins them); `--engine ray` scores on a Ray cluster (`--ray-address`)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,13 @@ from pathlib import Path
 
 from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
-from cafa_mlflow.errors import InputError
+from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.io.submission import validate_submission
 from cafa_mlflow.io.text import check_writable
-from cafa_mlflow.serving.loading import load_model
+from cafa_mlflow.serving.loading import load_model, pinned_uri
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.predict import default_fasta, predict_fasta
+from cafa_mlflow.workflows.shards import parse_shard, part_path, predict_shard
 
 
 def main(argv=None) -> Path:
@@ -21,24 +25,44 @@ def main(argv=None) -> Path:
     cfg = params.predict
     fasta, out = cfg.fasta or default_fasta(params), Path(cfg.out)
     uri = cfg.model_uri or f"models:/{params.tracking.registered_model}@champion"
-    check_writable(out)  # before loading the model and embedding: fail now, not after all the work
-    if cfg.evidence:
-        check_writable(Path(cfg.evidence))
+    shard = parse_shard(cfg.shard) if cfg.shard else None
+    if shard and cfg.engine == "ray":
+        raise ConfigError("predict.shard and predict.engine=ray exclude each other: Ray runs every shard itself.")
+    written = part_path(out, *shard) if shard else out
+    evidence = str(part_path(cfg.evidence, *shard)) if shard and cfg.evidence else cfg.evidence
+    check_writable(written)  # before loading the model and embedding: fail now, not after all the work
+    if evidence:
+        check_writable(Path(evidence))
+    if cfg.engine == "ray":
+        from cafa_mlflow.workflows.predict_ray import import_ray
+
+        import_ray()  # a missing Ray is said before the run opens
     with runs.start_run(params, "predict", extra_params={**cfg.to_dict(), "fasta": fasta, "model_uri": uri}):
+        pinned = pinned_uri(uri)  # shards and Ray workers load this version even if the alias moves
         model = load_model(uri)  # names the version, alias and missing path when artifacts are gone
-        lines = predict_fasta(model, fasta, out, params)
-        found = validate_submission(out, max_terms=params.submission.max_terms)
-        if found.counts:
+        if cfg.engine == "ray":
+            from cafa_mlflow.workflows.predict_ray import predict_ray
+
+            lines, actors = predict_ray(model, pinned, fasta, out, params)
+            runs.log_params({"ray_workers": actors})
+        elif shard:
+            lines = predict_shard(model, fasta, out, params, *shard, pinned).lines
+        else:
+            lines = predict_fasta(model, fasta, out, params)
+        found = validate_submission(written, max_terms=params.submission.max_terms) if lines or not shard else None
+        if found is not None and found.counts:
             raise InputError(
-                f"{out}: the written submission breaks {sum(found.counts.values())} rules, "
+                f"{written}: the written submission breaks {sum(found.counts.values())} rules, "
                 f"e.g. {found[0]}; please report this as a bug."
             )
-        runs.log_metrics({"submission_lines": lines, "submission_proteins": found.n_proteins})
-        runs.log_artifacts([out], "submission")
-        if cfg.evidence:
-            runs.log_artifacts([cfg.evidence], "evidence")
-    print(f"submission: {out} ({found.n_proteins} proteins, {lines} lines) from {uri}")
-    return out
+        proteins = found.n_proteins if found is not None else 0
+        runs.log_metrics({"submission_lines": lines, "submission_proteins": proteins})
+        runs.log_artifacts([written] + ([f"{written}.json"] if shard else []), "submission")
+        if evidence:
+            runs.log_artifacts([evidence], "evidence")
+    what = f"shard {shard[0]} of {shard[1]}: " if shard else ""
+    print(f"{what}submission: {written} ({proteins} proteins, {lines} lines) from {uri}")
+    return written
 
 
 if __name__ == "__main__":

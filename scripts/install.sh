@@ -22,6 +22,6 @@ fi
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 "$VENV/bin/python" -m pip install -q torch==2.13.0
 "$VENV/bin/python" -m pip install -q -r requirements.txt
-"$VENV/bin/python" -m pip install -q -e ".[test]"
+"$VENV/bin/python" -m pip install -q -e ".[test,ray]"  # ray: `cafa predict --engine ray` (tests use it)
 touch "$VENV/.installed"
 echo "installed into $VENV"

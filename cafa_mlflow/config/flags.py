@@ -54,7 +54,7 @@ MOST_USED = {
     "train": ("model", "loss", "lr", "max_epochs", "batch_size", "hidden_dim", "dropout"),
     "tune": ("n_trials", "study_name", "storage", "objective", "timeout"),
     "ensemble": ("method", "members", "fit_on"),
-    "predict": ("fasta", "out", "model_uri", "evidence", "batch_size", "threads"),
+    "predict": ("fasta", "out", "model_uri", "evidence", "batch_size", "threads", "shard", "engine"),
     "evaluate": ("pred", "truth", "obo", "ia", "out_json"),
     "homology": ("sensitivity", "evalue", "max_target_seqs", "threads"),
     "knn": ("k",),

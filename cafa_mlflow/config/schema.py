@@ -180,6 +180,10 @@ class PredictParams(Block):
     batch_size: int = bounds(ge=1)
     threads: int = bounds(ge=0)
     evidence: str | None
+    shard: str | None
+    engine: str = choice("local", "ray")
+    ray_address: str | None
+    workers: int | None = bounds(ge=1)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,13 @@ def matches_settings(cache_dir: str | os.PathLike, settings: EmbedSettings) -> b
     return key is None or key == settings.key(key["input_sha256"])
 
 
+def complete_cache(ids: list[str], seqs: list[str], settings: EmbedSettings, out_dir: str | os.PathLike) -> Path | None:
+    """The complete cache `embed_fasta` made (or would make) of exactly these proteins under `settings` in
+    out_dir, or None; embeds nothing."""
+    cache_dir = Path(out_dir) / cache.cache_key(settings.key(_input_hash(ids, seqs)))[:16]
+    return cache_dir if cache.read_manifest(cache_dir) is not None else None
+
+
 def _drop_damaged(cache_dir: Path, manifest: dict) -> tuple[dict | None, int]:
     """Check a complete cache's files against its manifest; delete damaged or missing shards (and the
     manifest, so they are embedded again). Returns (manifest or None, number of shards to re-embed)."""

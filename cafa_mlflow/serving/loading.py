@@ -106,3 +106,17 @@ def load_model(uri: str) -> Any:
         return mlflow.pyfunc.load_model(uri)
     except (mlflow.exceptions.MlflowException, CafaError, OSError) as err:
         raise InputError(load_failure(uri, err)) from err
+
+
+def pinned_uri(uri: str) -> str:
+    """`models:/NAME@ALIAS` as `models:/NAME/VERSION` (the version the alias names now), so that shards and Ray
+    workers load the same model even if the alias moves meanwhile; any other URI (or an unknown alias) as is."""
+    from mlflow.tracking import MlflowClient
+
+    match = re.fullmatch(r"models:/([^/@]+)@([^/]+)/?", uri)
+    if not match:
+        return uri
+    try:
+        return f"models:/{match[1]}/{MlflowClient().get_model_version_by_alias(match[1], match[2]).version}"
+    except mlflow.exceptions.MlflowException:
+        return uri  # load_model names what is missing

@@ -51,28 +51,46 @@ def batches(
 def predict_fasta(model: Any, fasta: str | Path, out: str | Path, params: Any) -> int:
     """Score every protein of `fasta` with a loaded GoModel pyfunc into the submission `out`; returns lines.
 
-    Each batch is written as a part file; the parts are joined into `out` atomically at the end."""
+    Proteins are written in FASTA order (those without a score are left out); each batch is written as a part
+    file and the parts are joined into `out` atomically at the end."""
     from cafa_mlflow.serving.pyfunc import required_inputs
 
     inputs = required_inputs(model)
     model.unwrap_python_model().set_threads(params.predict.threads)
     records = load_fasta(fasta)
     vectors = embed_records(fasta, records, model, params.embed) if "embedding" in inputs else None
-    sub, lines = params.submission, 0
-    evidence = params.predict.evidence  # the evidence TSV, when asked for
+    frames = batches(records, vectors, inputs, max(params.predict.batch_size, 1))
+    return score_frames(model, frames, out, params.submission, params.predict.evidence)
+
+
+def score_frames(
+    model: Any, frames: Iterator[pd.DataFrame], out: str | Path, sub: Any, evidence: str | Path | None = None
+) -> int:
+    """Score model input frames, in order, into the submission `out` (and the evidence TSV `evidence`, one
+    header line); returns lines. Both files appear only when complete."""
+    lines = 0
     with tempfile.TemporaryDirectory(prefix="cafa-predict-") as tmp:
         parts, evidence_parts = [], []
-        for k, frame in enumerate(batches(records, vectors, inputs, max(params.predict.batch_size, 1))):
-            scored = model.predict(frame, params={"evidence": True}) if evidence else model.predict(frame)
-            tm = TermMatrix.from_frame(scored[["protein", "term", "score"]], proteins=frame["protein"].tolist())
+        for k, frame in enumerate(frames):
             parts.append(Path(tmp) / f"part_{k:05d}.tsv")
-            lines += write_submission(parts[-1], tm, sub.max_terms, sub.sig)
-            if evidence:
-                evidence_parts.append(Path(tmp) / f"evidence_{k:05d}.tsv")
-                scored.to_csv(evidence_parts[-1], sep="\t", index=False, header=k == 0)
+            evidence_parts.append(Path(tmp) / f"evidence_{k:05d}.tsv" if evidence else None)
+            lines += score_frame(model, frame, sub, parts[-1], evidence_parts[-1], header=k == 0)
         _join(parts, out)
         if evidence:
             _join(evidence_parts, evidence)
+    return lines
+
+
+def score_frame(
+    model: Any, frame: pd.DataFrame, sub: Any, out: Path, evidence: Path | None = None, header: bool = True
+) -> int:
+    """One model input frame scored into the submission lines `out` (an empty file when no protein scores)
+    and, when given, the evidence TSV `evidence` (with a header line when `header`); returns lines."""
+    scored = model.predict(frame, params={"evidence": True}) if evidence else model.predict(frame)
+    tm = TermMatrix.from_frame(scored[["protein", "term", "score"]], proteins=frame["protein"].tolist())
+    lines = write_submission(out, tm, sub.max_terms, sub.sig)
+    if evidence:
+        scored.to_csv(evidence, sep="\t", index=False, header=header)
     return lines
 
 

@@ -1,0 +1,185 @@
+"""`cafa predict --engine ray`: the FASTA scored on a Ray cluster, written as the single-process submission.
+
+Ray Data `map_batches` over the proteins (one block per predict.batch_size proteins, in FASTA order) with a
+fixed actor pool (`ActorPoolStrategy(size=predict.workers)`): each actor loads the model once (the pinned
+model version, from the tracking server the driver uses), one GPU per actor when the cluster has GPUs. A batch
+carries the proteins' pooled vectors when the whole FASTA's embedding cache is complete under embed.out,
+else their sequences (the actor's model embeds them). Each actor returns its batch's submission lines; the
+driver, with Ray Data's `preserve_order`, receives them in FASTA order and writes the one submission (and
+evidence TSV) itself. Workers open no MLflow run: the driver's `predict` run is the only one.
+
+Ray is imported only here, only for engine=ray (`pip install '.[ray]'`); the package must be installed on
+every node of a remote cluster (`ray start --address ...` on each)."""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cafa_mlflow.errors import CafaError, ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError
+from cafa_mlflow.io.fasta import load_fasta
+from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.workflows.predict import score_frame
+from cafa_mlflow.workflows.shards import model_inputs
+
+RAY_MISSING = "Ray is not installed: pip install '.[ray]'"
+# an actor's CafaError comes back as its class name and line; raised again in the driver as this class
+ERRORS = {e.__name__: e for e in (ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError)}
+ERRORS["RequestError"] = InputError  # serving's bad-input error (an InputError)
+
+
+def import_ray() -> Any:
+    """The ray module (with ray.data), or a one-line MissingToolError."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as err:
+        raise MissingToolError(RAY_MISSING) from err
+    return ray
+
+
+class Scorer:
+    """A Ray Data actor: the model loaded once in __init__, then one model call per batch."""
+
+    def __init__(
+        self, model_uri: str, tracking_uri: str, registry_uri: str, submission: dict, threads: int, evidence: bool
+    ):
+        import mlflow
+
+        from cafa_mlflow.config.schema import SubmissionParams
+        from cafa_mlflow.serving.loading import load_model
+
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(registry_uri)
+        self.sub = SubmissionParams.from_dict(submission)
+        self.evidence = evidence
+        self.error = None
+        try:
+            self.model = load_model(model_uri)
+            self.model.unwrap_python_model().set_threads(threads)
+        except CafaError as err:  # sent back with the first batch (Ray does not carry an exception's class)
+            self.error = err
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            if self.error is not None:
+                raise self.error
+            return self.score(batch)
+        except CafaError as err:  # a user's error (a bad sequence, a model it cannot load): its one line, as data
+            return {
+                **self.row(np.asarray(batch["index"]), 0, b"", b""),
+                "error": np.array([f"{type(err).__name__}|{err}"]),
+            }
+
+    def score(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        index = np.asarray(batch["index"], dtype=np.int64)
+        frame = pd.DataFrame({"protein": [str(p) for p in batch["protein"]]})
+        if "sequence" in batch:
+            frame["sequence"] = [str(s) for s in batch["sequence"]]
+        if "embedding" in batch:
+            frame["embedding"] = list(np.stack([np.asarray(v, dtype=np.float32) for v in batch["embedding"]]))
+        with tempfile.TemporaryDirectory(prefix="cafa-ray-") as tmp:
+            part, evidence = Path(tmp) / "part.tsv", Path(tmp) / "evidence.tsv" if self.evidence else None
+            lines = score_frame(self.model, frame, self.sub, part, evidence, header=True)
+            text, evidence_text = part.read_bytes(), evidence.read_bytes() if evidence else b""
+        return {**self.row(index, lines, text, evidence_text), "error": np.array([""])}
+
+    @staticmethod
+    def row(index: np.ndarray, lines: int, text: bytes, evidence: bytes) -> dict[str, np.ndarray]:
+        """One output row per batch: where it starts, how many proteins, its submission and evidence bytes."""
+        return {
+            "first": np.array([int(index[0])]),
+            "count": np.array([len(index)]),
+            "contiguous": np.array([bool((np.diff(index) == 1).all())]),
+            "lines": np.array([lines]),
+            "text": np.array([text], dtype=object),
+            "evidence": np.array([evidence], dtype=object),
+        }
+
+
+def connect(ray: Any, address: str | None) -> bool:
+    """Attach to the cluster at `address` (or a running local one), else start a local Ray; True if started here."""
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def pool_size(ray: Any, workers: int | None) -> tuple[int, int]:
+    """(actors, GPUs per actor): predict.workers (default: one per GPU, else one per node), 1 GPU each with GPUs."""
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return workers or gpus or max(nodes, 1), 1 if gpus else 0
+
+
+def predict_ray(model: Any, model_uri: str, fasta: str | Path, out: str | Path, params: Any) -> tuple[int, int]:
+    """Score `fasta` on Ray into `out` (and predict.evidence); returns (lines, actors)."""
+    import mlflow
+
+    ray = import_ray()
+    cfg = params.predict
+    records = load_fasta(fasta)
+    vectors, inputs = model_inputs(model, records, records, params.embed.out)
+    size = max(cfg.batch_size, 1)
+    blocks = []
+    for start in range(0, len(records), size):
+        part = records[start : start + size]
+        block = pd.DataFrame({"index": np.arange(start, start + len(part)), "protein": [r.id for r in part]})
+        if "sequence" in inputs:
+            block["sequence"] = [r.sequence for r in part]
+        if vectors is not None:
+            block["embedding"] = list(np.asarray(vectors[start : start + size], dtype=np.float32))
+        blocks.append(block)
+    started = connect(ray, cfg.ray_address)
+    try:
+        ray.data.DataContext.get_current().execution_options.preserve_order = True
+        actors, gpus = pool_size(ray, cfg.workers)
+        ds = ray.data.from_pandas(blocks).map_batches(
+            Scorer,
+            fn_constructor_kwargs={
+                "model_uri": model_uri,
+                "tracking_uri": mlflow.get_tracking_uri(),
+                "registry_uri": mlflow.get_registry_uri(),
+                "submission": params.submission.to_dict(),
+                "threads": cfg.threads,
+                "evidence": bool(cfg.evidence),
+            },
+            batch_size=size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_gpus=gpus,
+        )
+        lines = _write(ds, out, cfg.evidence, len(records))
+    finally:
+        if started:
+            ray.shutdown()
+    return lines, actors
+
+
+def _write(ds: Any, out: str | Path, evidence: str | None, n: int) -> int:
+    """The actors' batches, in FASTA order, into `out` (and `evidence`, the first batch's header only)."""
+    lines, expected = 0, 0
+    with atomic_write(out, "wb") as sub, atomic_write(evidence, "wb") if evidence else nullcontext() as ev:
+        for row in ds.iter_rows():
+            if row["error"]:
+                kind, _, message = str(row["error"]).partition("|")
+                raise ERRORS.get(kind, CafaError)(message)
+            if int(row["first"]) != expected or not bool(row["contiguous"]):
+                raise RuntimeError(f"Ray returned proteins out of order (batch at {row['first']}, expected {expected})")
+            sub.write(bytes(row["text"]))
+            if ev is not None:
+                text = bytes(row["evidence"])
+                ev.write(text if expected == 0 else text.partition(b"\n")[2])  # one header line, the first batch's
+            expected += int(row["count"])
+            lines += int(row["lines"])
+        if expected != n:
+            raise RuntimeError(f"Ray returned {expected} of {n} proteins")
+    return lines
