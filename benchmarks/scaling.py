@@ -18,6 +18,7 @@ import argparse
 import datetime
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,7 +81,9 @@ def run_step(module: str, extra: tuple, params_file: Path, cwd: Path) -> dict:
     }
 
 
-def measure(n_train: int, out: Path, esm: Path, reference_out: Path, pool: pd.DataFrame) -> pd.DataFrame:
+def measure(
+    n_train: int, out: Path, esm: Path, reference_out: Path, pool: pd.DataFrame, only: list[str] | None = None
+) -> pd.DataFrame:
     folder = out / str(n_train)
     folder.mkdir(parents=True, exist_ok=True)
     train, test = draw(pool, n_train, test_size(n_train))
@@ -88,12 +91,34 @@ def measure(n_train: int, out: Path, esm: Path, reference_out: Path, pool: pd.Da
     params_file = size_params(folder, data, esm, reference_out)
     rows = []
     for label, module, extra in STEPS:
+        if only and label not in only:
+            continue
         print(f"[{datetime.datetime.now():%H:%M:%S}] {n_train}: {label}", flush=True)
         rows.append(
             {"train": n_train, "test": len(test), "step": label, **run_step(module, extra, params_file, folder)}
         )
         print(f"    {rows[-1]['seconds']:.1f} s, {rows[-1]['peak_gb']:.2f} GB", flush=True)
+        pd.DataFrame(rows).to_csv(folder / "steps_partial.csv", index=False)  # kept if a later step is cut
     return pd.DataFrame(rows)
+
+
+def remeasure(steps: pd.DataFrame, labels: list[str], out: Path, threads: int, sizes: list[int]) -> pd.DataFrame:
+    """Run `labels` (steps of the chain) again at `sizes` (measured already), replacing their rows; the
+    embedding cache is removed first so that embed computes again."""
+    chain = {label: (module, extra) for label, module, extra in STEPS}
+    steps = steps.assign(threads=steps["threads"] if "threads" in steps else 0)
+    for n in sizes:
+        folder = out / str(n)
+        for label in labels:
+            if label == "embed":
+                shutil.rmtree(folder / "outputs" / "embeddings", ignore_errors=True)
+            print(f"[{datetime.datetime.now():%H:%M:%S}] {n}: {label} again", flush=True)
+            measured = run_step(*chain[label], folder / "params.yaml", folder)
+            at = (steps["train"] == n) & (steps["step"] == label)
+            for key, value in {**measured, "threads": threads}.items():
+                steps.loc[at, key] = value
+            print(f"    {measured['seconds']:.1f} s, {measured['peak_gb']:.2f} GB", flush=True)
+    return steps
 
 
 def fit(steps: pd.DataFrame) -> pd.DataFrame:
@@ -188,10 +213,16 @@ def plot(steps: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def table(frame: pd.DataFrame, columns: dict) -> str:
+def _cell(value, digits: int) -> str:
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(frame: pd.DataFrame, columns: dict, digits: int = 2) -> str:
     lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
     for _, row in frame.iterrows():
-        cells = [f"{row[c]:.2f}" if isinstance(row[c], float) else f"{row[c]:,}" for c in columns]
+        cells = [_cell(row[c], digits) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -258,16 +289,28 @@ def main() -> None:
     ap.add_argument("--reference-out", type=Path, default=ROOT / "outputs" / "reference")
     ap.add_argument("--note", default="")
     ap.add_argument("--report-only", action="store_true", help="only fit, plot and write RESULTS.md")
+    ap.add_argument("--remeasure", nargs="+", default=[], help="steps to run again at every measured size")
+    ap.add_argument("--only", nargs="+", default=None, help="run only these steps (e.g. at full shape)")
+    ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the steps (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     csv = args.out / "steps.csv"
     steps = pd.read_csv(csv) if csv.is_file() else pd.DataFrame()
-    if not args.report_only:
+    if args.remeasure:
+        sizes = sorted(set(args.train) & set(steps["train"]))
+        steps = remeasure(steps, args.remeasure, args.out, args.threads, sizes)
+        steps.to_csv(csv, index=False)
+    elif not args.report_only:
         pool = load_pool()
         for n in args.train:
             if len(steps) and n in set(steps["train"]):
                 continue
-            steps = pd.concat([steps, measure(n, args.out, args.esm.resolve(), args.reference_out.resolve(), pool)])
+            found = measure(n, args.out, args.esm.resolve(), args.reference_out.resolve(), pool, args.only)
+            steps = pd.concat([steps, found])
             steps.to_csv(csv, index=False)
+    if args.only:  # a partial chain (e.g. at full shape) is a measurement of its own, not a point of the fit
+        return
     fits = fit(steps)
     print(fits.to_string(index=False))
     plot(steps, ROOT / "benchmarks" / "scaling.png")
