@@ -201,9 +201,11 @@ def plot(steps: pd.DataFrame, path: Path) -> None:
     steps = steps.assign(proteins=steps["train"] + steps["test"])
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 5))
     for step, group in steps.groupby("step", sort=False):
-        ax_t.loglog(group["proteins"], group["seconds"], "o-", label=step)
+        ax_t.loglog(group["proteins"], group["cpu_s"], "o-", label=step)
         ax_m.loglog(group["proteins"], group["peak_gb"], "o-", label=step)
-    for ax, what in ((ax_t, "wall seconds"), (ax_m, "peak RSS (GB)")):
+    x = np.array([steps["proteins"].min(), steps["proteins"].max()], dtype=float)
+    ax_t.loglog(x, 20 * x / x[0], "k--", lw=1, label="slope 1 (linear)")
+    for ax, what in ((ax_t, "CPU seconds"), (ax_m, "peak RSS (GB)")):
         ax.set_xlabel("proteins (training + test)")
         ax.set_ylabel(what)
         ax.grid(True, which="both", alpha=0.3)
