@@ -118,12 +118,24 @@ def finalize_blocks(parts: Iterable[TermMatrix], ontology: Ontology, submission:
         capped = top_k_per_protein(full, submission.max_terms, n_ancestors)
         done.append(round_scores(capped, submission.sig, submission.min_score).matrix)
         proteins += part.proteins
-    cols = np.flatnonzero(present)
     if not done:
         return TermMatrix([], [], sp.csr_matrix((0, 0), dtype=np.float32))
-    matrix = sp.vstack(done, format="csr") if len(done) > 1 else done[0]
-    column = (np.cumsum(present) - 1).astype(
-        matrix.indices.dtype
-    )  # ontology -> kept column (monotone: rows stay sorted)
-    matrix = sp.csr_matrix((matrix.data, column[matrix.indices], matrix.indptr), shape=(len(proteins), len(cols)))
-    return TermMatrix(proteins, [ontology.terms[c] for c in cols], matrix)
+    cols = np.flatnonzero(present)
+    return TermMatrix(proteins, [ontology.terms[c] for c in cols], _stack(done, np.cumsum(present) - 1))
+
+
+def _stack(blocks: list[sp.csr_matrix], column: np.ndarray) -> sp.csr_matrix:
+    """The row blocks stacked, their columns mapped through `column` (monotone, so rows stay sorted); each
+    block is released once copied, so memory holds the result and one block, not two copies of the result."""
+    nnz = sum(b.nnz for b in blocks)
+    n_cols = int(column[-1]) + 1 if len(column) else 0
+    index = np.int32 if max(nnz, n_cols) < np.iinfo(np.int32).max else np.int64
+    data, indices = np.empty(nnz, np.float32), np.empty(nnz, index)
+    indptr, at, row = np.zeros(sum(b.shape[0] for b in blocks) + 1, index), 0, 0
+    while blocks:
+        block = blocks.pop(0)
+        data[at : at + block.nnz], indices[at : at + block.nnz] = block.data, column[block.indices]
+        indptr[row + 1 : row + 1 + block.shape[0]] = block.indptr[1:]
+        indptr[row + 1 : row + 1 + block.shape[0]] += at
+        at, row = at + block.nnz, row + block.shape[0]
+    return sp.csr_matrix((data, indices, indptr), shape=(row, n_cols))
