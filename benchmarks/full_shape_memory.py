@@ -8,8 +8,9 @@ annotations, propagated as `cafa prepare` does (resolve_terms + label_matrix; vo
 What is synthetic (computing the real thing would take hours): the neighbours (every test protein gets
 `--hits` DIAMOND-like hits drawn at random among the training proteins, bitscores 30..1000: a worst case for the
 vote, as random neighbours share fewer terms than homologs) and the members' test matrices of the ensemble probe
-(per protein, the nnz per protein that the lead's scaling run measured for that member (`--scaling`), columns drawn
-in proportion to the training frequency of the member's terms, scores uniform in (0, 1]).
+(per protein, the nnz per protein that a scaling run measured for that member (`--scaling`, else a guess), columns
+drawn in proportion to the training frequency of the member's terms, scores drawn from that run's scores; blended with
+the default main job's fitted weights).
 
 Probes (each in its own process, `prlimit --as` caps it at --cap GiB so that a step that would exceed the machine
 fails with MemoryError instead of taking it down; a capped probe is rerun on --fallback of the test proteins and
@@ -19,6 +20,8 @@ its peak extrapolated linearly):
   knn       knn's vote for 224k queries, blocks of 512 as knn_scores (k=10 random neighbours; no similarity search)
   ensemble  the ensemble step's test path: load 5 member test.npz, blend `combine` + finalize, save test.npz
   score     evaluation: Scorer over the 224k test proteins' real truth, scoring the ensemble probe's output
+  evaluate  `cafa evaluate` of that output written as a submission file (read_submission + Scorer; the file is
+            written beforehand by io.submission.write_submission, outside the measure)
 """
 
 from __future__ import annotations
@@ -37,15 +40,23 @@ import pandas as pd
 import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+CODE = os.environ.get("FULL_SHAPE_CODE", str(ROOT))  # the library measured (--code: e.g. an export of main)
+sys.path.insert(0, CODE)
 sys.path.insert(0, str(ROOT / "benchmarks"))
 CACHE = ROOT / "outputs" / "bench" / "full_shape"
 POOL = Path("/work/main/outputs/bench/metastudent_pool.parquet")
 OBO = ROOT / "data" / "sample" / "go-basic.obo.xz"
-PROBES = ("vote", "naive", "knn", "ensemble", "score")
+PROBES = ("vote", "naive", "knn", "ensemble", "score", "evaluate")
 MEMBERS = ("naive", "homology", "knn", "neural", "reference")
-# nnz per test protein of a member the scaling run (--scaling) lacks: a guess, reported with the results
+# nnz per test protein of a member no scaling run (--scaling) has: a guess, reported with the results
 DEFAULT_NNZ = {"naive": 670, "homology": 150, "knn": 400, "neural": 400, "reference": 600}
+# the default main job's fitted weights (RESULTS.md, "Default main job with the reference: all five members")
+WEIGHTS = {
+    "BPO": {"homology": 0.10, "knn": 0.05, "naive": 0.05, "neural": 0.25, "reference": 0.55},
+    "CCO": {"homology": 0.05, "knn": 0.05, "naive": 0.05, "neural": 0.25, "reference": 0.60},
+    "MFO": {"homology": 0.15, "knn": 0.05, "naive": 0.30, "neural": 0.15, "reference": 0.35},
+}
+VOCAB_MEMBERS = ("naive", "neural")  # members over the vocabulary (prepare.min_count); the others: every carried term
 SEED = 0
 
 
@@ -55,7 +66,7 @@ def ontology():
     return load_obo(OBO)
 
 
-def setup(n_train: int, n_test: int, nnz: dict[str, float]) -> None:
+def setup(n_train: int, n_test: int, stats: dict[str, tuple]) -> dict[str, str]:
     """Real labels of the drawn proteins, the test truth, and synthetic member test matrices (cached)."""
     from kaggle_shape import draw
 
@@ -82,35 +93,56 @@ def setup(n_train: int, n_test: int, nnz: dict[str, float]) -> None:
         tann = test[["protein", "terms"]].explode("terms").rename(columns={"terms": "term"})
         truth = TermMatrix.from_frame(resolve_terms(tann, onto), proteins=test["protein"].tolist(), value=None)
         save_term_matrix(CACHE / "truth.npz", truth)
+    files = {}
     for name in MEMBERS:
-        path = CACHE / f"member_{name}.npz"
+        per_protein, scores, source = stats[name]
+        path = CACHE / f"member_{name}_{per_protein:.0f}_{source}.npz"
         if not path.is_file():
-            save_term_matrix(path, synthetic_member(name, nnz[name]))
+            save_term_matrix(path, synthetic_member(name, per_protein, scores))
+        files[name] = str(path)
+    return files
 
 
-def synthetic_member(name: str, per_protein: float):
-    """224k test rows with `per_protein` scores each over the member's terms (naive: its real prior)."""
+def synthetic_member(name: str, per_protein: float, scores: np.ndarray | None):
+    """224k test rows with about `per_protein` scores each over the member's terms, columns drawn in proportion
+    to their training frequency, values drawn from `scores` (a scaling run's; None: uniform 0.01..1). naive: its
+    real prior."""
     from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, max_csr
     from cafa_mlflow.predictors.base import TrainSet
     from cafa_mlflow.predictors.naive import NaivePredictor
 
     truth = load_term_matrix(CACHE / "truth.npz")
     ids = truth.proteins
-    vocab_members = ("naive", "neural")
-    labels = load_term_matrix(CACHE / ("labels_vocab.npz" if name in vocab_members else "labels_all.npz"))
+    labels = load_term_matrix(CACHE / ("labels_vocab.npz" if name in VOCAB_MEMBERS else "labels_all.npz"))
     if name == "naive":
         return NaivePredictor(ontology(), "aspect", 0.01).fit(TrainSet.from_labels(labels)).predict(ids)
     rng = np.random.default_rng(SEED + MEMBERS.index(name))
-    freq = np.asarray(labels.matrix.getnnz(axis=0), dtype=np.float64)
-    k = int(round(per_protein * 1.15))  # draws with replacement: repeats merge, about per_protein stay
+    p = np.asarray(labels.matrix.getnnz(axis=0), dtype=np.float64)
+    p /= p.sum()
+    k = draws_for(p, per_protein)
     blocks = []
     for start in range(0, len(ids), 8192):
         n = min(8192, len(ids) - start)
-        r = np.repeat(np.arange(n), k)
-        c = rng.choice(len(freq), size=n * k, p=freq / freq.sum())
-        vals = rng.uniform(0.01, 1.0, len(r)).astype(np.float32)
-        blocks.append(max_csr(r, c, vals, (n, len(labels.terms))))
+        cols = rng.choice(len(p), size=n * k, p=p)
+        vals = rng.uniform(0.01, 1.0, n * k) if scores is None else rng.choice(scores, n * k)
+        blocks.append(max_csr(np.repeat(np.arange(n), k), cols, vals.astype(np.float32), (n, len(p))))
     return TermMatrix(ids, labels.terms, sp.vstack(blocks, format="csr"))
+
+
+def draws_for(p: np.ndarray, distinct: float) -> int:
+    """Draws with replacement (column probabilities p) that give about `distinct` different columns."""
+
+    def expected(k: int) -> float:
+        return float(np.sum(1 - np.power(1 - p, k)))
+
+    hi = 1
+    while expected(hi) < distinct and hi < 1 << 16:
+        hi *= 2
+    lo = hi // 2 + 1 if hi > 1 else 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if expected(mid) < distinct else (lo, mid)
+    return lo
 
 
 def synthetic_hits(query_ids: list[str], target_ids: list[str], per_query: int) -> pd.DataFrame:
@@ -184,7 +216,7 @@ def probe_naive(fraction: float) -> dict:
     return {"rows": len(ids), "nnz_per_protein": scores.matrix.nnz / len(ids)}
 
 
-def probe_ensemble(fraction: float) -> dict:
+def probe_ensemble(fraction: float, files: dict[str, str], label: str) -> dict:
     """As workflows/ensemble.fit_ensemble's test path: every member's test.npz loaded, combined, finalized, saved."""
     from types import SimpleNamespace
 
@@ -193,10 +225,10 @@ def probe_ensemble(fraction: float) -> dict:
     from cafa_mlflow.predictors.naive import NaivePredictor
 
     onto = ontology()
-    preds = {name: load_term_matrix(CACHE / f"member_{name}.npz") for name in MEMBERS}
+    preds = {name: load_term_matrix(files[name]) for name in MEMBERS}
     ids = test_ids(fraction)
     ensemble = EnsemblePredictor({name: NaivePredictor() for name in MEMBERS}, onto)
-    ensemble.weights = {a: {name: 0.2 for name in MEMBERS} for a in ("BPO", "CCO", "MFO")}
+    ensemble.weights = WEIGHTS
     terms = list(dict.fromkeys(t for tm in preds.values() for t in tm.terms))
     ensemble.term_aspect = dict(zip(terms, onto.aspect[[onto.index[t] for t in terms]].tolist()))
     submission = SimpleNamespace(max_terms=1500, sig=3, min_score=0.001)
@@ -206,33 +238,59 @@ def probe_ensemble(fraction: float) -> dict:
         from cafa_mlflow.go.finalize import finalize
 
         final = finalize(ensemble.combine(preds, ids), onto, submission)
-    out = CACHE / ("ensemble_test.npz" if fraction == 1 else "ensemble_test_part.npz")
+    out = CACHE / (f"ensemble_test_{label}.npz" if fraction == 1 else "ensemble_test_part.npz")
     save_term_matrix(out, final)
     member_nnz = {name: round(tm.matrix.nnz / tm.shape[0], 1) for name, tm in preds.items()}
     return {"rows": len(ids), "nnz_per_protein": final.matrix.nnz / len(ids), "members": member_nnz}
 
 
-def probe_score(fraction: float) -> dict:
+def probe_score(fraction: float, label: str) -> dict:
     from cafa_mlflow.evaluation.scorer import Scorer
     from cafa_mlflow.go.labels import load_term_matrix
 
     onto = ontology()
     ids = test_ids(fraction)
     truth = load_term_matrix(CACHE / "truth.npz").reindex(proteins=ids)
-    pred = load_term_matrix(CACHE / "ensemble_test.npz")
+    pred = load_term_matrix(CACHE / f"ensemble_test_{label}.npz")
     ia = pd.read_json(CACHE / "ia.json", typ="series").to_dict()
     result = Scorer(onto, truth, ia, 0.01)(pred)
     return {"rows": len(ids), "nnz_per_protein": pred.matrix.nnz / pred.shape[0], "f_w": result["mean_f_w"]}
 
 
-def run_probe(name: str, fraction: float, cap_gib: float, extra: list[str]) -> dict:
+def probe_evaluate(label: str) -> dict:
+    """As `cafa evaluate`: truth, IA, then the submission file read (only the truth's proteins) and scored."""
+    from cafa_mlflow.evaluation.files import score_files
+    from cafa_mlflow.evaluation.scorer import Scorer
+    from cafa_mlflow.go.labels import load_term_matrix
+
+    truth = load_term_matrix(CACHE / "truth.npz")
+    ia = pd.read_json(CACHE / "ia.json", typ="series").to_dict()
+    scorer = Scorer(ontology(), truth, ia, 0.01)
+    path = CACHE / f"submission_{label}.tsv"
+    [(_, result, _)] = list(score_files(scorer, [path]))
+    lines = sum(1 for _ in open(path))
+    return {"rows": len(truth.proteins), "nnz_per_protein": lines / len(truth.proteins), "f_w": result["mean_f_w"]}
+
+
+def write_file(label: str) -> None:
+    """The ensemble probe's output as a submission file (for the evaluate probe), once."""
+    from cafa_mlflow.go.labels import load_term_matrix
+    from cafa_mlflow.io.submission import write_submission
+
+    path = CACHE / f"submission_{label}.tsv"
+    if not path.is_file():
+        write_submission(path, load_term_matrix(CACHE / f"ensemble_test_{label}.npz"))
+
+
+def run_probe(name: str, fraction: float, cap_gib: float, extra: list[str], code: Path | None) -> dict:
     """One probe in its own capped process: peak RSS (GNU time), wall seconds and the probe's own report."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as stats:
         cap = ["prlimit", f"--as={int(cap_gib * 2**30)}"] if cap_gib else []
         command = [*cap, "/usr/bin/time", "-f", "%M", "-o", stats.name, sys.executable, __file__]
         command += ["--probe", name, "--fraction", str(fraction), *extra]
         start = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        env = {**os.environ, "PYTHONPATH": str(code or ROOT), "FULL_SHAPE_CODE": str(code or ROOT)}
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - start
         peak_gb = int(stats.read().split()[-1]) / 2**20
     if proc.returncode != 0:
@@ -244,17 +302,20 @@ def run_probe(name: str, fraction: float, cap_gib: float, extra: list[str]) -> d
     return {"probe": name, "fraction": fraction, "peak_gb": peak_gb, "seconds": seconds, "capped": False, **report}
 
 
-def member_nnz(scaling: Path | None) -> dict[str, float]:
-    """nnz per test protein of each member in a scaling run's outputs (DEFAULT_NNZ for the missing ones)."""
+def member_stats(scaling: list[Path]) -> dict[str, tuple]:
+    """Per member: (nnz per test protein, its scores, where from) of the first scaling run folder that has its
+    test.npz; DEFAULT_NNZ with uniform scores for a member none has."""
     from cafa_mlflow.go.labels import load_term_matrix
 
-    nnz = dict(DEFAULT_NNZ)
+    stats = {name: (DEFAULT_NNZ[name], None, "guess") for name in MEMBERS}
     for name in MEMBERS:
-        path = None if scaling is None else scaling / "outputs" / "predictions" / name / "test.npz"
-        if path is not None and path.is_file():
-            tm = load_term_matrix(path)
-            nnz[name] = tm.matrix.nnz / tm.shape[0]
-    return nnz
+        for folder in scaling:
+            path = folder / "outputs" / "predictions" / name / "test.npz"
+            if path.is_file():
+                tm = load_term_matrix(path)
+                stats[name] = (tm.matrix.nnz / tm.shape[0], tm.matrix.data.copy(), folder.name)
+                break
+    return stats
 
 
 def main() -> None:
@@ -266,7 +327,9 @@ def main() -> None:
     ap.add_argument("--cap", type=float, default=14.0, help="address-space cap per probe, GiB (0 = none)")
     ap.add_argument("--hits", type=int, default=50, help="synthetic DIAMOND hits per test protein")
     ap.add_argument("--k", type=int, default=10, help="knn neighbours")
-    ap.add_argument("--scaling", type=Path, default=None, help="a scaling run folder: members' nnz per protein")
+    ap.add_argument("--scaling", type=Path, nargs="*", default=[], help="scaling run folders: members' nnz, scores")
+    ap.add_argument("--code", type=Path, default=None, help="library to measure (default: this checkout)")
+    ap.add_argument("--members", default="", help="JSON {member: test.npz} (what the runner passes to probes)")
     ap.add_argument("--label", default="", help="a name for this run in the JSON written under outputs/bench")
     args = ap.parse_args()
     if args.probe:
@@ -274,8 +337,9 @@ def main() -> None:
             "vote": lambda: probe_vote(args.fraction, args.hits),
             "knn": lambda: probe_knn(args.fraction, args.k),
             "naive": lambda: probe_naive(args.fraction),
-            "ensemble": lambda: probe_ensemble(args.fraction),
-            "score": lambda: probe_score(args.fraction),
+            "ensemble": lambda: probe_ensemble(args.fraction, json.loads(args.members or "{}"), args.label),
+            "score": lambda: probe_score(args.fraction, args.label),
+            "evaluate": lambda: probe_evaluate(args.label),
         }[args.probe]()
         print(json.dumps(report))
         return
@@ -283,18 +347,20 @@ def main() -> None:
 
     from cafa_mlflow.go.labels import load_term_matrix
 
-    nnz = member_nnz(args.scaling)
-    setup(KAGGLE_TRAIN, KAGGLE_TEST, nnz)
+    stats = member_stats(args.scaling)
+    files = setup(KAGGLE_TRAIN, KAGGLE_TEST, stats)
     labels = load_term_matrix(CACHE / "labels_all.npz")
     print(
         f"{labels.shape[0]} training proteins, {labels.shape[1]} carried terms, {labels.matrix.nnz / labels.shape[0]:.1f} per protein"
     )
     rows = []
     for name in args.only:
-        extra = ["--hits", str(args.hits), "--k", str(args.k)]
-        row = run_probe(name, args.fraction, args.cap, extra)
+        if name == "evaluate":
+            write_file(args.label)
+        extra = ["--hits", str(args.hits), "--k", str(args.k), "--members", json.dumps(files), "--label", args.label]
+        row = run_probe(name, args.fraction, args.cap, extra, args.code)
         if row["capped"] and args.fallback < args.fraction:
-            part = run_probe(name, args.fallback, args.cap, extra)
+            part = run_probe(name, args.fallback, args.cap, extra, args.code)
             row.update(
                 part_gb=part["peak_gb"], part_fraction=args.fallback, nnz_per_protein=part.get("nnz_per_protein")
             )
@@ -311,7 +377,8 @@ def main() -> None:
             f"| {r['probe']} | {r.get('rows', '-')} | {peak} | {r['seconds']:.0f} | {r.get('nnz_per_protein') or 0:.0f} |"
         )
     out = ROOT / "outputs" / "bench" / f"full_shape_memory{'_' + args.label if args.label else ''}.json"
-    out.write_text(json.dumps({"nnz_assumed": nnz, "rows": rows}, indent=1))
+    assumed = {name: {"nnz_per_protein": round(n, 1), "from": source} for name, (n, _, source) in stats.items()}
+    out.write_text(json.dumps({"members": assumed, "code": str(args.code or ROOT), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
