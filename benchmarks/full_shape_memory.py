@@ -66,8 +66,8 @@ def ontology():
     return load_obo(OBO)
 
 
-def setup(n_train: int, n_test: int, stats: dict[str, tuple]) -> dict[str, str]:
-    """Real labels of the drawn proteins, the test truth, and synthetic member test matrices (cached)."""
+def setup(n_train: int, n_test: int, stats: dict[str, tuple], members: bool) -> dict[str, str]:
+    """Real labels of the drawn proteins, the test truth, and (`members`) synthetic member test matrices (cached)."""
     from kaggle_shape import draw
 
     from cafa_mlflow.go.annotations import resolve_terms
@@ -94,7 +94,7 @@ def setup(n_train: int, n_test: int, stats: dict[str, tuple]) -> dict[str, str]:
         truth = TermMatrix.from_frame(resolve_terms(tann, onto), proteins=test["protein"].tolist(), value=None)
         save_term_matrix(CACHE / "truth.npz", truth)
     files = {}
-    for name in MEMBERS:
+    for name in MEMBERS if members else ():
         per_protein, scores, source = stats[name]
         path = CACHE / f"member_{name}_{per_protein:.0f}_{source}.npz"
         if not path.is_file():
@@ -348,7 +348,7 @@ def main() -> None:
     from cafa_mlflow.go.labels import load_term_matrix
 
     stats = member_stats(args.scaling)
-    files = setup(KAGGLE_TRAIN, KAGGLE_TEST, stats)
+    files = setup(KAGGLE_TRAIN, KAGGLE_TEST, stats, "ensemble" in args.only)
     labels = load_term_matrix(CACHE / "labels_all.npz")
     print(
         f"{labels.shape[0]} training proteins, {labels.shape[1]} carried terms, {labels.matrix.nnz / labels.shape[0]:.1f} per protein"
@@ -366,7 +366,7 @@ def main() -> None:
             )
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| probe | rows | peak GB | seconds | nnz/protein |\n|---|---|---|---|---|")
+    print("\n| probe | rows | peak GiB | seconds | nnz/protein |\n|---|---|---|---|---|")
     for r in rows:
         peak = (
             f">{args.cap:.0f} (cap; {r['part_gb']:.2f} at {r['part_fraction']:.0%})"
