@@ -148,3 +148,42 @@ def test_ensemble_predictor_fits_on_saved_member_scores_and_round_trips(onto, tm
     query = ProteinSet(["q"])
     expected = members["good"].predict(query).reindex(terms=TERMS).matrix.toarray()
     np.testing.assert_allclose(loaded.predict(query).reindex(terms=TERMS).matrix.toarray(), expected, rtol=1e-6)
+
+
+def _same(a: TermMatrix, b: TermMatrix) -> None:
+    """Exactly equal TermMatrices: ids, and the CSR arrays element for element."""
+    assert (a.proteins, a.terms, a.shape) == (b.proteins, b.terms, b.shape)
+    for name in ("data", "indices", "indptr"):
+        assert np.array_equal(getattr(a.matrix, name), getattr(b.matrix, name)), name
+
+
+def _tied_scores(n: int, seed: int = 0) -> TermMatrix:
+    """n proteins over TERMS plus one term the ontology lacks; few distinct values, so the cap meets ties."""
+    rng = np.random.default_rng(seed)
+    values = rng.choice([0.0, 0.0, 0.0005, 0.1, 0.2, 0.2, 0.5, 0.71234], size=(n, len(TERMS) + 1))
+    return TermMatrix([f"p{i}" for i in range(n)], [*TERMS, "GO:9999999"], sp.csr_matrix(values.astype(np.float32)))
+
+
+def test_finalize_in_protein_blocks_equals_the_whole(onto):
+    scores, sub = _tied_scores(41), replace(SUBMISSION, max_terms=3)
+    whole = make_consistent(scores, onto)  # the unblocked steps, one after the other
+    n_ancestors = onto.ancestors.getnnz(axis=1)[[onto.index[t] for t in whole.terms]]
+    expected = round_scores(top_k_per_protein(whole, sub.max_terms, n_ancestors), sub.sig, sub.min_score)
+    for block_rows in (1, 4, 41, 1000):
+        _same(finalize(scores, onto, sub, block_rows=block_rows), expected)
+
+
+def test_ensemble_finalized_in_blocks_equals_finalize_of_combine(onto, monkeypatch):
+    from cafa_mlflow.predictors.combine import blend
+    from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
+    from cafa_mlflow.predictors.naive import NaivePredictor
+
+    members = {"a": _tied_scores(23, 1).reindex(terms=TERMS), "b": _tied_scores(23, 2).reindex(terms=TERMS[2:])}
+    ensemble = EnsemblePredictor({name: NaivePredictor() for name in members}, onto)
+    ensemble.weights = {"BPO": {"a": 0.3, "b": 0.7}, "CCO": {"a": 1.0}, "MFO": {"a": 0.45, "b": 0.55}}
+    ensemble.term_aspect = {t: a for t, a in zip(onto.terms, onto.aspect) if t in TERMS}
+    ids = [f"p{i}" for i in range(22, -1, -2)]  # a subset, in another order
+    sub = replace(SUBMISSION, max_terms=4)
+    expected = finalize(ensemble.combine(members, ids), onto, sub, block_rows=len(ids))
+    monkeypatch.setattr(blend, "BLOCK_ROWS", 5)
+    _same(ensemble.finalized(members, ids, onto, sub), expected)

@@ -328,3 +328,22 @@ def test_folder_mode_logs_every_predictor(tiny, tmp_path, monkeypatch):
     assert run.data.metrics["test_ensemble_f_w_mean"] == pytest.approx(2 / 3)
     assert data["naive"]["BPO"]["f"] == pytest.approx(0.75)  # every measure per aspect: in test.json
     assert "test_naive_f_BPO" not in run.data.metrics and run.data.metrics["test_naive_f_mean"] > 0  # columns: means
+
+
+def test_scores_counted_in_chunks_give_the_same_curves(tmp_path, monkeypatch):
+    from predictor_fixtures import TERMS, tiny_ontology
+
+    from cafa_mlflow.evaluation import scorer as scorer_module
+
+    onto = tiny_ontology(tmp_path)
+    rng = np.random.default_rng(0)
+    proteins = [f"p{i}" for i in range(30)]
+    truth = TermMatrix(proteins, TERMS, sp.csr_matrix((rng.random((30, len(TERMS))) < 0.3).astype(np.float32)))
+    pred = TermMatrix(proteins, TERMS, sp.random(30, len(TERMS), density=0.5, random_state=2, format="csr"))
+    whole = Scorer(onto, truth).curves(pred)
+    monkeypatch.setattr(scorer_module, "PASS_CHUNK", 7)
+    chunked = Scorer(onto, truth).curves(pred)
+    for aspect, pair in whole.items():
+        for weighted, curves in enumerate(pair):  # unweighted, then IA-weighted
+            for key, values in curves.items():
+                assert np.array_equal(chunked[aspect][weighted][key], values, equal_nan=True), (aspect, key)

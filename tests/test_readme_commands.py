@@ -97,3 +97,16 @@ def test_a_stale_key_is_caught():
         test_readme_example_parses("mlflow run . -e main -P esm_model=x")
     with pytest.raises(AssertionError, match="unknown flags"):
         test_readme_example_parses("cafa train --esm-model x")
+
+
+def test_no_merge_conflict_markers_in_docs():
+    """A merge left half-resolved shows in the docs people read first (README, RESULTS, the docs folder)."""
+    root = Path(__file__).resolve().parent.parent
+    markers = ("<<<<<<< ", ">>>>>>> ")
+    found = [
+        f"{path.relative_to(root)}:{n}"
+        for path in [*root.glob("*.md"), *root.glob("benchmarks/*.md")]
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if line.startswith(markers)
+    ]
+    assert not found, f"merge conflict markers left in: {found}"

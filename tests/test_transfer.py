@@ -77,3 +77,19 @@ def test_knn_per_aspect_denominator(tmp_path, three):
     np.testing.assert_allclose(m, [1, 1, 0.96 / 1.76, 1, 1, 1, 1, 0], rtol=1e-5)
     again = KnnPredictor.load(knn.save(tmp_path / "knn"))
     np.testing.assert_array_equal(again.root_col, knn.root_col)
+
+
+def test_vote_in_query_blocks_equals_the_whole(tmp_path):
+    from cafa_mlflow.predictors.transfer import vote
+
+    rng = np.random.default_rng(0)
+    weights = sp.random(37, 11, density=0.4, random_state=1, format="csr") * 100
+    carried = sp.csr_matrix((rng.random((11, len(TERMS))) < 0.4).astype(np.float32))
+    roots = aspect_root_columns(TERMS, tiny_ontology(tmp_path))
+    for root_col in (None, roots):
+        whole = vote(weights, carried, root_col, block_rows=37)
+        for block_rows in (1, 5, 36):
+            blocked = vote(weights, carried, root_col, block_rows=block_rows)
+            assert blocked.shape == whole.shape and blocked.dtype == whole.dtype == np.float32
+            for name in ("data", "indices", "indptr"):
+                assert np.array_equal(getattr(blocked, name), getattr(whole, name)), name

@@ -33,6 +33,7 @@ from cafa_mlflow.go.propagate import Plan, propagate_block, propagation_plan
 __all__ = ["Scorer", "evaluate_predictions", "f1_at_thresholds", "flat_metrics", "ia_weights", "read_truth"]
 BLOCK_ROWS = 4096  # proteins per block: bounds propagated scores and per-threshold tables in memory
 MAX_TABLE_CELLS = 1 << 22  # proteins x thresholds per block (small th_step -> fewer proteins per block)
+PASS_CHUNK = 1 << 24  # scores turned into threshold counts at a time (a whole 224k-protein prediction: ~4 GB more)
 
 
 class Scorer:
@@ -132,7 +133,9 @@ class Scorer:
         with the score) and truth as dense term-major (U x rows) arrays over the plan's columns U (the
         ancestor closure of the predicted terms); every block, also empty ones."""
         matrix, source_row, cols = self._align(pred)
-        counts = passes(matrix.data, self.tau).astype(np.uint8 if len(self.tau) < 256 else np.uint16)
+        counts = np.empty(len(matrix.data), np.uint8 if len(self.tau) < 256 else np.uint16)
+        for at in range(0, len(counts), PASS_CHUNK):  # per chunk: passes() holds a few int32 copies of its input
+            counts[at : at + PASS_CHUNK] = passes(matrix.data[at : at + PASS_CHUNK], self.tau)
         in_use = np.flatnonzero(np.bincount(matrix.indices, minlength=matrix.shape[1]))
         plan = propagation_plan(self.ontology, cols[in_use][cols[in_use] >= 0])
         col_local = np.where(cols >= 0, plan.positions[np.maximum(cols, 0)], -1)

@@ -4,6 +4,7 @@ scores at least its best child), a per-protein term cap and rounding to the subm
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -16,19 +17,34 @@ from cafa_mlflow.go.ontology import Ontology
 log = logging.getLogger(__name__)
 
 
+# proteins finalized at a time: GO-consistency adds every ancestor and the cap sorts every score, so a whole
+# prediction at once holds several copies of its propagated scores (Kaggle's 224,309 test proteins: > 14 GB);
+# per block only the capped, rounded result grows with the proteins (benchmarks/RESULTS.md, issue 22)
+BLOCK_ROWS = 8192
+
+
 def make_consistent(tm: TermMatrix, ontology: Ontology) -> TermMatrix:
     """GO-consistent scores: every term takes the max of itself and its descendants (adds ancestors).
 
     Columns become the ontology's terms that carry a score, in ontology order; terms the ontology does
     not know are dropped with a warning."""
-    unknown = [t for t in tm.terms if t not in ontology.index]
+    warn_unknown(tm.terms, ontology)
+    full = _propagated(tm, ontology)
+    cols = np.flatnonzero(full.getnnz(axis=0))
+    return TermMatrix(tm.proteins, [ontology.terms[c] for c in cols], full[:, cols].tocsr())
+
+
+def warn_unknown(terms: list[str], ontology: Ontology) -> None:
+    unknown = [t for t in terms if t not in ontology.index]
     if unknown:
         log.warning(
             "%d predicted terms are not in the ontology and are dropped, e.g. %s", len(unknown), ", ".join(unknown[:5])
         )
-    full = ontology.propagate_max(tm.reindex(terms=ontology.terms).matrix)
-    cols = np.flatnonzero(full.getnnz(axis=0))
-    return TermMatrix(tm.proteins, [ontology.terms[c] for c in cols], full[:, cols].tocsr())
+
+
+def _propagated(tm: TermMatrix, ontology: Ontology) -> sp.csr_matrix:
+    """Max-propagated scores over every ontology term (columns = ontology.terms)."""
+    return ontology.propagate_max(tm.reindex(terms=ontology.terms).matrix)
 
 
 def top_k_per_protein(tm: TermMatrix, k: int, tie_break: np.ndarray | None = None) -> TermMatrix:
@@ -72,13 +88,54 @@ def round_scores(tm: TermMatrix, sig: int, min_score: float) -> TermMatrix:
     return TermMatrix(tm.proteins, tm.terms, m)
 
 
-def finalize(tm: TermMatrix, ontology: Ontology, submission: Any) -> TermMatrix:
+def finalize(tm: TermMatrix, ontology: Ontology, submission: Any, block_rows: int = BLOCK_ROWS) -> TermMatrix:
     """Submission-ready scores: GO-consistent, at most `submission.max_terms` per protein, rounded to
     `submission.sig` significant figures, nothing below `submission.min_score` (params.yaml's submission block).
 
     Ties at the cap keep the term with fewer ancestors first, so a parent is never cut while its equally
-    scored child stays, and the result stays consistent."""
-    tm = make_consistent(tm, ontology)
-    n_ancestors = ontology.ancestors.getnnz(axis=1)[[ontology.index[t] for t in tm.terms]]
-    capped = top_k_per_protein(tm, submission.max_terms, n_ancestors)
-    return round_scores(capped, submission.sig, submission.min_score)
+    scored child stays, and the result stays consistent. Computed `block_rows` proteins at a time."""
+    starts = range(0, tm.shape[0], block_rows)
+    m = tm.matrix
+    return finalize_blocks(
+        (TermMatrix(tm.proteins[s : s + block_rows], tm.terms, m[s : s + block_rows]) for s in starts),
+        ontology,
+        submission,
+    )
+
+
+def finalize_blocks(parts: Iterable[TermMatrix], ontology: Ontology, submission: Any) -> TermMatrix:
+    """`finalize` of one prediction given as blocks of its proteins (`parts`, same terms, made one at a time),
+    stacked: equal to finalize of the whole, as every step works per protein except the kept columns (the
+    ontology's terms that carry a score after GO-consistency: the union over the blocks)."""
+    n_ancestors = ontology.ancestors.getnnz(axis=1)
+    proteins, done, present, terms = [], [], np.zeros(len(ontology), dtype=bool), None
+    for part in parts:
+        if part.terms != terms:
+            terms = part.terms
+            warn_unknown(terms, ontology)
+        full = TermMatrix(part.proteins, ontology.terms, _propagated(part, ontology))
+        present |= full.matrix.getnnz(axis=0) > 0
+        capped = top_k_per_protein(full, submission.max_terms, n_ancestors)
+        done.append(round_scores(capped, submission.sig, submission.min_score).matrix)
+        proteins += part.proteins
+    if not done:
+        return TermMatrix([], [], sp.csr_matrix((0, 0), dtype=np.float32))
+    cols = np.flatnonzero(present)
+    return TermMatrix(proteins, [ontology.terms[c] for c in cols], _stack(done, np.cumsum(present) - 1))
+
+
+def _stack(blocks: list[sp.csr_matrix], column: np.ndarray) -> sp.csr_matrix:
+    """The row blocks stacked, their columns mapped through `column` (monotone, so rows stay sorted); each
+    block is released once copied, so memory holds the result and one block, not two copies of the result."""
+    nnz = sum(b.nnz for b in blocks)
+    n_cols = int(column[-1]) + 1 if len(column) else 0
+    index = np.int32 if max(nnz, n_cols) < np.iinfo(np.int32).max else np.int64
+    data, indices = np.empty(nnz, np.float32), np.empty(nnz, index)
+    indptr, at, row = np.zeros(sum(b.shape[0] for b in blocks) + 1, index), 0, 0
+    while blocks:
+        block = blocks.pop(0)
+        data[at : at + block.nnz], indices[at : at + block.nnz] = block.data, column[block.indices]
+        indptr[row + 1 : row + 1 + block.shape[0]] = block.indptr[1:]
+        indptr[row + 1 : row + 1 + block.shape[0]] += at
+        at, row = at + block.nnz, row + block.shape[0]
+    return sp.csr_matrix((data, indices, indptr), shape=(row, n_cols))

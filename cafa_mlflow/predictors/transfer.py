@@ -43,11 +43,28 @@ def aspect_root_columns(terms: Sequence[str], aspect_of: Any = None) -> np.ndarr
     return out
 
 
-def vote(weights: sp.spmatrix, labels: sp.spmatrix, root_col: np.ndarray | None = None) -> sp.csr_matrix:
+# queries voted at a time: the float64 product and its same-size temporaries are ~8x the float32 output, so a
+# whole query set at once is what bounds memory (Kaggle's 224,309 test proteins x 50 hits: 12.8 GB); per block,
+# only the float32 output grows with the queries (benchmarks/RESULTS.md, "Full-shape memory per step")
+VOTE_BLOCK_ROWS = 8192
+
+
+def vote(
+    weights: sp.spmatrix, labels: sp.spmatrix, root_col: np.ndarray | None = None, block_rows: int = VOTE_BLOCK_ROWS
+) -> sp.csr_matrix:
     """Normalised weighted vote: queries x terms float32 CSR from queries x neighbours `weights` (>= 0,
-    unnormalised) and neighbours x terms 0/1 `labels`; per-aspect denominators where root_col >= 0."""
+    unnormalised) and neighbours x terms 0/1 `labels`; per-aspect denominators where root_col >= 0.
+    Computed `block_rows` queries at a time (every query's row depends on its own weights only)."""
     weights = sp.csr_matrix(weights, dtype=np.float64)
-    raw = (weights @ sp.csr_matrix(labels, dtype=np.float64)).tocsr()
+    labels = sp.csr_matrix(labels, dtype=np.float64)
+    if weights.shape[0] <= block_rows:
+        return _vote_block(weights, labels, root_col)
+    starts = range(0, weights.shape[0], block_rows)
+    return sp.vstack([_vote_block(weights[s : s + block_rows], labels, root_col) for s in starts], format="csr")
+
+
+def _vote_block(weights: sp.csr_matrix, labels: sp.csr_matrix, root_col: np.ndarray | None) -> sp.csr_matrix:
+    raw = (weights @ labels).tocsr()
     raw.sort_indices()
     rows = np.repeat(np.arange(raw.shape[0]), np.diff(raw.indptr))
     den = np.asarray(weights.sum(axis=1)).ravel()[rows]

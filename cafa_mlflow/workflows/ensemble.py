@@ -16,7 +16,6 @@ import numpy as np
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics
-from cafa_mlflow.go.finalize import finalize
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.integrity import verify
@@ -120,7 +119,7 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
     member_metrics = {name: flat_metrics(result, "val_") for name, result in member_results.items()}
     predictions, metrics = {}, {}
     for split, preds in saved.items():
-        predictions[split] = finalize(ensemble.combine(preds, prepared.ids(split)), ontology, params.submission)
+        predictions[split] = ensemble.finalized(preds, prepared.ids(split), ontology, params.submission)
         split_score = (
             scorer if split == "val" else split_scorer(prepared, ontology, split, params.evaluate.threshold_step)
         )

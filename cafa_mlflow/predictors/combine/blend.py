@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from cafa_mlflow.errors import ConfigError, InputError, NotFittedError
-from cafa_mlflow.go.finalize import round_scores
+from cafa_mlflow.go.finalize import BLOCK_ROWS, finalize_blocks, round_scores
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, term_aspects
@@ -50,6 +50,16 @@ class Combined(Predictor):
     def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
         """The ensemble's raw scores of `ids` from its members' scores of them (subclasses say how)."""
         raise NotImplementedError
+
+    def finalized(
+        self, member_predictions: dict[str, TermMatrix], ids: list[str], ontology: Any, submission: Any
+    ) -> TermMatrix:
+        """Submission-ready scores of `ids` (go.finalize of `combine`), combined and finalized one block of
+        proteins at a time, so that memory holds the members' scores and the result, not every raw and
+        propagated intermediate of the whole set at once."""
+        blocks = range(0, len(ids), BLOCK_ROWS)
+        parts = (self.combine(member_predictions, ids[s : s + BLOCK_ROWS]) for s in blocks)
+        return finalize_blocks(parts, ontology, submission)
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
         self._last = {name: m.predict(proteins) for name, m in self.members.items()}  # kept for evidence
