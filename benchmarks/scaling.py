@@ -229,7 +229,21 @@ def table(frame: pd.DataFrame, columns: dict, digits: int = 2) -> str:
     return "\n".join(lines)
 
 
-def report(steps: pd.DataFrame, fits: pd.DataFrame, note: str) -> str:
+def full_shape_rows(full: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
+    """Steps run for real at full shape beside their extrapolation."""
+    predicted = fits.set_index("step")
+    return pd.DataFrame(
+        {
+            "step": full["step"],
+            "predicted_cpu_h": [predicted.loc[s, "full_cpu_hours"] for s in full["step"]],
+            "cpu_h": full["cpu_s"] / 3600,
+            "wall_h": full["seconds"] / 3600,
+            "peak_gb": full["peak_gb"],
+        }
+    )
+
+
+def report(steps: pd.DataFrame, fits: pd.DataFrame, note: str, full: pd.DataFrame | None = None) -> str:
     wide = steps.pivot_table(index="step", columns="train", values="seconds", sort=False).reset_index()
     wide.columns = [str(c) for c in wide.columns]
     cpu = steps.pivot_table(index="step", columns="train", values="cpu_s", sort=False).reset_index()
@@ -278,6 +292,22 @@ def report(steps: pd.DataFrame, fits: pd.DataFrame, note: str) -> str:
                 "hours_gpu": "hours, 1 GPU (FLOP bound)",
             },
         )
+        + (
+            "\n\nSteps run for real at full shape (82,404 / 224,309; `python benchmarks/scaling.py --train 82404 --out "
+            "$PWD/outputs/bench/full_shape_chain --only ... --threads 1`), against their extrapolation:\n\n"
+            + table(
+                full_shape_rows(full, fits),
+                {
+                    "step": "step",
+                    "predicted_cpu_h": "predicted CPU h",
+                    "cpu_h": "measured CPU h",
+                    "wall_h": "measured wall h",
+                    "peak_gb": "measured peak GB",
+                },
+            )
+            if full is not None
+            else ""
+        )
         + "\n\n![scaling](scaling.png)\n"
         + (f"\n{note}\n" if note else "")
     )
@@ -316,7 +346,8 @@ def main() -> None:
     fits = fit(steps)
     print(fits.to_string(index=False))
     plot(steps, ROOT / "benchmarks" / "scaling.png")
-    write_section(report(steps, fits, args.note))
+    full = ROOT / "outputs" / "bench" / "full_shape_chain" / str(KAGGLE_TRAIN) / "steps_partial.csv"
+    write_section(report(steps, fits, args.note, pd.read_csv(full) if full.is_file() else None))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,19 @@ def test_knn_blocked_equals_unblocked():
     assert whole.max() <= 1.0 + 1e-6 and np.count_nonzero(whole) > 0
 
 
+def test_knn_neighbours_hold_only_k_per_query():
+    """The kept neighbours (evidence) are queries x k, not views into each block's queries x n_train index array:
+    a view kept 300 MB per block alive at Kaggle's size and ran the knn step out of memory."""
+    rng = np.random.default_rng(0)
+    train, queries = rng.standard_normal((500, 8)), rng.standard_normal((40, 8))
+    kept: list = []
+    knn_scores(queries, train, (rng.random((500, 6)) < 0.3), k=3, block_size=16, neighbours=kept)
+    assert len(kept) == 3
+    for top, w in kept:
+        assert top.shape[1] == 3 and w.shape == top.shape
+        assert top.base is None or top.base.size == top.size  # owns its k columns, not the block x n_train array
+
+
 def test_hits_to_scores_bitscore_vote(four):
     hits = pd.DataFrame(
         {

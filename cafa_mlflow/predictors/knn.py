@@ -83,7 +83,9 @@ def knn_scores(
             blocks.append(sp.csr_matrix((len(q), labels.shape[1]), dtype=np.float32))
             continue
         if k_eff < n_train:  # top-k columns per row, unordered; self (-inf) is never among them
-            top = np.argpartition(sims, n_train - k_eff, axis=1)[:, n_train - k_eff :]
+            # a copy: the slice is a view that would keep the whole block x n_train index array alive in
+            # `neighbours` (at Kaggle's size, 438 blocks x 300 MB)
+            top = np.argpartition(sims, n_train - k_eff, axis=1)[:, n_train - k_eff :].copy()
         else:
             top = np.tile(np.arange(n_train), (len(q), 1))
         w = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None)  # -inf (self) and negatives -> 0
