@@ -84,21 +84,24 @@ def run_step(module: str, extra: tuple, params_file: Path, cwd: Path) -> dict:
 def measure(
     n_train: int, out: Path, esm: Path, reference_out: Path, pool: pd.DataFrame, only: list[str] | None = None
 ) -> pd.DataFrame:
+    """Run the chain's steps (or `only` these) at one size; a step already in <size>/steps_partial.csv is not run
+    again, so a long size (e.g. the full shape) can be measured over several sittings."""
     folder = out / str(n_train)
     folder.mkdir(parents=True, exist_ok=True)
     train, test = draw(pool, n_train, test_size(n_train))
     data = write_kaggle(train, test, folder / "kaggle")
     params_file = size_params(folder, data, esm, reference_out)
-    rows = []
+    partial = folder / "steps_partial.csv"  # kept if a later step is cut
+    rows = pd.read_csv(partial).to_dict("records") if partial.is_file() else []
     for label, module, extra in STEPS:
-        if only and label not in only:
+        if (only and label not in only) or any(row["step"] == label for row in rows):
             continue
         print(f"[{datetime.datetime.now():%H:%M:%S}] {n_train}: {label}", flush=True)
         rows.append(
             {"train": n_train, "test": len(test), "step": label, **run_step(module, extra, params_file, folder)}
         )
         print(f"    {rows[-1]['seconds']:.1f} s, {rows[-1]['peak_gb']:.2f} GB", flush=True)
-        pd.DataFrame(rows).to_csv(folder / "steps_partial.csv", index=False)  # kept if a later step is cut
+        pd.DataFrame(rows).to_csv(partial, index=False)
     return pd.DataFrame(rows)
 
 
@@ -336,10 +339,10 @@ def main() -> None:
     elif not args.report_only:
         pool = load_pool()
         for n in args.train:
-            if len(steps) and n in set(steps["train"]):
+            if len(steps) and n in set(steps["train"]) and not args.only:
                 continue
             found = measure(n, args.out, args.esm.resolve(), args.reference_out.resolve(), pool, args.only)
-            steps = pd.concat([steps, found])
+            steps = pd.concat([steps[steps["train"] != n] if len(steps) else steps, found])
             steps.to_csv(csv, index=False)
     if args.only:  # a partial chain (e.g. at full shape) is a measurement of its own, not a point of the fit
         return
