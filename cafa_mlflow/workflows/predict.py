@@ -75,9 +75,9 @@ def score_frames(
             parts.append(Path(tmp) / f"part_{k:05d}.tsv")
             evidence_parts.append(Path(tmp) / f"evidence_{k:05d}.tsv" if evidence else None)
             lines += score_frame(model, frame, sub, parts[-1], evidence_parts[-1], header=k == 0)
-        _join(parts, out)
+        join_files(parts, out)
         if evidence:
-            _join(evidence_parts, evidence)
+            join_files(evidence_parts, evidence)
     return lines
 
 
@@ -94,7 +94,7 @@ def score_frame(
     return lines
 
 
-def _join(parts: list[Path], out: str | Path) -> None:
+def join_files(parts: list[Path], out: str | Path) -> None:
     """The part files, in order, as one file written atomically."""
     with atomic_write(out, "wb") as handle:
         for part in parts:

@@ -30,7 +30,7 @@ from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.integrity import digest
 from cafa_mlflow.io.text import atomic_write, write_json
-from cafa_mlflow.workflows.predict import batches, score_frames
+from cafa_mlflow.workflows.predict import batches, join_files, score_frames
 
 FORMAT = "cafa-predict-shard/1"
 PART = re.compile(r"\.shard-(\d+)-of-(\d+)$")
@@ -200,10 +200,7 @@ def merge_shards(
             f"{found[0]}: the shards hold {sum(m['proteins'] for m in ordered)} proteins, the FASTA has "
             f"{ordered[0]['fasta_proteins']}; run the shards again."
         )
-    with atomic_write(out, "wb") as handle:
-        for m in ordered:
-            with open(m["path"], "rb") as src:
-                shutil.copyfileobj(src, handle)
+    join_files([Path(m["path"]) for m in ordered], out)
     if evidence:
         evidence_parts = []
         for m in ordered:
