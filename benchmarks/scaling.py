@@ -101,6 +101,9 @@ def measure(
             {"train": n_train, "test": len(test), "step": label, **run_step(module, extra, params_file, folder)}
         )
         print(f"    {rows[-1]['seconds']:.1f} s, {rows[-1]['peak_gb']:.2f} GB", flush=True)
+        # read again before writing: another sitting (other steps, same size) may have added rows meanwhile
+        done = pd.read_csv(partial).to_dict("records") if partial.is_file() else []
+        rows = [*done, *(row for row in rows if all(row["step"] != other["step"] for other in done))]
         pd.DataFrame(rows).to_csv(partial, index=False)
     return pd.DataFrame(rows)
 

@@ -65,6 +65,10 @@ class MissingToolError(CafaError):
     """An external program (e.g. DIAMOND) is not installed."""
 
 
+class ToolError(CafaError):
+    """An external program (e.g. DIAMOND) that hung, again after a retry."""
+
+
 class ConfigError(CafaError):
     """A bad parameter value or parameter file."""
 

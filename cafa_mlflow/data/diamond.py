@@ -6,26 +6,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from cafa_mlflow.errors import ConfigError, InputError, MissingToolError
+from cafa_mlflow.errors import ConfigError, InputError, MissingToolError, ToolError
 from cafa_mlflow.io.integrity import hash_file
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
 from cafa_mlflow.io.text import atomic_dir, atomic_write
 
 SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive")
 HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
+# DIAMOND 2.1 can deadlock in a futex wait (0% CPU, never ends) with several threads; a search that used no CPU
+# for STALL_S is stuck, not slow (loading even a 500k-protein database keeps a core busy), so it is killed and
+# started again, at most STALL_RETRIES times.
+STALL_S = 60.0
+STALL_POLL_S = 2.0
+STALL_RETRIES = 1
 INSTALL_HINT = (
     "install DIAMOND: `sudo apt-get install diamond-aligner` (Debian/Ubuntu) or "
     "`conda install -c bioconda diamond`, or set homology.executable to its path"
 )
+log = logging.getLogger(__name__)
 
 
 def diamond_binary(executable: str = "diamond") -> str:
@@ -36,11 +45,54 @@ def diamond_binary(executable: str = "diamond") -> str:
     return path
 
 
-def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise InputError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}; command: {' '.join(cmd)}")
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) of a running process from /proc; None where /proc is absent."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
+def _stalled(proc: subprocess.Popen, stall_s: float) -> bool:
+    """Wait for `proc`; True (and the process killed) when it used no CPU for `stall_s` seconds."""
+    last_cpu, last_change = _cpu_seconds(proc.pid), time.monotonic()
+    try:
+        while True:
+            try:
+                proc.wait(timeout=min(STALL_POLL_S, stall_s))
+                return False
+            except subprocess.TimeoutExpired:
+                cpu = _cpu_seconds(proc.pid)
+                if cpu is None or cpu != last_cpu:
+                    last_cpu, last_change = cpu, time.monotonic()
+                elif time.monotonic() - last_change >= stall_s:
+                    return True
+    finally:  # stalled, or interrupted (Ctrl-C): no DIAMOND is left running
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _run(cmd: list[str], what: str, stall_s: float = STALL_S) -> None:
+    """Run DIAMOND; a run that stalls (no CPU for `stall_s`) is killed and started once more."""
+    for attempt in range(1 + STALL_RETRIES):
+        with tempfile.TemporaryFile("w+") as output:  # a file, not a pipe: nothing blocks on a full buffer
+            proc = subprocess.Popen(cmd, stdout=output, stderr=subprocess.STDOUT, text=True)
+            if _stalled(proc, stall_s):
+                log.warning("%s used no CPU for %.0f s (try %d): killed", what, stall_s, attempt + 1)
+                continue
+            output.seek(0)
+            if proc.returncode != 0:
+                tail = output.read().strip().splitlines()[-5:]
+                raise InputError(
+                    f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}; command: {' '.join(cmd)}"
+                )
+            return
+    raise ToolError(
+        f"{what} stalled {1 + STALL_RETRIES} times (no CPU for {stall_s:.0f} s each); run again with "
+        f"homology.threads=1 / reference.threads=1, or update DIAMOND; command: {' '.join(cmd)}"
+    )
 
 
 def fasta_digest(fasta: str | os.PathLike, proteins: Iterable[str] | None = None) -> str:
