@@ -19,10 +19,7 @@ import datetime
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from kaggle_shape import KAGGLE_TEST, KAGGLE_TRAIN, draw, load_pool, test_size, write_kaggle  # noqa: E402
 from results_md import write_section  # noqa: E402
+from timed import run_timed  # noqa: E402
 
 from cafa_mlflow.workflows.chain import STEPS  # noqa: E402
 
@@ -62,20 +60,16 @@ def size_params(folder: Path, data: dict, esm: str, reference_out: Path) -> Path
 
 def run_step(module: str, extra: tuple, params_file: Path, cwd: Path) -> dict:
     """Wall, CPU and peak RSS (the largest process of the step, DIAMOND included) of one step under GNU time."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as stats:
-        cmd = ["/usr/bin/time", "-f", "%M %U %S", "-o", stats.name, sys.executable, "-m", f"pipelines.{module}"]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        load = os.getloadavg()[0]
-        t0 = time.perf_counter()
-        proc = subprocess.run([*cmd, "--params-file", str(params_file), *extra], cwd=cwd, env=env)
-        seconds = time.perf_counter() - t0
-        peak_kb, user, system = stats.read().split()[-3:]
-    if proc.returncode != 0:
-        raise SystemExit(f"step {module} {' '.join(extra)} failed (exit {proc.returncode}); see above")
+    load = os.getloadavg()[0]
+    args = ["-m", f"pipelines.{module}", "--params-file", str(params_file), *extra]
+    try:
+        measured = run_timed(args, cwd=cwd, capture=False, ok=(0,))
+    except RuntimeError as err:
+        raise SystemExit(f"step {module} {' '.join(extra)} failed; see above ({err})") from None
     return {
-        "seconds": seconds,
-        "cpu_s": float(user) + float(system),
-        "peak_gb": int(peak_kb) / 1024**2,
+        "seconds": measured["seconds"],
+        "cpu_s": measured["cpu_s"],
+        "peak_gb": measured["peak_mb"] / 1024,
         "load_before": load,
         "load_after": os.getloadavg()[0],
     }

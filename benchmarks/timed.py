@@ -12,27 +12,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_timed(args: list[str], env: dict | None = None) -> dict:
-    """{"seconds" (wall), "cpu_s" (user + system), "peak_mb", "stdout"} of `python args...` run from the repository root."""
+def run_timed(
+    args: list[str], env: dict | None = None, cwd: Path = ROOT, capture: bool = True, ok: tuple = (0, 1)
+) -> dict:
+    """{"seconds" (wall), "cpu_s" (user + system), "peak_mb", "stdout"} of `python args...` run from `cwd`;
+    `capture=False` lets the output through to the console (stdout is then ""); an exit status not in `ok`
+    raises."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as stats:
         command = ["/usr/bin/time", "-f", "%M %U %S", "-o", stats.name, sys.executable, *args]
         start = time.perf_counter()
         proc = subprocess.run(
             command,
-            cwd=ROOT,
-            capture_output=True,
+            cwd=cwd,
+            capture_output=capture,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         )
         seconds = time.perf_counter() - start
         peak_kb, user, system = stats.read().split()[-3:]
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    if proc.returncode not in ok:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{(proc.stderr or '')[-3000:]}")
     return {
         "seconds": seconds,
         "cpu_s": float(user) + float(system),
         "peak_mb": int(peak_kb) / 1024,
-        "stdout": proc.stdout,
+        "stdout": proc.stdout or "",
     }
 
 

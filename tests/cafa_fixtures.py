@@ -114,6 +114,21 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def hand_made_data(root: Path, **files: Path | None) -> dict[str, Path | None]:
+    """params.yaml's data block for the hand-made ontology and terms, six training proteins P1..P6 and no
+    other file; `files` adds or replaces entries."""
+    return {
+        "obo": write(root / "go.obo", OBO),
+        "train_terms": write(root / "terms.tsv", TERMS_TSV),
+        "train_fasta": write(root / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
+        "train_taxonomy": None,
+        "test_fasta": None,
+        "test_terms": None,
+        "ia": None,
+        **files,
+    }
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (relative path -> bytes), to assert nothing was written or changed."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -128,15 +143,8 @@ def assert_prepare_writes_nothing(tmp_path: Path, error: str, **files: Path) -> 
     from cafa_mlflow.errors import InputError
 
     root = tmp_path / "good"
-    data = {
-        "obo": write(root / "go.obo", OBO),
-        "train_terms": write(root / "terms.tsv", TERMS_TSV),
-        "train_fasta": write(root / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
-        "train_taxonomy": write(root / "tax.tsv", "".join(f"P{i}\t9606\n" for i in range(1, 7))),
-        "test_fasta": None,
-        "ia": None,
-        **files,
-    }
+    taxonomy = write(root / "tax.tsv", "".join(f"P{i}\t9606\n" for i in range(1, 7)))
+    data = hand_made_data(root, **{"train_taxonomy": taxonomy, **files})
     out = tmp_path / "out" / "prepared"
     write(out / "old.txt", "previous outputs")
     write(out / ".cafa-mlflow", "{}\n")  # an earlier prepare's output (it carries the product's marker)

@@ -13,7 +13,7 @@ from cafa_mlflow.data.prepared import load_prepared, prepare_dataset, split_pool
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.ia import read_ia
-from tests.cafa_fixtures import OBO, TERMS_TSV, snapshot, write
+from tests.cafa_fixtures import OBO, TERMS_TSV, hand_made_data, snapshot, write
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 DATA = {
@@ -112,15 +112,7 @@ def test_failed_run_keeps_previous_outputs(prepared, tmp_path):
     out, _ = prepared
     before = snapshot(out)
     # a run that fails late (test FASTA, read while the new folder is being written); small inputs keep it fast
-    small = {
-        "obo": write(tmp_path / "go.obo", OBO),
-        "train_terms": write(tmp_path / "terms.tsv", TERMS_TSV),
-        "train_fasta": write(tmp_path / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
-        "train_taxonomy": None,
-        "ia": None,
-        "test_terms": None,
-        "test_fasta": write(tmp_path / "bad_test.fasta", ">T1\nMKV\n>T2\nMK7V\n"),
-    }
+    small = hand_made_data(tmp_path, test_fasta=write(tmp_path / "bad_test.fasta", ">T1\nMKV\n>T2\nMK7V\n"))
     with pytest.raises(InputError, match=r"bad_test.fasta:4: protein 'T2' contains invalid characters '7'"):
         prepare_dataset(small, {**PREP, "min_count": 1}, out)
     assert snapshot(out) == before

@@ -235,20 +235,11 @@ def test_damaged_member_predictions_and_models_are_named(tmp_path):
 
 
 def test_damaged_prepared_data_is_named(tmp_path):
-    from cafa_fixtures import OBO, TERMS_TSV
+    from cafa_fixtures import hand_made_data
 
     from cafa_mlflow.data.prepared import load_prepared
 
-    root = tmp_path / "raw"
-    data = {
-        "obo": write(root / "go.obo", OBO),
-        "train_terms": write(root / "terms.tsv", TERMS_TSV),
-        "train_fasta": write(root / "train.fasta", "".join(f">P{i}\nMKV{'A' * i}\n" for i in range(1, 7))),
-        "train_taxonomy": None,
-        "test_fasta": None,
-        "ia": None,
-    }
-    prepare_dataset(data, PREP, tmp_path / "prep")
+    prepare_dataset(hand_made_data(tmp_path / "raw"), PREP, tmp_path / "prep")
     flip(tmp_path / "prep" / "labels.npz", offset=40, n=4)
     with pytest.raises(InputError, match=r"labels.npz: damaged .*run `cafa prepare` again"):
         load_prepared(tmp_path / "prep")
