@@ -238,6 +238,7 @@ def full_shape_rows(full: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
             "predicted_cpu_h": [predicted.loc[s, "full_cpu_hours"] for s in full["step"]],
             "cpu_h": full["cpu_s"] / 3600,
             "wall_h": full["seconds"] / 3600,
+            "predicted_peak_gb": [predicted.loc[s, "full_peak_gb"] for s in full["step"]],
             "peak_gb": full["peak_gb"],
         }
     )
@@ -302,6 +303,7 @@ def report(steps: pd.DataFrame, fits: pd.DataFrame, note: str, full: pd.DataFram
                     "predicted_cpu_h": "predicted CPU h",
                     "cpu_h": "measured CPU h",
                     "wall_h": "measured wall h",
+                    "predicted_peak_gb": "predicted peak GB",
                     "peak_gb": "measured peak GB",
                 },
             )

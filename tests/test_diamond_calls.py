@@ -1,9 +1,13 @@
-"""DIAMOND's stall watchdog: a search that uses no CPU is killed and started once more; a busy one is left alone."""
+"""How DIAMOND is called: queries in chunks (same hits as one call); the stall watchdog (a search that uses no CPU
+is killed and started once more, a busy one is left alone)."""
 
 import os
+import shutil
 import sys
 
+import pandas as pd
 import pytest
+from predictor_fixtures import write_fasta
 
 from cafa_mlflow.data import diamond
 from cafa_mlflow.errors import InputError, ToolError
@@ -53,3 +57,16 @@ def test_a_failing_run_reports_its_exit_status_and_last_words(tmp_path):
     fake = _script(tmp_path, "echo 'Error: database format' >&2; exit 3")
     with pytest.raises(InputError, match=r"fake search failed \(exit 3\): Error: database format"):
         diamond._run([fake], "fake search", stall_s=STALL_S)
+
+
+@pytest.mark.skipif(shutil.which("diamond") is None, reason="diamond not installed")
+def test_queries_in_chunks_find_the_same_hits_as_one_call(tmp_path, monkeypatch):
+    fasta = write_fasta(tmp_path / "pool.fasta", ["HBA", "HBB", "LYZ", "UBQ"])
+    db = diamond.build_db(fasta, tmp_path / "db", None, 1)
+    whole = diamond.search(db, fasta, threads=1, out=tmp_path / "whole.tsv")
+    monkeypatch.setattr(diamond, "QUERY_CHUNK", 1)  # one DIAMOND call per query
+    chunked = diamond.search(db, fasta, threads=1, out=tmp_path / "chunked.tsv")
+    assert {"HBA", "HBB", "LYZ", "UBQ"} <= set(whole["qseqid"])  # every query (its self-hit at least)
+    pd.testing.assert_frame_equal(chunked, whole)
+    raw = [sorted((tmp_path / name).read_text().splitlines()) for name in ("whole.tsv", "chunked.tsv")]
+    assert raw[0] == raw[1] and len(raw[0]) == len(whole)
