@@ -28,12 +28,12 @@ HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
 # for STALL_S is stuck, not slow (loading even a 500k-protein database keeps a core busy), so it is killed and
 # started again, at most STALL_RETRIES times.
 STALL_S = 60.0
-# Queries per DIAMOND call. DIAMOND holds a whole query block's seeds and hits in memory: 224,309 queries against
-# 82k proteins (--ultra-sensitive, every hit) passed 18 GB, 2,000 took 0.43 GB; chunks bound the memory (it grows
-# with the chunk and the database) at the cost of indexing the database once per chunk.
-QUERY_CHUNK = 20_000
 STALL_POLL_S = 2.0
 STALL_RETRIES = 1
+# Queries per DIAMOND call. DIAMOND holds a whole query block's seeds and hits in memory: 224,309 queries against
+# 82k proteins (--ultra-sensitive, every hit) passed 18 GB, one chunk of 20,000 took 2.56 GB
+# (benchmarks/homology_chunk.py); the cost is indexing the database once per chunk.
+QUERY_CHUNK = 20_000
 INSTALL_HINT = (
     "install DIAMOND: `sudo apt-get install diamond-aligner` (Debian/Ubuntu) or "
     "`conda install -c bioconda diamond`, or set homology.executable to its path"
