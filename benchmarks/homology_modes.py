@@ -19,14 +19,13 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from results_md import write_section  # noqa: E402
-from scaling import FULL, run_step, table  # noqa: E402
+from scaling import full_cpu_hours, last_slope, run_step, table  # noqa: E402
 
 SECTION = "## Homology mode at Kaggle's shape (issue 22)"
 MODES = ("fast", "default", "sensitive", "ultra-sensitive")
@@ -66,16 +65,8 @@ def main() -> None:
     fits = []
     for mode, group in frame.groupby("mode", sort=False):
         group = group.sort_values("proteins")
-        x, t = np.log(group["proteins"].to_numpy(float)), np.log(group["cpu_s"].to_numpy(float))
-        b = (t[-1] - t[-2]) / (x[-1] - x[-2])
-        last = group.iloc[-1]
-        fits.append(
-            {
-                "mode": mode,
-                "b": b,
-                "full_cpu_hours": last["cpu_s"] * (FULL / last["proteins"]) ** max(b, 1.0) / 3600,
-            }
-        )
+        b, last = last_slope(group["proteins"], group["cpu_s"]), group.iloc[-1]
+        fits.append({"mode": mode, "b": b, "full_cpu_hours": full_cpu_hours(last["cpu_s"], last["proteins"], b)})
     fits = pd.DataFrame(fits)
     print(frame.to_string(index=False))
     print(fits.to_string(index=False))

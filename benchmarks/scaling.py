@@ -121,6 +121,18 @@ def remeasure(steps: pd.DataFrame, labels: list[str], out: Path, threads: int, s
     return steps
 
 
+def last_slope(proteins: np.ndarray, values: np.ndarray) -> float:
+    """Slope of log(values) on log(proteins) between the two largest sizes (`proteins` ascending)."""
+    x, y = np.log(np.asarray(proteins, float)), np.log(np.asarray(values, float))
+    return float((y[-1] - y[-2]) / (x[-1] - x[-2]))
+
+
+def full_cpu_hours(cpu_s: float, proteins: int, exponent: float) -> float:
+    """CPU hours at full shape from `cpu_s` at `proteins`, growing with max(exponent, 1): a fixed cost that still
+    hides a step's linear growth at small sizes is bounded from above that way."""
+    return cpu_s * (FULL / proteins) ** max(exponent, 1.0) / 3600
+
+
 def fit(steps: pd.DataFrame) -> pd.DataFrame:
     """Per step: exponents of CPU time and peak RSS in proteins (least squares over every size, and the local
     slope of the last doubling), and the full-shape extrapolation from the largest size.
@@ -138,10 +150,11 @@ def fit(steps: pd.DataFrame) -> pd.DataFrame:
         group = group.sort_values("proteins")
         x = np.log(group["proteins"].to_numpy(float))
         t, m = np.log(group["cpu_s"].to_numpy(float)), np.log(group["peak_gb"].to_numpy(float))
-        last_time, last_rss = (t[-1] - t[-2]) / (x[-1] - x[-2]), (m[-1] - m[-2]) / (x[-1] - x[-2])
+        last_time = last_slope(group["proteins"], group["cpu_s"])
+        last_rss = last_slope(group["proteins"], group["peak_gb"])
         last, quiet = group.iloc[-1], group.loc[group["load_before"].idxmin()]
         scale = FULL / last["proteins"]
-        cpu_hours = last["cpu_s"] * scale ** max(last_time, 1.0) / 3600
+        cpu_hours = full_cpu_hours(last["cpu_s"], last["proteins"], last_time)
         cores = float(np.clip(quiet["cpu_s"] / quiet["seconds"], 1.0, 2.0))
         parallel = 2 * (1 - 1 / cores)  # share of the CPU work that ran on both cores
         rows.append(

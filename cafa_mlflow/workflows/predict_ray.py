@@ -24,7 +24,7 @@ import pandas as pd
 from cafa_mlflow.errors import CafaError, ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError
 from cafa_mlflow.io.fasta import load_fasta
 from cafa_mlflow.io.text import atomic_write
-from cafa_mlflow.workflows.predict import score_frame
+from cafa_mlflow.workflows.predict import batches, score_frame
 from cafa_mlflow.workflows.shards import model_inputs
 
 RAY_MISSING = "Ray is not installed: pip install '.[ray]'"
@@ -129,15 +129,9 @@ def predict_ray(model: Any, model_uri: str, fasta: str | Path, out: str | Path, 
     records = load_fasta(fasta)
     vectors, inputs = model_inputs(model, records, records, params.embed.out)
     size = max(cfg.batch_size, 1)
-    blocks = []
-    for start in range(0, len(records), size):
-        part = records[start : start + size]
-        block = pd.DataFrame({"index": np.arange(start, start + len(part)), "protein": [r.id for r in part]})
-        if "sequence" in inputs:
-            block["sequence"] = [r.sequence for r in part]
-        if vectors is not None:
-            block["embedding"] = list(np.asarray(vectors[start : start + size], dtype=np.float32))
-        blocks.append(block)
+    blocks = list(batches(records, vectors, inputs, size))
+    for start, block in zip(range(0, len(records), size), blocks):
+        block.insert(0, "index", np.arange(start, start + len(block)))  # where each batch sits in the FASTA
     started = connect(ray, cfg.ray_address)
     try:
         ray.data.DataContext.get_current().execution_options.preserve_order = True

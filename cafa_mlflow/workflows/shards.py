@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.integrity import digest
@@ -212,7 +210,7 @@ def merge_shards(
                 )
             evidence_parts.append(path)
         join_evidence(evidence_parts, evidence)
-    lines = int(np.sum([m["lines"] for m in ordered]))
+    lines = sum(int(m["lines"]) for m in ordered)
     return MergeResult(Path(out), lines, count, ordered[0]["fasta_proteins"])
 
 
