@@ -75,8 +75,23 @@ def run_step(module: str, extra: tuple, params_file: Path, cwd: Path) -> dict:
     }
 
 
+def chain_steps(predict_shard: str | None = None) -> list[tuple]:
+    """The chain's (label, module, extra flags); with `predict_shard` 'i/N', predict scores only that shard of
+    the test FASTA (`cafa predict --shard i/N`), labelled 'predict i/N'."""
+    if not predict_shard:
+        return list(STEPS)
+    shard = (f"predict {predict_shard}", "predict", ("--shard", predict_shard))
+    return [shard if label == "predict" else (label, module, extra) for label, module, extra in STEPS]
+
+
 def measure(
-    n_train: int, out: Path, esm: Path, reference_out: Path, pool: pd.DataFrame, only: list[str] | None = None
+    n_train: int,
+    out: Path,
+    esm: Path,
+    reference_out: Path,
+    pool: pd.DataFrame,
+    only: list[str] | None = None,
+    predict_shard: str | None = None,
 ) -> pd.DataFrame:
     """Run the chain's steps (or `only` these) at one size; a step already in <size>/steps_partial.csv is not run
     again, so a long size (e.g. the full shape) can be measured over several sittings."""
@@ -87,8 +102,8 @@ def measure(
     params_file = size_params(folder, data, esm, reference_out)
     partial = folder / "steps_partial.csv"  # kept if a later step is cut
     rows = pd.read_csv(partial).to_dict("records") if partial.is_file() else []
-    for label, module, extra in STEPS:
-        if (only and label not in only) or any(row["step"] == label for row in rows):
+    for label, module, extra in chain_steps(predict_shard):
+        if (only and label.split()[0] not in only) or any(row["step"] == label for row in rows):
             continue
         print(f"[{datetime.datetime.now():%H:%M:%S}] {n_train}: {label}", flush=True)
         rows.append(
@@ -242,16 +257,23 @@ def table(frame: pd.DataFrame, columns: dict, digits: int = 2) -> str:
     return "\n".join(lines)
 
 
+def shard_share(label: str) -> tuple[str, float]:
+    """('predict', 1/N) for a shard's label 'predict i/N'; (label, 1.0) for a whole step."""
+    step, _, shard = label.partition(" ")
+    return step, (1 / int(shard.split("/")[1]) if shard else 1.0)
+
+
 def full_shape_rows(full: pd.DataFrame, fits: pd.DataFrame) -> pd.DataFrame:
-    """Steps run for real at full shape beside their extrapolation."""
+    """Steps run for real at full shape beside their extrapolation (a shard's: its share of the step's time)."""
     predicted = fits.set_index("step")
+    shares = [shard_share(s) for s in full["step"]]
     return pd.DataFrame(
         {
             "step": full["step"],
-            "predicted_cpu_h": [predicted.loc[s, "full_cpu_hours"] for s in full["step"]],
+            "predicted_cpu_h": [predicted.loc[s, "full_cpu_hours"] * share for s, share in shares],
             "cpu_h": full["cpu_s"] / 3600,
             "wall_h": full["seconds"] / 3600,
-            "predicted_peak_gb": [predicted.loc[s, "full_peak_gb"] for s in full["step"]],
+            "predicted_peak_gb": [predicted.loc[s, "full_peak_gb"] for s, _ in shares],
             "peak_gb": full["peak_gb"],
         }
     )
@@ -338,6 +360,9 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="only fit, plot and write RESULTS.md")
     ap.add_argument("--remeasure", nargs="+", default=[], help="steps to run again at every measured size")
     ap.add_argument("--only", nargs="+", default=None, help="run only these steps (e.g. at full shape)")
+    ap.add_argument(
+        "--predict-shard", default=None, help="i/N: predict only scores shard i of N (cafa predict --shard)"
+    )
     ap.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS for the steps (0 = torch's default)")
     args = ap.parse_args()
     if args.threads:
@@ -353,7 +378,9 @@ def main() -> None:
         for n in args.train:
             if len(steps) and n in set(steps["train"]) and not args.only:
                 continue
-            found = measure(n, args.out, args.esm.resolve(), args.reference_out.resolve(), pool, args.only)
+            found = measure(
+                n, args.out, args.esm.resolve(), args.reference_out.resolve(), pool, args.only, args.predict_shard
+            )
             steps = pd.concat([steps[steps["train"] != n] if len(steps) else steps, found])
             steps.to_csv(csv, index=False)
     if args.only:  # a partial chain (e.g. at full shape) is a measurement of its own, not a point of the fit

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
-from cafa_mlflow.errors import ConfigError, InputError
-from cafa_mlflow.io.submission import validate_submission
+from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.serving.loading import load_model, pinned_uri
 from cafa_mlflow.tracking import runs
-from cafa_mlflow.workflows.predict import default_fasta, predict_fasta
-from cafa_mlflow.workflows.shards import parse_shard, part_path, predict_shard
+from cafa_mlflow.workflows.predict import default_fasta
+from cafa_mlflow.workflows.shards import parse_shard, part_path
+from cafa_mlflow.workflows.submit import submit
 
 
 def main(argv=None) -> Path:
@@ -40,28 +40,15 @@ def main(argv=None) -> Path:
     with runs.start_run(params, "predict", extra_params={**cfg.to_dict(), "fasta": fasta, "model_uri": uri}):
         pinned = pinned_uri(uri)  # shards and Ray workers load this version even if the alias moves
         model = load_model(uri)  # names the version, alias and missing path when artifacts are gone
-        if cfg.engine == "ray":
-            from cafa_mlflow.workflows.predict_ray import predict_ray
-
-            lines, actors = predict_ray(model, pinned, fasta, out, params)
-            runs.log_params({"ray_workers": actors})
-        elif shard:
-            lines = predict_shard(model, fasta, out, params, *shard, pinned).lines
-        else:
-            lines = predict_fasta(model, fasta, out, params)
-        found = validate_submission(written, max_terms=params.submission.max_terms) if lines or not shard else None
-        if found is not None and found.counts:
-            raise InputError(
-                f"{written}: the written submission breaks {sum(found.counts.values())} rules, "
-                f"e.g. {found[0]}; please report this as a bug."
-            )
-        proteins = found.n_proteins if found is not None else 0
-        runs.log_metrics({"submission_lines": lines, "submission_proteins": proteins})
+        done = submit(model, pinned, fasta, out, params, shard)
+        if done.ray_workers is not None:
+            runs.log_params({"ray_workers": done.ray_workers})
+        runs.log_metrics({"submission_lines": done.lines, "submission_proteins": done.proteins})
         runs.log_artifacts([written] + ([f"{written}.json"] if shard else []), "submission")
         if evidence:
             runs.log_artifacts([evidence], "evidence")
     what = f"shard {shard[0]} of {shard[1]}: " if shard else ""
-    print(f"{what}submission: {written} ({proteins} proteins, {lines} lines) from {uri}")
+    print(f"{what}submission: {written} ({done.proteins} proteins, {done.lines} lines) from {uri}")
     return written
 
 
