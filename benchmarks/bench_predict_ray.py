@@ -20,6 +20,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 from bench_serving import build_model, machine_line, queries  # benchmarks/ (run as `python benchmarks/<file>.py`)
 from results_md import write_section
 
@@ -92,10 +93,14 @@ def main() -> None:
     if not all(same.values()):
         raise SystemExit(f"outputs differ from the single-process submission: {same}")
     base = rows[0][1]
-    table = "\n".join(
-        ["| variant | wall s | vs one process | output == one process |", "|---|---|---|---|"]
-        + [f"| {what} | {sec:.1f} | {sec / base:.2f}x | yes |" for what, sec in rows]
-    )
+    table = pd.DataFrame(
+        {
+            "variant": [what for what, _ in rows],
+            "wall s": [round(sec, 1) for _, sec in rows],
+            "vs one process": [f"{sec / base:.2f}x" for _, sec in rows],
+            "output == one process": "yes",
+        }
+    ).to_markdown(index=False)
     print(table)
     if args.no_write:
         return

@@ -243,18 +243,9 @@ def plot(steps: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def _cell(value, digits: int) -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
 def table(frame: pd.DataFrame, columns: dict, digits: int = 2) -> str:
-    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
-    for _, row in frame.iterrows():
-        cells = [_cell(row[c], digits) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """`columns` (frame column -> header) of `frame` as a markdown table, floats to `digits` places."""
+    return frame[list(columns)].rename(columns=columns).to_markdown(index=False, floatfmt=f".{digits}f", intfmt=",")
 
 
 def shard_share(label: str) -> tuple[str, float]:
