@@ -226,6 +226,21 @@ def test_reference_exclusion_policies_and_evidence_filter(tmp_path):
     assert scores.get(BP2) == pytest.approx(1.0) and scores.get(MF5, 0) == 0  # MF5 is electronic only
 
 
+@pytest.mark.skipif(not HAS_DIAMOND, reason="diamond not installed")
+def test_queries_rule_covers_the_whole_input_however_it_is_batched(tmp_path):
+    predictor = reference(tmp_path).fit(pool(tmp_path))
+    alone = ProteinSet(["HBA"], sequences=[SEQUENCES["HBA"]])
+    assert set(predictor.predict(alone).terms) >= {MF5, BP2}  # HBB, not a query of this call, votes
+    both = predictor.predict(ProteinSet(["HBA", "HBB"], sequences=[SEQUENCES["HBA"], SEQUENCES["HBB"]]))
+    assert both.reindex(proteins=["HBA"]).matrix.nnz == 0  # HBB is a query of the same call: it never votes
+    # HBA scored in a batch of its own, out of the input [HBA, HBB] (a predict batch, shard or Ray actor)
+    predictor.set_query_set(["HBA", "HBB"], [SEQUENCES["HBA"], SEQUENCES["HBB"]])
+    assert predictor.predict(alone).matrix.nnz == 0 and predictor.hits.empty
+    # an identical sequence under another accession counts as the same query
+    predictor.set_query_set(["HBA", "OTHER"], [SEQUENCES["HBA"], SEQUENCES["HBB"]])
+    assert predictor.predict(alone).matrix.nnz == 0
+
+
 def test_unavailable_reference_is_named(tmp_path):
     from types import SimpleNamespace
 
@@ -258,9 +273,11 @@ def test_reference_member_is_served_inside_an_ensemble(tmp_path):
     import mlflow
     import pandas as pd
 
+    from cafa_mlflow.io.fasta import FastaRecord
     from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
     from cafa_mlflow.predictors.naive import NaivePredictor
     from cafa_mlflow.serving import pyfunc as serving
+    from cafa_mlflow.workflows.predict import prepare_model
 
     onto = tiny_ontology(tmp_path)
     members = {"naive": NaivePredictor(onto).fit(pool(tmp_path)), "reference": reference(tmp_path).fit(pool(tmp_path))}
@@ -275,8 +292,17 @@ def test_reference_member_is_served_inside_an_ensemble(tmp_path):
             info = serving.log_go_model(folder, write_obo(tmp_path), {"max_terms": 1500, "sig": 3, "min_score": 0.001})
         model = mlflow.pyfunc.load_model(info.model_uri)
         out = model.predict(pd.DataFrame({"protein": ["HBA"], "sequence": [SEQUENCES["HBA"]]}))
+        both = model.predict(
+            pd.DataFrame({"protein": ["HBA", "HBB"], "sequence": [SEQUENCES["HBA"], SEQUENCES["HBB"]]})
+        )
+        # `cafa predict` names the whole FASTA first: HBA in a batch of its own then scores as in one call
+        prepare_model(model, [FastaRecord(p, SEQUENCES[p], None) for p in ("HBA", "HBB")], threads=1)
+        batched = model.predict(pd.DataFrame({"protein": ["HBA"], "sequence": [SEQUENCES["HBA"]]}))
     finally:
         mlflow.set_tracking_uri(None)
     got = dict(zip(out["term"], out["score"]))
     assert got.get(MF5) == pytest.approx(1.0) and got.get(BP1) == pytest.approx(1.0)  # BP1 via HBB's BP2
     assert CC3 not in got  # the identical HBA2 entry still never votes once served
+    in_both = both[both["protein"] == "HBA"].reset_index(drop=True)
+    assert MF5 not in set(in_both["term"])  # HBB is a query of the call: no vote
+    pd.testing.assert_frame_equal(batched.reset_index(drop=True), in_both)

@@ -13,6 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -197,9 +198,12 @@ def filter_hits(
     exclude: str,
     holdout: set[str],
     holdout_max_identity: float,
+    input_ids: Collection[str] = (),
+    input_hash: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The hits allowed to vote (see the module doc): own entries, identical sequences, the call's other
-    queries (exclude: queries) and, for holdout queries, hits above holdout_max_identity % identity."""
+    """The hits allowed to vote (see the module doc): own entries, identical sequences, the other queries
+    (exclude: queries) of the call and of the whole input it is a batch of (`input_ids`, `input_hash`) and, for
+    holdout queries, hits above holdout_max_identity % identity."""
     if hits.empty:
         return hits
     qhash = pd.Series(query_hash, index=query_ids)
@@ -207,7 +211,9 @@ def filter_hits(
     qh = qhash.reindex(hits["qseqid"]).to_numpy()
     is_holdout = hits["qseqid"].isin(holdout).to_numpy()
     own = (hits["qseqid"].to_numpy() == hits["sseqid"].to_numpy()) | (th == qh)
-    batch = hits["sseqid"].isin(set(query_ids)).to_numpy() | np.isin(th, query_hash)
+    others = set(query_ids).union(input_ids)
+    other_hash = query_hash if input_hash is None else np.concatenate([query_hash, input_hash])
+    batch = hits["sseqid"].isin(others).to_numpy() | np.isin(th, other_hash)
     drop = is_holdout & (own | batch | (hits["pident"].to_numpy() > holdout_max_identity))
     if exclude == "queries":
         drop |= own | batch

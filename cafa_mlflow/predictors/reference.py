@@ -9,7 +9,8 @@ bitscore vote of the hits' labels with per-aspect denominators (`homology.hits_t
 
 Leakage rules (params.yaml `reference.exclude`, `reference.holdout_max_identity`):
 - `queries`: no query's own entry and no sequence identical to a query votes for any query of the same
-  call (the bundled test set: its proteins' entries are removed from the reference, as in
+  call, or of the whole input when `set_query_set` named it (`cafa predict`: the FASTA, however batched or
+  sharded; the bundled test set: its proteins' entries are removed from the reference, as in
   docs/REFERENCE.md); `self`: only a query's own entry and identical sequences are removed; `none`: nothing
   (Kaggle: the test proteins' own electronic annotations are present in GOA and legitimate).
 - Proteins of the training pool (validation and out-of-fold queries, `holdout_ids`) always get the
@@ -100,6 +101,8 @@ class ReferencePredictor(Predictor):
         self.ref: PreparedReference | None = None
         self.root_col: np.ndarray | None = None
         self.hits: pd.DataFrame | None = None
+        self.input_ids: set[str] = set()  # set_query_set: the whole input the predict() calls are batches of
+        self.input_hash = np.zeros(0, dtype=np.int64)
 
     @classmethod
     def from_params(cls, params: Any, ontology: Any) -> ReferencePredictor:
@@ -127,6 +130,9 @@ class ReferencePredictor(Predictor):
 
     def set_threads(self, threads: int) -> None:
         self.threads = int(threads) or (os.cpu_count() or 1)
+
+    def set_query_set(self, ids: Sequence[str], sequences: Sequence[str]) -> None:
+        self.input_ids, self.input_hash = set(ids), sequence_hash(list(sequences))
 
     def fit(self, train: TrainSet) -> ReferencePredictor:
         """Prepare (or reuse) the reference; the training proteins are not used (only their ids are
@@ -175,7 +181,15 @@ class ReferencePredictor(Predictor):
         )
         qhash = sequence_hash(self._sequences(proteins))
         hits = filter_hits(
-            hits, proteins.ids, qhash, self.ref.seq_hash, self.exclude, self.holdout, self.holdout_max_identity
+            hits,
+            proteins.ids,
+            qhash,
+            self.ref.seq_hash,
+            self.exclude,
+            self.holdout,
+            self.holdout_max_identity,
+            self.input_ids,
+            self.input_hash,
         )
         if k:
             hits = hits[hits.groupby("qseqid", sort=False).cumcount() < k]  # sorted by bitscore

@@ -22,7 +22,7 @@ import dataclasses
 import importlib.metadata
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,10 @@ class GoModel(mlflow.pyfunc.PythonModel):
         """CPU threads of external tools (DIAMOND); 0 = all cores."""
         self.threads = int(threads)
         self.predictor.set_threads(self.threads)
+
+    def set_query_set(self, ids: Sequence[str], sequences: Sequence[str]) -> None:
+        """The whole input that the next predict() calls are batches of (Predictor.set_query_set)."""
+        self.predictor.set_query_set(ids, sequences)
 
     @property
     def embedder(self) -> Any:

@@ -34,6 +34,14 @@ def embed_records(fasta: str | Path, records: list[FastaRecord], model: Any, emb
     return pooled_rows(load_embeddings(result.cache_dir), [r.id for r in records], str(result.cache_dir))
 
 
+def prepare_model(model: Any, records: list[FastaRecord], threads: int) -> None:
+    """Set a loaded GoModel's tool threads and the whole input it will score in batches (its leakage rules
+    then see every protein of the FASTA, whatever the batch, shard or Ray actor)."""
+    python_model = model.unwrap_python_model()
+    python_model.set_threads(threads)
+    python_model.set_query_set([r.id for r in records], [r.sequence for r in records])
+
+
 def batches(
     records: list[FastaRecord], vectors: np.ndarray | None, inputs: set[str], size: int
 ) -> Iterator[pd.DataFrame]:
@@ -56,8 +64,8 @@ def predict_fasta(model: Any, fasta: str | Path, out: str | Path, params: Any) -
     from cafa_mlflow.serving.pyfunc import required_inputs
 
     inputs = required_inputs(model)
-    model.unwrap_python_model().set_threads(params.predict.threads)
     records = load_fasta(fasta)
+    prepare_model(model, records, params.predict.threads)
     vectors = embed_records(fasta, records, model, params.embed) if "embedding" in inputs else None
     frames = batches(records, vectors, inputs, max(params.predict.batch_size, 1))
     return score_frames(model, frames, out, params.submission, params.predict.evidence)

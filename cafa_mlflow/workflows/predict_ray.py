@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from cafa_mlflow.errors import CafaError, ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError
-from cafa_mlflow.io.fasta import load_fasta
+from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.text import atomic_write
-from cafa_mlflow.workflows.predict import batches, score_frame
+from cafa_mlflow.workflows.predict import batches, prepare_model, score_frame
 from cafa_mlflow.workflows.shards import model_inputs
 
 RAY_MISSING = "Ray is not installed: pip install '.[ray]'"
@@ -47,7 +47,14 @@ class Scorer:
     """A Ray Data actor: the model loaded once in __init__, then one model call per batch."""
 
     def __init__(
-        self, model_uri: str, tracking_uri: str, registry_uri: str, submission: dict, threads: int, evidence: bool
+        self,
+        model_uri: str,
+        tracking_uri: str,
+        registry_uri: str,
+        submission: dict,
+        threads: int,
+        evidence: bool,
+        records: list[FastaRecord],
     ):
         import mlflow
 
@@ -61,7 +68,7 @@ class Scorer:
         self.error = None
         try:
             self.model = load_model(model_uri)
-            self.model.unwrap_python_model().set_threads(threads)
+            prepare_model(self.model, records, threads)  # the whole FASTA, as one process would see it
         except CafaError as err:  # sent back with the first batch (Ray does not carry an exception's class)
             self.error = err
 
@@ -145,6 +152,7 @@ def predict_ray(model: Any, model_uri: str, fasta: str | Path, out: str | Path, 
                 "submission": params.submission.to_dict(),
                 "threads": cfg.threads,
                 "evidence": bool(cfg.evidence),
+                "records": records,
             },
             batch_size=size,
             batch_format="numpy",

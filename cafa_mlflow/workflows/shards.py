@@ -28,7 +28,7 @@ from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.integrity import digest
 from cafa_mlflow.io.text import atomic_write, write_json
-from cafa_mlflow.workflows.predict import batches, join_files, score_frames
+from cafa_mlflow.workflows.predict import batches, join_files, prepare_model, score_frames
 
 FORMAT = "cafa-predict-shard/1"
 PART = re.compile(r"\.shard-(\d+)-of-(\d+)$")
@@ -89,7 +89,7 @@ def predict_shard(
     records = load_fasta(fasta)
     lo, hi = shard_bounds(len(records), index, count)
     mine = records[lo:hi]
-    model.unwrap_python_model().set_threads(cfg.threads)
+    prepare_model(model, records, cfg.threads)  # the whole FASTA: a shard scores as the single process does
     vectors, inputs = model_inputs(model, records, mine, params.embed.out)
     part = part_path(out, index, count)
     evidence = part_path(cfg.evidence, index, count) if cfg.evidence else None

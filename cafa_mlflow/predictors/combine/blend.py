@@ -45,6 +45,10 @@ class Combined(Predictor):
         for member in self.members.values():
             member.set_threads(threads)
 
+    def set_query_set(self, ids: Sequence[str], sequences: Sequence[str]) -> None:
+        for member in self.members.values():
+            member.set_query_set(ids, sequences)
+
     config_file: ClassVar[str]  # the subclass's own settings, with the members' kinds
 
     def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
