@@ -26,11 +26,24 @@ def test_writer_rounds_drops_zeros_sorts_and_caps(tmp_path):
         "A\tGO:1\t0.123",  # 0.0456 is 4th best: cut; 0.0004 rounds to 0: dropped
         "C\tGO:3\t1",
         "C\tGO:5\t0.7",
-        "C\tGO:1\t0.3",  # B has no score: left out; tie GO:1/GO:2 by column
+        "C\tGO:1\t0.3",  # B has no score: left out; tie GO:1/GO:2 by GO id
     ]
     assert not validate_submission(path)
     back = read_submission(path, terms=tm.terms)
     assert back.proteins == ["A", "C"] and back.matrix.toarray()[0].tolist() == pytest.approx([0.123, 0, 1, 0.5, 0])
+
+
+def test_writer_lines_do_not_depend_on_column_order(tmp_path):
+    """Ties go by GO id, not by column: a batch of `cafa predict` (whose columns are its own terms' union)
+    writes the bytes the whole input would."""
+    scores = np.array([[0.5, 0.5, 0.9, 0.5], [0.2, 0.2, 0.2, 0.0]], dtype=np.float32)
+    terms = ["GO:4", "GO:2", "GO:9", "GO:3"]
+    tm = TermMatrix(["A", "B"], terms, sp.csr_matrix(scores))
+    flipped = TermMatrix(["A", "B"], terms[::-1], sp.csr_matrix(scores[:, ::-1]))
+    a, b = tmp_path / "a.tsv", tmp_path / "b.tsv"
+    assert write_submission(a, tm, max_terms=3) == write_submission(b, flipped, max_terms=3) == 6
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_text().splitlines()[:3] == ["A\tGO:9\t0.9", "A\tGO:2\t0.5", "A\tGO:3\t0.5"]  # GO:4 cut
 
 
 def test_writer_keeps_best_1500_and_three_significant_figures(tmp_path):

@@ -49,12 +49,14 @@ def write_submission(
 
     Scores are clipped to [0, 1] and rounded to `sig` decimal places, which for scores in (0, 1] means at
     most `sig` significant figures and no exponent notation; scores that round to 0 are dropped. Each
-    protein keeps its `max_terms` best terms (ties: column order), sorted by score, highest first.
+    protein keeps its `max_terms` best terms, sorted by score, highest first, ties by GO id: the lines do not
+    depend on the matrix's column order (a batch's terms), so any batching writes the same bytes.
     Proteins without a score are left out. Works block by block; the file appears only when complete."""
     scale = 10**sig
     table = score_strings(sig)
     proteins = np.asarray(tm.proteins, dtype=object)
     terms = np.asarray(tm.terms, dtype=object)
+    term_rank = np.argsort(np.argsort(terms.astype(str), kind="stable"), kind="stable")  # column -> GO id order
     lines = 0
     with atomic_write(path) as out:
         for start in range(0, tm.shape[0], block_rows):
@@ -62,7 +64,7 @@ def write_submission(
             q = np.rint(np.clip(coo.data, 0.0, 1.0) * scale).astype(np.int64)
             keep = q > 0
             rows, cols, q = coo.row[keep], coo.col[keep], q[keep]
-            order = np.lexsort((cols, -q, rows))
+            order = np.lexsort((term_rank[cols], -q, rows))
             rows, cols, q = rows[order], cols[order], q[order]
             run_start = np.searchsorted(rows, rows, side="left")
             keep = np.arange(len(rows)) - run_start < max_terms
