@@ -321,7 +321,8 @@ def report(steps: pd.DataFrame, fits: pd.DataFrame, note: str, full: pd.DataFram
         )
         + (
             "\n\nSteps run for real at full shape (82,404 / 224,309; `python benchmarks/scaling.py --train 82404 --out "
-            "$PWD/outputs/bench/full_shape_chain --only ... --threads 1`), against their extrapolation:\n\n"
+            "$PWD/outputs/bench/full_shape_chain --only ... --threads 1`), against their extrapolation; a row `predict i/N` "
+            "is one shard of N (`--predict-shard i/N`), set against 1/N of the step's extrapolation:\n\n"
             + table(
                 full_shape_rows(full, fits),
                 {
