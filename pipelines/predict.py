@@ -16,7 +16,7 @@ from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.serving.loading import load_model, pinned_uri
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.predict import default_fasta
-from cafa_mlflow.workflows.shards import parse_shard, part_path
+from cafa_mlflow.workflows.shards import manifest_path, parse_shard, part_path
 from cafa_mlflow.workflows.submit import submit
 
 
@@ -44,12 +44,12 @@ def main(argv=None) -> Path:
         if done.ray_workers is not None:
             runs.log_params({"ray_workers": done.ray_workers})
         runs.log_metrics({"submission_lines": done.lines, "submission_proteins": done.proteins})
-        runs.log_artifacts([written] + ([f"{written}.json"] if shard else []), "submission")
+        runs.log_artifacts([done.path] + ([manifest_path(done.path)] if shard else []), "submission")
         if evidence:
             runs.log_artifacts([evidence], "evidence")
     what = f"shard {shard[0]} of {shard[1]}: " if shard else ""
-    print(f"{what}submission: {written} ({done.proteins} proteins, {done.lines} lines) from {uri}")
-    return written
+    print(f"{what}submission: {done.path} ({done.proteins} proteins, {done.lines} lines) from {uri}")
+    return done.path
 
 
 if __name__ == "__main__":
