@@ -36,7 +36,7 @@ test: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(RUN_ENV) python -m pytest
 
 # ESM=tiny (offline) or ESM=<name|path>: `dvc exp run -S embed.esm_model=...`, which also writes the value
-# into params.yaml (see README: DVC); a second identical call runs nothing.
+# into params.yaml (see docs/dvc.md); a second identical call runs nothing.
 repro: install $(if $(filter tiny,$(ESM)),tiny)
 	$(RUN_ENV) dvc $(if $(ESM),exp run -S embed.esm_model=$(ESM_PATH),repro)
 

@@ -1,5 +1,5 @@
 """Homology cross-fitting: K per-fold DIAMOND databases (what `cafa member` does) vs one search of the train
-split against its own database with each query's own-fold hits dropped (the issue's suggestion).
+split against its own database with each query's own-fold hits dropped (one database only).
 
     make prepare; python benchmarks/bench_crossfit_search.py
 Prints a table and refreshes the "## Homology cross-fitting: per-fold databases vs one search" section of

@@ -3,7 +3,7 @@
 For each sensitivity, one search at the loosest e-value of validation proteins against the train split's
 database and of test proteins against the whole pool's (what the members use), then every tighter e-value
 is a filter of those hits. Scores homology alone and 0.95 homology + 0.05 naive (the reference of
-../shared/docs/CAFA.md) with cafa_mlflow.evaluation.scorer; the row with the best validation blend is the
+docs/cafa.md) with cafa_mlflow.evaluation.scorer; the row with the best validation blend is the
 one to ship in params.yaml (homology.sensitivity / homology.evalue).
 
     make prepare; python benchmarks/bench_homology_search.py [--sensitivities sensitive,ultra-sensitive]

@@ -1,4 +1,4 @@
-"""Peak memory of the library's in-memory steps at Kaggle's full shape (issue 22): 82,404 training proteins,
+"""Peak memory of the library's in-memory steps at Kaggle's full shape: 82,404 training proteins,
 224,309 test proteins, each step alone in its own process under GNU time (peak RSS).
 
     nice -n 10 python benchmarks/full_shape_memory.py --scaling /work/main/outputs/bench/scaling/4000
@@ -232,7 +232,7 @@ def probe_ensemble(fraction: float, files: dict[str, str], label: str) -> dict:
     terms = list(dict.fromkeys(t for tm in preds.values() for t in tm.terms))
     ensemble.term_aspect = dict(zip(terms, onto.aspect[[onto.index[t] for t in terms]].tolist()))
     submission = SimpleNamespace(max_terms=1500, sig=3, min_score=0.001)
-    if hasattr(ensemble, "finalized"):  # the blocked path (issue 22)
+    if hasattr(ensemble, "finalized"):  # the blocked path: combine + finalize per block of proteins
         final = ensemble.finalized(preds, ids, onto, submission)
     else:
         from cafa_mlflow.go.finalize import finalize

@@ -13,4 +13,4 @@ $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1 \
   || { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q "${need_apt[@]}" >/dev/null; } \
   || echo "warning: could not install ${need_apt[*]}: the main job runs without the reference member;" \
           "install them with 'sudo apt-get install metastudent-data ncbi-blast+' or point params.yaml" \
-          "reference.databases at a UniProt .dat / GAF (README: Reference database)." >&2
+          "reference.databases at a UniProt .dat / GAF (docs/reference.md)." >&2

@@ -1,4 +1,4 @@
-"""The README's DVC route for a user's own data, run for real on small folders in a temporary git repo:
+"""docs/dvc.md's route for a user's own data, run for real on small folders in a temporary git repo:
 `dvc add` of a Kaggle-style CAFA-6 folder and of an embedding-cache-like folder, a default local directory
 remote, `dvc push`, delete, `dvc pull`, files identical. Also: the embed stage's `cache: false` + `persist`
 keeps a cache that `dvc exp run` would otherwise delete, and what `dvc exp run -S` does to params.yaml."""

@@ -1,5 +1,5 @@
 """The package's layers, read from the code: no import circles between modules of cafa_mlflow/ and no import from a
-layer above (README "Layout"). Imports under `if TYPE_CHECKING:` are type-only and do not count."""
+layer above (docs/layout.md). Imports under `if TYPE_CHECKING:` are type-only and do not count."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Predict across machines (issue 22): `cafa predict --shard i/N` parts merged by `cafa merge-shards`, and
+"""Predict across machines: `cafa predict --shard i/N` parts merged by `cafa merge-shards`, and
 `cafa predict --engine ray` on a local two-worker Ray cluster, both byte for byte the single-process submission."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 24: the product never replaces a folder it did not make, swaps folders atomically (a kill at any
+"""The product never replaces a folder it did not make, swaps folders atomically (a kill at any
 step leaves the whole old or the whole new folder), refuses damaged data by checksum (and `embed` repairs
 it), checks every parameter on entry and stops at once on a dead tracking server."""
 

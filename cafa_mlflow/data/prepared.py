@@ -199,7 +199,7 @@ def homology_val_split(
     with identity >= `min_identity` % (one all-vs-all search of the pool) form one cluster, and whole
     clusters go to K = round(1 / val_fraction) balanced folds; the fold of most clusters is validation. Validation then
     sees the novelty the test set has (a random split leaves close homologs in training and flatters
-    homology transfer: benchmarks/RESULTS.md, "Stacker", fold split candidates)."""
+    homology transfer: benchmarks/RESULTS.md, "Fold split candidates")."""
     from cafa_mlflow.data.folds import assign_folds, hit_clusters
     from cafa_mlflow.data.diamond import build_db, search
 

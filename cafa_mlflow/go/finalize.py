@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 # proteins finalized at a time: GO-consistency adds every ancestor and the cap sorts every score, so a whole
 # prediction at once holds several copies of its propagated scores (Kaggle's 224,309 test proteins: > 14 GB);
-# per block only the capped, rounded result grows with the proteins (benchmarks/RESULTS.md, issue 22)
+# per block only the capped, rounded result grows with the proteins (benchmarks/RESULTS.md, "Full-shape memory per step")
 BLOCK_ROWS = 8192
 
 

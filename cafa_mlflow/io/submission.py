@@ -1,6 +1,6 @@
 """CAFA-6 submissions: `ACC<TAB>GO:id<TAB>score`, no header; optional `ACC<TAB>Text<TAB>score<TAB>free text`.
 
-Rules (docs/CAFA.md): scores in (0, 1] with at most 3 significant figures, no zeros, at most 1,500 terms
+Rules (docs/cafa.md): scores in (0, 1] with at most 3 significant figures, no zeros, at most 1,500 terms
 per protein over all aspects, one contiguous block of lines per protein, terms sorted by score, highest
 first. Reading streams the file with pyarrow's CSV reader (serial, in blocks), so files of Kaggle's size
 (224k proteins x 1,500 terms = 336M lines) are read in bounded memory. This module returns plain arrays

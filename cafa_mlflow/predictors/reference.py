@@ -11,7 +11,7 @@ Leakage rules (params.yaml `reference.exclude`, `reference.holdout_max_identity`
 - `queries`: no query's own entry and no sequence identical to a query votes for any query of the same
   call, or of the whole input when `set_query_set` named it (`cafa predict`: the FASTA, however batched or
   sharded; the bundled test set: its proteins' entries are removed from the reference, as in
-  docs/REFERENCE.md); `self`: only a query's own entry and identical sequences are removed; `none`: nothing
+  docs/reference.md); `self`: only a query's own entry and identical sequences are removed; `none`: nothing
   (Kaggle: the test proteins' own electronic annotations are present in GOA and legitimate).
 - Proteins of the training pool (validation and out-of-fold queries, `holdout_ids`) always get the
   `queries` rule, plus: hits above `holdout_max_identity` % identity are dropped, so that validation looks
