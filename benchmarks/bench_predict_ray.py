@@ -1,4 +1,4 @@
-"""Predict across shards and Ray (issue 22): wall time of one `cafa predict` process vs `--shard i/N` processes
+"""Predict across shards and Ray: wall time of one `cafa predict` process vs `--shard i/N` processes
 side by side (+ `cafa merge-shards`) vs `--engine ray` with an actor pool, on a few hundred bundled test proteins.
 
 The model is bench_serving's (naive + knn + homology fitted on a seeded sample of the bundled training proteins
@@ -26,7 +26,7 @@ from results_md import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SECTION = "## Predict across shards and Ray (issue 22)"
+SECTION = "## Predict across shards and Ray"
 
 
 def cafa(*args: str) -> None:

@@ -23,7 +23,7 @@ from timed import run_timed
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PREPARED = ROOT / "outputs" / "bench" / "full_shape_chain" / "82404" / "outputs" / "prepared"
-SECTION = "## Homology search chunk at full shape (issue 22)"
+SECTION = "## Homology search chunk at full shape"
 EVALUE = 1e-3  # params.yaml homology.evalue
 THREADS = 2  # this machine's cores
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from results_md import write_section  # noqa: E402
 from scaling import full_cpu_hours, last_slope, run_step, table  # noqa: E402
 
-SECTION = "## Homology mode at Kaggle's shape (issue 22)"
+SECTION = "## Homology mode at Kaggle's shape"
 MODES = ("fast", "default", "sensitive", "ultra-sensitive")
 
 

@@ -10,13 +10,18 @@ HEADER = "# Benchmark results\n"
 
 
 def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace the section whose first line equals `text`'s first line (or append it), atomically."""
+    """Replace the section whose first line equals `text`'s first line where it stands (or append it), atomically.
+
+    A section runs from its `## Title` line to the next `## ` line; the other sections stay byte for byte."""
     title = text.lstrip().splitlines()[0].strip()
     old = path.read_text() if path.exists() else HEADER
-    start = old.find(title + "\n")
-    if start >= 0:
-        nxt = old.find("\n## ", start + len(title))
-        old = old[:start].rstrip("\n") + ("\n\n" + old[nxt + 1 :] if nxt >= 0 else "")
+    section = text.strip("\n") + "\n"
+    at = ("\n" + old).find("\n" + title + "\n")  # the title line's offset in `old`, or -1
+    if at >= 0:
+        end = old.find("\n## ", at + len(title))
+        new = old[:at] + section + (old[end:] if end >= 0 else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + section
     tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(old.rstrip("\n") + "\n\n" + text.strip("\n") + "\n")
+    tmp.write_text(new)
     os.replace(tmp, path)
