@@ -30,7 +30,7 @@ main: install store reference $(if $(filter tiny,$(ESM)),tiny)
 # the tracking store's tables and the experiment, made once under a lock: `mlflow run` opens the store in MLflow's
 # own launcher before any of our code runs, and launchers racing on a new SQLite file fail there
 store: install
-	@$(RUN_ENV) python -c "from cafa_mlflow.config.loading import load_params; from cafa_mlflow.tracking.runs import configure; print('tracking store ready:', configure(load_params()))"
+	@$(RUN_ENV) python -c "from cafa_mlflow.config.params_file import load_params; from cafa_mlflow.tracking.runs import configure; print('tracking store ready:', configure(load_params()))"
 
 test: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(RUN_ENV) python -m pytest

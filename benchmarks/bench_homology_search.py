@@ -28,7 +28,7 @@ from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.combine.weights import combine
 from cafa_mlflow.predictors.homology import hits_to_scores
 from cafa_mlflow.predictors.transfer import aspect_root_columns
-from cafa_mlflow.workflows.common import ensure_prepared, protein_set, split_scorer, training_set
+from cafa_mlflow.workflows.common import bind_encoder_and_load, ensure_prepared, split_scorer, training_set
 
 SECTION = "## Homology search settings"
 EVALUES = (1e-5, 1e-3, 1e-2, 1e-1)
@@ -49,7 +49,7 @@ def main() -> None:
         labels = prepared.split_labels(fit_split, all_terms=True)
         db = build_db(prepared.train_fasta, params.homology.out, prepared.ids(fit_split), threads)
         data[split] = {
-            "naive": naive.predict(protein_set(naive, params, prepared, split)),
+            "naive": naive.predict(bind_encoder_and_load(naive, params, prepared, split)),
             "labels": labels,
             "root_col": aspect_root_columns(labels.terms, ontology),
             "db": db,

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from cafa_mlflow.config.loading import load_params
+from cafa_mlflow.config.params_file import load_params
 from cafa_mlflow.config.schema import Params
 from cafa_mlflow.data.diamond import search
 from cafa_mlflow.data.reference import filter_hits, sequence_hash

@@ -37,7 +37,7 @@ def build_model(tmp: Path, n_train: int, seed: int) -> str:
     import mlflow
     import numpy as np
 
-    from cafa_mlflow.config.loading import load_params
+    from cafa_mlflow.config.params_file import load_params
     from cafa_mlflow.embed import embed_fasta, load_embeddings, make_tiny_esm
     from cafa_mlflow.embed.resolve import pooled_rows
     from cafa_mlflow.embed.settings import EmbedSettings

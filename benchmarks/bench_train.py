@@ -62,12 +62,12 @@ def worker(batches: int) -> dict:
     import numpy as np
     import torch
 
-    from cafa_mlflow.config.loading import load_params
-    from cafa_mlflow.config.train import TrainParams
+    from cafa_mlflow.config.params_file import load_params
+    from cafa_mlflow.config.train_params import TrainParams
     from cafa_mlflow.predictors.neural.data import DenseInputs, SubsetInputs
     from cafa_mlflow.predictors.neural.losses import build_loss
     from cafa_mlflow.predictors.neural.models import build_model, prior_logits
-    from cafa_mlflow.predictors.neural.predict import evaluate_batches
+    from cafa_mlflow.predictors.neural.scoring import evaluate_batches
     from cafa_mlflow.predictors.neural.training import seed_everything, train_epoch
 
     tp = TrainParams.from_dict(load_params(ROOT / "params.yaml")["train"])

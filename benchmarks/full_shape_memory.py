@@ -71,7 +71,7 @@ def setup(n_train: int, n_test: int, stats: dict[str, tuple], members: bool) -> 
     from kaggle_shape import draw
 
     from cafa_mlflow.go.annotations import resolve_terms
-    from cafa_mlflow.go.ia import compute_ia
+    from cafa_mlflow.go.information_accretion import compute_ia
     from cafa_mlflow.go.labels import TermMatrix, label_matrix, save_term_matrix, select_terms
 
     CACHE.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,7 @@ def _terms(path: Path, frame: pd.DataFrame) -> None:
 def write_kaggle(train: pd.DataFrame, test: pd.DataFrame, out: Path) -> dict:
     """Kaggle's layout under `out`; returns the paths as params.yaml's data block."""
     from cafa_mlflow.go.annotations import resolve_terms
-    from cafa_mlflow.go.ia import compute_ia
+    from cafa_mlflow.go.information_accretion import compute_ia
     from cafa_mlflow.go.labels import label_matrix
     from cafa_mlflow.go.ontology import load_obo
     from cafa_mlflow.io.ia import write_ia

@@ -36,7 +36,7 @@ def make_inputs(folder: Path, n_proteins: int, k: int | None = None, seed: int =
 
     sys.path.insert(0, str(ROOT))
     from cafa_mlflow.go.annotations import resolve_terms
-    from cafa_mlflow.go.ia import compute_ia
+    from cafa_mlflow.go.information_accretion import compute_ia
     from cafa_mlflow.go.labels import label_matrix
     from cafa_mlflow.go.ontology import load_obo
     from cafa_mlflow.io.ia import write_ia

@@ -34,10 +34,15 @@ ENTRY_HELP = {
 }
 # utilities: (module, add-arguments function, run function, help)
 UTILITIES = {
-    "ia": ("cafa_mlflow.go.ia", "add_ia_arguments", "run_ia", "information accretion from annotations"),
-    "stats": ("cafa_mlflow.workflows.stats", "add_stats_arguments", "run_stats", "dataset analysis tables and plots"),
+    "ia": (
+        "pipelines.ia",
+        "add_ia_arguments",
+        "run_ia",
+        "information accretion from annotations",
+    ),
+    "stats": ("pipelines.stats", "add_stats_arguments", "run_stats", "dataset analysis tables and plots"),
     "validate-submission": (
-        "cafa_mlflow.evaluation.validate",
+        "pipelines.validate_submission",
         "add_validate_arguments",
         "run_validate",
         "check a CAFA-6 submission file",
@@ -49,19 +54,19 @@ UTILITIES = {
         "join the parts of `cafa predict --shard i/N` into one submission",
     ),
     "compare": (
-        "cafa_mlflow.tracking.compare",
+        "pipelines.compare",
         "add_compare_arguments",
         "run_compare",
         "train runs side by side from the store",
     ),
     "explain": (
-        "cafa_mlflow.workflows.explain",
+        "pipelines.explain",
         "add_explain_arguments",
         "run_explain",
         "why the model predicts each GO term for one protein (members, hits, prior)",
     ),
     "make-tiny-esm": (
-        "cafa_mlflow.embed.cli",
+        "pipelines.make_tiny_esm",
         "add_tiny_arguments",
         "run_make_tiny",
         "write a small random ESM-2 checkpoint (tests, offline runs)",

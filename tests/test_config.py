@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from cafa_mlflow.config.flags import parse_params
-from cafa_mlflow.config.loading import block_keys, flatten, load_params, parse_value
+from cafa_mlflow.config.params_file import block_keys, flatten, load_params, parse_value
 from cafa_mlflow.errors import ConfigError
 
 

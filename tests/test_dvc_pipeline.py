@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cafa_mlflow.config.loading import load_params
+from cafa_mlflow.config.params_file import load_params
 from cafa_mlflow.evaluation.reports import HEADLINE_FILE, PLOTS_DIR
 from cafa_mlflow.go.ontology import ASPECTS
 

@@ -11,11 +11,11 @@ import torch
 from esm_fixtures import SEQS, direct_vector, embed, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
 from cafa_mlflow.embed import load_embeddings, load_esm, make_tiny_esm, model_label
-from cafa_mlflow.embed.cli import add_tiny_arguments, run_make_tiny
 from cafa_mlflow.embed.forward import token_batches
 from cafa_mlflow.embed.units import chunk_bounds, window_starts
 from cafa_mlflow.errors import ConfigError, InputError
 from pipelines.cli import main as cafa
+from pipelines.make_tiny_esm import add_tiny_arguments, run_make_tiny
 
 TOL = dict(rtol=2e-3, atol=2e-3)  # float16 storage
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cafa_mlflow.config.flags import build_parser, flag_table, parse_params
-from cafa_mlflow.config.loading import flatten, load_params
+from cafa_mlflow.config.params_file import flatten, load_params
 from cafa_mlflow.config.schema import BLOCKS, Params
 from cafa_mlflow.errors import ConfigError
 

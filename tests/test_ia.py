@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cafa_mlflow.go.ia import compute_ia, term_counts
+from cafa_mlflow.go.information_accretion import compute_ia, term_counts
 from cafa_mlflow.go.labels import label_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia

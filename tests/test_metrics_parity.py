@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.evaluation.scorer import Scorer, read_truth
 from cafa_mlflow.go.annotations import resolve_terms
-from cafa_mlflow.go.ia import compute_ia
+from cafa_mlflow.go.information_accretion import compute_ia
 from cafa_mlflow.go.labels import label_matrix, read_submission
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia, write_ia

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cafa_mlflow.config.flags import build_parser, flag_table
-from cafa_mlflow.config.loading import read_params
+from cafa_mlflow.config.params_file import read_params
 from pipelines.cli import ENTRY_POINTS, UTILITIES
 
 REPO = Path(__file__).resolve().parent.parent

@@ -251,7 +251,7 @@ def test_unavailable_reference_is_named(tmp_path):
 
 
 def test_chain_and_ensemble_run_without_an_uninstalled_reference(tmp_path):
-    from cafa_mlflow.config.loading import load_params
+    from cafa_mlflow.config.params_file import load_params
     from cafa_mlflow.config.schema import Params
     from cafa_mlflow.predictors.registry import unavailable
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cafa_mlflow.config.loading import load_params
+from cafa_mlflow.config.params_file import load_params
 from cafa_mlflow.embed import make_tiny_esm
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.tracking import run_meta

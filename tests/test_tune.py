@@ -18,12 +18,12 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from cafa_mlflow.config.flags import parse_params
-from cafa_mlflow.config.loading import load_params
+from cafa_mlflow.config.params_file import load_params
 from cafa_mlflow.config.schema import Params
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.tracking import runs
+from cafa_mlflow.workflows import optuna_study
 from cafa_mlflow.workflows import tune as tune_workflow
-from cafa_mlflow.workflows import tuning
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {
@@ -156,7 +156,7 @@ def test_three_trials_nested_runs_pruned_and_complete(env, monkeypatch):
 
 def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env, monkeypatch):
     monkeypatch.setattr("cafa_mlflow.workflows.tune.train_neural", FakeTrain([1.0, "raise", 0.5, 0.7]))
-    monkeypatch.setattr(tuning, "plot_study", lambda *args, **kwargs: [])
+    monkeypatch.setattr(optuna_study, "plot_study", lambda *args, **kwargs: [])
     params = make_params(env, pruner="none", n_trials=3)
     tune_workflow.run_study(params)
     study = load(env)
@@ -181,7 +181,7 @@ def test_failed_trial_keeps_its_reason_and_the_study_continues_then_resumes(env,
 
 def test_user_error_stops_the_study_with_its_message(env, monkeypatch):
     monkeypatch.setattr("cafa_mlflow.workflows.tune.train_neural", FakeTrain(["config"]))
-    monkeypatch.setattr(tuning, "plot_study", lambda *args, **kwargs: [])
+    monkeypatch.setattr(optuna_study, "plot_study", lambda *args, **kwargs: [])
     with pytest.raises(ConfigError, match="cafa prepare"):
         tune_workflow.run_study(make_params(env))
     (trial,) = load(env).trials
@@ -196,12 +196,12 @@ stub = types.ModuleType("cafa_mlflow.workflows.train")  # the real module's impo
 stub.train_neural = lambda *args, **kwargs: fake["train"](*args, **kwargs)
 stub.run_params = lambda params: {{"lr": params.train.lr}}
 sys.modules["cafa_mlflow.workflows.train"] = stub
-from cafa_mlflow.workflows import tuning
+from cafa_mlflow.workflows import optuna_study
 from cafa_mlflow.workflows import tune
 from test_tune import FakeTrain, make_params
 from pathlib import Path
 fake["train"] = FakeTrain([0.3, 0.6, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8], epochs=2, sleep=0.05)
-tuning.plot_study = lambda *args, **kwargs: []  # plots are checked in-process
+optuna_study.plot_study = lambda *args, **kwargs: []  # plots are checked in-process
 summary = tune.run_study(make_params(Path({root!r}), n_trials={n}, pruner="none"))
 print("RESULT", json.dumps({{"ran": summary["trials_this_worker"]}}))
 """
@@ -239,14 +239,16 @@ def test_two_workers_on_one_sqlite_study_finish_exactly_n_trials(tmp_path, mlflo
 
 def test_space_errors_name_the_key():
     params = load_params(REPO / "params.yaml")
-    tuning.validate_space(params["tune"]["space"], params)  # the shipped space is valid
+    optuna_study.validate_space(params["tune"]["space"], params)  # the shipped space is valid
     with pytest.raises(ConfigError, match="tune.space.train.nope"):
-        tuning.validate_space({"train.nope": {"type": "float", "low": 0, "high": 1}}, params)
+        optuna_study.validate_space({"train.nope": {"type": "float", "low": 0, "high": 1}}, params)
     with pytest.raises(ConfigError, match="low` < `high"):
-        tuning.validate_space({"train.lr": {"type": "float", "low": 1, "high": 1}}, params)
+        optuna_study.validate_space({"train.lr": {"type": "float", "low": 1, "high": 1}}, params)
     with pytest.raises(ConfigError, match="median, hyperband or none"):
-        tuning.make_pruner({**params["tune"], "pruner": "asha"})
-    assert isinstance(tuning.make_pruner({**params["tune"], "pruner": "hyperband"}), optuna.pruners.HyperbandPruner)
+        optuna_study.make_pruner({**params["tune"], "pruner": "asha"})
+    assert isinstance(
+        optuna_study.make_pruner({**params["tune"], "pruner": "hyperband"}), optuna.pruners.HyperbandPruner
+    )
 
 
 @pytest.mark.slow

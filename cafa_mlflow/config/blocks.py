@@ -14,7 +14,7 @@ import typing
 from dataclasses import field
 from typing import Any, ClassVar, Union
 
-from cafa_mlflow.config.loading import parse_value
+from cafa_mlflow.config.params_file import parse_value
 from cafa_mlflow.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from cafa_mlflow.config.loading import load_params, read_params
+from cafa_mlflow.config.params_file import load_params, read_params
 from cafa_mlflow.config.schema import Params, validate
 from cafa_mlflow.errors import ConfigError
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cafa_mlflow.config.blocks import Block, bounds, choice, config_error
-from cafa_mlflow.config.loading import block_keys, load_params, set_dotted
-from cafa_mlflow.config.train import TrainParams
+from cafa_mlflow.config.params_file import block_keys, load_params, set_dotted
+from cafa_mlflow.config.train_params import TrainParams
 from cafa_mlflow.errors import ConfigError
 
 

@@ -234,7 +234,7 @@ def _subsample(records: list, n: int, seed: int) -> list:
 def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     """Read the raw files named in params' `data` block and write the prepared folder atomically.
     Returns a summary dict (counts) for logging."""
-    from cafa_mlflow.go.ia import compute_ia  # noqa: PLC0415  (module owned by the IA step)
+    from cafa_mlflow.go.information_accretion import compute_ia  # noqa: PLC0415  (module owned by the IA step)
 
     check_replaceable(out_dir)  # before any work: never replace a folder the product did not make
     ontology = load_obo(data["obo"])

@@ -45,7 +45,7 @@ def ui_url(experiment_id: str | None, port: int = 5000) -> str:
 
 def print_ui_url(port: int = 5000) -> None:
     """`make ui`: print where the runs table is (the experiment of params.yaml in its tracking store)."""
-    from cafa_mlflow.config.loading import load_params
+    from cafa_mlflow.config.params_file import load_params
 
     tracking = load_params()["tracking"]
     client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI") or tracking["uri"])

@@ -13,7 +13,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from cafa_mlflow.config.loading import flatten
+from cafa_mlflow.config.params_file import flatten
 from cafa_mlflow.console import configure_logging
 from cafa_mlflow.tracking import recovery, run_meta
 

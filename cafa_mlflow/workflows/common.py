@@ -49,7 +49,7 @@ def ensure_prepared(params: Any) -> Prepared:
     return load_prepared(root)
 
 
-def protein_set(
+def bind_encoder_and_load(
     predictor: Predictor,
     params: Any,
     prepared: Prepared,
@@ -87,7 +87,7 @@ def protein_set(
 def training_set(predictor: Predictor, params: Any, prepared: Prepared, split: str) -> TrainSet:
     """The proteins of `split` (train, val or pool) with their labels over the terms `predictor` learns."""
     labels = prepared.split_labels(split, all_terms=predictor.label_terms == "all")
-    return protein_set(predictor, params, prepared, split, labels=labels)
+    return bind_encoder_and_load(predictor, params, prepared, split, labels=labels)
 
 
 def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared, like: Predictor) -> TermMatrix | None:
@@ -134,7 +134,7 @@ def finish_member(
         predictions[OOF] = oof
     final = final_fit(make, params, prepared, fitted)
     if prepared.test_fasta.exists():
-        predictions["test"] = final.predict(protein_set(final, params, prepared, "test"))
+        predictions["test"] = final.predict(bind_encoder_and_load(final, params, prepared, "test"))
     metrics: dict[str, float] = {}
     for split in (s for s in scored if s in predictions):
         scorer = split_scorer(prepared, ontology, split, step)

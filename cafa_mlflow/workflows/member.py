@@ -10,10 +10,10 @@ from cafa_mlflow.io.text import atomic_dir, check_writable
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.tracking.run_meta import log_prepared_splits
 from cafa_mlflow.workflows.common import (
+    bind_encoder_and_load,
     ensure_prepared,
     finish_member,
     member_folder,
-    protein_set,
     training_set,
     write_member,
 )
@@ -36,7 +36,7 @@ def fit_member(kind: str, params: Any) -> dict[str, float]:
 
     predictor = make()
     predictor.fit(training_set(predictor, params, prepared, "train"))
-    predictions = {"val": predictor.predict(protein_set(predictor, params, prepared, "val"))}
+    predictions = {"val": predictor.predict(bind_encoder_and_load(predictor, params, prepared, "val"))}
     predictor, predictions, metrics = finish_member(make, predictor, params, prepared, ontology, predictions)
     write_member(member_folder(params, kind), predictor, predictions, metrics)
     return metrics

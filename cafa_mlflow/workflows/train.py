@@ -26,10 +26,10 @@ from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
 from cafa_mlflow.tracking import run_meta, runs
 from cafa_mlflow.tracking.metric_names import column_metrics
 from cafa_mlflow.workflows.common import (
+    bind_encoder_and_load,
     ensure_prepared,
     finish_member,
     member_folder,
-    protein_set,
     require_val,
     split_scorer,
     write_member,
@@ -86,8 +86,8 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
     ontology = load_obo(params.data.obo)
     predictor = NeuralPredictor(tp)
     y_train, y_val = prepared.split_labels("train"), prepared.split_labels("val")
-    train = protein_set(predictor, params, prepared, "train", labels=y_train)
-    val = protein_set(predictor, params, prepared, "val", labels=y_val)
+    train = bind_encoder_and_load(predictor, params, prepared, "train", labels=y_train)
+    val = bind_encoder_and_load(predictor, params, prepared, "val", labels=y_val)
     scorer = split_scorer(prepared, ontology, "val", tp.threshold_step)
     terms, aspect = y_train.terms, prepared.term_aspect
 

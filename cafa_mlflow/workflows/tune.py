@@ -21,7 +21,7 @@ from cafa_mlflow.errors import CafaError, ConfigError, OutputError
 from cafa_mlflow.io import outputs
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.tracking import runs
-from cafa_mlflow.workflows import tuning
+from cafa_mlflow.workflows import optuna_study
 from cafa_mlflow.workflows.ensemble import fit_ensemble
 from cafa_mlflow.workflows.train import run_params, train_neural
 
@@ -40,8 +40,8 @@ class Objective:
         from cafa_mlflow.predictors.neural import PruningCallback, TrainingPruned
 
         tune, metric = self.tune, self.tune.metric
-        trial.study.sampler = tuning.make_sampler(tune.sampler_seed, tune.startup_trials, trial.number)
-        overrides = tuning.suggest(trial, tune.space)
+        trial.study.sampler = optuna_study.make_sampler(tune.sampler_seed, tune.startup_trials, trial.number)
+        overrides = optuna_study.suggest(trial, tune.space)
         scratch = Path(tune.out) / "trials"
         scratch.mkdir(parents=True, exist_ok=True)
         out_dir = Path(tempfile.mkdtemp(prefix=f"trial-{trial.number}-", dir=scratch))
@@ -113,12 +113,12 @@ def log_results(study: optuna.Study, params: Any) -> dict[str, Any]:
     """Best value/params, state counts, trials table and plots on the active (parent) run;
     best_params.yaml in tune.out. Returns a summary."""
     tune, metric = params.tune, params.tune.metric
-    summary: dict[str, Any] = {**tuning.state_counts(study), "n_trials": len(study.get_trials(deepcopy=False))}
+    summary: dict[str, Any] = {**optuna_study.state_counts(study), "n_trials": len(study.get_trials(deepcopy=False))}
     runs.log_metrics(summary)
-    best = tuning.best_trial(study)
+    best = optuna_study.best_trial(study)
     out = Path(tune.out)
     if best is not None:
-        path = tuning.write_best_params(out / "best_params.yaml", best, study.study_name, metric)
+        path = optuna_study.write_best_params(out / "best_params.yaml", best, study.study_name, metric)
         summary.update(
             {
                 "best_value": best.value,
@@ -134,7 +134,7 @@ def log_results(study: optuna.Study, params: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         table = Path(tmp) / "trials.csv"
         study.trials_dataframe().to_csv(table, index=False)
-        plots = tuning.plot_study(study, Path(tmp) / "plots", target_name=metric)
+        plots = optuna_study.plot_study(study, Path(tmp) / "plots", target_name=metric)
         runs.log_artifacts([table])
         runs.log_artifacts(plots, "plots")
     return summary
@@ -155,28 +155,28 @@ def run_study(params: Any) -> dict[str, Any]:
     """Join (or create) the study, run this worker's trials, log the results; returns a summary."""
     tune = params.tune
     check_writable(tune.out, folder=True)
-    tuning.validate_space(tune.space, params.to_dict())
+    optuna_study.validate_space(tune.space, params.to_dict())
     name, url = tune.study_name, tune.storage
-    with tuning.study_lock(url, name):  # workers starting together would race to create the tables
-        storage = tuning.make_storage(url, tune.heartbeat_interval)
-        study = tuning.open_study(
+    with optuna_study.study_lock(url, name):  # workers starting together would race to create the tables
+        storage = optuna_study.make_storage(url, tune.heartbeat_interval)
+        study = optuna_study.open_study(
             name,
             storage,
             tune.direction,
-            tuning.make_pruner(tune.to_dict()),
-            tuning.make_sampler(tune.sampler_seed, tune.startup_trials),
+            optuna_study.make_pruner(tune.to_dict()),
+            optuna_study.make_sampler(tune.sampler_seed, tune.startup_trials),
         )
     # flag names (MLflow param foo_bar == --foo-bar); the storage URL without its password
     settings = {("tune_out" if k == "out" else k): v for k, v in tune.to_dict().items() if k != "space"}
-    settings["storage"] = tuning.safe_url(url)
+    settings["storage"] = optuna_study.safe_url(url)
     objective = Objective(params)
     with runs.start_run(params, "tune", run_name=f"tune-{name}", extra_params=settings, tags={"optuna_study": name}):
         mlflow.log_dict(tune.space, "space.yaml")
-        ran = tuning.run_worker(
+        ran = optuna_study.run_worker(
             study,
             objective,
             tune.n_trials,
-            lambda: tuning.study_lock(url, name),
+            lambda: optuna_study.study_lock(url, name),
             timeout=tune.timeout,
             stop=lambda: objective.fatal is not None,
         )

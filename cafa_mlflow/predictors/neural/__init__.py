@@ -1,6 +1,6 @@
 """Neural GO-term classifiers over protein embeddings (or ESM-2 fine-tuned end to end), plain PyTorch."""
 
-from cafa_mlflow.config.train import TrainParams
+from cafa_mlflow.config.train_params import TrainParams
 from cafa_mlflow.predictors.neural.data import (
     ChunkInputs,
     DenseInputs,
@@ -19,8 +19,8 @@ from cafa_mlflow.predictors.neural.models import (
     SimpleMLP,
     build_model,
 )
-from cafa_mlflow.predictors.neural.predict import iter_scores, predict_scores
 from cafa_mlflow.predictors.neural.predictor import NeuralPredictor
+from cafa_mlflow.predictors.neural.scoring import iter_scores, predict_scores
 from cafa_mlflow.predictors.neural.thresholds import Thresholds, choose_aspect_thresholds, choose_thresholds
 from cafa_mlflow.predictors.neural.training import (
     PruningCallback,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cafa_mlflow.config.train import TrainParams
+from cafa_mlflow.config.train_params import TrainParams
 
 
 def pos_weights(y: sp.csr_matrix, cap: float) -> np.ndarray:

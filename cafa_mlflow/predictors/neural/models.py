@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from cafa_mlflow.config.train import TrainParams
+from cafa_mlflow.config.train_params import TrainParams
 from cafa_mlflow.errors import ConfigError, InputError
 
 

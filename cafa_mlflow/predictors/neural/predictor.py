@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from cafa_mlflow.config.train import TrainParams
+from cafa_mlflow.config.train_params import TrainParams
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError, NotFittedError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.text import atomic_write
@@ -32,7 +32,7 @@ from cafa_mlflow.predictors.neural.data import (
 )
 from cafa_mlflow.predictors.neural.losses import build_loss
 from cafa_mlflow.predictors.neural.models import ChunkAttention, FinetuneClassifier, build_model, prior_logits
-from cafa_mlflow.predictors.neural.predict import predict_scores
+from cafa_mlflow.predictors.neural.scoring import predict_scores
 from cafa_mlflow.predictors.neural.thresholds import Thresholds, choose_thresholds
 from cafa_mlflow.predictors.neural.training import TrainResult, ValMetric, fit_model, seed_everything
 

@@ -21,10 +21,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from cafa_mlflow.config.train import TrainParams
+from cafa_mlflow.config.train_params import TrainParams
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.predictors.neural.data import Inputs, iter_batches, label_batch, to_device
-from cafa_mlflow.predictors.neural.predict import evaluate_batches
+from cafa_mlflow.predictors.neural.scoring import evaluate_batches
 
 ValMetric = Callable[[sp.csr_matrix], dict]
 Callback = Callable[[int, dict], bool | None]

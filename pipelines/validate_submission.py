@@ -27,7 +27,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
         ontology = load_obo(args.obo)
     if args.max_terms is None:
-        from cafa_mlflow.config.loading import load_params
+        from cafa_mlflow.config.params_file import load_params
 
         args.max_terms = load_params()["submission"]["max_terms"]
     found = validate_submission(args.file, ontology=ontology, max_terms=args.max_terms)

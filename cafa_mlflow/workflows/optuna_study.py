@@ -25,7 +25,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from cafa_mlflow.config.loading import flatten
+from cafa_mlflow.config.params_file import flatten
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.locks import file_lock
 from cafa_mlflow.io.text import atomic_write

@@ -9,21 +9,13 @@ and CAFA-evaluator IA files follow the same conventions.
 
 from __future__ import annotations
 
-import argparse
-import logging
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.errors import InputError
-from cafa_mlflow.go.annotations import resolve_terms
-from cafa_mlflow.go.labels import TermMatrix, label_matrix
-from cafa_mlflow.go.ontology import Ontology, load_obo
-from cafa_mlflow.io.ia import write_ia
-from cafa_mlflow.io.terms import read_terms
+from cafa_mlflow.go.labels import TermMatrix
+from cafa_mlflow.go.ontology import Ontology
 
-log = logging.getLogger(__name__)
 BLOCK_ROWS = 4096  # proteins per block: bounds the (proteins x terms) parent-count matrix in memory
 
 
@@ -67,27 +59,3 @@ def compute_ia(
     ok = has_parents & (with_term > 0) & (with_parents > 0)
     ia[ok] = 0.0 - np.log2(with_term[ok] / with_parents[ok])  # 0.0 - x: no '-0' when P = 1
     return pd.Series(ia, index=pd.Index(ontology.terms, name="term"), name="ia")
-
-
-def add_ia_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--obo", required=True, help="ontology file (OBO, plain/.gz/.xz)")
-    parser.add_argument("--terms", required=True, help="annotations EntryID<TAB>term[<TAB>aspect] (raw or propagated)")
-    parser.add_argument("--out", required=True, help="IA file to write: GO:id<TAB>IA, no header")
-
-
-def run_ia(args: argparse.Namespace) -> int:
-    """`cafa ia`: compute IA from annotations and write it atomically; nothing is written on error."""
-    ontology = load_obo(args.obo)
-    annotations = resolve_terms(read_terms(args.terms), ontology, source=str(args.terms))
-    proteins = list(pd.unique(annotations["protein"]))
-    if not proteins:
-        raise InputError(
-            f"{args.terms}: no annotation uses a live term of {args.obo}; no IA written (wrong ontology or file?)."
-        )
-    ia = compute_ia(label_matrix(annotations, ontology, proteins), ontology, propagated=True)
-    write_ia(args.out, ia)
-    log.info(
-        "%s: IA of %d terms from %d proteins (%d terms > 0)", args.out, len(ia), len(proteins), int((ia > 0).sum())
-    )
-    print(f"wrote {args.out}: {len(ia)} terms, {len(proteins)} proteins, {int((ia > 0).sum())} terms with IA > 0")
-    return 0
