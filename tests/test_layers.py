@@ -1,5 +1,6 @@
 """The package's layers, read from the code: no import circles between modules of cafa_mlflow/ and no import from a
-layer above (docs/layout.md). Imports under `if TYPE_CHECKING:` are type-only and do not count."""
+layer above (docs/layout.md). Imports under `if TYPE_CHECKING:` are type-only: they do not count as upward
+imports, but they do close a circle (a reader still goes round it)."""
 
 from __future__ import annotations
 
@@ -27,23 +28,26 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _runtime_imports(tree: ast.AST):
-    """Import nodes outside `if TYPE_CHECKING:` blocks (lazy imports inside functions included)."""
+def _runtime_imports(tree: ast.AST, type_only: bool = False):
+    """Import nodes outside `if TYPE_CHECKING:` blocks (lazy imports inside functions included); with
+    `type_only` those inside such blocks too."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
-            node.body = []
+        test = getattr(node, "test", None)
+        if isinstance(node, ast.If) and getattr(test, "id", getattr(test, "attr", "")) == "TYPE_CHECKING":
+            node.body = node.body if type_only else []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
 
 
-def import_graph() -> dict[str, set[str]]:
-    """{module: modules of cafa_mlflow it imports}; `from pkg import mod` counts as importing pkg.mod."""
+def import_graph(type_only: bool = False) -> dict[str, set[str]]:
+    """{module: modules of cafa_mlflow it imports}; `from pkg import mod` counts as importing pkg.mod; with
+    `type_only` imports under `if TYPE_CHECKING:` count too."""
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         deps: set[str] = set()
-        for node in _runtime_imports(ast.parse(path.read_text())):
+        for node in _runtime_imports(ast.parse(path.read_text()), type_only):
             if isinstance(node, ast.Import):
                 deps.update(a.name for a in node.names)
                 continue
@@ -106,6 +110,19 @@ def test_no_import_circles():
     assert cycles(import_graph()) == []
 
 
+def test_no_import_circles_through_type_only_imports():
+    assert cycles(import_graph(type_only=True)) == []
+
+
+def test_type_only_imports_are_seen():
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import a.b\nimport c\n")
+    names = {
+        flag: sorted(n.names[0].name for n in _runtime_imports(tree, flag) if isinstance(n, ast.Import))
+        for flag in (True, False)
+    }
+    assert names == {True: ["a.b", "c"], False: ["c"]}
+
+
 def test_no_import_from_a_layer_above():
     assert upward_imports(import_graph()) == []
 
@@ -116,7 +133,7 @@ def test_the_check_sees_a_circle():
 
 if __name__ == "__main__":  # `python tests/test_layers.py`: the circles and upward imports, one per line
     g = import_graph()
-    for c in cycles(g):
+    for c in cycles(import_graph(type_only=True)):
         print("circle:", " <-> ".join(c))
     for edge in upward_imports(g):
         print("upward:", edge)

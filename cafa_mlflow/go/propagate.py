@@ -18,16 +18,32 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
-if TYPE_CHECKING:
-    from cafa_mlflow.go.ontology import Ontology
-
 MAX_CELLS = 1 << 24  # dense block size bound (float32 cells: 64 MiB)
 MAX_PLANS = 4  # plans cached per ontology (one per vocabulary in use: evaluator, ensemble, ...)
+
+
+class Ontology(Protocol):
+    """What propagation reads of an ontology (`cafa_mlflow.go.ontology.Ontology` has it); a protocol, so that
+    this module does not import the ontology module, which imports it."""
+
+    parents: sp.csr_matrix
+    aspect: np.ndarray
+
+    @property
+    def ancestors(self) -> sp.csr_matrix: ...
+
+    @property
+    def aspects(self) -> list[str]: ...
+
+    @property
+    def plan_cache(self) -> PlanCache: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass
