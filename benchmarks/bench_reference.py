@@ -25,6 +25,7 @@ from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.fasta import read_fasta
+from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.base import TrainSet
 from cafa_mlflow.predictors.homology import hits_to_scores
 from cafa_mlflow.predictors.reference import ReferencePredictor
@@ -71,7 +72,7 @@ def main() -> None:
     b = params.reference
     prepared = ensure_prepared(params)
     ontology = load_obo(params.data.obo)
-    pred = ReferencePredictor.from_params(params, ontology)
+    pred = registry.build("reference", params, ontology)
     t0 = time.perf_counter()
     pred.fit(TrainSet(prepared.ids("train"), labels=prepared.split_labels("train")))
     print(f"reference ready in {time.perf_counter() - t0:.0f} s: {len(pred.ref.labels.proteins)} proteins")

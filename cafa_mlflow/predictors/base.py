@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -21,6 +21,11 @@ from cafa_mlflow.errors import InputError, MissingWeightsError, NotFittedError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io import integrity
 from cafa_mlflow.io.text import seal, write_json
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.blocks import Block
+    from cafa_mlflow.config.schema import Params
+    from cafa_mlflow.go.ontology import Ontology
 
 EMBEDDING, CHUNKS, SEQUENCE = "embedding", "chunks", "sequence"  # what a predictor may need per protein
 META_FILE = "predictor.json"  # kind + embedding settings, beside each saved predictor's own files
@@ -110,16 +115,22 @@ class Predictor(ABC):
     # "vocabulary" (terms with >= prepare.min_count proteins: one output per term, e.g. neural heads)
     label_terms: ClassVar[str] = "all"
     embed: Any = None  # EmbedSettings the predictor was fitted on, when it uses embeddings
+    params_block: ClassVar[str] = ""  # its params.yaml block, when not named like its kind
 
     @classmethod
-    def from_params(cls, params: Any, ontology: Any, **context: Any) -> Predictor:
-        """An unfitted predictor configured from its params.yaml block (`params` is the validated Params);
-        combining predictors also take `members` and `ia` as context. Every registered kind defines it (the
-        registry builds members with it); a predictor made only in code need not."""
+    def from_params(cls, block: Block, ontology: Ontology, **named: Any) -> Predictor:
+        """An unfitted predictor configured from its own params.yaml block, plus what `needs` reads of other
+        blocks and what the caller passes (combining predictors: `members`, `ia`), each named. Every registered
+        kind defines it (`registry.build` calls it); a predictor made only in code need not."""
         raise NotImplementedError(f"{cls.__name__} is not configured from params.yaml (no from_params)")
 
     @classmethod
-    def unavailable(cls, params: Any) -> str | None:
+    def needs(cls, params: Params) -> dict[str, Any]:
+        """What `from_params` takes besides its own block, read from other blocks (default: nothing)."""
+        return {}
+
+    @classmethod
+    def unavailable(cls, params: Params) -> str | None:
         """Why this kind cannot run here (an optional database or tool missing), None when it can (the default)."""
         return None
 

@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,10 @@ from cafa_mlflow.io.fasta import write_fasta
 from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence, hit_matrix, vote
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import HomologyParams
+    from cafa_mlflow.go.ontology import Ontology
 
 
 def hits_to_scores(
@@ -68,8 +72,8 @@ class HomologyPredictor(Predictor):
     kind = "homology"
 
     @classmethod
-    def from_params(cls, params: Any, ontology: Any) -> HomologyPredictor:
-        b = params.homology
+    def from_params(cls, block: HomologyParams, ontology: Ontology) -> HomologyPredictor:
+        b = block
         return cls(b.out, b.sensitivity, b.evalue, b.max_target_seqs, b.threads, b.exclude_self, b.executable, ontology)
 
     def inputs(self) -> set[str]:

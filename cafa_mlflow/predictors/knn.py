@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,10 @@ from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.predictors.base import EMBEDDING, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.transfer import aspect_root_columns, vote
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import KnnParams
+    from cafa_mlflow.go.ontology import Ontology
 
 
 def _unit_rows(x: Any, block_size: int = 8192) -> np.ndarray:
@@ -104,8 +108,8 @@ class KnnPredictor(Predictor):
     kind = "knn"
 
     @classmethod
-    def from_params(cls, params: Any, ontology: Any) -> KnnPredictor:
-        return cls(params.knn.k, params.knn.block_size, params.knn.exclude_self, ontology)
+    def from_params(cls, block: KnnParams, ontology: Ontology) -> KnnPredictor:
+        return cls(block.k, block.block_size, block.exclude_self, ontology)
 
     def inputs(self) -> set[str]:
         return {EMBEDDING}

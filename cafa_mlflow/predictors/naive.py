@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +23,10 @@ from cafa_mlflow.errors import ConfigError, MissingWeightsError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, as_ids, term_aspects
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import NaiveParams
+    from cafa_mlflow.go.ontology import Ontology
 
 DENOMINATORS = ("aspect", "all")
 
@@ -70,8 +74,7 @@ class NaivePredictor(Predictor):
     label_terms = "vocabulary"  # a frequency prior: rare terms add lines, not score
 
     @classmethod
-    def from_params(cls, params: Any, ontology: Any) -> NaivePredictor:
-        block = params.naive
+    def from_params(cls, block: NaiveParams, ontology: Ontology) -> NaivePredictor:
         return cls(ontology, block.denominator, block.min_score, block.top_k)
 
     def __init__(

@@ -105,14 +105,17 @@ class ReferencePredictor(Predictor):
         self.input_hash = np.zeros(0, dtype=np.int64)
 
     @classmethod
-    def from_params(cls, params: Any, ontology: Any) -> ReferencePredictor:
-        b = params.reference
-        pool = Path(params.prepare.out) / "proteins.parquet"  # the training pool: validation / out-of-fold queries
+    def needs(cls, params: Any) -> dict[str, Any]:
+        # the training pool (validation / out-of-fold queries) and the ontology file
+        return {"pool": Path(params.prepare.out) / "proteins.parquet", "obo": params.data.obo}
+
+    @classmethod
+    def from_params(cls, b: Any, ontology: Any, pool: Path, obo: str) -> ReferencePredictor:
         holdout = pd.read_parquet(pool, columns=["protein"])["protein"].tolist() if pool.is_file() else ()
         return cls(
             [dict(d) for d in b.databases],
             ontology,
-            params.data.obo,
+            obo,
             b.out,
             list(b.evidence) if not isinstance(b.evidence, str) else b.evidence,
             b.sensitivity,

@@ -7,9 +7,13 @@ Classes are imported on first use, so naming a kind does not import torch or DIA
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cafa_mlflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
+    from cafa_mlflow.go.ontology import Ontology
 
 PREDICTORS = {
     "naive": "cafa_mlflow.predictors.naive:NaivePredictor",
@@ -32,19 +36,21 @@ MEMBER_STEPS: dict[str, tuple[str, ...]] = {
 }
 
 
-def predictor_class(kind: str) -> Any:
+def predictor_class(kind: str) -> type:  # a Predictor subclass (base.py imports this module)
     if kind not in PREDICTORS:
         raise ConfigError(f"unknown predictor kind {kind!r}; use one of {', '.join(PREDICTORS)}.")
     module, name = PREDICTORS[kind].split(":")
     return getattr(importlib.import_module(module), name)
 
 
-def build(kind: str, params: Any, ontology: Any) -> Any:
-    """An unfitted predictor of `kind`, configured from its params.yaml block."""
-    return predictor_class(kind).from_params(params, ontology)
+def build(kind: str, params: Params, ontology: Ontology, **context: Any) -> Any:
+    """An unfitted predictor of `kind`, configured from its params.yaml block and what it `needs` of others;
+    `context`: what the caller holds (an ensemble's `members` and `ia`)."""
+    cls = predictor_class(kind)
+    return cls.from_params(params.block(cls.params_block or kind), ontology, **cls.needs(params), **context)
 
 
-def unavailable(kind: str, params: Any) -> str | None:
+def unavailable(kind: str, params: Params) -> str | None:
     """Why member `kind` cannot run with these params on this machine (an optional resource missing), None when
     it can: the chain, `cafa member` and the ensemble skip such a member with a notice."""
     return predictor_class(kind).unavailable(params)

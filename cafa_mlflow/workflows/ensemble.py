@@ -111,7 +111,7 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
     }
     members = {name: Predictor.load(member_folder(params, name) / "model") for name in names}
     kind = registry.ENSEMBLE_METHODS[params.ensemble.method]  # blend or learned stacker: both are Predictors
-    ensemble = registry.predictor_class(kind).from_params(params, ontology, members, prepared.ia)  # one encoder
+    ensemble = registry.build(kind, params, ontology, members=members, ia=prepared.ia)  # one encoder
     fit_set, fit_scorer, fit_predictions = fitting_data(params, prepared, ontology, names, saved)
     ensemble.fit(fit_set, scorer=fit_scorer, member_predictions=fit_predictions)
     scorer = split_scorer(prepared, ontology, "val", params.ensemble.threshold_step)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
@@ -19,6 +19,10 @@ from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, term_aspects
 from cafa_mlflow.predictors.combine.weights import combine, fit_weights
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import EnsembleParams, Params, SubmissionParams
+    from cafa_mlflow.go.ontology import Ontology
 
 CONFIG = "ensemble.json"
 TERMS = "term_aspect.tsv"
@@ -115,9 +119,18 @@ class EnsemblePredictor(Combined):
 
     @classmethod
     def from_params(
-        cls, params: Any, ontology: Any, members: dict[str, Predictor] | None = None, ia: Any = None
+        cls,
+        block: EnsembleParams,
+        ontology: Ontology,
+        submission: SubmissionParams,
+        members: dict[str, Predictor] | None = None,
+        ia: Any = None,
     ) -> EnsemblePredictor:
-        return cls(members or {}, ontology, params.ensemble, params.submission)
+        return cls(members or {}, ontology, block, submission)
+
+    @classmethod
+    def needs(cls, params: Params) -> dict[str, Any]:
+        return {"submission": params.submission}
 
     def summary(self) -> dict[str, Any]:
         """What the run logs as params: one weight per aspect and member."""

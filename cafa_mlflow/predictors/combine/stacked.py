@@ -10,7 +10,7 @@ without embeddings. Output is raw: GO-consistency, caps and rounding come after 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,11 +24,16 @@ from cafa_mlflow.predictors.combine.features import TermInfo, gather, member_pai
 from cafa_mlflow.predictors.combine.stacker import Stacker
 from cafa_mlflow.predictors.naive import term_frequencies
 
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import StackerParams
+    from cafa_mlflow.go.ontology import Ontology
+
 CONFIG, TERMS, STACKER = "stacked.json", "terms.tsv", "stacker"
 
 
 class StackedPredictor(Combined):
     kind = "stacked"
+    params_block = "stacker"
     config_file = CONFIG
 
     def __init__(
@@ -44,8 +49,10 @@ class StackedPredictor(Combined):
         self.floors = (0.0, 1.0)
 
     @classmethod
-    def from_params(cls, params: Any, ontology: Any, members: dict[str, Predictor], ia: Any = None) -> StackedPredictor:
-        return cls(members, ontology, params.stacker, ia)
+    def from_params(
+        cls, block: StackerParams, ontology: Ontology, members: dict[str, Predictor], ia: Any = None
+    ) -> StackedPredictor:
+        return cls(members, ontology, block, ia)
 
     def summary(self) -> dict[str, Any]:
         """What the run logs as params: the stacker block under its params.yaml names."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +35,9 @@ from cafa_mlflow.predictors.neural.models import ChunkAttention, FinetuneClassif
 from cafa_mlflow.predictors.neural.scoring import predict_scores
 from cafa_mlflow.predictors.neural.thresholds import Thresholds, choose_thresholds
 from cafa_mlflow.predictors.neural.training import TrainResult, ValMetric, fit_model, seed_everything
+
+if TYPE_CHECKING:
+    from cafa_mlflow.go.ontology import Ontology
 
 FORMAT_VERSION = 1
 
@@ -64,8 +67,8 @@ class NeuralPredictor(Predictor):
         self.result: TrainResult | None = None
 
     @classmethod
-    def from_params(cls, params: Any, ontology: Any) -> NeuralPredictor:
-        return cls(params.train)
+    def from_params(cls, block: TrainParams, ontology: Ontology) -> NeuralPredictor:
+        return cls(block)
 
     def inputs(self) -> set[str]:
         return {"finetune": {SEQUENCE}, "chunk_attention": {CHUNKS}}.get(self.params.model, {EMBEDDING})
