@@ -10,8 +10,7 @@ from cafa_mlflow.console import final_message, run_entry
 from cafa_mlflow.embed import fetch_weights
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.tracking.run_meta import log_chain_summary, ui_url
-from cafa_mlflow.workflows.chain import final_metrics, run_chain
-from cafa_mlflow.workflows.common import check_outputs
+from cafa_mlflow.workflows.chain import check_outputs, final_metrics, run_chain
 
 
 def main(argv=None) -> list:

@@ -40,10 +40,12 @@ def _runtime_imports(tree: ast.AST, type_only: bool = False):
             yield node
 
 
-def import_graph(type_only: bool = False) -> dict[str, set[str]]:
-    """{module: modules of cafa_mlflow it imports}; `from pkg import mod` counts as importing pkg.mod; with
-    `type_only` imports under `if TYPE_CHECKING:` count too."""
-    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+def import_graph(type_only: bool = False, packages: tuple[Path, ...] = (PACKAGE,)) -> dict[str, set[str]]:
+    """{module: modules of `packages` (cafa_mlflow) it imports}; `from pkg import mod` counts as importing
+    pkg.mod; with `type_only` imports under `if TYPE_CHECKING:` count too. The top package itself is left
+    out (every module imports it)."""
+    modules = {module_name(p): p for package in packages for p in package.rglob("*.py")}
+    tops = {package.name for package in packages}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         deps: set[str] = set()
@@ -54,7 +56,7 @@ def import_graph(type_only: bool = False) -> dict[str, set[str]]:
             for alias in node.names:
                 full = f"{node.module}.{alias.name}"
                 deps.add(full if full in modules else node.module)
-        graph[name] = {d for d in deps if d in modules and d != name and d != "cafa_mlflow"}
+        graph[name] = {d for d in deps if d in modules and d != name and d not in tops}
     return graph
 
 

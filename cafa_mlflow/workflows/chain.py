@@ -15,8 +15,10 @@ from typing import Any
 import yaml
 
 from cafa_mlflow.errors import CafaError
+from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.predictors.registry import MEMBER_STEPS
 from cafa_mlflow.tracking import runs
+from cafa_mlflow.workflows.common import member_folder
 
 STEPS = (  # (label, entry point module, extra flags): the members come from the registry
     ("prepare", "prepare", ()),
@@ -27,6 +29,26 @@ STEPS = (  # (label, entry point module, extra flags): the members come from the
     ("predict", "predict", ()),
 )
 KEY_METRICS = ("test_f_w_mean", "val_f_w_mean", "submission_lines")  # the first a step logged is its key metric
+
+
+def check_outputs(params: Any) -> None:
+    """Fail before long work when an output location of the chain cannot be written (OutputError naming it)."""
+    for folder in (
+        params.prepare.out,
+        params.embed.out,
+        params.outputs.predictions,
+        params.outputs.metrics,
+        params.homology.out,
+        params.reference.out,
+    ):
+        check_writable(folder, folder=True)
+    for folder in (  # folders a chain step replaces whole: only ones the product made
+        params.prepare.out,
+        *(member_folder(params, name) for name in (*params.ensemble.members, "ensemble")),
+    ):
+        check_writable(folder, folder=True, replace=True)
+    check_writable(params.predict.out)
+    check_writable(params.evaluate.out_json)
 
 
 def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dict[str, Any]]:

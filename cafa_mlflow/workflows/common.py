@@ -12,32 +12,12 @@ from cafa_mlflow.data.prepared import Prepared, load_prepared, prepare_dataset
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.labels import TermMatrix, save_term_matrix
-from cafa_mlflow.io.text import atomic_dir, check_writable
+from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 
 SPLITS = ("val", "test")  # what every member predicts (val from the fit on `train`)
 OOF = "oof"  # out-of-fold predictions of the train split (folds.k >= 2)
 log = logging.getLogger(__name__)
-
-
-def check_outputs(params: Any) -> None:
-    """Fail before long work when an output location of the chain cannot be written (OutputError naming it)."""
-    for folder in (
-        params.prepare.out,
-        params.embed.out,
-        params.outputs.predictions,
-        params.outputs.metrics,
-        params.homology.out,
-        params.reference.out,
-    ):
-        check_writable(folder, folder=True)
-    for folder in (  # folders a chain step replaces whole: only ones the product made
-        params.prepare.out,
-        *(member_folder(params, name) for name in (*params.ensemble.members, "ensemble")),
-    ):
-        check_writable(folder, folder=True, replace=True)
-    check_writable(params.predict.out)
-    check_writable(params.evaluate.out_json)
 
 
 def ensure_prepared(params: Any) -> Prepared:
