@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingToolError, ToolError
-from cafa_mlflow.io.integrity import hash_file
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
+from cafa_mlflow.io.integrity import hash_file
 from cafa_mlflow.io.text import atomic_dir, atomic_write
 
 SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive")
@@ -179,6 +179,47 @@ def _version(binary: str) -> str:
     return proc.stdout.strip()
 
 
+def _blastp_command(
+    binary: str,
+    db: str | os.PathLike,
+    queries: Path,
+    out: Path,
+    tmp: str,
+    sensitivity: str,
+    evalue: float,
+    max_target_seqs: int,
+    threads: int,
+) -> list[str]:
+    """The `diamond blastp` command line: best HSP per pair, tabular HIT_COLUMNS, quiet."""
+    cmd = [
+        binary,
+        "blastp",
+        "-d",
+        str(db),
+        "-q",
+        str(queries),
+        "-o",
+        str(out),
+        "-e",
+        str(evalue),
+        "--max-target-seqs",
+        str(max_target_seqs),
+        "--max-hsps",
+        "1",
+        "--threads",
+        str(max(threads, 1)),
+        "--tmpdir",
+        tmp,
+        "--quiet",
+        "--outfmt",
+        "6",
+        *HIT_COLUMNS,
+    ]
+    if sensitivity != "default":
+        cmd.append(f"--{sensitivity}")
+    return cmd
+
+
 def search(
     db: str | os.PathLike,
     queries: str | os.PathLike,
@@ -201,37 +242,16 @@ def search(
     records = _subset_records(queries, ids)
     with tempfile.TemporaryDirectory(prefix="cafa-diamond-") as tmp:
         plain, part, hits_path = Path(tmp) / "queries.fasta", Path(tmp) / "part.tsv", Path(tmp) / "hits.tsv"
-        cmd = [
-            binary,
-            "blastp",
-            "-d",
-            str(db),
-            "-q",
-            str(plain),
-            "-o",
-            str(part),
-            "-e",
-            str(evalue),
-            "--max-target-seqs",
-            str(max_target_seqs),
-            "--max-hsps",
-            "1",
-            "--threads",
-            str(max(threads, 1)),
-            "--tmpdir",
-            tmp,
-            "--quiet",
-            "--outfmt",
-            "6",
-            *HIT_COLUMNS,
-        ]
-        if sensitivity != "default":
-            cmd.append(f"--{sensitivity}")
+        cmd = _blastp_command(binary, db, plain, part, tmp, sensitivity, evalue, max_target_seqs, threads)
         with open(hits_path, "wb") as hits_file:
             for start in range(0, max(len(records), 1), QUERY_CHUNK):
                 chunk = records[start : start + QUERY_CHUNK]
                 write_fasta(plain, chunk)
-                where = f" (queries {start + 1}-{start + len(chunk)} of {len(records)})" if len(records) > QUERY_CHUNK else ""
+                where = (
+                    f" (queries {start + 1}-{start + len(chunk)} of {len(records)})"
+                    if len(records) > QUERY_CHUNK
+                    else ""
+                )
                 _run(cmd, f"diamond blastp of {queries}{where}")
                 with open(part, "rb") as found:
                     shutil.copyfileobj(found, hits_file)

@@ -28,6 +28,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.annotations import resolve_terms
+from cafa_mlflow.go.labels import TermMatrix, label_matrix, select_terms
 from cafa_mlflow.go.ontology import LETTER_OF_ASPECT, Ontology, load_obo
 from cafa_mlflow.io import integrity
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta, read_fasta, write_fasta
@@ -36,7 +37,6 @@ from cafa_mlflow.io.outputs import check_replaceable
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.io.text import atomic_dir
-from cafa_mlflow.go.labels import TermMatrix, label_matrix, select_terms
 
 log = logging.getLogger(__name__)
 # DIAMOND mode of the clustering search: the one prepare.split_min_identity was chosen with (benchmarks/RESULTS.md,
@@ -200,8 +200,8 @@ def homology_val_split(
     clusters go to K = round(1 / val_fraction) balanced folds; the fold of most clusters is validation. Validation then
     sees the novelty the test set has (a random split leaves close homologs in training and flatters
     homology transfer: benchmarks/RESULTS.md, "Fold split candidates")."""
-    from cafa_mlflow.data.folds import assign_folds, hit_clusters
     from cafa_mlflow.data.diamond import build_db, search
+    from cafa_mlflow.data.folds import assign_folds, hit_clusters
 
     split = np.full(len(records), "train", dtype=object)
     if len(records) < 2:
@@ -231,13 +231,8 @@ def _subsample(records: list, n: int, seed: int) -> list:
     return [records[i] for i in keep]
 
 
-def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
-    """Read the raw files named in params' `data` block and write the prepared folder atomically.
-    Returns a summary dict (counts) for logging."""
-    from cafa_mlflow.go.information_accretion import compute_ia  # noqa: PLC0415  (module owned by the IA step)
-
-    check_replaceable(out_dir)  # before any work: never replace a folder the product did not make
-    ontology = load_obo(data["obo"])
+def _annotated_records(data: dict, ontology: Ontology) -> tuple[pd.DataFrame, list]:
+    """(annotations on live terms, the training FASTA's records that have one); InputError when none has."""
     annotations = resolve_terms(read_terms(data["train_terms"]), ontology, str(data["train_terms"]))
     annotated = set(annotations["protein"])
     records = [r for r in load_fasta(data["train_fasta"]) if r.id in annotated]
@@ -249,10 +244,12 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
     missing = len(annotated) - len(records)
     if missing:
         log.warning("%d annotated proteins have no sequence in %s and are left out", missing, data["train_fasta"])
-    records = _subsample(records, int(prep["subsample"]), int(prep["seed"]))
-    ids = [r.id for r in records]
-    full = label_matrix(annotations[annotations["protein"].isin(set(ids))], ontology, ids)
-    ia = read_ia(data["ia"]) if data.get("ia") else compute_ia(full, ontology, propagated=True).to_dict()
+    return annotations, records
+
+
+def _vocabulary(full: TermMatrix, ontology: Ontology, ia: dict, prep: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    """The columns kept as the learned vocabulary (prepare.min_count, top_k) and its table (term, aspect,
+    count, ia)."""
     keep = select_terms(full, ontology.aspect, int(prep["min_count"]), int(prep["top_k"]))
     vocab = pd.DataFrame(
         {
@@ -262,6 +259,22 @@ def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
         }
     )
     vocab["ia"] = vocab["term"].map(ia).fillna(0.0)
+    return keep, vocab
+
+
+def prepare_dataset(data: dict, prep: dict, out_dir: str | os.PathLike) -> dict:
+    """Read the raw files named in params' `data` block and write the prepared folder atomically.
+    Returns a summary dict (counts) for logging."""
+    from cafa_mlflow.go.information_accretion import compute_ia  # noqa: PLC0415  (module owned by the IA step)
+
+    check_replaceable(out_dir)  # before any work: never replace a folder the product did not make
+    ontology = load_obo(data["obo"])
+    annotations, records = _annotated_records(data, ontology)
+    records = _subsample(records, int(prep["subsample"]), int(prep["seed"]))
+    ids = [r.id for r in records]
+    full = label_matrix(annotations[annotations["protein"].isin(set(ids))], ontology, ids)
+    ia = read_ia(data["ia"]) if data.get("ia") else compute_ia(full, ontology, propagated=True).to_dict()
+    keep, vocab = _vocabulary(full, ontology, ia, prep)
     taxonomy = read_taxonomy(data["train_taxonomy"]) if data.get("train_taxonomy") else pd.Series(dtype=str)
     split, clusters = pool_split(records, prep)
     proteins = pd.DataFrame(

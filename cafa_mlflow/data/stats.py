@@ -9,8 +9,6 @@ proteins of the FASTA file; annotations of proteins without a sequence are count
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -20,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from cafa_mlflow.go.annotations import resolve_terms
+from cafa_mlflow.go.labels import label_matrix
 from cafa_mlflow.go.ontology import Ontology, load_obo
 from cafa_mlflow.io.fasta import no_records_error, read_fasta
 from cafa_mlflow.io.terms import read_terms
-from cafa_mlflow.go.labels import label_matrix
 
 log = logging.getLogger(__name__)
 LENGTH_PERCENTILES = (25, 50, 75, 90, 95, 99)

@@ -37,6 +37,34 @@ def _unit_rows(x: Any, block_size: int = 8192) -> np.ndarray:
     return out
 
 
+def _checked_labels(queries: Any, train: Any, labels: sp.spmatrix, k: int, block_size: int) -> sp.csr_matrix:
+    """`labels` as float32 CSR, once k, block_size and the shapes agree (ConfigError / InputError otherwise)."""
+    if k < 1 or block_size < 1:
+        raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
+    if queries.shape[1] != train.shape[1]:
+        raise InputError(
+            f"query embeddings have {queries.shape[1]} dimensions, training embeddings "
+            f"{train.shape[1]}; embed both with the same model and layer."
+        )
+    labels = sp.csr_matrix(labels, dtype=np.float32)
+    if labels.shape[0] != train.shape[0]:
+        raise InputError(f"{labels.shape[0]} label rows for {train.shape[0]} training embeddings.")
+    return labels
+
+
+def _nearest(sims: np.ndarray, k_eff: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, similarities clipped at 0), queries x k_eff, of a block's k_eff most similar."""
+    n_train = sims.shape[1]
+    if k_eff < n_train:  # top-k columns per row, unordered; self (-inf) is never among them
+        # a copy: the slice is a view that would keep the whole block x n_train index array alive in
+        # `neighbours` (at Kaggle's size, 438 blocks x 300 MB)
+        top = np.argpartition(sims, n_train - k_eff, axis=1)[:, n_train - k_eff :].copy()
+    else:
+        top = np.tile(np.arange(n_train), (sims.shape[0], 1))
+    w = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None)  # -inf (self) and negatives -> 0
+    return top, w
+
+
 def knn_scores(
     queries: Any,
     train: Any,
@@ -58,17 +86,8 @@ def knn_scores(
     root_col: per-aspect denominators (`transfer.aspect_root_columns`): only neighbours annotated in a
     term's aspect count in its denominator. neighbours: a list that receives (training rows, similarities),
     both queries x k, of every query block (the evidence of the vote)."""
-    if k < 1 or block_size < 1:
-        raise ConfigError(f"knn.k={k} and knn.block_size={block_size} must both be >= 1.")
-    if queries.shape[1] != train.shape[1]:
-        raise InputError(
-            f"query embeddings have {queries.shape[1]} dimensions, training embeddings "
-            f"{train.shape[1]}; embed both with the same model and layer."
-        )
-    labels = sp.csr_matrix(labels, dtype=np.float32)
+    labels = _checked_labels(queries, train, labels, k, block_size)
     n_train = train.shape[0]
-    if labels.shape[0] != n_train:
-        raise InputError(f"{labels.shape[0]} label rows for {n_train} training embeddings.")
     t_unit = _unit_rows(train) if train_unit is None else train_unit
     self_col = None
     if exclude_self and query_ids is not None and train_ids is not None:
@@ -86,13 +105,7 @@ def knn_scores(
         if k_eff <= 0:
             blocks.append(sp.csr_matrix((len(q), labels.shape[1]), dtype=np.float32))
             continue
-        if k_eff < n_train:  # top-k columns per row, unordered; self (-inf) is never among them
-            # a copy: the slice is a view that would keep the whole block x n_train index array alive in
-            # `neighbours` (at Kaggle's size, 438 blocks x 300 MB)
-            top = np.argpartition(sims, n_train - k_eff, axis=1)[:, n_train - k_eff :].copy()
-        else:
-            top = np.tile(np.arange(n_train), (len(q), 1))
-        w = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None)  # -inf (self) and negatives -> 0
+        top, w = _nearest(sims, k_eff)
         raw = sp.csr_matrix((w.ravel(), (np.repeat(rows, k_eff), top.ravel())), shape=(len(q), n_train))
         if neighbours is not None:
             neighbours.append((top, w))

@@ -9,7 +9,7 @@ import functools
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,10 +29,16 @@ from cafa_mlflow.workflows.common import (
     SPLITS,
     ensure_prepared,
     member_folder,
+    package_and_register,
     require_val,
     split_scorer,
     write_member,
 )
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
+    from cafa_mlflow.data.prepared import Prepared
+    from cafa_mlflow.go.ontology import Ontology
 
 NAME = "ensemble"
 log = logging.getLogger(__name__)
@@ -90,11 +96,9 @@ def fitting_data(
     return TrainSet(ids, labels=truth), lambda prediction: scorer()(prediction), oof
 
 
-def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) -> dict[str, float]:
+def fit_ensemble(params: Params, register: bool = True, out: Path | None = None) -> dict[str, float]:
     """Fit, write predictions and metrics (into `out`, default <outputs.predictions>/ensemble), log
     everything into the active MLflow run."""
-    from cafa_mlflow.serving.pyfunc import log_go_model
-
     out = member_folder(params, NAME) if out is None else Path(out)
     params.require_oof()
     check_writable(out, folder=True, replace=True)
@@ -109,32 +113,81 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
         for split in SPLITS
         if split == "val" or prepared.test_fasta.exists()
     }
+    ensemble, fit_set = fitted_ensemble(params, prepared, ontology, names, saved)
+    scorer = split_scorer(prepared, ontology, "val", params.ensemble.threshold_step)
+    member_results = {name: scorer(tm) for name, tm in saved["val"].items()}  # scored once: report and run
+    predictions, metrics = finalized_predictions(params, ensemble, prepared, ontology, saved, scorer)
+    write_member(out, ensemble, predictions, metrics)
+    log_ensemble_run(params, ensemble, names, len(fit_set.ids), member_results, metrics)
+    if not register:  # a tune trial: scored, not packaged
+        return metrics
+    version, promoted = package_and_register(
+        params,
+        out,
+        "ensemble",
+        (metrics["val_f_w_mean"], prepared.split_id),
+        register=True,
+        kind=ensemble.kind,
+        encoder=ensemble.embed.label if ensemble.embed else "",
+        members=names,
+        predictor=ensemble,
+    )
+    print(
+        f"registered {params.tracking.registered_model} v{version}{' as champion' if promoted else ' (champion unchanged)'}"
+    )
+    return metrics
+
+
+def fitted_ensemble(
+    params: Params, prepared: Prepared, ontology: Ontology, names: list[str], saved: dict[str, dict[str, TermMatrix]]
+) -> tuple[Predictor, TrainSet]:
+    """The blend or learned stacker (ensemble.method) over the saved members, fitted; and what it was fitted on."""
     members = {name: Predictor.load(member_folder(params, name) / "model") for name in names}
     kind = registry.ENSEMBLE_METHODS[params.ensemble.method]  # blend or learned stacker: both are Predictors
     ensemble = registry.build(kind, params, ontology, members=members, ia=prepared.ia)  # one encoder
     fit_set, fit_scorer, fit_predictions = fitting_data(params, prepared, ontology, names, saved)
     ensemble.fit(fit_set, scorer=fit_scorer, member_predictions=fit_predictions)
-    scorer = split_scorer(prepared, ontology, "val", params.ensemble.threshold_step)
-    member_results = {name: scorer(tm) for name, tm in saved["val"].items()}  # scored once: report and run
-    member_metrics = {name: flat_metrics(result, "val_") for name, result in member_results.items()}
+    return ensemble, fit_set
+
+
+def finalized_predictions(
+    params: Params,
+    ensemble: Predictor,
+    prepared: Prepared,
+    ontology: Ontology,
+    saved: dict[str, dict[str, TermMatrix]],
+    val_scorer: Any,
+) -> tuple[dict[str, TermMatrix], dict[str, float]]:
+    """The ensemble's GO-consistent, capped and rounded predictions of each split, and their scores."""
     predictions, metrics = {}, {}
     for split, preds in saved.items():
         predictions[split] = ensemble.finalized(preds, prepared.ids(split), ontology, params.submission)
         split_score = (
-            scorer if split == "val" else split_scorer(prepared, ontology, split, params.evaluate.threshold_step)
+            val_scorer if split == "val" else split_scorer(prepared, ontology, split, params.evaluate.threshold_step)
         )
         if split_score is not None:
             metrics.update(flat_metrics(split_score(predictions[split]), f"{split}_"))
-    write_member(out, ensemble, predictions, metrics)
+    return predictions, metrics
+
+
+def log_ensemble_run(
+    params: Params,
+    ensemble: Predictor,
+    names: list[str],
+    fit_proteins: int,
+    member_results: dict[str, Any],
+    metrics: dict[str, float],
+) -> None:
+    """The report file (members, ensemble, weights), then params, metrics and the members-vs-ensemble plot."""
+    member_metrics = {name: flat_metrics(result, "val_") for name, result in member_results.items()}
     report = {"members": member_metrics, "ensemble": metrics, "method": params.ensemble.method, **ensemble.summary()}
     report_file = Path(params.outputs.metrics) / "ensemble_val.json"
     write_json(report_file, report, sort_keys=True)
-
     runs.log_params(
         {
             **params.ensemble.to_dict(),
             "members": ",".join(names),
-            "fit_proteins_used": len(fit_set.ids),
+            "fit_proteins_used": fit_proteins,
             **ensemble.summary(),
         }
     )
@@ -148,27 +201,3 @@ def fit_ensemble(params: Any, register: bool = True, out: Path | None = None) ->
             bars, str(Path(tmp) / "members_vs_ensemble.png"), title="validation: members vs ensemble"
         )
         runs.log_artifacts([plot, report_file], "ensemble")
-    if not register:  # a tune trial: scored, not packaged
-        return metrics
-    plain = params.to_dict()
-    info = log_go_model(
-        out / "model",
-        params.data.obo,
-        params.submission.to_dict(),
-        name=run_meta.logged_model_name("ensemble", plain),
-        predictor=ensemble,
-        embed_runtime=params.embed.to_dict(),
-    )
-    version, promoted = runs.register_and_promote(
-        info.model_uri,
-        params.tracking.registered_model,
-        metrics["val_f_w_mean"],
-        prepared.split_id,
-        kind=ensemble.kind,
-        members=names,
-        encoder=ensemble.embed.label if ensemble.embed else "",
-    )
-    print(
-        f"registered {params.tracking.registered_model} v{version}{' as champion' if promoted else ' (champion unchanged)'}"
-    )
-    return metrics

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from cafa_mlflow.data.prepared import Prepared
 from cafa_mlflow.evaluation.reports import write_history
-from cafa_mlflow.evaluation.scorer import f1_at_thresholds, flat_metrics
+from cafa_mlflow.evaluation.scorer import Scorer, f1_at_thresholds, flat_metrics
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import check_writable
-from cafa_mlflow.predictors.base import EMBEDDING, ProteinSet
+from cafa_mlflow.predictors.base import EMBEDDING, ProteinSet, TrainSet
 from cafa_mlflow.predictors.naive import repeat_row, term_frequencies
 from cafa_mlflow.predictors.neural import NeuralPredictor
 from cafa_mlflow.predictors.neural.plots import loss_figure, pr_figure
@@ -30,16 +30,21 @@ from cafa_mlflow.workflows.common import (
     ensure_prepared,
     finish_member,
     member_folder,
+    package_and_register,
     require_val,
     split_scorer,
     write_member,
 )
 
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
+    from cafa_mlflow.go.ontology import Ontology
+
 NAME = "neural"
 SHARED_NAMES = ("seed", "val_fraction", "top_k")  # train keys whose plain name is prepare's in every run
 
 
-def run_params(params: Any) -> dict[str, Any]:
+def run_params(params: Params) -> dict[str, Any]:
     """The train block as logged: keys shared with prepare as `train_<key>`, plus `epochs` (= max_epochs)."""
     block = params.train.to_dict()
     return {**{(f"train_{k}" if k in SHARED_NAMES else k): v for k, v in block.items()}, "epochs": block["max_epochs"]}
@@ -73,68 +78,32 @@ def log_plots_and_tables(predictor: NeuralPredictor, curves: dict, prepared: Pre
     runs.log_artifacts([prepared.root / "terms.tsv"], "vocabulary")
 
 
-def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = True) -> dict[str, float]:
+def train_neural(params: Params, epoch_callbacks: Sequence = (), register: bool = True) -> dict[str, float]:
     """Fit, evaluate, save and log inside the caller's active MLflow run; returns the final flat metrics."""
-    from cafa_mlflow.serving.pyfunc import log_go_model
-
     check_writable(member_folder(params, NAME), folder=True, replace=True)  # before any work
     tp = params.train
     runs.log_params(run_params(params))
-    prepared = ensure_prepared(params)
-    require_val(prepared)
-    run_meta.log_prepared_splits(prepared)
-    ontology = load_obo(params.data.obo)
+    prepared, ontology = prepared_with_val(params)
     predictor = NeuralPredictor(tp)
     y_train, y_val = prepared.split_labels("train"), prepared.split_labels("val")
     train = bind_encoder_and_load(predictor, params, prepared, "train", labels=y_train)
     val = bind_encoder_and_load(predictor, params, prepared, "val", labels=y_val)
     scorer = split_scorer(prepared, ontology, "val", tp.threshold_step)
-    terms, aspect = y_train.terms, prepared.term_aspect
-
-    freq = term_frequencies(y_train.matrix, aspect)  # the naive baseline, for comparison in the run
-    naive = repeat_row(np.where(freq >= tp.min_score, freq, 0.0)[None, :], len(val.ids))
-    runs.log_metrics(column_metrics(flat_metrics(scorer(TermMatrix(val.ids, terms, naive)), "val_naive_")))
-
-    def val_metric(scores) -> dict[str, float]:
-        return flat_metrics(scorer(TermMatrix(val.ids, terms, scores)))
-
-    def log_epoch(epoch: int, metrics: dict) -> None:
-        runs.log_metrics(column_metrics(metrics), step=epoch)
-
-    esm_model = alphabet = None
-    if tp.model == "finetune":
-        from cafa_mlflow.embed import load_esm
-
-        esm_model, alphabet = load_esm(params.embed.esm_model)
-    predictor.fit(
-        train,
-        val,
-        val_metric=val_metric,
-        callbacks=[log_epoch, *epoch_callbacks],
-        esm_model=esm_model,
-        alphabet=alphabet,
-    )
+    log_naive_baseline(y_train, val.ids, prepared.term_aspect, scorer, tp.min_score)
+    esm_model, alphabet = encoder_to_finetune(params)
+    fit_logged(predictor, train, val, scorer, [*epoch_callbacks], esm_model, alphabet)
     predictions = {"val": predictor.predict(val)}
     val_curves = scorer.curves(predictions["val"])  # scored once: metrics here, PR plots below
-    metrics = flat_metrics(scorer.summary(val_curves), "val_")
-    binary = TermMatrix(val.ids, terms, predictor.thresholds.apply(predictions["val"].matrix).astype(bool))
-    metrics.update({f"val_{k}": v for k, v in f1_at_thresholds(y_val, binary, aspect).items()})
-    # folds and the whole-pool refit have no validation split of their own: they stop early on val_loss of
-    # an inner split of their training part (train.val_fraction), so `val` stays unseen by them, and train
-    # at most as many epochs as this fit found best (the only number they take from validation)
-    refit_params = dataclasses.replace(
-        tp, monitor="val_loss", monitor_mode="min", max_epochs=max(1, predictor.result.best_epoch)
-    )
-
-    def refit() -> NeuralPredictor:  # finetune: the encoder as loaded, not as the fit above left it
-        if esm_model is None:
-            return NeuralPredictor(refit_params)
-        from cafa_mlflow.embed import load_esm
-
-        return NeuralPredictor(refit_params, load_esm(params.embed.esm_model))
-
+    metrics = val_metrics(predictor, scorer, val_curves, predictions["val"], y_val, prepared.term_aspect)
     final, predictions, test_metrics = finish_member(
-        refit, predictor, params, prepared, ontology, predictions, scored=("test",), threshold_step=tp.threshold_step
+        refitter(params, predictor.result.best_epoch, finetune=esm_model is not None),
+        predictor,
+        params,
+        prepared,
+        ontology,
+        predictions,
+        scored=("test",),
+        threshold_step=tp.threshold_step,
     )
     metrics.update(test_metrics)
     metrics.update({"best_epoch": predictor.result.best_epoch, "epochs_run": len(predictor.result.history)})
@@ -145,23 +114,98 @@ def train_neural(params: Any, epoch_callbacks: Sequence = (), register: bool = T
         member_folder(params, NAME), final, predictions, metrics, lambda f: write_history(history, f / "history.csv")
     )
     log_plots_and_tables(predictor, val_curves, prepared)
-    plain = params.to_dict()
-    info = log_go_model(
-        out / "model",
-        params.data.obo,
-        params.submission.to_dict(),
-        name=run_meta.logged_model_name("train", plain),
+    registered = package_and_register(
+        params,
+        out,
+        "train",
+        (metrics["val_f_w_mean"], prepared.split_id),
+        register=register,
+        kind="neural",
+        encoder=run_meta.encoder_label(params.to_dict()),
         input_example=input_example(val),
-        embed_runtime=params.embed.to_dict(),
     )
-    if register:
-        version, _ = runs.register_and_promote(
-            info.model_uri,
-            params.tracking.registered_model,
-            metrics["val_f_w_mean"],
-            prepared.split_id,
-            kind="neural",
-            encoder=run_meta.encoder_label(plain),
-        )
-        runs.set_tags({"registered_version": version})  # the alias, not a tag, says who is champion
+    if registered:
+        runs.set_tags({"registered_version": registered[0]})  # the alias, not a tag, says who is champion
     return metrics
+
+
+def prepared_with_val(params: Params) -> tuple[Prepared, Ontology]:
+    """The prepared data (prepared now when missing; it must have a validation split) and the ontology."""
+    prepared = ensure_prepared(params)
+    require_val(prepared)
+    run_meta.log_prepared_splits(prepared)
+    return prepared, load_obo(params.data.obo)
+
+
+def log_naive_baseline(
+    y_train: TermMatrix, val_ids: list[str], term_aspect: Any, scorer: Scorer, min_score: float
+) -> None:
+    """The naive baseline's validation scores, for comparison in the run (`val_naive_*`)."""
+    freq = term_frequencies(y_train.matrix, term_aspect)
+    naive = repeat_row(np.where(freq >= min_score, freq, 0.0)[None, :], len(val_ids))
+    runs.log_metrics(column_metrics(flat_metrics(scorer(TermMatrix(val_ids, y_train.terms, naive)), "val_naive_")))
+
+
+def encoder_to_finetune(params: Params) -> tuple[Any, Any]:
+    """(ESM-2 model, alphabet) when train.model is finetune, else (None, None)."""
+    if params.train.model != "finetune":
+        return None, None
+    from cafa_mlflow.embed import load_esm
+
+    return load_esm(params.embed.esm_model)
+
+
+def fit_logged(
+    predictor: NeuralPredictor,
+    train: TrainSet,
+    val: TrainSet,
+    scorer: Scorer,
+    epoch_callbacks: list,
+    esm_model: Any,
+    alphabet: Any,
+) -> None:
+    """Fit with early stopping on validation; every epoch's metrics go to the run (then `epoch_callbacks`)."""
+
+    def val_metric(scores) -> dict[str, float]:
+        return flat_metrics(scorer(TermMatrix(val.ids, train.labels.terms, scores)))
+
+    def log_epoch(epoch: int, metrics: dict) -> None:
+        runs.log_metrics(column_metrics(metrics), step=epoch)
+
+    predictor.fit(
+        train,
+        val,
+        val_metric=val_metric,
+        callbacks=[log_epoch, *epoch_callbacks],
+        esm_model=esm_model,
+        alphabet=alphabet,
+    )
+
+
+def val_metrics(
+    predictor: NeuralPredictor, scorer: Scorer, curves: Any, scores: TermMatrix, y_val: TermMatrix, term_aspect: Any
+) -> dict[str, float]:
+    """CAFA measures of the validation scores, and F1 at the predictor's own thresholds (`val_*`)."""
+    metrics = flat_metrics(scorer.summary(curves), "val_")
+    binary = TermMatrix(scores.proteins, predictor.terms, predictor.thresholds.apply(scores.matrix).astype(bool))
+    metrics.update({f"val_{k}": v for k, v in f1_at_thresholds(y_val, binary, term_aspect).items()})
+    return metrics
+
+
+def refitter(params: Params, best_epoch: int, finetune: bool) -> Callable[[], NeuralPredictor]:
+    """A fresh predictor for the folds and the whole-pool refit. They have no validation split of their own:
+    they stop early on val_loss of an inner split of their training part (train.val_fraction), so `val` stays
+    unseen by them, and train at most as many epochs as the fit found best (the only number they take from
+    validation). finetune: the encoder as loaded, not as the fit left it."""
+    refit_params = dataclasses.replace(
+        params.train, monitor="val_loss", monitor_mode="min", max_epochs=max(1, best_epoch)
+    )
+
+    def refit() -> NeuralPredictor:
+        if not finetune:
+            return NeuralPredictor(refit_params)
+        from cafa_mlflow.embed import load_esm
+
+        return NeuralPredictor(refit_params, load_esm(params.embed.esm_model))
+
+    return refit

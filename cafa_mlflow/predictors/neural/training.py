@@ -141,6 +141,34 @@ def train_epoch(
     return total / max(len(inputs), 1)
 
 
+def _one_epoch(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    opt: torch.optim.Optimizer,
+    train: tuple[Inputs, sp.csr_matrix],
+    val: tuple[Inputs, sp.csr_matrix],
+    params: TrainParams,
+    rng: np.random.Generator,
+    val_metric: ValMetric | None,
+) -> dict[str, float]:
+    """Train one epoch and evaluate: train_loss, val_loss, lr, val_<key> of val_metric, log_var_<aspect>."""
+    lr = opt.param_groups[0]["lr"]
+    train_loss = train_epoch(model, loss_fn, opt, *train, params.batch_size, params.grad_accum_steps, rng)
+    val_loss, scores = evaluate_batches(model, *val, loss_fn, params.inference_batch_size, params.min_score)
+    metrics = {"train_loss": train_loss, "val_loss": val_loss, "lr": lr}
+    if val_metric is not None:
+        metrics.update({f"val_{k}": float(v) for k, v in val_metric(scores).items()})
+    if getattr(loss_fn, "log_vars", None) is not None:
+        log_vars = loss_fn.log_vars.detach().tolist()
+        metrics.update({f"log_var_{a}": v for a, v in zip(loss_fn.aspects, log_vars)})
+    if params.monitor not in metrics:
+        raise ConfigError(
+            f"params.yaml train.monitor={params.monitor!r} is not among the epoch metrics "
+            f"{sorted(metrics)}; pick one of them"
+        )
+    return metrics
+
+
 def fit_model(
     model: nn.Module,
     loss_fn: nn.Module,
@@ -166,24 +194,9 @@ def fit_model(
     best_state: dict | None = None
     try:
         for epoch in range(1, params.max_epochs + 1):
-            lr = opt.param_groups[0]["lr"]
-            train_loss = train_epoch(
-                model, loss_fn, opt, train_inputs, y_train, params.batch_size, params.grad_accum_steps, rng
+            metrics = _one_epoch(
+                model, loss_fn, opt, (train_inputs, y_train), (val_inputs, y_val), params, rng, val_metric
             )
-            val_loss, scores = evaluate_batches(
-                model, val_inputs, y_val, loss_fn, params.inference_batch_size, params.min_score
-            )
-            metrics = {"train_loss": train_loss, "val_loss": val_loss, "lr": lr}
-            if val_metric is not None:
-                metrics.update({f"val_{k}": float(v) for k, v in val_metric(scores).items()})
-            if getattr(loss_fn, "log_vars", None) is not None:
-                log_vars = loss_fn.log_vars.detach().tolist()
-                metrics.update({f"log_var_{a}": v for a, v in zip(loss_fn.aspects, log_vars)})
-            if params.monitor not in metrics:
-                raise ConfigError(
-                    f"params.yaml train.monitor={params.monitor!r} is not among the epoch metrics "
-                    f"{sorted(metrics)}; pick one of them"
-                )
             value = metrics[params.monitor]
             result.history.append(metrics)
             if _improved(value, result.best_value, params.monitor_mode, params.early_stopping_min_delta):
