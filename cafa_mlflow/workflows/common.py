@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +14,9 @@ from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
-from cafa_mlflow.tracking import run_meta, runs
 
 if TYPE_CHECKING:
-    from cafa_mlflow.config.schema import Params
+    pass
 
 SPLITS = ("val", "test")  # what every member predicts (val from the fit on `train`)
 OOF = "oof"  # out-of-fold predictions of the train split (folds.k >= 2)
@@ -166,43 +165,3 @@ def split_scorer(prepared: Prepared, ontology: Any, split: str, threshold_step: 
     if truth_file is None:
         return None
     return Scorer(ontology, read_truth(truth_file, ontology, prepared.ids(split)), prepared.ia, threshold_step)
-
-
-def package_and_register(
-    params: Params,
-    out: Path,
-    step: str,
-    selection: tuple[float, str],
-    *,
-    register: bool,
-    kind: str,
-    encoder: str,
-    members: Sequence[str] = (),
-    **model: Any,
-) -> tuple[str, bool] | None:
-    """The ending train and ensemble share: the member saved in `out` logged as one self-contained pyfunc model
-    (named after the run's `step`; `model`: log_go_model's input_example or predictor) and, with `register`,
-    registered under tracking.registered_model, the champion alias moving only when `selection` (validation
-    score, split id) beats the champion's. Returns (version, promoted), None when not registered."""
-    from cafa_mlflow.serving.pyfunc import log_go_model
-
-    info = log_go_model(
-        out / "model",
-        params.data.obo,
-        params.submission.to_dict(),
-        name=run_meta.logged_model_name(step, params.to_dict()),
-        embed_runtime=params.embed.to_dict(),
-        **model,
-    )
-    if not register:
-        return None
-    score, split_id = selection
-    return runs.register_and_promote(
-        info.model_uri,
-        params.tracking.registered_model,
-        score,
-        split_id,
-        kind=kind,
-        members=members,
-        encoder=encoder,
-    )

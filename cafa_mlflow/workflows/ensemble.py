@@ -29,11 +29,11 @@ from cafa_mlflow.workflows.common import (
     SPLITS,
     ensure_prepared,
     member_folder,
-    package_and_register,
     require_val,
     split_scorer,
     write_member,
 )
+from cafa_mlflow.workflows.packaging import package_and_register
 
 if TYPE_CHECKING:
     from cafa_mlflow.config.schema import Params

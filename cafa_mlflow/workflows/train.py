@@ -30,11 +30,11 @@ from cafa_mlflow.workflows.common import (
     ensure_prepared,
     finish_member,
     member_folder,
-    package_and_register,
     require_val,
     split_scorer,
     write_member,
 )
+from cafa_mlflow.workflows.packaging import package_and_register
 
 if TYPE_CHECKING:
     from cafa_mlflow.config.schema import Params
