@@ -6,12 +6,16 @@ A saved predictor records the settings it was fitted on; using it with other set
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cafa_mlflow.embed.model import default_layer, model_identity, model_label, resolve_layer
 from cafa_mlflow.embed.units import check_strategy
 from cafa_mlflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import EmbedParams
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class EmbedSettings:
         check_strategy(self.strategy, self.pooling, self.window, self.stride, self.max_residues)
 
     @classmethod
-    def from_block(cls, block: Any) -> EmbedSettings:
+    def from_block(cls, block: EmbedParams | Mapping[str, Any]) -> EmbedSettings:
         """From params.yaml's embed block (an EmbedParams or a mapping)."""
         values = block.to_dict() if hasattr(block, "to_dict") else dict(block)
         return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -16,6 +16,9 @@ from mlflow.tracking import MlflowClient
 from cafa_mlflow.config.params_file import flatten
 from cafa_mlflow.console import configure_logging
 from cafa_mlflow.tracking import recovery, run_meta
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
 
 log = logging.getLogger(__name__)
 CHAMPION = "champion"
@@ -26,7 +29,7 @@ _LAUNCHER_EXPERIMENT = os.environ.get("MLFLOW_EXPERIMENT_ID")
 PARENT_RUN_ENV = "CAFA_PARENT_RUN_ID"  # set by `main` for the steps it runs
 
 
-def configure(params: Any) -> str:
+def configure(params: Params | Mapping[str, Any]) -> str:
     """Point MLflow at the tracking store ($MLFLOW_TRACKING_URI wins over params.yaml) and experiment."""
     params = _plain(params)
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params["tracking"]["uri"]
@@ -39,7 +42,7 @@ def configure(params: Any) -> str:
     return uri
 
 
-def standard_params(params: Any) -> dict[str, Any]:
+def standard_params(params: Params | Mapping[str, Any]) -> dict[str, Any]:
     """The vocabulary every run logs, so runs of different entry points line up in the UI."""
     params = _plain(params)
     embed, train, prep = params.get("embed", {}), params.get("train", {}), params["prepare"]
@@ -66,7 +69,7 @@ def standard_params(params: Any) -> dict[str, Any]:
 
 @contextmanager
 def start_run(
-    params: Any,
+    params: Params | Mapping[str, Any],
     entry_point: str,
     run_name: str | None = None,
     nested: bool | None = None,
@@ -199,7 +202,7 @@ def _artifacts_gone(client: MlflowClient, name: str, version: str) -> bool:
     return problem is not None
 
 
-def _plain(params: Any) -> Mapping:
+def _plain(params: Params | Mapping[str, Any]) -> Mapping:
     """params.yaml as nested mappings (a schema.Params or a dict)."""
     return params.to_dict() if hasattr(params, "to_dict") else params
 

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -19,6 +19,9 @@ from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.predictors.registry import MEMBER_STEPS
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.common import member_folder
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
 
 STEPS = (  # (label, entry point module, extra flags): the members come from the registry
     ("prepare", "prepare", ()),
@@ -31,7 +34,7 @@ STEPS = (  # (label, entry point module, extra flags): the members come from the
 KEY_METRICS = ("test_f_w_mean", "val_f_w_mean", "submission_lines")  # the first a step logged is its key metric
 
 
-def check_outputs(params: Any) -> None:
+def check_outputs(params: Params) -> None:
     """Fail before long work when an output location of the chain cannot be written (OutputError naming it)."""
     for folder in (
         params.prepare.out,
@@ -51,7 +54,7 @@ def check_outputs(params: Any) -> None:
     check_writable(params.evaluate.out_json)
 
 
-def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dict[str, Any]]:
+def run_chain(params: Params, parent_run_id: str, steps: tuple = STEPS) -> list[dict[str, Any]]:
     """Run `steps` in order under run `parent_run_id`; a failing step stops the chain with its exit status.
     Returns one row per step: {step, seconds, metric, value}."""
     rows = []
@@ -74,7 +77,7 @@ def run_chain(params: Any, parent_run_id: str, steps: tuple = STEPS) -> list[dic
     return rows
 
 
-def final_metrics(params: Any) -> dict[str, float]:
+def final_metrics(params: Params) -> dict[str, float]:
     """The submitted model's validation and test metrics (the ensemble's report), empty when absent."""
     report = Path(params.outputs.metrics) / "ensemble_val.json"
     return json.loads(report.read_text()).get("ensemble", {}) if report.is_file() else {}

@@ -16,6 +16,8 @@ from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 
 if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
+
     pass
 
 SPLITS = ("val", "test")  # what every member predicts (val from the fit on `train`)
@@ -23,7 +25,7 @@ OOF = "oof"  # out-of-fold predictions of the train split (folds.k >= 2)
 log = logging.getLogger(__name__)
 
 
-def ensure_prepared(params: Any) -> Prepared:
+def ensure_prepared(params: Params) -> Prepared:
     """The prepared dataset, prepared now when its folder is missing (so any step works from a fresh clone)."""
     root = Path(params.prepare.out)
     if not (root / "summary.json").is_file():
@@ -34,7 +36,7 @@ def ensure_prepared(params: Any) -> Prepared:
 
 def bind_encoder_and_load(
     predictor: Predictor,
-    params: Any,
+    params: Params,
     prepared: Prepared,
     split: str,
     ids: list[str] | None = None,
@@ -67,13 +69,15 @@ def bind_encoder_and_load(
     return TrainSet(ids, labels=labels, term_aspect=prepared.term_aspects(labels.terms), **inputs)
 
 
-def training_set(predictor: Predictor, params: Any, prepared: Prepared, split: str) -> TrainSet:
+def training_set(predictor: Predictor, params: Params, prepared: Prepared, split: str) -> TrainSet:
     """The proteins of `split` (train, val or pool) with their labels over the terms `predictor` learns."""
     labels = prepared.split_labels(split, all_terms=predictor.label_terms == "all")
     return bind_encoder_and_load(predictor, params, prepared, split, labels=labels)
 
 
-def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared, like: Predictor) -> TermMatrix | None:
+def cross_fitted(
+    make: Callable[[], Predictor], params: Params, prepared: Prepared, like: Predictor
+) -> TermMatrix | None:
     """Out-of-fold predictions of every `train` protein (folds.k folds of whole prepare clusters: a protein is
     scored by a fresh `make()` fitted on the other folds); None when folds.k < 2. `like`: a predictor of the
     same kind, which says what inputs and labels the folds need."""
@@ -88,7 +92,7 @@ def cross_fitted(make: Callable[[], Predictor], params: Any, prepared: Prepared,
     return cross_fit(make, training_set(like, params, prepared, "train"), folds)
 
 
-def final_fit(make: Callable[[], Predictor], params: Any, prepared: Prepared, fitted: Predictor) -> Predictor:
+def final_fit(make: Callable[[], Predictor], params: Params, prepared: Prepared, fitted: Predictor) -> Predictor:
     """The predictor for test and new proteins: a fresh `make()` fitted on the whole pool (train + val) when
     folds.full_fit, else `fitted` (the fit on train that scored validation)."""
     if not params.folds.full_fit or not prepared.ids("val"):
@@ -100,7 +104,7 @@ def final_fit(make: Callable[[], Predictor], params: Any, prepared: Prepared, fi
 def finish_member(
     make: Callable[[], Predictor],
     fitted: Predictor,
-    params: Any,
+    params: Params,
     prepared: Prepared,
     ontology: Any,
     predictions: dict,
@@ -145,7 +149,7 @@ def write_member(
     return out
 
 
-def member_folder(params: Any, name: str) -> Path:
+def member_folder(params: Params, name: str) -> Path:
     return Path(params.outputs.predictions) / name
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cafa_mlflow.embed import embed_fasta
 from cafa_mlflow.embed.resolve import fasta_roles, read_index, runtime_options, write_index
@@ -10,6 +10,9 @@ from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.tracking import runs
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
 
 
 def totals(results: list[dict]) -> dict[str, float]:
@@ -27,7 +30,7 @@ def totals(results: list[dict]) -> dict[str, float]:
     }
 
 
-def embed_roles(params: Any) -> dict[str, str]:
+def embed_roles(params: Params) -> dict[str, str]:
     """Embed the run's FASTA files (prepared train/test, or embed.fasta); returns {role: cache folder}."""
     block = params.embed
     roles = fasta_roles(block.fasta, params.prepare.out)

@@ -44,7 +44,7 @@ NAME = "ensemble"
 log = logging.getLogger(__name__)
 
 
-def saved_predictions(params: Any, names: list[str], split: str) -> dict[str, TermMatrix]:
+def saved_predictions(params: Params, names: list[str], split: str) -> dict[str, TermMatrix]:
     out = {}
     for name in names:
         path = member_folder(params, name) / f"{split}.npz"
@@ -60,7 +60,7 @@ def saved_predictions(params: Any, names: list[str], split: str) -> dict[str, Te
     return out
 
 
-def ensemble_members(params: Any) -> list[str]:
+def ensemble_members(params: Params) -> list[str]:
     """ensemble.members, without those the chain skipped (an optional member that cannot run here: one notice)."""
     names = []
     for name in params.ensemble.members:
@@ -72,7 +72,7 @@ def ensemble_members(params: Any) -> list[str]:
 
 
 def fitting_data(
-    params: Any, prepared: Any, ontology: Any, names: list[str], saved: dict[str, dict[str, TermMatrix]]
+    params: Params, prepared: Prepared, ontology: Ontology, names: list[str], saved: dict[str, dict[str, TermMatrix]]
 ) -> tuple[TrainSet, Any, dict[str, TermMatrix]]:
     """What the weights are fitted on: the members' out-of-fold predictions of (a seeded sample of)
     the train split (ensemble.fit_on: oof), so validation stays unseen, or the validation split (val)."""

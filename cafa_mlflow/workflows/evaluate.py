@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.evaluation.reports import FINAL, write_reports
@@ -17,11 +17,14 @@ from cafa_mlflow.io.ia import read_ia
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.tracking.metric_names import column_metrics
 
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
+
 ORDER_LAST = ("ensemble",)  # members first, then the ensemble
 log = logging.getLogger(__name__)
 
 
-def resolve_inputs(params: Any) -> dict:
+def resolve_inputs(params: Params) -> dict:
     """Fill the null keys of the evaluate block from the data/prepare blocks."""
     ev, prepared = params.evaluate.to_dict(), Path(params.prepare.out)
     ev["obo"] = ev.get("obo") or params.data.obo
@@ -75,7 +78,7 @@ def prediction_files(folder: str | Path) -> dict[str, Path]:
     return dict(sorted(found.items(), key=lambda kv: (kv[0] in ORDER_LAST, kv[0])))
 
 
-def evaluate_predictions_folder(params: Any, ev: dict) -> dict:
+def evaluate_predictions_folder(params: Params, ev: dict) -> dict:
     """Mode (b): every saved test prediction, logged into the active MLflow run."""
     from cafa_mlflow.io.text import atomic_write
     from cafa_mlflow.tracking import runs

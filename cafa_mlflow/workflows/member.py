@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import atomic_dir, check_writable
@@ -18,8 +18,11 @@ from cafa_mlflow.workflows.common import (
     write_member,
 )
 
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
 
-def fit_member(kind: str, params: Any) -> dict[str, float]:
+
+def fit_member(kind: str, params: Params) -> dict[str, float]:
     """Fit, predict, evaluate and save member `kind` under <outputs.predictions>/<kind>; returns metrics."""
     check_writable(member_folder(params, kind), folder=True, replace=True)
     if why := registry.unavailable(kind, params):  # DVC's stage still needs its folder: a note in it, no predictions

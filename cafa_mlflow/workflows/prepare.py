@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cafa_mlflow.data.prepared import prepare_dataset
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.tracking import runs
 
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
 
-def prepare_and_describe(params: Any) -> dict:
+
+def prepare_and_describe(params: Params) -> dict:
     """Prepare `data` into prepare.out, log the summary and the training pool's statistics; returns the summary."""
     from cafa_mlflow.data.stats import dataset_stats, print_stats
 

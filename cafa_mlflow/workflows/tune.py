@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import optuna
@@ -25,6 +25,9 @@ from cafa_mlflow.workflows import optuna_study
 from cafa_mlflow.workflows.ensemble import fit_ensemble
 from cafa_mlflow.workflows.train import run_params, train_neural
 
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params
+
 MAX_TAG_CHARS = 5000
 
 
@@ -32,7 +35,7 @@ class Objective:
     """Trains one trial inside a nested MLflow run; pruned -> TrialPruned, errors -> FAIL with the reason.
     A CafaError (the user's input or configuration is wrong for every trial) also stops the study."""
 
-    def __init__(self, params: Any) -> None:
+    def __init__(self, params: Params) -> None:
         self.params, self.tune = params, params.tune
         self.fatal: CafaError | None = None
 
@@ -85,7 +88,7 @@ class Objective:
             return {"outputs.metrics": str(out_dir)}
         return {"folds.k": 0, "folds.full_fit": False, "outputs.predictions": str(out_dir)}
 
-    def _run(self, params: Any, prune: Any, out_dir: Path) -> dict[str, float]:
+    def _run(self, params: Params, prune: Any, out_dir: Path) -> dict[str, float]:
         if self.tune.objective == "ensemble":  # the saved members, combined with the trial's ensemble/stacker keys
             return fit_ensemble(params, register=False, out=out_dir / "ensemble")
         runs.log_params(run_params(params))
@@ -109,7 +112,7 @@ class Objective:
             self.fatal = err
 
 
-def log_results(study: optuna.Study, params: Any) -> dict[str, Any]:
+def log_results(study: optuna.Study, params: Params) -> dict[str, Any]:
     """Best value/params, state counts, trials table and plots on the active (parent) run;
     best_params.yaml in tune.out. Returns a summary."""
     tune, metric = params.tune, params.tune.metric
@@ -140,7 +143,7 @@ def log_results(study: optuna.Study, params: Any) -> dict[str, Any]:
     return summary
 
 
-def retrain_best(params: Any, best_params_file: str | Path) -> dict[str, float]:
+def retrain_best(params: Params, best_params_file: str | Path) -> dict[str, float]:
     """A `train` (or `ensemble`, per tune.objective) run nested under the tune run with params + the best
     params file; registers the model."""
     best = params.with_overrides(yaml.safe_load(Path(best_params_file).read_text()) or {})
@@ -151,7 +154,7 @@ def retrain_best(params: Any, best_params_file: str | Path) -> dict[str, float]:
         return fit_ensemble(best, register=True) if step == "ensemble" else train_neural(best, register=True)
 
 
-def run_study(params: Any) -> dict[str, Any]:
+def run_study(params: Params) -> dict[str, Any]:
     """Join (or create) the study, run this worker's trials, log the results; returns a summary."""
     tune = params.tune
     check_writable(tune.out, folder=True)
