@@ -26,7 +26,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,10 @@ from cafa_mlflow.io.text import atomic_write, link_or_copy, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import hits_to_scores
 from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import Params, ReferenceParams
+    from cafa_mlflow.go.ontology import Ontology
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +109,12 @@ class ReferencePredictor(Predictor):
         self.input_hash = np.zeros(0, dtype=np.int64)
 
     @classmethod
-    def needs(cls, params: Any) -> dict[str, Any]:
+    def needs(cls, params: Params) -> dict[str, Any]:
         # the training pool (validation / out-of-fold queries) and the ontology file
         return {"pool": Path(params.prepare.out) / "proteins.parquet", "obo": params.data.obo}
 
     @classmethod
-    def from_params(cls, b: Any, ontology: Any, pool: Path, obo: str) -> ReferencePredictor:
+    def from_params(cls, b: ReferenceParams, ontology: Ontology, pool: Path, obo: str) -> ReferencePredictor:
         holdout = pd.read_parquet(pool, columns=["protein"])["protein"].tolist() if pool.is_file() else ()
         return cls(
             [dict(d) for d in b.databases],
