@@ -8,7 +8,7 @@ import os
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.fasta import read_fasta
-from cafa_mlflow.serving.loading import load_model
+from cafa_mlflow.serving.model_loader import load_model
 from cafa_mlflow.workflows.explain import explain
 
 

@@ -13,9 +13,9 @@ from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.console import run_entry
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.io.text import check_writable
-from cafa_mlflow.serving.loading import load_model, pinned_uri
+from cafa_mlflow.serving.model_loader import load_model, pinned_uri
 from cafa_mlflow.tracking import runs
-from cafa_mlflow.workflows.predict import default_fasta
+from cafa_mlflow.workflows.predict_batches import default_fasta
 from cafa_mlflow.workflows.shards import manifest_path, parse_shard, part_path
 from cafa_mlflow.workflows.submit import submit
 

@@ -23,7 +23,7 @@ from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
 from cafa_mlflow.predictors.homology import HomologyPredictor
 from cafa_mlflow.predictors.knn import KnnPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
-from cafa_mlflow.serving import loading, pyfunc
+from cafa_mlflow.serving import model_loader, pyfunc
 from cafa_mlflow.tracking import runs
 from pipelines import predict
 
@@ -131,14 +131,14 @@ def test_a_version_with_missing_artifacts_is_named_with_working_advice(tmp_path,
     assert promoted and newer == "2"
     missing = break_version(newer)
     with pytest.raises(InputError) as err:
-        loading.load_model(f"models:/{NAME}@champion")
+        model_loader.load_model(f"models:/{NAME}@champion")
     message = str(err.value)
     assert f"cannot load model {NAME} version 2 (alias champion)" in message and missing in message
     assert f"version 1 is complete: pass --model-uri models:/{NAME}/1" in message  # an advice that works
-    assert loading.load_model(f"models:/{NAME}/1") is not None
+    assert model_loader.load_model(f"models:/{NAME}/1") is not None
     break_version("1")
     with pytest.raises(InputError, match=rf"no complete version of {NAME} is left: run `cafa ensemble`"):
-        loading.load_model(f"models:/{NAME}@champion")
+        model_loader.load_model(f"models:/{NAME}@champion")
     # running the step as advised: its version takes the alias even with a lower score (the champion is broken)
     version, promoted = register_again(tmp_path, 0.1)
-    assert promoted and loading.load_model(f"models:/{NAME}@champion") is not None
+    assert promoted and model_loader.load_model(f"models:/{NAME}@champion") is not None

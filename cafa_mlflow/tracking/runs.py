@@ -194,7 +194,7 @@ def register_and_promote(
 
 
 def _artifacts_gone(client: MlflowClient, name: str, version: str) -> bool:
-    from cafa_mlflow.serving.loading import version_problem
+    from cafa_mlflow.serving.model_loader import version_problem
 
     problem = version_problem(client, name, version)
     if problem is not None:

@@ -24,7 +24,7 @@ import pandas as pd
 from cafa_mlflow.errors import CafaError, ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.text import atomic_write
-from cafa_mlflow.workflows.predict import batches, prepare_model, score_frame
+from cafa_mlflow.workflows.predict_batches import batches, prepare_model, score_frame
 from cafa_mlflow.workflows.shards import model_inputs
 
 RAY_MISSING = "Ray is not installed: pip install '.[ray]'"
@@ -59,7 +59,7 @@ class Scorer:
         import mlflow
 
         from cafa_mlflow.config.schema import SubmissionParams
-        from cafa_mlflow.serving.loading import load_model
+        from cafa_mlflow.serving.model_loader import load_model
 
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(registry_uri)

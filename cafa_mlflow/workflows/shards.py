@@ -28,7 +28,7 @@ from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.integrity import digest
 from cafa_mlflow.io.text import atomic_write, write_json
-from cafa_mlflow.workflows.predict import batches, join_files, prepare_model, score_frames
+from cafa_mlflow.workflows.predict_batches import batches, join_files, prepare_model, score_frames
 
 FORMAT = "cafa-predict-shard/1"
 PART = re.compile(r"\.shard-(\d+)-of-(\d+)$")

@@ -9,7 +9,7 @@ from typing import Any
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.submission import validate_submission
-from cafa_mlflow.workflows.predict import predict_fasta
+from cafa_mlflow.workflows.predict_batches import predict_fasta
 from cafa_mlflow.workflows.shards import part_path, predict_shard
 
 
