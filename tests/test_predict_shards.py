@@ -12,11 +12,12 @@ from mlflow.tracking import MlflowClient
 from predictor_fixtures import SEQUENCES
 from test_predict import NAME, champion  # noqa: F401  (the fixture: a tiny registered champion)
 
+from cafa_mlflow.config.flags import parse_params
 from cafa_mlflow.errors import CafaError, ConfigError, InputError
 from cafa_mlflow.io.fasta import load_fasta
 from cafa_mlflow.io.integrity import digest
 from cafa_mlflow.io.submission import validate_submission
-from cafa_mlflow.workflows import shards
+from cafa_mlflow.workflows import predict_job, shards
 from pipelines import cli, predict
 
 N_QUERIES = 8
@@ -39,6 +40,12 @@ def run_predict(tmp_path: Path, uri: str, fasta: Path, out: Path, *extra: str, e
     flags += ["--embed-out", str(tmp_path / emb), "--tracking-system-metrics", "false"]
     flags += ["--tracking-experiment", "predict-test", "--batch-size", "2", "--threads", "1", *extra]
     predict.main(flags)
+
+
+def job(tmp_path: Path, fasta: Path, *flags: str) -> predict_job.PredictJob:
+    """The PredictJob of `cafa predict --fasta FASTA --out tmp/out.tsv FLAGS`."""
+    argv = ["--fasta", str(fasta), "--out", str(tmp_path / "out.tsv"), *flags]
+    return predict_job.PredictJob.from_params(parse_params(argv, "cafa predict", "", own="predict")[0])
 
 
 def predict_runs() -> list:
@@ -190,9 +197,11 @@ def test_ray_engine_writes_the_single_process_submission_in_one_run(tmp_path, ch
     # the whole FASTA's embedding cache (made by the single-process run): the actors get the vectors
     records = load_fasta(fasta)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
-    vectors, inputs = shards.model_inputs(model, records, records, str(tmp_path / "emb"))
+    ray_job = job(tmp_path, fasta, "--engine", "ray", "--embed-out", str(tmp_path / "emb"))
+    vectors, inputs = predict_job.model_inputs(model, ray_job, records, records)
     assert vectors is not None and len(vectors) == N_QUERIES and "embedding" in inputs
-    assert shards.model_inputs(model, records, records, str(tmp_path / "emb_ray"))[0] is None  # no such cache
+    ray_job = job(tmp_path, fasta, "--engine", "ray", "--embed-out", str(tmp_path / "emb_ray"))
+    assert predict_job.model_inputs(model, ray_job, records, records)[0] is None  # no such cache
     cached = tmp_path / "ray" / "cached.tsv"
     run_predict(tmp_path, uri, fasta, cached, "--engine", "ray", "--workers", "2")
     assert cached.read_bytes() == single.read_bytes()
@@ -210,17 +219,17 @@ def test_merge_shards_is_a_light_command(tmp_path):
 
 @pytest.mark.slow
 def test_an_actors_error_comes_back_as_its_one_line(tmp_path, monkeypatch, ray_cluster):
-    from cafa_mlflow.config.flags import parse_params
     from cafa_mlflow.workflows import predict_ray
 
     fasta = query_fasta(tmp_path)
-    monkeypatch.setattr(predict_ray, "model_inputs", lambda *args: (None, {"sequence"}))  # no driver-side model
+    no_model = predict_job.ReadyModel(None, {"sequence"}, None)  # no driver-side model
+    monkeypatch.setattr(predict_ray, "ready_model", lambda *args, **kw: no_model)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/empty.db")  # what the actors load the model from
     MlflowClient().search_experiments()  # the store's tables, made once here (as the driver's run does)
-    params, _ = parse_params(["--workers", "2", "--batch-size", "3"], "cafa predict", "", own="predict")
+    ray_job = job(tmp_path, fasta, "--workers", "2", "--batch-size", "3", "--engine", "ray")
     try:
         with pytest.raises(InputError) as err:
-            predict_ray.predict_ray(None, "models:/no-such-model/1", fasta, tmp_path / "out.tsv", params)
+            predict_ray.predict_ray(ray_job, "models:/no-such-model/1")
     finally:
         mlflow.set_tracking_uri(None)
     assert str(err.value).startswith("cannot load model models:/no-such-model/1") and "\n" not in str(err.value)

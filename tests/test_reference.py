@@ -277,7 +277,7 @@ def test_reference_member_is_served_inside_an_ensemble(tmp_path):
     from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
     from cafa_mlflow.predictors.naive import NaivePredictor
     from cafa_mlflow.serving import pyfunc as serving
-    from cafa_mlflow.workflows.predict_batches import prepare_model
+    from cafa_mlflow.workflows.predict_job import prepare_model
 
     onto = tiny_ontology(tmp_path)
     members = {"naive": NaivePredictor(onto).fit(pool(tmp_path)), "reference": reference(tmp_path).fit(pool(tmp_path))}

@@ -183,6 +183,7 @@ class PredictParams(Block):
     shard: str | None
     engine: str = choice("local", "ray")
     ray_address: str | None
+    ray_connect_timeout_s: float = bounds(gt=0)
     workers: int | None = bounds(ge=1)
 
 

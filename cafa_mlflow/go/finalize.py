@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,6 +13,9 @@ import scipy.sparse as sp
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import Ontology
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import SubmissionParams
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,9 @@ def round_scores(tm: TermMatrix, sig: int, min_score: float) -> TermMatrix:
     return TermMatrix(tm.proteins, tm.terms, m)
 
 
-def finalize(tm: TermMatrix, ontology: Ontology, submission: Any, block_rows: int = BLOCK_ROWS) -> TermMatrix:
+def finalize(
+    tm: TermMatrix, ontology: Ontology, submission: SubmissionParams, block_rows: int = BLOCK_ROWS
+) -> TermMatrix:
     """Submission-ready scores: GO-consistent, at most `submission.max_terms` per protein, rounded to
     `submission.sig` significant figures, nothing below `submission.min_score` (params.yaml's submission block).
 
@@ -103,7 +108,7 @@ def finalize(tm: TermMatrix, ontology: Ontology, submission: Any, block_rows: in
     )
 
 
-def finalize_blocks(parts: Iterable[TermMatrix], ontology: Ontology, submission: Any) -> TermMatrix:
+def finalize_blocks(parts: Iterable[TermMatrix], ontology: Ontology, submission: SubmissionParams) -> TermMatrix:
     """`finalize` of one prediction given as blocks of its proteins (`parts`, same terms, made one at a time),
     stacked: equal to finalize of the whole, as every step works per protein except the kept columns (the
     ontology's terms that carry a score after GO-consistency: the union over the blocks)."""

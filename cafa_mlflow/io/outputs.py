@@ -9,6 +9,11 @@
   next run (`clean_leftovers` moves the old folder back).
 - Leftovers: temporaries are named `.<name>.cafa-<pid>-<random>` beside the folder; the next run of the
   step removes those of dead processes that carry the marker (`clean_leftovers`).
+- Single files a command writes (`--out`, `--evidence`, `--out-json`, ...): when one is complete, the sidecar
+  `.<name>.cafa-mlflow` beside it records its size and sha256 (`mark_file`). A file is replaced only when it is
+  missing or its sidecar matches it (`check_file_replaceable`): a user's file, or one changed since, is kept.
+  An empty sidecar (`touch`) vouches for an output of an older cafa-mlflow.
+- Paths of one command: no output may be an input or another output (`check_distinct`), refused before any work.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cafa_mlflow.errors import OutputError
+from cafa_mlflow.io import integrity
 
 MARKER = ".cafa-mlflow"  # JSON {"product", "pid", "created"}: written when the product created the folder
 PRODUCT = "cafa-mlflow"
@@ -222,3 +228,83 @@ def clean_leftovers(final: str | os.PathLike) -> list[Path]:
             remove_tree(entry)
             removed.append(entry)
     return removed
+
+
+def file_marker(path: str | os.PathLike) -> Path:
+    """The sidecar saying the product wrote the file `path`: `.<name>.cafa-mlflow` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{MARKER}")
+
+
+def mark_file(path: str | os.PathLike) -> None:
+    """Record, once the file `path` is complete, that the product wrote it: its size and sha256 in its sidecar
+    (written atomically; a file changed afterwards no longer matches it)."""
+    marker = file_marker(path)
+    tmp = marker.with_name(f"{marker.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp.write_text(json.dumps({"product": PRODUCT, **integrity.record(path)}) + "\n")
+    os.replace(tmp, marker)
+
+
+def wrote_file(path: str | os.PathLike) -> bool:
+    """Whether the product wrote the file `path` as it is now (its sidecar matches; an empty sidecar vouches)."""
+    marker = file_marker(path)
+    try:
+        text = marker.read_text().strip()
+        if not text:
+            return True
+        mark = json.loads(text)
+        return int(mark["bytes"]) == os.path.getsize(path) and mark[integrity.ALGORITHM] == integrity.digest(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def check_file_replaceable(path: str | os.PathLike, flag: str) -> Path:
+    """Stop (OutputError naming `path` and `flag`) unless the output file `path` is missing or the product
+    wrote it as it is now (`wrote_file`)."""
+    path = Path(path)
+    if not os.path.lexists(path) or path.is_dir():  # a folder is refused by the writability check
+        return path
+    if path.is_symlink() or not path.is_file() or not wrote_file(path):
+        marker = file_marker(path)
+        raise OutputError(
+            f"{path}: exists and cafa-mlflow did not write it (no matching {marker.name} beside it, where the "
+            f"product records the size and sha256 of each file it writes), so it is not replaced; move it away or "
+            f"choose another {flag} (an unchanged output of an older cafa-mlflow: `touch {marker}`)."
+        )
+    return path
+
+
+def _identity(path: str | os.PathLike) -> object:
+    """What makes two names the same file: device and inode when it exists (links too), else the real path."""
+    try:
+        stat = os.stat(path)
+        return stat.st_dev, stat.st_ino
+    except OSError:
+        return os.path.realpath(path)
+
+
+def check_distinct(
+    inputs: Mapping[str, str | os.PathLike | None], outputs: Mapping[str, str | os.PathLike | None]
+) -> None:
+    """Stop (one OutputError naming both flags and the path) when an output is one of the `inputs` or two
+    `outputs` are one file (keys: the flags that named them; None values are skipped)."""
+    seen: dict[object, str] = {_identity(p): flag for flag, p in inputs.items() if p is not None}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        key = _identity(path)
+        if key in seen:
+            other = seen[key]
+            what = "an input" if other in inputs else "another output"
+            raise OutputError(
+                f"{flag} and {other} name the same file {path}: the output would replace {what}; "
+                "give each its own path."
+            )
+        seen[key] = flag
+
+
+def mark_files(*paths: str | os.PathLike | None) -> None:
+    """mark_file for each written file (None skipped)."""
+    for path in paths:
+        if path is not None:
+            mark_file(path)

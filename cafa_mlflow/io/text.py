@@ -15,7 +15,7 @@ import lzma
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -116,6 +116,19 @@ def check_writable(path: str | os.PathLike, folder: bool = False, replace: bool 
             with contextlib.suppress(OSError):
                 folder_made.rmdir()
     return path
+
+
+def claim_files(
+    inputs: Mapping[str, str | os.PathLike | None], outputs_: Mapping[str, str | os.PathLike | None]
+) -> None:
+    """Before any work, for a command's output files (keys: the flags naming them; None skipped): none is an
+    input or another output (outputs.check_distinct), each is missing or the product's
+    (outputs.check_file_replaceable) and can be written (check_writable). OutputError, one line, otherwise."""
+    outputs.check_distinct(inputs, outputs_)
+    for flag, path in outputs_.items():
+        if path is not None:
+            outputs.check_file_replaceable(path, flag)
+            check_writable(path)
 
 
 def _umask() -> int:

@@ -1,4 +1,6 @@
-"""Score a FASTA with a served model (GoModel pyfunc) into a CAFA-6 submission, batch by batch."""
+"""Score a FASTA with a served model (GoModel pyfunc) into a CAFA-6 submission, batch by batch: the model input
+frames, each frame's submission lines (and evidence rows), the parts joined into one file; the one-process
+engine of `cafa predict` (`predict_fasta`)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,31 +17,10 @@ from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.submission import write_submission
 from cafa_mlflow.io.text import atomic_write
+from cafa_mlflow.workflows.predict_job import PredictJob, ready_model
 
-
-def default_fasta(params: Any) -> str:
-    """The prepared test proteins (their embeddings are cached by `embed`), else data.test_fasta."""
-    prepared = Path(params.prepare.out) / "test.fasta"
-    return str(prepared) if prepared.is_file() else params.data.test_fasta
-
-
-def embed_records(fasta: str | Path, records: list[FastaRecord], model: Any, embed_block: Any) -> np.ndarray:
-    """Pooled vectors of `records` (rows in record order) with the settings the model was fitted on, cached
-    under embed.out (the runtime options - device, token budget, shard size - come from params.yaml)."""
-    from cafa_mlflow.embed import embed_fasta, load_embeddings
-    from cafa_mlflow.embed.resolve import pooled_rows, runtime_options
-
-    settings = model.unwrap_python_model().settings  # the encoder the model carries (or a fair-esm name)
-    result = embed_fasta(fasta, settings, embed_block.out, **runtime_options(embed_block))
-    return pooled_rows(load_embeddings(result.cache_dir), [r.id for r in records], str(result.cache_dir))
-
-
-def prepare_model(model: Any, records: list[FastaRecord], threads: int) -> None:
-    """Set a loaded GoModel's tool threads and the whole input it will score in batches (its leakage rules
-    then see every protein of the FASTA, whatever the batch, shard or Ray actor)."""
-    python_model = model.unwrap_python_model()
-    python_model.set_threads(threads)
-    python_model.set_query_set([r.id for r in records], [r.sequence for r in records])
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import SubmissionParams
 
 
 def batches(
@@ -56,23 +37,23 @@ def batches(
         yield frame
 
 
-def predict_fasta(model: Any, fasta: str | Path, out: str | Path, params: Any) -> int:
-    """Score every protein of `fasta` with a loaded GoModel pyfunc into the submission `out`; returns lines.
+def predict_fasta(job: PredictJob) -> int:
+    """The one-process engine: score every protein of the job's FASTA into its submission; returns lines.
 
     Proteins are written in FASTA order (those without a score are left out); each batch is written as a part
-    file and the parts are joined into `out` atomically at the end."""
-    from cafa_mlflow.serving.pyfunc import required_inputs
-
-    inputs = required_inputs(model)
-    records = load_fasta(fasta)
-    prepare_model(model, records, params.predict.threads)
-    vectors = embed_records(fasta, records, model, params.embed) if "embedding" in inputs else None
-    frames = batches(records, vectors, inputs, max(params.predict.batch_size, 1))
-    return score_frames(model, frames, out, params.submission, params.predict.evidence)
+    file and the parts are joined into the submission atomically at the end."""
+    records = load_fasta(job.fasta)
+    ready = ready_model(job, job.model_uri, records, records)
+    frames = batches(records, ready.vectors, ready.inputs, job.batch_size)
+    return score_frames(ready.model, frames, job.written, job.submission, job.evidence_written)
 
 
 def score_frames(
-    model: Any, frames: Iterator[pd.DataFrame], out: str | Path, sub: Any, evidence: str | Path | None = None
+    model: Any,
+    frames: Iterator[pd.DataFrame],
+    out: str | Path,
+    sub: SubmissionParams,
+    evidence: str | Path | None = None,
 ) -> int:
     """Score model input frames, in order, into the submission `out` (and the evidence TSV `evidence`, one
     header line); returns lines. Both files appear only when complete."""
@@ -90,7 +71,12 @@ def score_frames(
 
 
 def score_frame(
-    model: Any, frame: pd.DataFrame, sub: Any, out: Path, evidence: Path | None = None, header: bool = True
+    model: Any,
+    frame: pd.DataFrame,
+    sub: SubmissionParams,
+    out: Path,
+    evidence: Path | None = None,
+    header: bool = True,
 ) -> int:
     """One model input frame scored into the submission lines `out` (an empty file when no protein scores)
     and, when given, the evidence TSV `evidence` (with a header line when `header`); returns lines."""

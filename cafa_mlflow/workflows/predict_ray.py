@@ -13,6 +13,7 @@ every node of a remote cluster (`ray start --address ...` on each)."""
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,13 +25,42 @@ import pandas as pd
 from cafa_mlflow.errors import CafaError, ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.text import atomic_write
-from cafa_mlflow.workflows.predict_batches import batches, prepare_model, score_frame
-from cafa_mlflow.workflows.shards import model_inputs
+from cafa_mlflow.workflows.predict_batches import batches, score_frame
+from cafa_mlflow.workflows.predict_job import PredictJob, ready_model
 
 RAY_MISSING = "Ray is not installed: pip install '.[ray]'"
 # an actor's CafaError comes back as its class name and line; raised again in the driver as this class
 ERRORS = {e.__name__: e for e in (ConfigError, InputError, MissingToolError, MissingWeightsError, OutputError)}
 ERRORS["RequestError"] = InputError  # serving's bad-input error (an InputError)
+
+
+def preflight(job: PredictJob) -> Any:
+    """Before any work: the ray module (import_ray) and a reachable cluster address (check_reachable)."""
+    ray = import_ray()
+    if job.ray_address:
+        check_reachable(job.ray_address, job.ray_connect_timeout_s)
+    return ray
+
+
+def check_reachable(address: str, timeout_s: float) -> None:
+    """A cluster address (HOST:PORT or ray://HOST:PORT) that accepts no connection within `timeout_s` is a
+    one-line ConfigError naming it (Ray itself would retry for minutes); `auto` and `local` are Ray's to find."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(
+            f"predict.ray_address={address!r}: expected HOST:PORT as `ray start --head` prints it, e.g. 10.0.0.1:6379."
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else err.strerror or type(err).__name__
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address} within {timeout_s:g} s ({reason}); check --ray-address "
+            "(`ray start --head` prints it) and that the cluster runs, or leave it out for a local Ray."
+        ) from err
 
 
 def import_ray() -> Any:
@@ -47,28 +77,17 @@ class Scorer:
     """A Ray Data actor: the model loaded once in __init__, then one model call per batch."""
 
     def __init__(
-        self,
-        model_uri: str,
-        tracking_uri: str,
-        registry_uri: str,
-        submission: dict,
-        threads: int,
-        evidence: bool,
-        records: list[FastaRecord],
+        self, job: PredictJob, model_uri: str, tracking_uri: str, registry_uri: str, records: list[FastaRecord]
     ):
         import mlflow
 
-        from cafa_mlflow.config.schema import SubmissionParams
-        from cafa_mlflow.serving.model_loader import load_model
-
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(registry_uri)
-        self.sub = SubmissionParams.from_dict(submission)
-        self.evidence = evidence
+        self.sub = job.submission
+        self.evidence = job.evidence is not None
         self.error = None
-        try:
-            self.model = load_model(model_uri)
-            prepare_model(self.model, records, threads)  # the whole FASTA, as one process would see it
+        try:  # the whole FASTA, as one process would see it; the batches bring vectors or sequences
+            self.model = ready_model(job, model_uri, records, [], embed=False).model
         except CafaError as err:  # sent back with the first batch (Ray does not carry an exception's class)
             self.error = err
 
@@ -127,46 +146,43 @@ def pool_size(ray: Any, workers: int | None) -> tuple[int, int]:
     return workers or gpus or max(nodes, 1), 1 if gpus else 0
 
 
-def predict_ray(model: Any, model_uri: str, fasta: str | Path, out: str | Path, params: Any) -> tuple[int, int]:
-    """Score `fasta` on Ray into `out` (and predict.evidence); returns (lines, actors)."""
+def predict_ray(job: PredictJob, model_uri: str) -> tuple[int, int]:
+    """The Ray engine: score the job's FASTA on Ray into its submission (and evidence), each actor loading
+    `model_uri` (the pinned version); returns (lines, actors)."""
     import mlflow
 
-    ray = import_ray()
-    cfg = params.predict
-    records = load_fasta(fasta)
-    vectors, inputs = model_inputs(model, records, records, params.embed.out)
-    size = max(cfg.batch_size, 1)
-    blocks = list(batches(records, vectors, inputs, size))
-    for start, block in zip(range(0, len(records), size), blocks):
+    ray = preflight(job)
+    records = load_fasta(job.fasta)
+    ready = ready_model(job, job.model_uri, records, records)  # the driver's model: inputs and cached vectors
+    blocks = list(batches(records, ready.vectors, ready.inputs, job.batch_size))
+    for start, block in zip(range(0, len(records), job.batch_size), blocks):
         block.insert(0, "index", np.arange(start, start + len(block)))  # where each batch sits in the FASTA
-    started = connect(ray, cfg.ray_address)
+    started = connect(ray, job.ray_address)
     try:
         ray.data.DataContext.get_current().execution_options.preserve_order = True
-        actors, gpus = pool_size(ray, cfg.workers)
+        actors, gpus = pool_size(ray, job.workers)
         ds = ray.data.from_pandas(blocks).map_batches(
             Scorer,
             fn_constructor_kwargs={
+                "job": job,
                 "model_uri": model_uri,
                 "tracking_uri": mlflow.get_tracking_uri(),
                 "registry_uri": mlflow.get_registry_uri(),
-                "submission": params.submission.to_dict(),
-                "threads": cfg.threads,
-                "evidence": bool(cfg.evidence),
                 "records": records,
             },
-            batch_size=size,
+            batch_size=job.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_gpus=gpus,
         )
-        lines = _write(ds, out, cfg.evidence, len(records))
+        lines = _write(ds, job.written, job.evidence_written, len(records))
     finally:
         if started:
             ray.shutdown()
     return lines, actors
 
 
-def _write(ds: Any, out: str | Path, evidence: str | None, n: int) -> int:
+def _write(ds: Any, out: Path, evidence: Path | None, n: int) -> int:
     """The actors' batches, in FASTA order, into `out` (and `evidence`, the first batch's header only)."""
     lines, expected = 0, 0
     with atomic_write(out, "wb") as sub, atomic_write(evidence, "wb") if evidence else nullcontext() as ev:

@@ -22,56 +22,44 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from cafa_mlflow.errors import ConfigError, InputError
+from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.integrity import digest
-from cafa_mlflow.io.text import atomic_write, write_json
-from cafa_mlflow.workflows.predict_batches import batches, join_files, prepare_model, score_frames
+from cafa_mlflow.io.outputs import mark_files
+from cafa_mlflow.io.text import atomic_write, claim_files, write_json
+from cafa_mlflow.workflows.predict_batches import batches, join_files, score_frames
+from cafa_mlflow.workflows.predict_job import (  # noqa: F401  (parse_shard: the shard flag's rule, named here too)
+    PredictJob,
+    manifest_path,
+    parse_shard,
+    part_path,
+    ready_model,
+)
 
 FORMAT = "cafa-predict-shard/1"
+MANIFEST_KEYS = (
+    "format",
+    "fasta",
+    "fasta_sha256",
+    "fasta_proteins",
+    "shard",
+    "shards",
+    "proteins",
+    "first",
+    "last",
+    "model",
+    "lines",
+    "part_sha256",
+    "evidence_sha256",
+)
+COUNT_KEYS = ("fasta_proteins", "shard", "shards", "proteins", "lines")
 PART = re.compile(r"\.shard-(\d+)-of-(\d+)$")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'i/N' -> (i, N) with 0 <= i < N; ConfigError otherwise."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not match or not int(match[1]) < int(match[2]):
-        raise ConfigError(f"predict.shard={text!r}: expected i/N with 0 <= i < N, e.g. --shard 0/4 ... --shard 3/4.")
-    return int(match[1]), int(match[2])
 
 
 def shard_bounds(n: int, index: int, count: int) -> tuple[int, int]:
     """Positions [lo, hi) of shard `index` of `count` among n proteins (contiguous, sizes differ by at most 1)."""
     return n * index // count, n * (index + 1) // count
-
-
-def part_path(out: str | Path, index: int, count: int) -> Path:
-    return Path(f"{out}.shard-{index}-of-{count}")
-
-
-def manifest_path(part: str | Path) -> Path:
-    return Path(f"{part}.json")
-
-
-def model_inputs(model: Any, records: list[FastaRecord], mine: list[FastaRecord], embed_out: str) -> tuple:
-    """(vectors of `mine` or None, input columns) for a loaded GoModel: the vectors from the complete cache of
-    all `records` when there is one, else the `sequence` column (the model embeds them)."""
-    from cafa_mlflow.serving.pyfunc import required_inputs
-
-    inputs = required_inputs(model)
-    if "embedding" not in inputs:
-        return None, inputs
-    from cafa_mlflow.embed import load_embeddings
-    from cafa_mlflow.embed.resolve import pooled_rows
-    from cafa_mlflow.embed.runner import complete_cache
-
-    settings = model.unwrap_python_model().settings
-    found = complete_cache([r.id for r in records], [r.sequence for r in records], settings, embed_out)
-    if found is None:
-        return None, (inputs - {"embedding"}) | {"sequence"}
-    return pooled_rows(load_embeddings(found), [r.id for r in mine], str(found)), inputs
 
 
 @dataclass
@@ -81,24 +69,30 @@ class ShardResult:
     proteins: int  # proteins of the shard (scored or not)
 
 
-def predict_shard(
-    model: Any, fasta: str | Path, out: str | Path, params: Any, index: int, count: int, model_id: str
-) -> ShardResult:
-    """Score shard `index` of `count` of `fasta` into part_path(out) (+ evidence part) and its manifest."""
-    cfg = params.predict
-    records = load_fasta(fasta)
+def predict_shard(job: PredictJob, model_id: str) -> ShardResult:
+    """The shard engine: score the job's shard of its FASTA into its part file (+ evidence part) and manifest
+    (`model_id`: the pinned model URI recorded there)."""
+    index, count = job.shard
+    records = load_fasta(job.fasta)
     lo, hi = shard_bounds(len(records), index, count)
     mine = records[lo:hi]
-    prepare_model(model, records, cfg.threads)  # the whole FASTA: a shard scores as the single process does
-    vectors, inputs = model_inputs(model, records, mine, params.embed.out)
-    part = part_path(out, index, count)
-    evidence = part_path(cfg.evidence, index, count) if cfg.evidence else None
-    frames = batches(mine, vectors, inputs, max(cfg.batch_size, 1))
-    lines = score_frames(model, frames, part, params.submission, evidence)
-    manifest = {
+    ready = ready_model(job, job.model_uri, records, mine)  # the whole FASTA: scores as the single process does
+    frames = batches(mine, ready.vectors, ready.inputs, job.batch_size)
+    lines = score_frames(ready.model, frames, job.written, job.submission, job.evidence_written)
+    write_json(job.manifest, shard_manifest(job, records, mine, lines, model_id))
+    return ShardResult(job.written, lines, len(mine))
+
+
+def shard_manifest(
+    job: PredictJob, records: list[FastaRecord], mine: list[FastaRecord], lines: int, model_id: str
+) -> dict:
+    """What `cafa merge-shards` checks of a written shard (keys: MANIFEST_KEYS)."""
+    index, count = job.shard
+    evidence = job.evidence_written
+    return {
         "format": FORMAT,
-        "fasta": str(fasta),
-        "fasta_sha256": digest(fasta),
+        "fasta": str(job.fasta),
+        "fasta_sha256": digest(job.fasta),
         "fasta_proteins": len(records),
         "shard": index,
         "shards": count,
@@ -107,11 +101,9 @@ def predict_shard(
         "last": mine[-1].id if mine else None,
         "model": model_id,
         "lines": lines,
-        "part_sha256": digest(part),
+        "part_sha256": digest(job.written),
         "evidence_sha256": digest(evidence) if evidence else None,
     }
-    write_json(manifest_path(part), manifest)
-    return ShardResult(part, lines, len(mine))
 
 
 def find_parts(out: str | Path) -> list[Path]:
@@ -120,22 +112,33 @@ def find_parts(out: str | Path) -> list[Path]:
     return sorted(p for p in out.parent.glob(f"{out.name}.shard-*-of-*") if PART.search(p.name))
 
 
+def read_manifest(part: Path) -> dict:
+    """The manifest of the part file `part`; InputError (one line naming the manifest) when it is missing,
+    not JSON, not a shard manifest, or lacks a key or has one of the wrong type."""
+    path = manifest_path(part)
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(
+            f"{part}: its manifest {path} is missing or unreadable ({type(err).__name__}); "
+            "run its `cafa predict --shard i/N` again."
+        ) from err
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(f"{path}: not a shard manifest of `cafa predict --shard`; give the part files only.")
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    wrong = [key for key in COUNT_KEYS if key not in missing and type(manifest[key]) is not int]
+    if missing or wrong:
+        what = f"lacks {', '.join(missing)}" if missing else f"has a non-integer {', '.join(wrong)}"
+        raise InputError(
+            f"{path}: the shard manifest {what} (damaged or edited); run its `cafa predict --shard i/N` again."
+        )
+    return manifest
+
+
 def read_manifests(parts: list[Path]) -> list[dict]:
     """The manifests of the parts, checked against each other: one N, one FASTA, one model, each shard once,
     none missing, parts unchanged; InputError (one line) naming the part otherwise."""
-    manifests = []
-    for part in parts:
-        path = manifest_path(part)
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise InputError(
-                f"{part}: its manifest {path} is missing or unreadable ({type(err).__name__}); "
-                "run its `cafa predict --shard i/N` again."
-            ) from err
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise InputError(f"{path}: not a shard manifest of `cafa predict --shard`; give the part files only.")
-        manifests.append({**manifest, "path": part})
+    manifests = [{**read_manifest(part), "path": part} for part in parts]
     first = manifests[0]
     for m in manifests[1:]:
         for key, what in (("shards", "shard counts"), ("fasta_sha256", "FASTA files"), ("model", "models")):
@@ -191,6 +194,7 @@ def merge_shards(
             f"{out}: no part files {out}.shard-i-of-N; run `cafa predict --shard i/N --out {out}` for each i "
             "(or list the parts)."
         )
+    claim_files({f"part {p}": p for p in found}, {"--out": out, "--evidence": evidence})
     ordered = read_manifests(found)
     count = ordered[0]["shards"]
     if sum(m["proteins"] for m in ordered) != ordered[0]["fasta_proteins"]:
@@ -198,20 +202,27 @@ def merge_shards(
             f"{found[0]}: the shards hold {sum(m['proteins'] for m in ordered)} proteins, the FASTA has "
             f"{ordered[0]['fasta_proteins']}; run the shards again."
         )
+    evidence_parts = evidence_paths(ordered, evidence) if evidence else []  # checked before anything is written
     join_files([Path(m["path"]) for m in ordered], out)
     if evidence:
-        evidence_parts = []
-        for m in ordered:
-            path = part_path(evidence, m["shard"], count)
-            if m.get("evidence_sha256") is None or not path.is_file() or digest(path) != m["evidence_sha256"]:
-                raise InputError(
-                    f"{path}: missing or not the evidence shard {m['shard']} of {count} wrote; run "
-                    f"`cafa predict --shard {m['shard']}/{count} --evidence {evidence}` again."
-                )
-            evidence_parts.append(path)
         join_evidence(evidence_parts, evidence)
+    mark_files(out, evidence)
     lines = sum(int(m["lines"]) for m in ordered)
     return MergeResult(Path(out), lines, count, ordered[0]["fasta_proteins"])
+
+
+def evidence_paths(ordered: list[dict], evidence: str | Path) -> list[Path]:
+    """The evidence parts `evidence.shard-i-of-N` of the checked manifests, each the one its shard wrote."""
+    paths = []
+    for m in ordered:
+        path, count = part_path(evidence, m["shard"], m["shards"]), m["shards"]
+        if m.get("evidence_sha256") is None or not path.is_file() or digest(path) != m["evidence_sha256"]:
+            raise InputError(
+                f"{path}: missing or not the evidence shard {m['shard']} of {count} wrote; run "
+                f"`cafa predict --shard {m['shard']}/{count} --evidence {evidence}` again."
+            )
+        paths.append(path)
+    return paths
 
 
 def join_evidence(parts: list[Path], out: str | Path) -> None:
