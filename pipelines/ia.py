@@ -14,7 +14,9 @@ from cafa_mlflow.go.information_accretion import compute_ia
 from cafa_mlflow.go.labels import label_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import write_ia
+from cafa_mlflow.io.outputs import mark_files
 from cafa_mlflow.io.terms import read_terms
+from cafa_mlflow.io.text import claim_files
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ def add_ia_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_ia(args: argparse.Namespace) -> int:
     """`cafa ia`: compute IA from annotations and write it atomically; nothing is written on error."""
+    claim_files({"--obo": args.obo, "--terms": args.terms}, {"--out": args.out})
     ontology = load_obo(args.obo)
     annotations = resolve_terms(read_terms(args.terms), ontology, source=str(args.terms))
     proteins = list(pd.unique(annotations["protein"]))
@@ -36,6 +39,7 @@ def run_ia(args: argparse.Namespace) -> int:
         )
     ia = compute_ia(label_matrix(annotations, ontology, proteins), ontology, propagated=True)
     write_ia(args.out, ia)
+    mark_files(args.out)
     log.info(
         "%s: IA of %d terms from %d proteins (%d terms > 0)", args.out, len(ia), len(proteins), int((ia > 0).sum())
     )

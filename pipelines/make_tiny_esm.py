@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cafa_mlflow.embed.model import make_tiny_esm, model_label
 
@@ -19,5 +20,12 @@ def add_tiny_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_make_tiny(args: argparse.Namespace) -> None:
     """Write a random tiny ESM-2 checkpoint (tests and smoke runs; never a real model)."""
+    from cafa_mlflow.embed.model import regression_path
+    from cafa_mlflow.io.outputs import mark_files
+    from cafa_mlflow.io.text import claim_files
+
+    files = {"--out": args.out, "its contact-regression file": regression_path(Path(args.out))}
+    claim_files({}, files)
     path = make_tiny_esm(args.out, layers=args.layers, dim=args.dim, heads=args.heads, seed=args.seed)
+    mark_files(*files.values())
     print(f"wrote {path} and its contact-regression file ({model_label(str(path))}: random weights, for tests only)")

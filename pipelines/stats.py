@@ -20,16 +20,21 @@ def add_stats_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_stats(args: argparse.Namespace) -> int:
     """`cafa stats`: print the tables; inside an MLflow run ($MLFLOW_RUN_ID) also log tables and plots."""
+    from cafa_mlflow.io.text import claim_files
+
+    claim_files({"--fasta": args.fasta, "--terms": args.terms, "--obo": args.obo}, {"--json": args.json})
     stats = dataset_stats(args.fasta, args.terms, args.obo, top_n=args.top)
     print_stats(stats)
     if args.plots:
         for path in plot_stats(stats, args.plots):
             print(f"wrote {path}")
     if args.json:
+        from cafa_mlflow.io.outputs import mark_files
         from cafa_mlflow.io.text import atomic_write
 
         with atomic_write(args.json) as out:
             json.dump(stats_metrics(stats), out, indent=2)
+        mark_files(args.json)
         print(f"wrote {args.json}")
     if os.environ.get("MLFLOW_RUN_ID"):
         from cafa_mlflow.tracking.runs import log_stats  # MLflow only inside a run

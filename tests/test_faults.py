@@ -18,6 +18,7 @@ from cafa_mlflow.errors import BUG_NOTE, InputError, OutputError, run_cli
 from cafa_mlflow.go.labels import read_submission
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
+from cafa_mlflow.io.outputs import mark_file
 from cafa_mlflow.io.submission_check import validate_submission
 from cafa_mlflow.io.taxonomy import read_taxonomy
 from cafa_mlflow.io.terms import read_terms
@@ -361,6 +362,8 @@ def test_stats_on_empty_fasta_is_an_error(tmp_path, text, capsys):
     fasta.write_text(text)
     terms, obo = write(tmp_path / "terms.tsv", TERMS_TSV), write(tmp_path / "go.obo", OBO)
     out = write(tmp_path / "out" / "stats.json", '{"old": 1}\n')
+    mark_file(out)  # an earlier run's output (a user's file is refused before any reading)
+    before = snapshot(tmp_path / "out")
     argv = ["stats", "--fasta", str(fasta), "--terms", str(terms), "--obo", str(obo), "--json", str(out)]
     argv += ["--plots", str(tmp_path / "out")]
     assert cafa(argv) == 2
@@ -371,4 +374,4 @@ def test_stats_on_empty_fasta_is_an_error(tmp_path, text, capsys):
         else f"error: {fasta}:1: sequence line before any '>' header; the file must start with a header.\n"
     )
     assert err == expected
-    assert snapshot(tmp_path / "out") == {"stats.json": b'{"old": 1}\n'}
+    assert snapshot(tmp_path / "out") == before and before["stats.json"] == b'{"old": 1}\n'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 TABLE_COLUMNS = ("n", "f", "f_w", "tau", "tau_w", "pr", "rc", "cov", "s")
@@ -42,3 +43,9 @@ def markdown_summary(results: Mapping[str, Mapping], key: str = "f_w") -> str:
         cells = [_fmt(result.get(a, {}).get(key)) for a in aspects]
         lines.append(f"| {name} | {' | '.join(cells)} | {_fmt(result.get(f'mean_{key}'))} |")
     return "\n".join(lines) + "\n"
+
+
+def table_path(out_json: str | Path) -> Path:
+    """The markdown table `evaluate` writes beside its JSON: <stem>_table.md."""
+    out_json = Path(out_json)
+    return out_json.with_name(f"{out_json.stem}_table.md")

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from cafa_mlflow.errors import CafaError
-from cafa_mlflow.io.text import check_writable
+from cafa_mlflow.evaluation.tables import table_path
+from cafa_mlflow.io.text import check_writable, claim_files
 from cafa_mlflow.predictors.registry import MEMBER_STEPS
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows.common import member_folder
+from cafa_mlflow.workflows.predict_job import PredictJob
 
 if TYPE_CHECKING:
     from cafa_mlflow.config.schema import Params
@@ -50,8 +52,15 @@ def check_outputs(params: Params) -> None:
         *(member_folder(params, name) for name in (*params.ensemble.members, "ensemble")),
     ):
         check_writable(folder, folder=True, replace=True)
-    check_writable(params.predict.out)
-    check_writable(params.evaluate.out_json)
+    job = PredictJob.from_params(params)
+    claim_files(  # the single files the chain writes: its own or new, none the same path, none its FASTA
+        {"predict --fasta": job.fasta},
+        {
+            **{f"predict {flag}": path for flag, path in job.outputs().items()},
+            "evaluate --out-json": params.evaluate.out_json,
+            "the table beside evaluate --out-json": table_path(params.evaluate.out_json),
+        },
+    )
 
 
 def run_chain(params: Params, parent_run_id: str, steps: tuple = STEPS) -> list[dict[str, Any]]:

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.evaluation.reports import FINAL, write_reports
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics, read_truth
-from cafa_mlflow.evaluation.tables import format_table, markdown_summary
+from cafa_mlflow.evaluation.tables import format_table, markdown_summary, table_path
 from cafa_mlflow.go.labels import load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.ia import read_ia
-from cafa_mlflow.io.text import write_json
+from cafa_mlflow.io.outputs import mark_files
+from cafa_mlflow.io.text import claim_files, write_json
 from cafa_mlflow.tracking.metric_names import column_metrics
 
 if TYPE_CHECKING:
@@ -40,6 +41,11 @@ def resolve_inputs(params: Params) -> dict:
     return ev
 
 
+def _inputs(ev: dict) -> dict:
+    """The files evaluate reads, by the flag that names them (an output may be none of them)."""
+    return {"--obo": ev["obo"], "--truth": ev["truth"], "--ia": ev["ia"] or None}
+
+
 def load_ia(path) -> dict | None:
     if not path:
         log.warning("no IA file (evaluate.ia, prepared ia.tsv, data.ia): weighted metrics use weight 1 per term")
@@ -52,6 +58,7 @@ def evaluate_file(ev: dict) -> dict:
     from cafa_mlflow.evaluation.files import result_names, score_files, submission_paths
 
     paths = submission_paths(ev["pred"])
+    claim_files({**_inputs(ev), **{f"--pred {p}": p for p in paths}}, {"--out-json": ev["out_json"]})
     ontology = load_obo(ev["obo"])
     scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["threshold_step"]))
     results, seconds = {}, []
@@ -63,6 +70,7 @@ def evaluate_file(ev: dict) -> dict:
         after = f", {sum(seconds[1:]) / (len(seconds) - 1):.2f} s per file after the first" if len(seconds) > 1 else ""
         print(f"\n{len(paths)} files scored{after}")
     write_json(ev["out_json"], results if len(paths) > 1 else results[next(iter(results))], indent=2)
+    mark_files(ev["out_json"])
     print(f"wrote {ev['out_json']}")
     return results if len(paths) > 1 else results[next(iter(results))]
 
@@ -84,10 +92,11 @@ def evaluate_predictions_folder(params: Params, ev: dict) -> dict:
     from cafa_mlflow.tracking import runs
 
     files = prediction_files(ev["predictions"])
+    out_json = Path(ev["out_json"])
+    table = table_path(out_json)
+    claim_files(_inputs(ev), {"--out-json": out_json, "the table beside --out-json": table})
     ontology = load_obo(ev["obo"])
     scorer = Scorer(ontology, read_truth(ev["truth"], ontology), load_ia(ev["ia"]), float(ev["threshold_step"]))
-    out_json = Path(ev["out_json"])
-    table_path = out_json.with_name(f"{out_json.stem}_table.md")
     results, curves = {}, {}
     for name, path in files.items():
         curves[name] = scorer.curves(load_term_matrix(path))  # scored once: metrics here, PR curves below
@@ -95,9 +104,10 @@ def evaluate_predictions_folder(params: Params, ev: dict) -> dict:
         print(f"\n{name} ({path}):\n{format_table(results[name])}")
         runs.log_metrics(column_metrics(flat_metrics(results[name], prefix=f"test_{name}_")))
     write_json(out_json, results, indent=2)
-    with atomic_write(table_path) as handle:
+    with atomic_write(table) as handle:
         handle.write(markdown_summary(results))
-    print(f"\n{markdown_summary(results)}\nwrote {out_json} and {table_path}")
+    mark_files(out_json, table)
+    print(f"\n{markdown_summary(results)}\nwrote {out_json} and {table}")
     write_reports(out_json, results, curves.get(FINAL), scorer.tau)  # headline.json, PR curves: dvc metrics/plots
-    runs.log_artifacts([out_json, table_path], "metrics")
+    runs.log_artifacts([out_json, table], "metrics")
     return results
