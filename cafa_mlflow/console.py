@@ -3,9 +3,12 @@ bars that suit where output goes, and the step table `main` prints at its end.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from tqdm import tqdm
@@ -88,12 +91,52 @@ def final_message(rows: Sequence[Mapping], submission: str, url: str, ui_command
     )
 
 
+TERM_GRACE_S = 10.0  # on SIGTERM: seconds child processes get to clean up (as on Ctrl-C) before they are killed
+
+
+def end_children(grace_s: float = TERM_GRACE_S) -> None:
+    """SIGTERM to every descendant process (a DIAMOND search, a chain step and its own children); SIGKILL to
+    those still running after `grace_s` seconds."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    from cafa_mlflow.errors import Terminated
+
+    end_children()
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While inside: SIGTERM ends the child processes, then unwinds this process as Ctrl-C does (finally blocks
+    remove temporary folders, unfinished outputs are not published). Only in the main thread (Python's rule)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 ON_USER_ERROR: list[Callable[[BaseException], None]] = []  # tracking adds: record the error on the launcher's run
 
 
 def run_entry(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
     """Run an entry point's `main(argv)` and return its exit status: user and environment faults print one
-    `error:` line (exit 2) and are recorded on the open MLflow run, only a bug prints a traceback."""
+    `error:` line (exit 2) and are recorded on the open MLflow run, only a bug prints a traceback; SIGTERM
+    ends the child processes and unwinds as Ctrl-C does (exit 143)."""
     from cafa_mlflow.errors import CafaError, run_cli
 
     def body() -> object:
@@ -105,7 +148,8 @@ def run_entry(main: Callable[[Sequence[str] | None], object], argv: Sequence[str
             raise
 
     configure_logging()
-    return run_cli(body)
+    with sigterm_unwinds():
+        return run_cli(body)
 
 
 class _Lines:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 EXIT_BUG = 1  # an internal error: the traceback is printed, with a request to report it
 EXIT_USER = 2  # a bad input, parameter or environment (full disk, read-only folder, missing file)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15), as shells report it
 BUG_NOTE = "this is a bug in cafa-mlflow; please report it with the command you ran"
 # OSErrors that come from the machine, not from the code: reported as one line naming the file.
 ENVIRONMENT_ERRNOS = frozenset(
@@ -73,6 +74,11 @@ class ConfigError(CafaError):
     """A bad parameter value or parameter file."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (console.run_entry raises it), unwound like Ctrl-C: finally blocks end child processes and remove
+    temporary folders; exit status EXIT_TERMINATED."""
+
+
 def environment_message(err: BaseException) -> str | None:
     """One line for a fault of the machine or its files (OSError with a known errno, MLflow store errors,
     out of memory); None for anything else, which is a bug."""
@@ -97,9 +103,9 @@ def run_cli(body: Callable[[], object]) -> int:
     SystemExit (argparse's --help and usage errors) passes through."""
     try:
         result = body()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print("interrupted; finished outputs are kept, unfinished ones were not written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(err, Terminated) else EXIT_INTERRUPTED
     except CafaError as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USER
