@@ -260,11 +260,11 @@ def wrote_file(path: str | os.PathLike) -> bool:
 
 def check_file_replaceable(path: str | os.PathLike, flag: str) -> Path:
     """Stop (OutputError naming `path` and `flag`) unless the output file `path` is missing or the product
-    wrote it as it is now (`wrote_file`)."""
+    wrote it as it is now (`wrote_file`; a link, e.g. into DVC's cache, is replaced itself, never its target)."""
     path = Path(path)
     if not os.path.lexists(path) or path.is_dir():  # a folder is refused by the writability check
         return path
-    if path.is_symlink() or not path.is_file() or not wrote_file(path):
+    if not path.is_file() or not wrote_file(path):
         marker = file_marker(path)
         raise OutputError(
             f"{path}: exists and cafa-mlflow did not write it (no matching {marker.name} beside it, where the "

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import mlflow
 
 from cafa_mlflow.errors import CafaError, InputError
 from cafa_mlflow.io import integrity
 from cafa_mlflow.predictors.base import META_FILE
+
+if TYPE_CHECKING:
+    from mlflow.pyfunc import PyFuncModel
+    from mlflow.tracking import MlflowClient
 
 
 def artifact_problem(location: str) -> str | None:
@@ -49,7 +53,7 @@ def artifact_problem(location: str) -> str | None:
     return None
 
 
-def version_problem(client: Any, name: str, version: str) -> str | None:
+def version_problem(client: MlflowClient, name: str, version: str) -> str | None:
     """artifact_problem of a registered version (None: complete or not checkable)."""
     try:
         return artifact_problem(client.get_model_version_download_uri(name, version))
@@ -99,7 +103,7 @@ def load_failure(uri: str, err: BaseException) -> str:
     return f"{head}; no complete version of {name} is left: run `cafa ensemble` (or `cafa train`) again{again}."
 
 
-def load_model(uri: str) -> Any:
+def load_model(uri: str) -> PyFuncModel:
     """mlflow.pyfunc.load_model, with a one-line InputError naming the model, version, alias and missing
     path when its artifacts are gone or damaged."""
     try:

@@ -6,9 +6,9 @@ i*n//N .. (i+1)*n//N - 1 of the file (FASTA ids are unique, so a protein is in e
 single-process writer writes proteins in FASTA order, so joining the parts in shard order restores it.
 
 Shard i of N with `--out OUT` writes `OUT.shard-i-of-N` (and `EVIDENCE.shard-i-of-N` with `--evidence`) plus
-the manifest `OUT.shard-i-of-N.json`: the FASTA's sha256, i, N, the shard's protein count and first/last id,
-the model and the part's sha256. The merge checks them (all N present once, one FASTA, one model, parts
-unchanged) and stops with one line naming what is wrong.
+the manifest `OUT.shard-i-of-N.json` (the path rules: predict_job.part_path, manifest_path): the FASTA's sha256,
+i, N, the shard's protein count and first/last id, the model and the part's sha256. The merge checks them (all N
+present once, one FASTA, one model, parts unchanged) and stops with one line naming what is wrong.
 
 Embeddings: when the whole FASTA's cache is complete under embed.out (`cafa embed --fasta F`, e.g. with
 torchrun, or an earlier `cafa predict`), a shard reads its proteins' vectors from it; otherwise the model
