@@ -11,28 +11,34 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.data.diamond import build_db, diamond_binary
-from cafa_mlflow.errors import InputError, MissingWeightsError
+from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
+from cafa_mlflow.io import integrity
 from cafa_mlflow.io.fasta import write_fasta
 from cafa_mlflow.io.integrity import hash_file
+from cafa_mlflow.io.readback import read_parquet
 from cafa_mlflow.io.reference_formats import (
-    FORMATS,
+    ReferenceData,
     database_files,
     evidence_codes,
     filter_evidence,
     read_databases,
 )
 from cafa_mlflow.io.text import atomic_dir, write_json
+
+if TYPE_CHECKING:
+    from cafa_mlflow.config.schema import ReferenceParams
+    from cafa_mlflow.go.ontology import Ontology
 
 log = logging.getLogger(__name__)
 EXCLUDE = ("queries", "self", "none")
@@ -45,6 +51,10 @@ LABELS, PROTEINS, ANNOTATIONS, DB, MANIFEST = (
     "reference.dmnd",
     "manifest.json",
 )
+CACHE_FILES = (DB, LABELS, PROTEINS, ANNOTATIONS, MANIFEST)
+# the step that owns the prepared reference (a cache) and the saved reference member: it prepares both again
+REPREPARE = "run `cafa member --predictor reference` again (it prepares the reference again and saves the member)"
+Evidence = str | Sequence[str]  # reference.evidence: `all`, a group or GO code, or a list of them
 
 
 def sequence_hash(sequences: list[str]) -> np.ndarray:
@@ -55,7 +65,7 @@ def sequence_hash(sequences: list[str]) -> np.ndarray:
     )
 
 
-def reference_key(databases: list[dict], evidence: Any, obo: str | os.PathLike) -> str:
+def reference_key(databases: list[dict], evidence: Evidence, obo: str | os.PathLike) -> str:
     """Content hash of the databases' files, their specs, the evidence filter and the OBO file."""
     h = hashlib.sha256(f"v{VERSION}\0".encode())
     for spec in databases:
@@ -71,11 +81,10 @@ def reference_key(databases: list[dict], evidence: Any, obo: str | os.PathLike) 
     return h.hexdigest()
 
 
-def unavailable(block: Any) -> str | None:
-    """Why the reference block cannot be used now (None: it can): disabled, or files or tools missing."""
+def unavailable(block: ReferenceParams) -> str | None:
+    """Why the reference block cannot be used now (None: it can): files or tools missing. Its values (database
+    formats included) were checked when params.yaml was read (config.schema)."""
     for spec in block.databases:
-        if spec.get("format") not in FORMATS:
-            return f"reference.databases format {spec.get('format')!r} is not one of {', '.join(FORMATS)}"
         for key in ("path", "fasta", "terms"):
             if spec.get(key) and not Path(spec[key]).exists():
                 return f"{spec[key]} not found (install it with {INSTALL})"
@@ -96,47 +105,53 @@ class PreparedReference:
     db: Path
     labels: TermMatrix
     seq_hash: pd.Series  # protein -> int64 sequence hash
+    fix: str = REPREPARE
 
     def annotations(self) -> pd.DataFrame:
-        return pd.read_parquet(self.folder / ANNOTATIONS)
+        return read_parquet(self.folder / ANNOTATIONS, self.fix)
 
 
 _LOADED: dict[str, PreparedReference] = {}  # one load per process (cross-fitting fits the member 5 times)
 
 
-def load_reference(folder: str | os.PathLike) -> PreparedReference:
+def load_reference(folder: str | os.PathLike, fix: str = REPREPARE) -> PreparedReference:
+    """The prepared reference in `folder` (a cache folder or a saved member's model folder), its files checked
+    against the checksums recorded when it was written: a missing or damaged file is an InputError naming it
+    and `fix`, before any of it is used."""
     folder = Path(folder)
     key = str(folder.resolve())
+    missing = [name for name in (DB, LABELS, PROTEINS) if not (folder / name).is_file()]
+    if missing:
+        raise InputError(f"{folder / missing[0]}: missing; {fix}.")
+    integrity.verify_folder(folder, fix)  # checked once per process while the files stay unchanged
     if key not in _LOADED:
-        if not (folder / LABELS).is_file() or not (folder / DB).is_file():
-            raise MissingWeightsError(f"{folder}: no {LABELS}/{DB}; prepare the reference there first.")
-        proteins = pd.read_parquet(folder / PROTEINS)
+        proteins = read_parquet(folder / PROTEINS, fix, columns=["protein", "seq_hash"])
         _LOADED.clear()  # a few GB at most: keep only the latest
         _LOADED[key] = PreparedReference(
             folder,
             folder / DB,
             load_term_matrix(folder / LABELS),
             pd.Series(proteins["seq_hash"].to_numpy(), index=proteins["protein"].to_numpy()),
+            fix,
         )
     return _LOADED[key]
 
 
-def prepare_reference(
-    databases: list[dict],
-    evidence: Any,
-    ontology: Any,
-    obo: str | os.PathLike,
-    cache_dir: str | os.PathLike,
-    threads: int = 1,
-    executable: str = "diamond",
-) -> PreparedReference:
-    """The prepared reference of `databases` (read, evidence-filtered, resolved against `ontology`,
-    propagated, DIAMOND-indexed), cached in `<cache_dir>/reference-<content hash>/`."""
-    evidence_codes(evidence)  # a bad filter fails before any reading
-    diamond_binary(executable)
-    folder = Path(cache_dir) / f"reference-{reference_key(databases, evidence, obo)[:16]}"
-    if (folder / MANIFEST).is_file():
-        return load_reference(folder)
+def training_pool(prepared_out: str | os.PathLike) -> list[str]:
+    """The proteins of the prepared training pool (validation and out-of-fold queries: `holdout_ids`); none
+    before `cafa prepare` has run."""
+    pool = Path(prepared_out) / "proteins.parquet"
+    if not pool.is_file():
+        return []
+    fix = f"run `cafa prepare` again (it rewrites {pool.parent})"
+    return read_parquet(pool, fix, columns=["protein"])["protein"].tolist()
+
+
+def _annotation_table(
+    databases: list[dict], evidence: Evidence, ontology: Ontology, obo: str | os.PathLike
+) -> tuple[ReferenceData, pd.DataFrame, dict]:
+    """The databases read, evidence-filtered, their terms resolved against `ontology` (unknown or obsolete ones
+    dropped, counted in the returned stats) and one row per (protein, term, evidence)."""
     data = read_databases(databases)
     table = filter_evidence(data.annotations, evidence)
     mapping = {t: ontology.resolve(t) for t in pd.unique(table["term"])}
@@ -149,41 +164,75 @@ def prepare_reference(
         )  # fmt: skip
     table = table.assign(term=table["term"].map(mapping)).dropna(subset=["term"])
     table = table.drop_duplicates(["protein", "term", "evidence"]).reset_index(drop=True)
-    proteins = list(dict.fromkeys(table["protein"]))  # proteins with at least one kept annotation
-    if not proteins:
+    if table.empty:
         raise InputError(f"reference: no annotation passes reference.evidence={evidence!r}; widen the filter.")
+    return data, table, {"dropped_terms": len(unknown), "dropped_rows": dropped_rows}
+
+
+def _propagated_labels(table: pd.DataFrame, ontology: Ontology) -> TermMatrix:
+    """The proteins with at least one kept annotation (in table order) and their labels propagated with
+    `ontology`, restricted to the terms some protein carries."""
+    proteins = list(dict.fromkeys(table["protein"]))
     rows = pd.Index(proteins).get_indexer(table["protein"])
     cols = np.array([ontology.index[t] for t in table["term"]])
     raw = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(proteins), len(ontology.terms)))
     blocks = [ontology.propagate(raw[i : i + 100_000]) for i in range(0, raw.shape[0], 100_000)]
     full = sp.vstack(blocks, format="csr")
     carried = np.flatnonzero(np.diff(full.tocsc().indptr) > 0)
-    labels = TermMatrix(proteins, [ontology.terms[j] for j in carried], full[:, carried].tocsr())
-    sequences = [data.sequences[p] for p in proteins]
-    with atomic_dir(folder) as tmp:
-        fasta = tmp / "reference.fasta"
-        write_fasta(fasta, zip(proteins, sequences))
-        built = build_db(fasta, tmp / "build", None, threads, executable)
-        shutil.move(built, tmp / DB)
-        shutil.rmtree(tmp / "build")
-        fasta.unlink()
-        frame = pd.DataFrame(
-            {"protein": proteins, "seq_hash": sequence_hash(sequences), "length": [len(s) for s in sequences]}
-        )
-        frame.to_parquet(tmp / PROTEINS, index=False)
-        table.to_parquet(tmp / ANNOTATIONS, index=False)
-        save_term_matrix(tmp / LABELS, labels)
+    return TermMatrix(proteins, [ontology.terms[j] for j in carried], full[:, carried].tocsr())
+
+
+def _write_reference(
+    tmp: Path, labels: TermMatrix, sequences: list[str], table: pd.DataFrame, threads: int, executable: str
+) -> None:
+    """The prepared files into the (temporary) folder `tmp`: DIAMOND database, proteins, annotations, labels."""
+    proteins = labels.proteins
+    fasta = tmp / "reference.fasta"
+    write_fasta(fasta, zip(proteins, sequences))
+    built = build_db(fasta, tmp / "build", None, threads, executable)
+    shutil.move(built, tmp / DB)
+    shutil.rmtree(tmp / "build")
+    fasta.unlink()
+    frame = pd.DataFrame(
+        {"protein": proteins, "seq_hash": sequence_hash(sequences), "length": [len(s) for s in sequences]}
+    )
+    frame.to_parquet(tmp / PROTEINS, index=False)
+    table.to_parquet(tmp / ANNOTATIONS, index=False)
+    save_term_matrix(tmp / LABELS, labels)
+
+
+def prepare_reference(
+    databases: list[dict],
+    evidence: Evidence,
+    ontology: Ontology,
+    obo: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    threads: int = 1,
+    executable: str = "diamond",
+) -> PreparedReference:
+    """The prepared reference of `databases` (read, evidence-filtered, resolved against `ontology`,
+    propagated, DIAMOND-indexed), cached in `<cache_dir>/reference-<content hash>/`. A cache folder that is
+    incomplete or damaged (integrity.reusable_cache names the file) is prepared again."""
+    evidence_codes(evidence)  # a bad filter fails before any reading
+    diamond_binary(executable)
+    folder = Path(cache_dir) / f"reference-{reference_key(databases, evidence, obo)[:16]}"
+    if integrity.reusable_cache(folder, CACHE_FILES):
+        return load_reference(folder)
+    data, table, dropped = _annotation_table(databases, evidence, ontology, obo)
+    labels = _propagated_labels(table, ontology)
+    sequences = [data.sequences[p] for p in labels.proteins]
+    with atomic_dir(folder) as tmp:  # sealed: every file's checksum, verified whenever the cache is reused
+        _write_reference(tmp, labels, sequences, table, threads, executable)
         manifest = {
             "databases": databases,
             "evidence": evidence,
             "obo": str(obo),
-            "proteins": len(proteins),
+            "proteins": len(labels.proteins),
             "proteins_read": len(data.sequences),
             "annotations": len(table),
             "propagated_labels": int(labels.matrix.nnz),
             "terms": len(labels.terms),
-            "dropped_terms": len(unknown),
-            "dropped_rows": dropped_rows,
+            **dropped,
         }
         write_json(tmp / MANIFEST, manifest)
     log.info("reference prepared in %s: %s", folder, manifest)

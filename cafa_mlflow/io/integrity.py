@@ -2,7 +2,9 @@
 
 A folder output is sealed (`seal`): SUMS lists every file under it with its size and sha256. Readers call
 `verify(path)` (one file, against the SUMS beside it) or `verify_folder(folder)` (every listed file); a
-missing, short or changed file is an InputError naming it and what to run. Caches that grow file by file
+missing, short or changed file is an InputError naming it and what to run. A cache folder (sealed by
+io.text.atomic_dir like any output folder) is reused only when `reusable_cache` finds it whole: a damaged or
+incomplete one is named in one warning line and its owner rebuilds it. Caches that grow file by file
 (embedding shards) keep the same records in their own manifest and call `check_file`. A file is checked once
 per process (size and modification time unchanged), so reading it again costs nothing. Files without a
 record (written by older versions) are read unchecked.
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ ALGORITHM = "sha256"
 _CHUNK = 1 << 20
 _checked: set[tuple[str, int, int, str]] = set()  # (path, size, mtime_ns, sha256) verified in this process
 SKIP = frozenset({SUMS, ".cafa-mlflow"})  # the marker changes nothing a reader uses
+REBUILD = "it is prepared again now"
+log = logging.getLogger(__name__)
 
 
 def hash_file(h: Any, path: str | os.PathLike) -> Any:
@@ -116,4 +122,25 @@ def verify_folder(folder: str | os.PathLike, fix: str | None = None) -> bool:
         return False
     for name, entry in sorted(files.items()):
         check_file(folder / name, entry, fix or default_fix(folder / name))
+    return True
+
+
+def reusable_cache(folder: str | os.PathLike, required: Sequence[str]) -> bool:
+    """Whether a cache folder can be reused as it is: it exists, has its checksum list, holds every `required`
+    file and every listed file is as recorded. A folder that is there but fails (a killed or older build, a
+    deleted or damaged file) is named in one warning line; False tells the caller, which owns the cache, to
+    build it again (io.text.atomic_dir replaces the folder whole)."""
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    try:
+        if not folder.is_dir() or not (folder / SUMS).is_file():
+            raise InputError(f"{folder}: incomplete cache (no {SUMS}: an interrupted or older build); {REBUILD}")
+        for name in required:
+            if not (folder / name).is_file():
+                raise _damaged(folder / name, "file missing", REBUILD)
+        verify_folder(folder, REBUILD)
+    except InputError as err:
+        log.warning("%s", err)
+        return False
     return True

@@ -20,11 +20,10 @@ Leakage rules (params.yaml `reference.exclude`, `reference.holdout_max_identity`
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,22 +32,23 @@ import pandas as pd
 
 from cafa_mlflow.data.diamond import SENSITIVITIES, search
 from cafa_mlflow.data.reference import (
-    ANNOTATIONS,
-    DB,
+    CACHE_FILES,
     EXCLUDE,
-    LABELS,
-    MANIFEST,
-    PROTEINS,
+    REPREPARE,
+    Evidence,
     PreparedReference,
     filter_hits,
     load_reference,
     prepare_reference,
     sequence_hash,
+    training_pool,
     unavailable,
 )
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.go.labels import TermMatrix
+from cafa_mlflow.io import integrity
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
+from cafa_mlflow.io.readback import load_npy, read_json, reading
 from cafa_mlflow.io.text import atomic_write, link_or_copy, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import hits_to_scores
@@ -67,7 +67,7 @@ class ReferencePredictor(Predictor):
     kind = "reference"
 
     @classmethod
-    def unavailable(cls, params: Any) -> str | None:
+    def unavailable(cls, params: Params) -> str | None:
         """Why the reference member is not run (reference.use: never, or auto and not installed); None: it runs
         (with use: always a missing file fails loudly)."""
         block = params.reference
@@ -78,17 +78,17 @@ class ReferencePredictor(Predictor):
     def __init__(
         self,
         databases: list[dict],
-        ontology: Any,
+        ontology: Ontology | None,
         obo: str | os.PathLike,
         cache_dir: str | os.PathLike = "outputs/reference",
-        evidence: Any = "all",
+        evidence: Evidence = "all",
         sensitivity: str = "default",
         evalue: float = 1e-3,
         max_target_seqs: int = 50,
         threads: int = 0,
         exclude: str = "queries",
         holdout_max_identity: float = 100.0,
-        holdout_ids: Any = (),
+        holdout_ids: Collection[str] = (),
         executable: str = "diamond",
     ) -> None:
         if sensitivity not in SENSITIVITIES:
@@ -110,26 +110,35 @@ class ReferencePredictor(Predictor):
 
     @classmethod
     def needs(cls, params: Params) -> dict[str, Any]:
-        # the training pool (validation / out-of-fold queries) and the ontology file
-        return {"pool": Path(params.prepare.out) / "proteins.parquet", "obo": params.data.obo}
+        # the ontology file (part of the cache key) and the training pool's proteins (validation / out-of-fold
+        # queries), read here so that from_params reads no file
+        return {"obo": params.data.obo, "holdout_ids": training_pool(params.prepare.out)}
 
     @classmethod
-    def from_params(cls, b: ReferenceParams, ontology: Ontology, pool: Path, obo: str) -> ReferencePredictor:
-        holdout = pd.read_parquet(pool, columns=["protein"])["protein"].tolist() if pool.is_file() else ()
+    def from_params(
+        cls,
+        block: ReferenceParams,
+        ontology: Ontology,
+        obo: str | os.PathLike,
+        holdout_ids: Collection[str] = (),
+    ) -> ReferencePredictor:
+        """An unfitted member from its params.yaml block, the product's ontology (and its OBO file, part of the
+        cache key) and the training pool's proteins (validation / out-of-fold queries: data.reference.
+        training_pool)."""
         return cls(
-            [dict(d) for d in b.databases],
+            [dict(d) for d in block.databases],
             ontology,
             obo,
-            b.out,
-            list(b.evidence) if not isinstance(b.evidence, str) else b.evidence,
-            b.sensitivity,
-            b.evalue,
-            b.max_target_seqs,
-            b.threads,
-            b.exclude,
-            b.holdout_max_identity,
-            holdout,
-            b.executable,
+            block.out,
+            list(block.evidence) if not isinstance(block.evidence, str) else block.evidence,
+            block.sensitivity,
+            block.evalue,
+            block.max_target_seqs,
+            block.threads,
+            block.exclude,
+            block.holdout_max_identity,
+            holdout_ids,
+            block.executable,
         )
 
     def inputs(self) -> set[str]:
@@ -220,7 +229,7 @@ class ReferencePredictor(Predictor):
             hits, self.ref.labels, terms, top, self.kind, lambda target, term: codes.get((target, term), "propagated")
         )
 
-    def hit_table(self, query_ids: Any = None) -> pd.DataFrame:
+    def hit_table(self, query_ids: Collection[str] | None = None) -> pd.DataFrame:
         """The evidence of the last predict() as a table: one row per (query, hit, direct annotation of the hit)
         with query, reference (accession), identity, bitscore, evalue, term and evidence (code; '' = unknown)."""
         self._require_fitted("hits")
@@ -235,7 +244,10 @@ class ReferencePredictor(Predictor):
         """The prepared reference's files (hard links where possible) and config.json."""
         self._require_fitted("ref")
         folder = Path(folder)
-        for name in (DB, LABELS, PROTEINS, ANNOTATIONS, MANIFEST):
+        # the files are checked again (free while unchanged) so that the model's own checksums, written by
+        # `save`, never record data that was damaged after it was read
+        integrity.verify_folder(self.ref.folder, self.ref.fix)
+        for name in CACHE_FILES:
             link_or_copy(self.ref.folder / name, folder / name)
         config = {
             "sensitivity": self.sensitivity,
@@ -254,8 +266,9 @@ class ReferencePredictor(Predictor):
     @classmethod
     def load_files(cls, folder: Path, threads: int = 0, executable: str = "diamond") -> ReferencePredictor:
         folder = Path(folder)
-        config = json.loads((folder / "config.json").read_text())
-        holdout = (folder / "holdout_ids.txt").read_text().split()
+        config = read_json(folder / "config.json", REPREPARE)
+        with reading(folder / "holdout_ids.txt", REPREPARE) as path:
+            holdout = path.read_text().split()
         self = cls(
             config["databases"],
             None,
@@ -272,5 +285,5 @@ class ReferencePredictor(Predictor):
             executable,
         )
         self.ref = load_reference(folder)
-        self.root_col = np.load(folder / "root_columns.npy")
+        self.root_col = load_npy(folder / "root_columns.npy", REPREPARE)
         return self
