@@ -1,5 +1,7 @@
-"""The base of every params.yaml block: `Block.from_dict` checks keys, types, allowed values (`choice`) and
-numeric ranges (`bounds`).
+"""The base of every params.yaml block: `Block.from_dict` checks keys, types, allowed values (`choice`, also
+each item of a list, and the words a numeric field accepts: `bounds(words=...)`), the keys and allowed values
+of each mapping of a list (`entries`) and numeric ranges (`bounds`). An unknown value is refused when the
+parameters are read, whatever the step or `use:` setting, with the allowed values named.
 
 params.yaml owns every default: blocks declare names, types, allowed values and ranges only. A block with an
 unknown key, a missing key, a value of the wrong type or out of its range is a ConfigError naming `block.key`
@@ -18,17 +20,33 @@ from cafa_mlflow.config.params_file import parse_value
 from cafa_mlflow.errors import ConfigError
 
 
-def choice(*allowed: Any) -> Any:
-    """A field whose value must be one of `allowed`."""
-    return field(metadata={"choices": allowed})
+def choice(*allowed: Any, any_case: bool = False) -> Any:
+    """A field whose value (each item, for a list) must be one of `allowed`; `any_case`: also in another case
+    (GO evidence codes: `iea` is IEA)."""
+    return field(metadata={"choices": allowed, "any_case": any_case})
 
 
-def bounds(ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
-    """A numeric field's range (None of them: any number, declared on purpose); None values and the
-    strings a union type allows (e.g. 'auto') are not numbers and pass."""
-    return field(
-        metadata={"range": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}}
-    )
+def entries(
+    keys: tuple[str, ...], required: tuple[str, ...] = (), any_case: tuple[str, ...] = (), **allowed: tuple[Any, ...]
+) -> Any:
+    """A list of mappings (e.g. reference.databases) whose keys must be among `keys` (those in `required` always
+    there) and whose values for the keys named in `allowed` must be one of those values (in any case for the
+    keys named in `any_case`)."""
+    spec = {"keys": keys, "required": required, "any_case": any_case, "choices": allowed}
+    return field(metadata={"entries": spec})
+
+
+def bounds(
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    words: tuple[str, ...] = (),
+) -> Any:
+    """A numeric field's range (None of them: any number, declared on purpose); None values pass, and a string
+    (a union type such as `int | str`) must be one of `words` (e.g. 'auto')."""
+    limits = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    return field(metadata={"range": limits, **({"choices": words, "any_case": False} if words else {})})
 
 
 _RANGE = {"ge": (">=", operator.ge), "gt": (">", operator.gt), "le": ("<=", operator.le), "lt": ("<", operator.lt)}
@@ -39,6 +57,36 @@ def config_error(key: str, text: str) -> ConfigError:
     err = ConfigError(f"params.yaml {key}{text}")
     err.key = key
     return err
+
+
+def check_choice(key: str, value: Any, allowed: tuple, any_case: bool = False, numbers: bool = False) -> None:
+    """ConfigError naming `key`, the value and the allowed ones, unless `value` (each item of a list) is one of
+    `allowed`; None passes (the type said whether it may be None), and so do numbers when the field also has a
+    range (`numbers`: `bounds(words=...)`)."""
+    for item in value if isinstance(value, (list, tuple)) else (value,):
+        if item is None or (numbers and isinstance(item, (int, float)) and not isinstance(item, bool)):
+            continue
+        if item in allowed or (any_case and isinstance(item, str) and item.upper() in allowed):
+            continue
+        number = "a number in the range above or " if numbers else ""
+        raise config_error(key, f"={item!r}: use {number}one of {', '.join(map(str, allowed))}.")
+
+
+def check_entries(key: str, value: Any, spec: dict) -> None:
+    """Each mapping of the list `value` against `entries`' spec: known keys, required keys, allowed values."""
+    keys = ", ".join(spec["keys"])
+    for i, entry in enumerate(value or ()):
+        if not isinstance(entry, dict):
+            raise config_error(key, f"[{i}]={entry!r}: expected a mapping with keys among {keys}.")
+        unknown = sorted(set(entry) - set(spec["keys"]))
+        if unknown:
+            raise config_error(key, f"[{i}].{unknown[0]}: unknown key; an entry has {keys}.")
+        missing = [name for name in spec["required"] if name not in entry]
+        if missing:
+            raise config_error(key, f"[{i}].{missing[0]}: missing; every entry names its {missing[0]}.")
+        for name, choices in spec["choices"].items():
+            if name in entry:
+                check_choice(f"{key}[{i}].{name}", entry[name], choices, any_case=name in spec["any_case"])
 
 
 def check_range(key: str, value: Any, limits: dict) -> None:
@@ -74,10 +122,12 @@ class Block:
             except ConfigError as err:
                 err.key = key
                 raise
-            allowed = f.metadata.get("choices")
-            if allowed and value not in allowed:
-                raise config_error(key, f"={value!r}: use one of {', '.join(map(str, allowed))}.")
-            check_range(key, value, f.metadata.get("range", {}))
+            meta = f.metadata
+            if meta.get("choices"):
+                check_choice(key, value, meta["choices"], meta["any_case"], numbers="range" in meta)
+            if "entries" in meta:
+                check_entries(key, value, meta["entries"])
+            check_range(key, value, meta.get("range", {}))
             checked[f.name] = value
         block = cls(**checked)
         block.validate()

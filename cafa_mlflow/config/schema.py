@@ -11,10 +11,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from cafa_mlflow.config.blocks import Block, bounds, choice, config_error
+from cafa_mlflow.config.blocks import Block, bounds, choice, config_error, entries
 from cafa_mlflow.config.params_file import block_keys, load_params, set_dotted
 from cafa_mlflow.config.train_params import TrainParams
 from cafa_mlflow.errors import ConfigError
+
+# The allowed values of enum-like keys that nested lists or other packages also use (the readers import them
+# from here, so a value is refused when params.yaml is read, never first met deep inside a step).
+MEMBERS = ("naive", "homology", "reference", "knn", "neural")  # predictors.registry.MEMBER_KINDS (a test checks)
+DATABASE_FORMATS = ("uniprot", "gaf", "cafa", "metastudent")  # reference.databases[].format (io.reference_formats)
+DATABASE_KEYS = ("format", "path", "fasta", "terms", "evidence")
+# GO evidence codes by group (geneontology.org/docs/guide-go-evidence-codes); `experimental` is CAFA's set
+# (experimental and high-throughput codes plus TAS and IC).
+EVIDENCE_GROUPS = {
+    "experimental": ("EXP", "IDA", "IPI", "IMP", "IGI", "IEP", "HTP", "HDA", "HMP", "HGI", "HEP", "TAS", "IC"),
+    "phylogenetic": ("IBA", "IBD", "IKR", "IRD"),
+    "computational": ("ISS", "ISO", "ISA", "ISM", "IGC", "RCA"),
+    "author": ("TAS", "NAS", "IC", "ND"),
+    "electronic": ("IEA",),
+}
+EVIDENCE_CODES = tuple(dict.fromkeys(c for codes in EVIDENCE_GROUPS.values() for c in codes))
+EVIDENCE_FILTERS = ("all", *EVIDENCE_GROUPS, *EVIDENCE_CODES)  # reference.evidence: a name or a list of them
 
 
 @dataclass(frozen=True)
@@ -102,7 +119,7 @@ class TuneParams(Block):
     median_startup_trials: int = bounds(ge=0)
     median_warmup_steps: int = bounds(ge=0)
     hyperband_min_resource: int = bounds(ge=1)
-    hyperband_max_resource: int | str = bounds(ge=1)
+    hyperband_max_resource: int | str = bounds(ge=1, words=("auto",))
     hyperband_reduction_factor: int = bounds(ge=2)
     heartbeat_interval: int | None = bounds(ge=1)
     retrain_best: bool
@@ -136,8 +153,10 @@ class HomologyParams(Block):
 class ReferenceParams(Block):
     section: ClassVar[str] = "reference"
     use: str = choice("auto", "always", "never")
-    databases: list[dict]
-    evidence: str | list[str]
+    databases: list[dict] = entries(
+        DATABASE_KEYS, required=("format",), any_case=("evidence",), format=DATABASE_FORMATS, evidence=EVIDENCE_CODES
+    )
+    evidence: str | list[str] = choice(*EVIDENCE_FILTERS, any_case=True)
     sensitivity: str = choice(
         "fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive"
     )
@@ -161,7 +180,7 @@ class KnnParams(Block):
 @dataclass(frozen=True)
 class EnsembleParams(Block):
     section: ClassVar[str] = "ensemble"
-    members: list[str]
+    members: list[str] = choice(*MEMBERS)
     method: str = choice("blend", "stacker")
     step: float = bounds(gt=0, le=1)
     search: str = choice("auto", "grid", "coordinate")

@@ -27,25 +27,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from cafa_mlflow.config.schema import DATABASE_FORMATS, EVIDENCE_GROUPS  # the allowed values, checked on entry
 from cafa_mlflow.errors import ConfigError, InputError, MissingToolError
 from cafa_mlflow.io.fasta import ESM_LETTERS, read_fasta
 from cafa_mlflow.io.terms import read_terms
 from cafa_mlflow.io.text import open_text
 
-FORMATS = ("uniprot", "gaf", "cafa", "metastudent")
+FORMATS = DATABASE_FORMATS
 COLUMNS = ("protein", "term", "evidence", "taxon")
 METASTUDENT_ASPECTS = ("MFO", "BPO", "CCO")
 BLAST_HINT = "install NCBI BLAST+ (`sudo apt-get install ncbi-blast+`) to read the metastudent-data BLAST databases"
 
-# GO evidence codes by group (geneontology.org/docs/guide-go-evidence-codes); `experimental` is CAFA's set
-# (experimental and high-throughput codes plus TAS and IC).
-EVIDENCE_GROUPS = {
-    "experimental": ("EXP", "IDA", "IPI", "IMP", "IGI", "IEP", "HTP", "HDA", "HMP", "HGI", "HEP", "TAS", "IC"),
-    "phylogenetic": ("IBA", "IBD", "IKR", "IRD"),
-    "computational": ("ISS", "ISO", "ISA", "ISM", "IGC", "RCA"),
-    "author": ("TAS", "NAS", "IC", "ND"),
-    "electronic": ("IEA",),
-}
 ALL_CODES = frozenset(c for codes in EVIDENCE_GROUPS.values() for c in codes)
 _GO_ID = re.compile(r"^GO:\d{7}$")
 

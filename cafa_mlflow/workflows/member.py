@@ -26,6 +26,9 @@ def fit_member(kind: str, params: Params) -> dict[str, float]:
     """Fit, predict, evaluate and save member `kind` under <outputs.predictions>/<kind>; returns metrics."""
     check_writable(member_folder(params, kind), folder=True, replace=True)
     if why := registry.unavailable(kind, params):  # DVC's stage still needs its folder: a note in it, no predictions
+        if (member_folder(params, kind) / "model").is_dir():  # a fitted member is never replaced by a note
+            print(f"notice: the {kind} member is skipped ({why}); the one fitted before is kept, unused.")
+            return {}
         print(f"notice: the {kind} member is skipped ({why}).")
         with atomic_dir(member_folder(params, kind)) as folder:
             (folder / "SKIPPED").write_text(f"{why}\n")
