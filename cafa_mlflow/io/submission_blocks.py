@@ -92,6 +92,8 @@ def typed_batches(path: Path, block_bytes: int) -> Iterator[Batch]:
                 yield Batch(batch.column(0), batch.column(1), score, row0, [line for line, _, _ in invalid])
                 row0 += len(score)
                 invalid.clear()
+        if invalid:  # lines after the last batch (a file of tab-less lines gives no batch at all)
+            raise NeedsStrings
     except pa.ArrowInvalid:
         raise NeedsStrings from None
 
@@ -197,6 +199,8 @@ def iter_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iter
             yield row0, frame, invalid[:]
             row0 += len(frame)
             invalid.clear()
+        if invalid:  # lines after the last batch (a file of tab-less lines gives no batch at all)
+            yield row0, pd.DataFrame({n: pd.Series([], dtype=object) for n in names}), invalid[:]
 
 
 def string_frames(path, found, skipped: list, add, block_bytes: int):
@@ -210,7 +214,9 @@ def string_frames(path, found, skipped: list, add, block_bytes: int):
             elif text.strip():
                 rule = (
                     "header"
-                    if line == 1 and pd.isna(pd.to_numeric(fields[min(2, len(fields) - 1)], errors="coerce"))
+                    if line == 1
+                    and len(fields) > 1
+                    and pd.isna(pd.to_numeric(fields[min(2, len(fields) - 1)], errors="coerce"))
                     else "columns"
                 )
                 add(rule, [], [fields[0]], [fields[1] if len(fields) > 1 else ""], lines=[line])
