@@ -31,6 +31,7 @@ from cafa_mlflow.go.annotations import resolve_terms
 from cafa_mlflow.go.labels import TermMatrix, label_matrix, select_terms
 from cafa_mlflow.go.ontology import LETTER_OF_ASPECT, Ontology, load_obo
 from cafa_mlflow.io import integrity
+from cafa_mlflow.io.readback import load_npz, read_parquet, reading
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta, read_fasta, write_fasta
 from cafa_mlflow.io.ia import read_ia, write_ia
 from cafa_mlflow.io.outputs import check_replaceable
@@ -121,8 +122,10 @@ class Prepared:
     def _all_labels(self) -> TermMatrix:
         if not (self.root / ALL_LABELS).is_file():
             raise InputError(f"{self.root}: no {ALL_LABELS} (prepared by an older version); run `cafa prepare` again.")
-        terms = pd.read_csv(self.root / ALL_TERMS, sep="\t")
-        matrix = sp.load_npz(self.root / ALL_LABELS).tocsr()
+        fix = f"run `cafa prepare` again (it rewrites {self.root})"
+        with reading(self.root / ALL_TERMS, fix) as path:
+            terms = pd.read_csv(path, sep="\t")
+        matrix = load_npz(self.root / ALL_LABELS, fix)
         return TermMatrix(self.labels.proteins, terms["term"].tolist(), matrix)
 
     def term_aspects(self, terms: list[str]) -> np.ndarray:
@@ -155,10 +158,12 @@ def load_prepared(root: str | os.PathLike) -> Prepared:
     root = Path(root)
     if not (root / "labels.npz").exists():
         raise InputError(f"{root}: no prepared dataset here; run `cafa prepare` (or `dvc repro prepare`) first.")
-    integrity.verify_folder(root, f"run `cafa prepare` again (it rewrites {root})")
-    proteins = pd.read_parquet(root / "proteins.parquet")
-    vocab = pd.read_csv(root / "terms.tsv", sep="\t")
-    matrix = sp.load_npz(root / "labels.npz").tocsr()
+    fix = f"run `cafa prepare` again (it rewrites {root})"
+    integrity.verify_folder(root, fix)
+    proteins = read_parquet(root / "proteins.parquet", fix)
+    with reading(root / "terms.tsv", fix) as path:
+        vocab = pd.read_csv(path, sep="\t")
+    matrix = load_npz(root / "labels.npz", fix)
     labels = TermMatrix(proteins["protein"].tolist(), vocab["term"].tolist(), matrix)
     return Prepared(root, proteins, labels, vocab["aspect"].to_numpy(dtype=object), read_ia(root / "ia.tsv"))
 

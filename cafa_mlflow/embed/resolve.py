@@ -6,7 +6,6 @@ vectors of another encoder than the one it logs."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from cafa_mlflow.embed.cache import Embeddings
 from cafa_mlflow.embed.runner import embed_fasta, matches_settings
 from cafa_mlflow.embed.settings import EmbedSettings
 from cafa_mlflow.errors import InputError
+from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import write_json
 
 INDEX = "index.json"
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def read_index(out: str | Path) -> dict[str, str]:
     path = Path(out) / INDEX
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(path, "run `cafa embed` again (it rewrites the index)") if path.exists() else {}
 
 
 def write_index(out: str | Path, index: dict[str, str]) -> Path:

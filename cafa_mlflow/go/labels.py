@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.go.ontology import Ontology
 from cafa_mlflow.io import integrity
+from cafa_mlflow.io.readback import reading
 from cafa_mlflow.io.text import atomic_write
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def save_term_matrix(path: str | os.PathLike, tm: TermMatrix) -> None:
 def load_term_matrix(path: str | os.PathLike) -> TermMatrix:
     """A saved TermMatrix; checked against the checksum recorded when its folder was written."""
     integrity.verify(path)
-    with np.load(path, allow_pickle=False) as z:
+    with reading(path), np.load(path, allow_pickle=False) as z:  # a damaged or foreign file: one line naming it
         m = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
         return TermMatrix(z["proteins"].tolist(), z["terms"].tolist(), m)
 

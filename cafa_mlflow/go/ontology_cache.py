@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from cafa_mlflow.errors import OutputError
+from cafa_mlflow.io.readback import CORRUPT
 from cafa_mlflow.io.text import atomic_write
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,6 @@ def load(digest: str) -> dict | None:
                 "alt_ids": dict(zip(_split(z["alt_keys"], n_alt), _split(z["alt_values"], n_alt))),
                 "obsolete": frozenset(_split(z["obsolete"], n_obsolete)),
             }
-    except (OSError, ValueError, KeyError, UnicodeDecodeError) as error:
+    except (*CORRUPT, OSError, KeyError) as error:  # io.readback's list of what damaged files raise
         log.debug("ontology cache entry %s unusable, rebuilding: %s", path, error)
         return None

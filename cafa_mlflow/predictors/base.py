@@ -7,7 +7,6 @@ Every member (naive, homology, knn, neural, the ensemble itself) speaks it, and 
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import numpy as np
 from cafa_mlflow.errors import InputError, MissingWeightsError, NotFittedError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io import integrity
+from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import seal, write_json
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def read_meta(folder: str | os.PathLike) -> dict:
         raise MissingWeightsError(
             f"{folder}: no {META_FILE}; this is not a saved predictor folder (fit and save one first)."
         )
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def as_ids(proteins: ProteinSet | Sequence[str]) -> list[str]:

@@ -7,7 +7,6 @@ row-normalised, and scores = W @ labels.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from cafa_mlflow.data.diamond import SENSITIVITIES, build_db, copy_atomic, searc
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.fasta import write_fasta
+from cafa_mlflow.io.readback import load_npy, read_json
 from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence, hit_matrix, vote
@@ -182,7 +182,7 @@ class HomologyPredictor(Predictor):
             raise MissingWeightsError(
                 f"{folder}: no train.dmnd/labels.npz; fit and save a homology predictor there first."
             )
-        config = json.loads((folder / "config.json").read_text())
+        config = read_json(folder / "config.json")
         self = cls(
             folder,
             config["sensitivity"],
@@ -194,5 +194,5 @@ class HomologyPredictor(Predictor):
         )
         self.db, self.labels = folder / "train.dmnd", load_term_matrix(folder / "labels.npz")
         roots = folder / "root_columns.npy"  # absent in folders saved before per-aspect denominators
-        self.root_col = np.load(roots) if roots.is_file() else aspect_root_columns(self.labels.terms)
+        self.root_col = load_npy(roots) if roots.is_file() else aspect_root_columns(self.labels.terms)
         return self

@@ -7,7 +7,6 @@ is bounded by block_size x n_train x 4 bytes plus the float32 unit-normalised tr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
+from cafa_mlflow.io.readback import load_npy, read_json
 from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.predictors.base import EMBEDDING, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.transfer import aspect_root_columns, vote
@@ -223,11 +223,11 @@ class KnnPredictor(Predictor):
             raise MissingWeightsError(
                 f"{folder}: no train_unit.npy/labels.npz; fit and save a knn predictor there first."
             )
-        config = json.loads((folder / "config.json").read_text())
+        config = read_json(folder / "config.json")
         self = cls(config["k"], config["block_size"], config["exclude_self"])
-        self.train_unit = np.load(folder / "train_unit.npy", mmap_mode="r" if mmap else None)
+        self.train_unit = load_npy(folder / "train_unit.npy", mmap_mode="r" if mmap else None)
         self.labels = load_term_matrix(folder / "labels.npz")
         self.train_ids = self.labels.proteins
         roots = folder / "root_columns.npy"
-        self.root_col = np.load(roots) if roots.is_file() else None
+        self.root_col = load_npy(roots) if roots.is_file() else None
         return self

@@ -11,7 +11,6 @@ F-max threshold but not much the F-max itself.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.errors import ConfigError, MissingWeightsError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
+from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, as_ids, term_aspects
 
@@ -125,7 +125,7 @@ class NaivePredictor(Predictor):
         folder = Path(folder)
         if not (folder / "frequencies.npz").is_file():
             raise MissingWeightsError(f"{folder}: no frequencies.npz; fit and save a naive predictor there first.")
-        config = json.loads((folder / "config.json").read_text())
+        config = read_json(folder / "config.json")
         self = cls(None, config["denominator"], config["min_score"], config["top_k"])
         row = load_term_matrix(folder / "frequencies.npz")
         self.terms, self.scores = row.terms, row.matrix

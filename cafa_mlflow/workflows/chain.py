@@ -3,7 +3,6 @@ under the caller's run, with exactly the caller's resolved parameters; returns o
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import yaml
 
 from cafa_mlflow.errors import CafaError
 from cafa_mlflow.evaluation.tables import table_path
+from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import check_writable, claim_files
 from cafa_mlflow.predictors.registry import MEMBER_STEPS
 from cafa_mlflow.tracking import runs
@@ -89,4 +89,4 @@ def run_chain(params: Params, parent_run_id: str, steps: tuple = STEPS) -> list[
 def final_metrics(params: Params) -> dict[str, float]:
     """The submitted model's validation and test metrics (the ensemble's report), empty when absent."""
     report = Path(params.outputs.metrics) / "ensemble_val.json"
-    return json.loads(report.read_text()).get("ensemble", {}) if report.is_file() else {}
+    return read_json(report).get("ensemble", {}) if report.is_file() else {}

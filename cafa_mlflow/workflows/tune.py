@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 import optuna
-import yaml
 from mlflow.tracking import MlflowClient
 
 from cafa_mlflow.errors import CafaError, ConfigError, OutputError
 from cafa_mlflow.io import outputs
+from cafa_mlflow.io.readback import read_yaml
 from cafa_mlflow.io.text import check_writable
 from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows import optuna_study
@@ -146,7 +146,7 @@ def log_results(study: optuna.Study, params: Params) -> dict[str, Any]:
 def retrain_best(params: Params, best_params_file: str | Path) -> dict[str, float]:
     """A `train` (or `ensemble`, per tune.objective) run nested under the tune run with params + the best
     params file; registers the model."""
-    best = params.with_overrides(yaml.safe_load(Path(best_params_file).read_text()) or {})
+    best = params.with_overrides(read_yaml(best_params_file, "run `cafa tune` again (it writes the file)") or {})
     step = params.tune.objective
     with runs.start_run(
         best, step, run_name="retrain-best", nested=True, tags={"optuna_study": params.tune.study_name}

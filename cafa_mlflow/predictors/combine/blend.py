@@ -6,7 +6,6 @@ runs every member and combines their scores, `save` writes the weights plus each
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,6 +15,7 @@ import pandas as pd
 from cafa_mlflow.errors import ConfigError, InputError, NotFittedError
 from cafa_mlflow.go.finalize import BLOCK_ROWS, finalize_blocks, round_scores
 from cafa_mlflow.go.labels import TermMatrix
+from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, term_aspects
 from cafa_mlflow.predictors.combine.weights import combine, fit_weights
@@ -99,7 +99,7 @@ class Combined(Predictor):
     @classmethod
     def load_members(cls, folder: Path) -> tuple[dict[str, Predictor], dict[str, Any]]:
         """The saved members and `config_file`."""
-        config = json.loads((folder / cls.config_file).read_text())
+        config = read_json(folder / cls.config_file)
         return {name: Predictor.load(folder / MEMBERS / name) for name in config["members"]}, config
 
 

@@ -7,7 +7,6 @@ probabilities are corrected back to the full negative rate). Saved as model.jobl
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from cafa_mlflow.errors import MissingWeightsError, NotFittedError
+from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.predictors.combine.features import Pairs
 
@@ -120,7 +120,7 @@ class Stacker:
         folder = Path(folder)
         if not (folder / "model.joblib").is_file():
             raise MissingWeightsError(f"{folder}: no model.joblib; fit and save a stacker there first.")
-        config = json.loads((folder / "config.json").read_text())
+        config = read_json(folder / "config.json")
         self = cls(**{k: config[k] for k in SETTINGS})
         self.keep_rate, self.feature_names = config["keep_rate"], config["feature_names"]
         self.model = joblib.load(folder / "model.joblib")

@@ -19,6 +19,7 @@ from torch import nn
 from cafa_mlflow.config.train_params import TrainParams
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError, NotFittedError
 from cafa_mlflow.go.labels import TermMatrix
+from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import atomic_write
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.neural.data import (
@@ -224,7 +225,7 @@ class NeuralPredictor(Predictor):
         d = Path(directory)
         if not (d / "model.pt").is_file() or not (d / "config.json").is_file():
             raise MissingWeightsError(f"{d}: no model.pt/config.json; train and save a neural model there first")
-        cfg = json.loads((d / "config.json").read_text())
+        cfg = read_json(d / "config.json")
         self = cls(cfg["params"])
         self.terms, self.term_aspect, self.in_dim = cfg["terms"], np.asarray(cfg["term_aspect"]), cfg["in_dim"]
         esm_model = alphabet = None
@@ -237,5 +238,5 @@ class NeuralPredictor(Predictor):
         self.model.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
         self.model.eval()
         if (d / "thresholds.json").is_file():
-            self.thresholds = Thresholds.from_json((d / "thresholds.json").read_text())
+            self.thresholds = Thresholds.from_dict(read_json(d / "thresholds.json"))
         return self

@@ -76,7 +76,11 @@ class Thresholds:
 
     @classmethod
     def from_json(cls, text: str) -> Thresholds:
-        d = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Thresholds:
+        """From the mapping `to_json` writes (io.readback.read_json names the file when a key is missing)."""
         return cls(
             d["aspect"],
             np.asarray(d["term"], dtype=np.float64),
