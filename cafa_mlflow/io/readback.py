@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from cafa_mlflow.errors import ENVIRONMENT_ERRNOS, InputError
 from cafa_mlflow.io.read_checks import one_line
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 # numpy's format errors are ValueErrors; a cut .npz is a BadZipFile; a cut .npy an EOFError)
 CORRUPT = (ValueError, TypeError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, IndexError)
 DEFAULT_FIX = "re-run the step that wrote it"
+_C_DUMPERS = tuple(getattr(yaml, name) for name in ("CSafeDumper", "CDumper") if hasattr(yaml, name))
 
 
 class StoredRecord(dict):
@@ -44,6 +47,11 @@ class StoredRecord(dict):
 
     def __reduce__(self) -> Any:  # pickled (Ray, multiprocessing) as the plain dict it holds
         return (dict, (dict(self),))
+
+
+# written out again (MLflow's MLmodel metadata) as the dict it is, by every YAML dumper (C ones included)
+for _dumper in (yaml.representer.SafeRepresenter, yaml.SafeDumper, yaml.Dumper, *_C_DUMPERS):
+    _dumper.add_representer(StoredRecord, yaml.representer.SafeRepresenter.represent_dict)
 
 
 def _records(value: Any, path: Path, fix: str) -> Any:
@@ -86,8 +94,6 @@ def read_json(path: str | os.PathLike, fix: str = DEFAULT_FIX) -> Any:
 
 def read_yaml(path: str | os.PathLike, fix: str = DEFAULT_FIX) -> Any:
     """A YAML file the product (or MLflow) wrote; its mappings are StoredRecords."""
-    import yaml
-
     with reading(path, fix) as p:
         try:
             return _records(yaml.safe_load(p.read_text(encoding="utf-8")), p, fix)
