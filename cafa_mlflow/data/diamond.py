@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from cafa_mlflow.errors import ConfigError, InputError, MissingToolError, ToolError
+from cafa_mlflow.io import integrity
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
 from cafa_mlflow.io.integrity import hash_file
 from cafa_mlflow.io.text import atomic_dir, atomic_write
@@ -132,12 +133,12 @@ def build_db(
     """DIAMOND database of `fasta` (optionally only `proteins`), cached by content hash.
 
     Returns the `.dmnd` path. Built in a temporary directory and moved into place, so a failed build
-    leaves no half-written cache."""
+    leaves no half-written cache; a cache folder that is incomplete or damaged is named and built again."""
     binary = diamond_binary(executable)
     digest = fasta_digest(fasta, proteins)
     out_dir = Path(cache_dir) / f"diamond-{digest[:16]}"
     db = out_dir / "train.dmnd"
-    if db.is_file() and (out_dir / "manifest.json").is_file():
+    if integrity.reusable_cache(out_dir, ("train.dmnd", "manifest.json")):  # whole and as written: reused
         return db
     records = _subset_records(fasta, proteins)
     with atomic_dir(out_dir) as tmp:  # replaces a partial cache without manifest only on success

@@ -18,9 +18,12 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cafa_mlflow.errors import InputError
+
+if TYPE_CHECKING:
+    from hashlib import _Hash as HashObject  # typeshed's name for hashlib's hash objects
 
 SUMS = "checksums.json"
 ALGORITHM = "sha256"
@@ -31,7 +34,7 @@ REBUILD = "it is prepared again now"
 log = logging.getLogger(__name__)
 
 
-def hash_file(h: Any, path: str | os.PathLike) -> Any:
+def hash_file(h: HashObject, path: str | os.PathLike) -> HashObject:
     """Feed a file's bytes to the hash object `h` in chunks; returns `h` (content keys of caches use it too)."""
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
