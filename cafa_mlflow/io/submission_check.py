@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import ArrayLike
 
 from cafa_mlflow.io.submission_blocks import (  # noqa: F401  (iter_blocks re-exported)
     BLOCK_BYTES,
@@ -114,7 +115,9 @@ class Scan:
         self.kept: Counter = Counter()
         self.names = Names()
 
-    def add(self, rule: str, rows: Any, proteins: Any, terms: Any, lines: Any = None) -> None:
+    def add(
+        self, rule: str, rows: ArrayLike, proteins: ArrayLike, terms: ArrayLike, lines: ArrayLike | None = None
+    ) -> None:
         """Count `rule`'s violations at valid-row indices `rows` (or at line numbers `lines`) and keep the
         first ones (at most limit_per_rule per rule)."""
         n = len(rows) if lines is None else len(lines)
