@@ -1,6 +1,6 @@
-"""Damaged caches and product files, unknown parameter values and format rules (issue 33's fault classes 1, 5,
-8 and the readers), plus guards for inputs a careless user gives that already work: each is caught before use,
-named in one line, and a cache is prepared again by the step that owns it (byte-identical)."""
+"""Damaged caches and product files, unknown parameter values and submission format rules, plus guards for
+inputs a careless user gives that already work: each is caught before use, named in one line, and a cache is
+prepared again by the step that owns it (byte-identical)."""
 
 from __future__ import annotations
 
