@@ -93,8 +93,8 @@ def test_sequence_only_request_equals_cached_embeddings(served, tmp_path):
     "frame, message",
     [
         (pd.DataFrame({"protein": ["A"]}), "lacks the column `sequence`"),
-        (pd.DataFrame({"protein": ["A"], "sequence": [""]}), "'A' has an empty sequence"),
-        (pd.DataFrame({"protein": ["A"], "sequence": ["MKV1Q"]}), "'A' has letters ESM-2 cannot encode: '1'"),
+        (pd.DataFrame({"protein": ["A"], "sequence": [""]}), "(protein 'A'): empty sequence"),
+        (pd.DataFrame({"protein": ["A"], "sequence": ["MKV1Q"]}), "(protein 'A'): letters ESM-2 cannot encode: '1'"),
         (pd.DataFrame({"protein": ["A", "A"], "sequence": ["MKV", "MKV"]}), "'A' appears twice"),
     ],
 )
@@ -212,7 +212,7 @@ def test_mlflow_models_serve_answers_sequences_like_cafa_predict(served, tmp_pat
     assert all(json.loads(row["evidence"])["score"] == row["score"] for row in body_ev["predictions"])
     for name, (code, answer) in answers.items():
         assert code == 400 and answer["error_code"] == "INVALID_PARAMETER_VALUE", (name, code, answer)
-    assert answers["missing column"][1]["message"].startswith("model input lacks the column `sequence`")
+    assert answers["missing column"][1]["message"].startswith("the request lacks the column `sequence`")
     assert all("\n" not in answer["message"] for _, answer in answers.values())  # no request dump
     assert "appears twice" in answers["duplicate ids"][1]["message"]
 

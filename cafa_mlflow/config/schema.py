@@ -77,6 +77,15 @@ class SubmissionParams(Block):
 
 
 @dataclass(frozen=True)
+class ServingParams(Block):
+    """Per-request limits of the served model (`mlflow models serve`): larger requests are refused before any work."""
+
+    section: ClassVar[str] = "serving"
+    max_proteins: int = bounds(ge=1)
+    max_residues: int = bounds(ge=1)
+
+
+@dataclass(frozen=True)
 class TrackingParams(Block):
     section: ClassVar[str] = "tracking"
     uri: str
@@ -246,6 +255,7 @@ BLOCKS: dict[str, Any] = {
     "prepare": PrepareParams,
     "outputs": OutputsParams,
     "submission": SubmissionParams,
+    "serving": ServingParams,
     "tracking": TrackingParams,
     "embed": EmbedParams,
     "train": TrainParams,
@@ -276,6 +286,7 @@ class Params:
     prepare: PrepareParams
     outputs: OutputsParams
     submission: SubmissionParams
+    serving: ServingParams
     tracking: TrackingParams
     embed: EmbedParams
     train: TrainParams

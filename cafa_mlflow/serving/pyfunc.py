@@ -11,15 +11,21 @@ terms sorted by score, highest first; with the param `evidence=true` also an `ev
 member's score, the training proteins that carried the term, the naive prior, the child a GO-consistent
 parent took its score from; `cafa_mlflow.serving.evidence`).
 
-A bad request (missing column, empty sequence, a letter ESM-2 cannot encode, a repeated id) raises
-RequestError: an MlflowException with INVALID_PARAMETER_VALUE (HTTP 400 from `mlflow models serve`) that is
-also an InputError (one line from `cafa`).
+A bad request (missing column, null or spaced id, empty or non-string sequence, a letter ESM-2 cannot encode, a
+repeated id, bad params, more than `serving.max_proteins` / `serving.max_residues`) raises RequestError: an
+MlflowException with INVALID_PARAMETER_VALUE (HTTP 400 from `mlflow models serve`) that is also an InputError (one
+line from `cafa`); `cafa_mlflow.serving.request_checks`. The model carries its code (`code_paths`), pins exactly
+the packages it imports and declares DIAMOND in its metadata (`cafa_mlflow.serving.packaging`): loading it where
+DIAMOND is missing fails in one line naming the package to install.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
-import importlib.metadata
+import gc
+import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -29,56 +35,34 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-from cafa_mlflow.config.schema import SubmissionParams
+from cafa_mlflow.config.schema import ServingParams, SubmissionParams
 from cafa_mlflow.errors import CafaError, InputError
 from cafa_mlflow.go.finalize import finalize, round_sig
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
-from cafa_mlflow.io.fasta import ESM_LETTERS, REPLACED_LETTERS
 from cafa_mlflow.io.text import link_or_copy
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, read_meta
+from cafa_mlflow.serving import packaging
 from cafa_mlflow.serving.evidence import evidence_rows
+from cafa_mlflow.serving.request_checks import (
+    ModelError,
+    OneLine,
+    RequestError,
+    check_id,
+    check_params,
+    check_size,
+    clean_sequence,
+    guard_scoring_server,
+)
 
+__all__ = ["GoModel", "ModelError", "OneLine", "RequestError", "clean_sequence", "log_go_model"]
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"
-BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "pyarrow", "scikit-learn")
-NEURAL_REQUIREMENTS = ("torch", "fair-esm")
 ENCODER = "encoder"  # artifact: a folder with a local checkpoint and its contact-regression file
 RUNTIME_DEFAULTS = {"toks_per_batch": 4096, "device": "auto"}
-
-
-class OneLine:
-    """An MlflowException whose message stays one line: MLflow's scoring server prefixes a model's error with a
-    dump of the whole request (`Failed to predict data '<DataFrame>'. Error: ...`, many lines for a big
-    request); that rewrite is ignored, so the client reads only what the model said."""
-
-    @property
-    def message(self) -> str:
-        return self._line
-
-    @message.setter
-    def message(self, value: str) -> None:
-        line = " ".join(str(value).split())
-        if not (hasattr(self, "_line") and line.endswith(self._line)):  # the server's prefixed copy is dropped
-            self._line = line
-
-
-class RequestError(OneLine, InputError, MlflowException):
-    """A bad model input: one line, HTTP 400 when served (INVALID_PARAMETER_VALUE), exit 2 from `cafa`."""
-
-    def __init__(self, message: str) -> None:
-        MlflowException.__init__(self, " ".join(str(message).split()), error_code=INVALID_PARAMETER_VALUE)
-
-
-class ModelError(OneLine, CafaError, MlflowException):
-    """A fault of the model's environment while serving (an encoder or DIAMOND missing): one line, HTTP 500."""
-
-    def __init__(self, message: str) -> None:
-        MlflowException.__init__(self, " ".join(str(message).split()), error_code=INTERNAL_ERROR)
+log = logging.getLogger(__name__)
 
 
 def input_columns(needs: set[str]) -> set[str]:
@@ -86,35 +70,31 @@ def input_columns(needs: set[str]) -> set[str]:
     return {EMBEDDING if n == CHUNKS else n for n in needs}
 
 
-def clean_sequence(pid: str, seq: Any) -> str:
-    """A request's sequence as the FASTA reader reads one: upper case, no spaces, one closing '*' dropped,
-    J read as X; RequestError for an empty sequence or a letter ESM-2 cannot encode."""
-    text = "".join(str(seq if isinstance(seq, str) else "").split()).upper()
-    text = text[:-1] if text.endswith("*") else text
-    for old, new in REPLACED_LETTERS.items():
-        text = text.replace(old, new)
-    if not text:
-        raise RequestError(f"protein {pid!r} has an empty sequence; give its residues as one-letter codes.")
-    bad = set(text) - ESM_LETTERS
-    if bad:
-        raise RequestError(
-            f"protein {pid!r} has letters ESM-2 cannot encode: {''.join(sorted(bad))!r}; "
-            f"use amino-acid letters ({''.join(sorted(ESM_LETTERS))}) only."
-        )
-    return text
-
-
 class GoModel(mlflow.pyfunc.PythonModel):
     """A saved predictor folder (artifact `predictor`), the ontology (artifact `obo`) and, for a local
     checkpoint, the encoder (artifact `encoder`)."""
 
-    def __init__(self, submission: Mapping[str, Any], threads: int = 0, embed_runtime: Mapping | None = None) -> None:
+    def __init__(
+        self,
+        submission: Mapping[str, Any],
+        threads: int = 0,
+        embed_runtime: Mapping | None = None,
+        serving: Mapping[str, Any] | None = None,
+    ) -> None:
         self.submission = SubmissionParams.from_dict(submission)  # the submission block, validated
         self.threads = int(threads)
         self.embed_runtime = {**RUNTIME_DEFAULTS, **dict(embed_runtime or {})}  # token budget, device
+        self.serving = None if serving is None else ServingParams.from_dict(serving)  # request limits when served
 
     def load_context(self, context: Any) -> None:
+        """Load the artifacts; ModelError in one line when the machine lacks what the model needs outside
+        Python (DIAMOND); when loaded by MLflow's scoring server, check its requests first (request_checks)."""
+        needs = packaging.system_requirements(packaging.member_kinds(context.artifacts["predictor"]))
+        problem = packaging.system_problem(needs)
+        if problem:
+            raise ModelError(problem)
         self.load_artifacts(context.artifacts)
+        guard_scoring_server()
 
     def load_artifacts(self, artifacts: Mapping[str, str]) -> GoModel:
         """Load the ontology and the predictor (also usable without MLflow, e.g. in tests)."""
@@ -148,7 +128,7 @@ class GoModel(mlflow.pyfunc.PythonModel):
         return self._embedder
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        params = dict(params or {})
+        params = check_params(params)
         try:
             proteins = self.parse_input(model_input)
             if not params.get("evidence"):
@@ -156,9 +136,7 @@ class GoModel(mlflow.pyfunc.PythonModel):
             raw = self.predictor.predict(proteins)
             final = finalize(raw, self.ontology, self.submission)
             out = to_output(final, self.submission.sig)
-            out["evidence"] = evidence_rows(
-                out, raw, self.predictor, self.ontology, self.submission.sig, int(params.get("top") or 3)
-            )
+            out["evidence"] = evidence_rows(out, raw, self.predictor, self.ontology, self.submission.sig, params["top"])
             return out
         except (RequestError, ModelError):
             raise
@@ -166,13 +144,24 @@ class GoModel(mlflow.pyfunc.PythonModel):
             raise RequestError(str(err)) from err
         except CafaError as err:  # the model's environment (encoder weights, DIAMOND): one line, HTTP 500
             raise ModelError(str(err)) from err
+        except Exception as err:  # a fault of ours: the traceback goes to the server's log, one line to the client
+            log.exception("prediction failed")
+            raise ModelError(
+                f"the model failed on this request ({type(err).__name__}: {err}); see the server log."
+            ) from err
+        finally:
+            release_memory()
 
     def parse_input(self, frame: pd.DataFrame) -> ProteinSet:
         """The ProteinSet of an input DataFrame, embedded when a member needs vectors the input lacks
-        (RequestError for a missing column, an empty or unencodable sequence, a repeated id)."""
-        if not isinstance(frame, pd.DataFrame) or "protein" not in frame:
-            raise RequestError("model input must be a table with a `protein` column and a `sequence` column.")
-        ids = frame["protein"].astype(str).tolist()
+        (RequestError naming the row for a missing column, a null or spaced id, a bad sequence, a repeated id)."""
+        if not isinstance(frame, pd.DataFrame) or (not len(frame) and not len(frame.columns)):
+            raise RequestError("the request holds no proteins; send at least one record with `protein` and `sequence`.")
+        if "protein" not in frame:
+            raise RequestError(
+                "the request lacks the column `protein`; give `protein` and `sequence` for every record."
+            )
+        ids = [check_id(row, pid) for row, pid in enumerate(frame["protein"])]
         dup = pd.Index(ids)[pd.Index(ids).duplicated()]
         if len(dup):
             raise RequestError(f"protein {dup[0]!r} appears twice in the model input; give each protein once.")
@@ -180,12 +169,14 @@ class GoModel(mlflow.pyfunc.PythonModel):
         needs_sequence = SEQUENCE in self.inputs or (EMBEDDING in self.inputs and not has_vectors)
         if needs_sequence and SEQUENCE not in frame:
             raise RequestError(
-                "model input lacks the column `sequence`; give `protein` and `sequence` (one-letter amino acids)"
+                "the request lacks the column `sequence`; give `protein` and `sequence` (one-letter amino acids)"
                 + (", or an `embedding` for every protein." if SEQUENCE not in self.inputs else ".")
             )
         sequences = None
         if SEQUENCE in frame:
-            sequences = [clean_sequence(pid, seq) for pid, seq in zip(ids, frame[SEQUENCE])]
+            sequences = [clean_sequence(row, pid, seq) for row, (pid, seq) in enumerate(zip(ids, frame[SEQUENCE]))]
+        if getattr(self, "serving", None) is not None and in_server():
+            check_size(len(ids), sum(map(len, sequences or ())), self.serving)
         embeddings = None
         if EMBEDDING in self.inputs:
             if has_vectors:
@@ -199,6 +190,24 @@ class GoModel(mlflow.pyfunc.PythonModel):
     def predict_matrix(self, proteins: ProteinSet) -> TermMatrix:
         """Finalized scores of the proteins (rows in input order) over the ontology's terms that score."""
         return finalize(self.predictor.predict(proteins), self.ontology, self.submission)
+
+
+def in_server() -> bool:
+    """Whether MLflow serves this model (`mlflow models serve`, `mlflow models predict`): its flag, set by
+    the scoring server; request limits and memory release apply there, not to `cafa predict`'s batches."""
+    from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
+
+    return bool(_MLFLOW_IS_IN_SERVING_ENVIRONMENT.get())
+
+
+def release_memory() -> None:
+    """After a served request: collect its garbage and hand freed heap pages back to the system (glibc
+    malloc_trim), so that the server's resident memory returns near its base (docs/serving.md, measured)."""
+    if not in_server():
+        return
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def encoder_file(folder: str | os.PathLike) -> Path:
@@ -259,59 +268,78 @@ def log_go_model(
     input_example: pd.DataFrame | None = None,
     predictor: Predictor | None = None,
     embed_runtime: Mapping[str, Any] | None = None,
+    serving: Mapping[str, Any] | None = None,
 ) -> Any:
     """Log the predictor saved in `folder` as one pyfunc model in the active run; returns ModelInfo.
 
     submission: params.yaml's submission block (max_terms, sig, min_score); embed_runtime: the embed block's
-    token budget and device (`toks_per_batch`, `device`) the served model embeds requests with. Everything
-    the model needs travels with it: the predictor folder (members, DIAMOND database, label vocabulary), the
-    OBO and, when the encoder is a local checkpoint, the checkpoint and its contact-regression file. Without
-    an input example, two fixed sequences are used. `predictor` is accepted for callers that hold it."""
-    from cafa_mlflow.embed.model import is_local_checkpoint, regression_path
-
+    token budget and device (`toks_per_batch`, `device`) the served model embeds requests with; serving: the
+    serving block's per-request limits (None: no limits). Everything the model needs travels with it: its code
+    (`code/cafa_mlflow`), the predictor folder (members, DIAMOND database, label vocabulary), the OBO and, when
+    the encoder is a local checkpoint, the checkpoint and its contact-regression file; its requirements are
+    the packages it imports, pinned, and its metadata names DIAMOND where a member needs it. Without an input
+    example, two fixed sequences are used. `predictor` is accepted for callers that hold it."""
     meta = read_meta(folder)
     columns = input_columns(set(meta.get("inputs", ())))
-    embed = meta.get("embed") or {}
-    runtime = {k: v for k, v in dict(embed_runtime or {}).items() if k in RUNTIME_DEFAULTS}
-    metadata = {
-        # what a request carries: protein and sequence; embedding only instead of embedding inside the model
-        "request": {"required": ["protein", SEQUENCE], "optional": [EMBEDDING] if EMBEDDING in columns else []},
-        "required_inputs": sorted(columns),  # what the members read (the model embeds when `embedding` is absent)
-        "embed": embed,
-        "kind": meta["kind"],
-        "submission": dict(submission),
-        "embed_runtime": {**RUNTIME_DEFAULTS, **runtime},
-    }
+    kinds = packaging.member_kinds(folder)
+    metadata = model_metadata_for(meta, columns, submission, embed_runtime, serving)
+    metadata["system_requirements"] = packaging.system_requirements(kinds)
     artifacts = {"obo": str(obo), "predictor": str(folder)}
-    with tempfile.TemporaryDirectory(prefix="cafa-encoder-") as tmp:
-        if embed and is_local_checkpoint(embed["esm_model"]):
-            checkpoint = Path(embed["esm_model"])
-            encoder = Path(tmp) / ENCODER
-            encoder.mkdir()
-            for src in (checkpoint, regression_path(checkpoint)):
-                if not src.is_file():
-                    raise InputError(
-                        f"{src}: the encoder file the model was fitted with is missing; it must travel with the model."
-                    )
-                link_or_copy(src, encoder / src.name)  # a 3B checkpoint is gigabytes: a hard link where possible
+    with tempfile.TemporaryDirectory(prefix="cafa-model-") as tmp:
+        encoder = carry_encoder(metadata["embed"], Path(tmp))
+        if encoder is not None:
             artifacts[ENCODER] = str(encoder)
-            metadata["encoder_file"] = checkpoint.name
+            metadata["encoder_file"] = Path(metadata["embed"]["esm_model"]).name
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"]),
+            python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"], serving=metadata["serving"]),
             artifacts=artifacts,
+            code_paths=[packaging.copy_code(Path(tmp) / "code")],
             signature=signature_for(columns),
             input_example=example_input() if input_example is None else input_example,
             metadata=metadata,
-            pip_requirements=_requirements(
-                BASE_REQUIREMENTS + (NEURAL_REQUIREMENTS if embed or _uses_torch(Path(folder)) else ())
-            ),
+            pip_requirements=packaging.requirements(kinds, embeds=bool(metadata["embed"])),
         )
 
 
-def _uses_torch(folder: Path) -> bool:
-    """Whether the saved predictor (or one of its members) is a neural one."""
-    return any(read_meta(p.parent)["kind"] == "neural" for p in folder.rglob("predictor.json"))
+def model_metadata_for(
+    meta: Mapping[str, Any],
+    columns: set[str],
+    submission: Mapping[str, Any],
+    embed_runtime: Mapping[str, Any] | None,
+    serving: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The model's metadata (MLmodel `metadata`) from its saved predictor's meta and the params blocks."""
+    runtime = {k: v for k, v in dict(embed_runtime or {}).items() if k in RUNTIME_DEFAULTS}
+    return {
+        # what a request carries: protein and sequence; embedding only instead of embedding inside the model
+        "request": {"required": ["protein", SEQUENCE], "optional": [EMBEDDING] if EMBEDDING in columns else []},
+        "required_inputs": sorted(columns),  # what the members read (the model embeds when `embedding` is absent)
+        "embed": meta.get("embed") or {},
+        "kind": meta["kind"],
+        "submission": dict(submission),
+        "embed_runtime": {**RUNTIME_DEFAULTS, **runtime},
+        "serving": None if serving is None else ServingParams.from_dict(serving).to_dict(),
+    }
+
+
+def carry_encoder(embed: Mapping[str, Any], tmp: Path) -> Path | None:
+    """A folder `tmp/encoder` holding the local checkpoint the members were fitted with (and its
+    contact-regression file); None when the encoder is a fair-esm name (or the model embeds nothing)."""
+    from cafa_mlflow.embed.model import is_local_checkpoint, regression_path
+
+    if not embed or not is_local_checkpoint(embed["esm_model"]):
+        return None
+    checkpoint = Path(embed["esm_model"])
+    encoder = tmp / ENCODER
+    encoder.mkdir()
+    for src in (checkpoint, regression_path(checkpoint)):
+        if not src.is_file():
+            raise InputError(
+                f"{src}: the encoder file the model was fitted with is missing; it must travel with the model."
+            )
+        link_or_copy(src, encoder / src.name)  # a 3B checkpoint is gigabytes: a hard link where possible
+    return encoder
 
 
 def model_metadata(model: Any) -> dict:
@@ -336,14 +364,3 @@ def required_inputs(model: Any) -> set[str]:
 def embed_settings(model: Any) -> dict:
     """The embedding settings (esm_model, layer, strategy, window, stride, pooling, ...) the model was fitted on."""
     return dict(model_metadata(model).get("embed") or {})
-
-
-def _requirements(packages: tuple[str, ...]) -> list[str]:
-    out = []
-    for name in packages:
-        try:
-            version = importlib.metadata.version(name).split("+")[0]  # drop local tags such as +cpu
-            out.append(f"{name}=={version}")
-        except importlib.metadata.PackageNotFoundError:
-            out.append(name)
-    return out

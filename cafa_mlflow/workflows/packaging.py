@@ -36,6 +36,7 @@ def package_and_register(
         params.submission.to_dict(),
         name=run_meta.logged_model_name(step, params.to_dict()),
         embed_runtime=params.embed.to_dict(),
+        serving=params.serving.to_dict(),
         **model,
     )
     if not register:
