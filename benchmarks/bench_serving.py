@@ -35,6 +35,14 @@ SIZES = (1, 10, 100)
 def build_model(tmp: Path, n_train: int, seed: int) -> str:
     """Fit and log the model; returns the folder of its artifacts (what a model version holds)."""
     import mlflow
+
+    info = fit_and_log(tmp, n_train, seed)
+    return mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "model"))
+
+
+def fit_and_log(tmp: Path, n_train: int, seed: int):
+    """Fit the model and log it to a sqlite store in `tmp` (the active tracking URI afterwards); its ModelInfo."""
+    import mlflow
     import numpy as np
 
     from cafa_mlflow.config.params_file import load_params
@@ -81,9 +89,15 @@ def build_model(tmp: Path, n_train: int, seed: int) -> str:
     ensemble.term_aspect = dict(zip(onto.terms, np.asarray(onto.aspect).tolist()))
     folder = ensemble.save(tmp / "ensemble")
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=str(tmp / "artifacts")))
     with mlflow.start_run():
-        info = log_go_model(folder, DATA / "go-basic.obo.xz", params["submission"], embed_runtime=params["embed"])
-    return mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "model"))
+        return log_go_model(
+            folder,
+            DATA / "go-basic.obo.xz",
+            params["submission"],
+            embed_runtime=params["embed"],
+            serving=params["serving"],
+        )
 
 
 def machine_line() -> str:

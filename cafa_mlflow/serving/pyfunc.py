@@ -40,7 +40,7 @@ from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec
 
 from cafa_mlflow.config.schema import ServingParams, SubmissionParams
 from cafa_mlflow.errors import CafaError, InputError
-from cafa_mlflow.go.finalize import finalize, round_sig
+from cafa_mlflow.go.finalize import finalize
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import link_or_copy
@@ -57,6 +57,7 @@ from cafa_mlflow.serving.request_checks import (
     clean_sequence,
     guard_scoring_server,
 )
+from cafa_mlflow.serving.shared_files import share_logged_model
 
 __all__ = ["GoModel", "ModelError", "OneLine", "RequestError", "clean_sequence", "log_go_model"]
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"
@@ -219,15 +220,22 @@ def encoder_file(folder: str | os.PathLike) -> Path:
 
 
 def to_output(tm: TermMatrix, sig: int) -> pd.DataFrame:
-    """Long (protein, term, score) table: proteins in row order, scores highest first (ties: term order)."""
+    """Long (protein, term, score) table with exactly the scores and order `write_submission` writes: scores
+    clipped to [0, 1] and rounded to `sig` decimal places (those that round to 0 dropped), proteins in row order,
+    each protein's terms highest first, ties by GO id."""
     coo = tm.matrix.tocoo()
-    order = np.lexsort((coo.col, -coo.data, coo.row))
-    scores = round_sig(coo.data[order], sig)  # float32 -> the float64 nearest to the rounded decimal
+    scale = 10**sig
+    q = np.rint(np.clip(coo.data, 0.0, 1.0) * scale).astype(np.int64)  # the same arithmetic as the writer
+    keep = q > 0
+    rows, cols, q = coo.row[keep], coo.col[keep], q[keep]
+    terms = np.asarray(tm.terms, dtype=object)
+    term_rank = np.argsort(np.argsort(terms.astype(str), kind="stable"), kind="stable")
+    order = np.lexsort((term_rank[cols], -q, rows))
     return pd.DataFrame(
         {
-            "protein": np.asarray(tm.proteins, dtype=object)[coo.row[order]],
-            "term": np.asarray(tm.terms, dtype=object)[coo.col[order]],
-            "score": scores,
+            "protein": np.asarray(tm.proteins, dtype=object)[rows[order]],
+            "term": terms[cols[order]],
+            "score": q[order] / scale,  # the float64 nearest to the decimal the submission holds
         }
     )
 
@@ -290,7 +298,7 @@ def log_go_model(
         if encoder is not None:
             artifacts[ENCODER] = str(encoder)
             metadata["encoder_file"] = Path(metadata["embed"]["esm_model"]).name
-        return mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name=name,
             python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"], serving=metadata["serving"]),
             artifacts=artifacts,
@@ -300,6 +308,8 @@ def log_go_model(
             metadata=metadata,
             pip_requirements=packaging.requirements(kinds, embeds=bool(metadata["embed"])),
         )
+    share_logged_model(info.model_id)  # versions with the same reference member store its files once
+    return info
 
 
 def model_metadata_for(

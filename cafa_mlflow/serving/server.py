@@ -46,24 +46,39 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(model: str, port: int | None = None, timeout: float = 180, env: dict | None = None) -> Iterator[Server]:
-    """A running `mlflow models serve -m model --env-manager local` on 127.0.0.1 (RuntimeError with the
-    server's last log lines when it does not answer /ping within `timeout` seconds)."""
+def serve(
+    model: str,
+    port: int | None = None,
+    timeout: float = 180,
+    env: dict | None = None,
+    env_manager: str = "local",
+    cwd: str | os.PathLike | None = None,
+) -> Iterator[Server]:
+    """A running `mlflow models serve -m model --env-manager <env_manager>` on 127.0.0.1 (RuntimeError with
+    the server's last log lines when it does not answer /ping within `timeout` seconds).
+
+    env_manager "local" runs this interpreter with this checkout first on PYTHONPATH; any other ("uv") runs the
+    environment MLflow builds from the model's requirements, with `env` as the whole environment when given
+    (e.g. no PYTHONPATH: the model's own code, not this checkout)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **(env or {})}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    # the server runs `uvicorn` by name: the one beside this interpreter (an unactivated venv)
+    if env_manager == "local":
+        env = {**os.environ, **(env or {})}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    else:
+        env = dict(os.environ if env is None else env)
+    # the server runs `uvicorn` (and uv) by name: the ones beside this interpreter (an unactivated venv)
     env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p)
     with tempfile.TemporaryDirectory(prefix="cafa-serve-") as tmp:
         log = Path(tmp) / "server.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), "--env-manager", "local"]
+                [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), "--env-manager", env_manager]
                 + ["-h", "127.0.0.1", "-p", str(port)],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=cwd,
                 start_new_session=True,  # its own process group: stopping it stops its workers too
             )
         try:
