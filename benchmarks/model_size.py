@@ -63,9 +63,9 @@ def main() -> None:
     import mlflow
 
     member = Path(args.member).resolve()
-    print("member files:")
-    for path in sorted(member.iterdir()):
-        print(f"  {path.name:24s} {path.stat().st_size / MB:9.1f} MB")
+    print("files of 1 MB or more in the predictor folder:")
+    for path in sorted(p for p in member.rglob("*") if p.is_file() and p.stat().st_size >= MB):
+        print(f"  {str(path.relative_to(member)):40s} {path.stat().st_size / MB:9.1f} MB")
     with tempfile.TemporaryDirectory(prefix="model-size-") as name:
         tmp = Path(name)
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
@@ -74,6 +74,8 @@ def main() -> None:
         first, took = log_version(member, "cafa-go-size")
         one = disk_usage(root)
         version = Path(mlflow.get_logged_model(first.model_id).artifact_location.removeprefix("file://"))
+        for path in sorted(p for p in version.rglob("*") if p.is_file() and p.stat().st_size >= MB):
+            print(f"  in the version: {str(path.relative_to(version)):50s} {path.stat().st_size / MB:9.1f} MB")
         print(f"one model version: {apparent_size(version) / MB:.1f} MB ({took:.0f} s to log and register)")
         print(f"store after version 1: {one / MB:.1f} MB on disk")
         _, took = log_version(member, "cafa-go-size")
@@ -82,9 +84,8 @@ def main() -> None:
             f"store after version 2: {two / MB:.1f} MB on disk ({took:.0f} s): version 2 added {(two - one) / MB:.1f} "
             f"MB; the two versions' files add up to {files / MB:.1f} MB"
         )
-        print(
-            f"links of reference.dmnd in the store: {os.stat(version / 'artifacts/predictor/reference.dmnd').st_nlink}"
-        )
+        for path in sorted(root.glob("models/*/artifacts/**/reference.dmnd"))[:1]:
+            print(f"hard links of {path.name} in the store: {os.stat(path).st_nlink} (two versions + shared-files)")
 
 
 if __name__ == "__main__":

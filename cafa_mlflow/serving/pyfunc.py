@@ -21,10 +21,7 @@ DIAMOND is missing fails in one line naming the package to install.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
-import gc
 import logging
 import os
 import tempfile
@@ -150,8 +147,6 @@ class GoModel(mlflow.pyfunc.PythonModel):
             raise ModelError(
                 f"the model failed on this request ({type(err).__name__}: {err}); see the server log."
             ) from err
-        finally:
-            release_memory()
 
     def parse_input(self, frame: pd.DataFrame) -> ProteinSet:
         """The ProteinSet of an input DataFrame, embedded when a member needs vectors the input lacks
@@ -195,20 +190,10 @@ class GoModel(mlflow.pyfunc.PythonModel):
 
 def in_server() -> bool:
     """Whether MLflow serves this model (`mlflow models serve`, `mlflow models predict`): its flag, set by
-    the scoring server; request limits and memory release apply there, not to `cafa predict`'s batches."""
+    the scoring server; request limits apply there, not to `cafa predict`'s batches."""
     from mlflow.environment_variables import _MLFLOW_IS_IN_SERVING_ENVIRONMENT
 
     return bool(_MLFLOW_IS_IN_SERVING_ENVIRONMENT.get())
-
-
-def release_memory() -> None:
-    """After a served request: collect its garbage and hand freed heap pages back to the system (glibc
-    malloc_trim), so that the server's resident memory returns near its base (docs/serving.md, measured)."""
-    if not in_server():
-        return
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def encoder_file(folder: str | os.PathLike) -> Path:

@@ -13,6 +13,9 @@ no search), and any error MLflow itself raises afterwards is cut to its last one
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import logging
 import math
@@ -198,6 +201,14 @@ def _reason(err: MlflowException) -> str:
     return " ".join(text.split())[:MAX_REASON]
 
 
+def release_memory() -> None:
+    """Collect a request's garbage and hand freed heap pages back to the system (glibc malloc_trim), so that
+    the server's resident memory returns near its base after a large request (docs/serving.md, measured)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def model_limits(model: Any) -> ServingParams | None:
     """The serving block a PyFuncModel was logged with (its metadata); None: no limits."""
     meta = getattr(getattr(model, "metadata", None), "metadata", None) or {}
@@ -221,6 +232,8 @@ def guarded(invocations: Callable) -> Callable:
             raise
         except MlflowException as err:
             raise RequestError(_reason(err)) from None
+        finally:
+            release_memory()  # the answer's table is garbage now (its JSON text is what is sent)
 
     checked.cafa_guarded = True
     return checked

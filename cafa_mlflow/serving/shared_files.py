@@ -33,9 +33,10 @@ def local_path(location: str) -> Path | None:
     return Path(location)
 
 
-def share_files(folder: Path, shared: Path, min_bytes: int = MIN_SHARED_BYTES) -> int:
-    """Hard-link each file of `folder` of at least `min_bytes` to its content-addressed copy in `shared`
-    (made from it when new); the bytes this saved (files that were already stored once)."""
+def share_files(folder: Path, shared: Path, min_bytes: int | None = None) -> int:
+    """Hard-link each file of `folder` of at least `min_bytes` (default MIN_SHARED_BYTES) to its
+    content-addressed copy in `shared` (made from it when new); the bytes this saved (files stored before)."""
+    min_bytes = MIN_SHARED_BYTES if min_bytes is None else min_bytes
     saved = 0
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         size = path.stat().st_size
