@@ -146,3 +146,28 @@ def test_docs_example_loads_the_champion_in_a_plain_python_session(registered):
     rows = pd.DataFrame(json.loads(done.stdout.strip().splitlines()[-1]))
     assert list(rows.columns) == ["protein", "term", "score"] and len(rows)
     assert rows["protein"].nunique() == 2 and rows["score"].between(0, 1).all()
+
+
+@pytest.mark.skipif(not has_diamond, reason="DIAMOND not installed")
+def test_cafa_predict_without_diamond_says_what_to_install(registered, tmp_path, monkeypatch, capsys):
+    from pipelines import cli
+
+    tmp, _, _, _ = registered
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(f">Q\n{SEQUENCES['UBQ']}\n")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    argv = [
+        "predict",
+        "--fasta",
+        str(fasta),
+        "--out",
+        str(tmp_path / "s.tsv"),
+        "--model-uri",
+        "models:/cafa-go@champion",
+    ]
+    code = cli.main(argv + ["--tracking-uri", f"sqlite:///{tmp}/mlflow.db", "--tracking-system-metrics", "false"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "diamond-aligner" in err[0] and "Traceback" not in err[0], err
+    assert not (tmp_path / "s.tsv").exists()

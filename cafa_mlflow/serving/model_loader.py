@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import mlflow
 
-from cafa_mlflow.errors import CafaError, InputError
+from cafa_mlflow.errors import CafaError, InputError, MissingToolError
 from cafa_mlflow.io import integrity
 from cafa_mlflow.predictors.base import META_FILE
 
@@ -108,6 +108,8 @@ def load_model(uri: str) -> PyFuncModel:
     path when its artifacts are gone or damaged."""
     try:
         return mlflow.pyfunc.load_model(uri)
+    except MissingToolError:  # the machine lacks a tool the model needs (DIAMOND): its own line says what to install
+        raise
     except (mlflow.exceptions.MlflowException, CafaError, OSError) as err:
         raise InputError(load_failure(uri, err)) from err
 

@@ -30,7 +30,11 @@ PACKAGE = Path(__file__).resolve().parents[1]  # the cafa_mlflow package folder
 # model's code imports directly are named too, so that a change of mlflow's dependencies cannot drop them.
 BASE_REQUIREMENTS = ("mlflow", "numpy", "pandas", "scipy", "pyyaml", "tqdm", "packaging")
 EMBED_REQUIREMENTS = ("torch", "fair-esm")  # the model embeds sequences with an ESM-2 encoder
-KIND_REQUIREMENTS = {"neural": ("torch", "fair-esm", "scikit-learn"), "stacked": ("scikit-learn",)}
+KIND_REQUIREMENTS = {
+    "neural": ("torch", "fair-esm", "scikit-learn"),
+    "stacked": ("scikit-learn",),
+    "reference": ("pyarrow",),  # its annotation and protein tables are parquet files
+}
 DIAMOND_KINDS = ("homology", "reference")
 DIAMOND = {
     "name": "DIAMOND",
@@ -98,18 +102,15 @@ def system_problem(needs: Sequence[Mapping[str, Any]]) -> str | None:
     """One line naming the first system requirement that this machine lacks (absent executable or a version
     outside the range) and how to install it; None when all are met."""
     for need in needs:
-        users = " and ".join(need.get("needed_by", ())) or "its"
-        install = (
-            f"install it: `sudo apt-get install {need['debian']}` (Debian/Ubuntu) or "
-            f"`conda install {need['conda']}`, then load the model again"
-        )
+        users = " and ".join(need.get("needed_by", ())) or "a"
+        install = f"`sudo apt-get install {need['debian']}` (Debian/Ubuntu) or `conda install {need['conda']}`"
         path = shutil.which(need["executable"])
         if path is None:
             return (
-                f"this model needs {need['name']} {need['version']} (executable {need['executable']!r}, used by its "
-                f"{users} member) and it is not on PATH; {install}."
+                f"this model needs {need['name']} {need['version']} (`{need['executable']}`, for its {users} member), "
+                f"not on PATH: {install}."
             )
         version = tool_version(path)
         if version is not None and not _satisfies(version, need["version"]):
-            return f"this model needs {need['name']} {need['version']} and {path} is version {version}; {install}."
+            return f"this model needs {need['name']} {need['version']}, {path} is version {version}: {install}."
     return None

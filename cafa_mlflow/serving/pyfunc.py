@@ -48,6 +48,7 @@ from cafa_mlflow.serving.request_checks import (
     ModelError,
     OneLine,
     RequestError,
+    SystemRequirementError,
     check_id,
     check_params,
     check_size,
@@ -90,7 +91,7 @@ class GoModel(mlflow.pyfunc.PythonModel):
         needs = packaging.system_requirements(packaging.member_kinds(context.artifacts["predictor"]))
         problem = packaging.system_problem(needs)
         if problem:
-            raise ModelError(problem)
+            raise SystemRequirementError(problem)
         self.load_artifacts(context.artifacts)
         guard_scoring_server()
 

@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
 from cafa_mlflow.config.schema import ServingParams
-from cafa_mlflow.errors import CafaError, InputError
+from cafa_mlflow.errors import CafaError, InputError, MissingToolError
 from cafa_mlflow.io.fasta import ESM_LETTERS, REPLACED_LETTERS
 
 FORMATS = ("dataframe_split", "dataframe_records")
@@ -60,6 +60,13 @@ class RequestError(OneLine, InputError, MlflowException):
 
 class ModelError(OneLine, CafaError, MlflowException):
     """A fault of the model's environment while serving (an encoder or DIAMOND missing): one line, HTTP 500."""
+
+    def __init__(self, message: str) -> None:
+        MlflowException.__init__(self, " ".join(str(message).split()), error_code=INTERNAL_ERROR)
+
+
+class SystemRequirementError(OneLine, MissingToolError, MlflowException):
+    """The machine lacks what the model needs outside Python (DIAMOND): one line naming what to install."""
 
     def __init__(self, message: str) -> None:
         MlflowException.__init__(self, " ".join(str(message).split()), error_code=INTERNAL_ERROR)
