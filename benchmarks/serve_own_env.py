@@ -107,7 +107,9 @@ def env_lacks_project(envs: Path, env: dict) -> None:
     """Show that the environments MLflow built cannot import cafa_mlflow except from the model's code/ folder."""
     pythons = sorted(envs.rglob("mlflow-*/bin/python"))
     for python in pythons:
-        probe = subprocess.run([str(python), "-c", "import cafa_mlflow"], capture_output=True, text=True, env=env)
+        probe = subprocess.run(
+            [str(python), "-c", "import cafa_mlflow"], capture_output=True, text=True, env=env, cwd=envs
+        )
         last = (probe.stderr.strip().splitlines() or ["imports it"])[-1]
         print(f"{python.parent.parent.name}: `import cafa_mlflow` -> {last}")
 
