@@ -1,12 +1,12 @@
 """Size of a registered model with the reference member, and what two versions cost in a local artifact store.
 
-A fitted reference member (its folder: reference.dmnd, labels.npz, annotations.parquet, proteins.parquet, ...) is
-logged as a model (`log_go_model`, the OBO of data/sample) and registered twice, as two ensemble versions that share
-the member would be, in a temporary sqlite store with a local artifact root. Prints the member's files, the size of
-one model version, and the store's size on disk (hard links counted once) after one and two versions, with the
-bytes `cafa_mlflow.serving.shared_files` saved.
+A fitted model folder holding a reference member (the main job's ensemble, or the reference member alone: its
+reference.dmnd, labels.npz, annotations.parquet, proteins.parquet, ...) is logged as a model (`log_go_model`, the
+OBO of data/sample) and registered twice, as two versions sharing the member would be, in a temporary sqlite store
+with a local artifact root. Prints the folder's large files, the size of one model version, and the store's size on
+disk (hard links counted once) after one and two versions, and writes its RESULTS.md section.
 
-    .venv/bin/python benchmarks/model_size.py --member outputs/predictions/reference/model
+    .venv/bin/python benchmarks/model_size.py --member outputs/predictions/ensemble/model
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ import os
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
+
+from bench_serving import machine_line  # benchmarks/ (run as `python benchmarks/<file>.py`)
+from results_md import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -58,14 +62,19 @@ def log_version(member: Path, name: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--member", required=True, help="folder of a fitted reference member (its model/ folder)")
+    parser.add_argument(
+        "--member",
+        required=True,
+        help="a fitted model folder with a reference member, e.g. outputs/predictions/ensemble/model",
+    )
     args = parser.parse_args()
     import mlflow
 
     member = Path(args.member).resolve()
-    print("files of 1 MB or more in the predictor folder:")
+    lines = ["| file of the model folder (1 MB or more) | MB |", "|---|---|"]
     for path in sorted(p for p in member.rglob("*") if p.is_file() and p.stat().st_size >= MB):
-        print(f"  {str(path.relative_to(member)):40s} {path.stat().st_size / MB:9.1f} MB")
+        lines.append(f"| {path.relative_to(member)} | {path.stat().st_size / MB:.1f} |")
+    print("\n".join(lines))
     with tempfile.TemporaryDirectory(prefix="model-size-") as name:
         tmp = Path(name)
         mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
@@ -74,18 +83,31 @@ def main() -> None:
         first, took = log_version(member, "cafa-go-size")
         one = disk_usage(root)
         version = Path(mlflow.get_logged_model(first.model_id).artifact_location.removeprefix("file://"))
-        for path in sorted(p for p in version.rglob("*") if p.is_file() and p.stat().st_size >= MB):
-            print(f"  in the version: {str(path.relative_to(version)):50s} {path.stat().st_size / MB:9.1f} MB")
-        print(f"one model version: {apparent_size(version) / MB:.1f} MB ({took:.0f} s to log and register)")
-        print(f"store after version 1: {one / MB:.1f} MB on disk")
-        _, took = log_version(member, "cafa-go-size")
+        size = apparent_size(version)
+        _, took2 = log_version(member, "cafa-go-size")
         two, files = disk_usage(root), apparent_size(root / "models")
-        print(
-            f"store after version 2: {two / MB:.1f} MB on disk ({took:.0f} s): version 2 added {(two - one) / MB:.1f} "
-            f"MB; the two versions' files add up to {files / MB:.1f} MB"
-        )
-        for path in sorted(root.glob("models/*/artifacts/**/reference.dmnd"))[:1]:
-            print(f"hard links of {path.name} in the store: {os.stat(path).st_nlink} (two versions + shared-files)")
+        links = [os.stat(p).st_nlink for p in sorted(root.glob("models/*/artifacts/**/reference.dmnd"))[:1]]
+    table = [
+        "| store | MB |",
+        "|---|---|",
+        f"| one registered version ({took:.0f} s to log and register) | {size / MB:.1f} |",
+        f"| store on disk after version 1 | {one / MB:.1f} |",
+        f"| two versions, their files added up | {files / MB:.1f} |",
+        f"| store on disk after version 2 ({took2:.0f} s; large files shared) | {two / MB:.1f} |",
+    ]
+    note = f"reference.dmnd has {links[0]} hard links in the store (two versions + shared-files)." if links else ""
+    print("\n".join(table), note, sep="\n")
+    write_section(
+        "## Model size and sharing in the artifact store\n\n"
+        f"{date.today().isoformat()}, {machine_line()}; `python benchmarks/model_size.py --member {args.member}`. "
+        "The fitted model folder (the main job's ensemble: naive, homology, reference with Swiss-Prot 2014 from "
+        "metastudent-data, knn, neural) logged with `log_go_model` and registered twice in a temporary sqlite store with a local artifact root; sizes on disk count hard-linked "
+        "files once (`cafa_mlflow/serving/shared_files.py`).\n\n"
+        + "\n".join(lines)
+        + "\n\n"
+        + "\n".join(table)
+        + f"\n\n{note}\n"
+    )
 
 
 if __name__ == "__main__":

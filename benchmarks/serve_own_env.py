@@ -31,7 +31,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
+
+from bench_serving import fit_and_log, machine_line  # benchmarks/ (run as `python benchmarks/<file>.py`)
+from results_md import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -85,7 +89,7 @@ def run(cmd: list[str], env: dict, cwd: Path | None = None, timeout: float = 180
     return time.perf_counter() - start
 
 
-def compare(predictions: list[dict], submission: Path, what: str) -> None:
+def compare(predictions: list[dict], submission: Path, what: str) -> str:
     """SystemExit unless `predictions` (protein, term, score rows) equal the submission exactly."""
     import numpy as np
     import pandas as pd
@@ -96,22 +100,26 @@ def compare(predictions: list[dict], submission: Path, what: str) -> None:
     got = TermMatrix.from_frame(pd.DataFrame(predictions), proteins=batch.proteins, terms=batch.terms)
     diff = np.abs(got.matrix.toarray() - batch.matrix.toarray())
     same = len(predictions) == batch.matrix.nnz and not diff.any()
-    print(f"{what}: {len(predictions)} rows, {'identical to' if same else 'DIFFERENT from'} `cafa predict`")
+    line = f"{what}: {len(predictions)} rows, {'identical to' if same else 'DIFFERENT from'} `cafa predict`"
+    print(line)
     if not same:
         rows, cols = np.nonzero(diff)
         shown = [f"{batch.proteins[r]} {batch.terms[c]} {diff[r, c]:.3g}" for r, c in zip(rows[:5], cols[:5])]
         raise SystemExit(f"{what} differs from {submission} in {len(rows)} scores (max {diff.max():.3g}): {shown}")
+    return line
 
 
-def env_lacks_project(envs: Path, env: dict) -> None:
+def env_lacks_project(envs: Path, env: dict) -> list[str]:
     """Show that the environments MLflow built cannot import cafa_mlflow except from the model's code/ folder."""
-    pythons = sorted(envs.rglob("mlflow-*/bin/python"))
-    for python in pythons:
+    lines = []
+    for python in sorted(envs.rglob("mlflow-*/bin/python")):
         probe = subprocess.run(
             [str(python), "-c", "import cafa_mlflow"], capture_output=True, text=True, env=env, cwd=envs
         )
         last = (probe.stderr.strip().splitlines() or ["imports it"])[-1]
-        print(f"{python.parent.parent.name}: `import cafa_mlflow` -> {last}")
+        lines.append(f"environment {python.parent.parent.name}: `import cafa_mlflow` -> {last}")
+        print(lines[-1])
+    return lines
 
 
 def main() -> None:
@@ -132,8 +140,6 @@ def main() -> None:
 
 def check(tmp: Path, args: argparse.Namespace) -> None:
     """Steps 1-4 of the module's description in the folder `tmp`."""
-    from bench_serving import fit_and_log  # benchmarks/ (run as `python benchmarks/<file>.py`)
-
     from cafa_mlflow.serving.server import serve
 
     (tmp / "fit").mkdir()
@@ -158,12 +164,14 @@ def check(tmp: Path, args: argparse.Namespace) -> None:
     (clean / "input.json").write_text(json.dumps(body))
     start = time.perf_counter()
     with serve("model", env=env, env_manager="uv", cwd=clean, timeout=1800) as server:
-        print(f"served from its own uv environment after {time.perf_counter() - start:.0f} s at {server.url}")
+        up = time.perf_counter() - start
+        print(f"served from its own uv environment after {up:.0f} s at {server.url}")
         status, answer = server.post(body)
     if status != 200:
         raise SystemExit(f"HTTP {status}: {answer}")
-    print("first answer lines:", *[json.dumps(r) for r in answer["predictions"][:5]], sep="\n  ")
-    compare(answer["predictions"], submission, "mlflow models serve --env-manager uv")
+    first = [json.dumps(r) for r in answer["predictions"][:5]]
+    print("first answer lines:", *first, sep="\n  ")
+    served = compare(answer["predictions"], submission, "mlflow models serve --env-manager uv")
     took = run(
         [str(BIN / "mlflow"), "models", "predict", "-m", "model", "-i", "input.json", "-t", "json"]
         + ["-o", "predictions.json", "--env-manager", "uv"],
@@ -171,8 +179,19 @@ def check(tmp: Path, args: argparse.Namespace) -> None:
         cwd=clean,
     )
     predicted = json.loads((clean / "predictions.json").read_text())["predictions"]
-    compare(predicted, submission, f"mlflow models predict --env-manager uv ({took:.0f} s)")
-    env_lacks_project(tmp / "envs", env)
+    predicted_line = compare(predicted, submission, f"mlflow models predict --env-manager uv ({took:.0f} s)")
+    probes = env_lacks_project(tmp / "envs", env)
+    write_section(
+        "## Served from its own environment\n\n"
+        f"{date.today().isoformat()}, {machine_line()}; `python benchmarks/serve_own_env.py --train {args.train} "
+        f"--queries {args.queries}` (uv from the test extra; torch's CPU wheel through UV_FIND_LINKS). The registered "
+        "model, downloaded with `mlflow artifacts download` into a folder without the checkout, served by "
+        f"`mlflow models serve --env-manager uv` (up after {up:.0f} s, environment built from the model's "
+        "requirements) and run by `mlflow models predict --env-manager uv`, against `cafa predict` of the same "
+        "proteins.\n\n```text\n"
+        + "\n".join([served, predicted_line, *probes, "first answer lines:", *first])
+        + "\n```\n"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,11 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import date
 from pathlib import Path
+
+from bench_serving import build_model, machine_line  # benchmarks/ (run as `python benchmarks/<file>.py`)
+from results_md import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -67,8 +71,6 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    from bench_serving import build_model  # benchmarks/ (run as `python benchmarks/<file>.py`)
-
     from cafa_mlflow.io.fasta import read_fasta
     from cafa_mlflow.serving.server import serve
 
@@ -78,8 +80,11 @@ def main() -> None:
         with serve(model, timeout=600) as server:
             pid = server.proc.pid
             server.post({"dataframe_records": [{"protein": records[0].id, "sequence": records[0].sequence}]})
-            print("| proteins | residues | rows answered | RSS before (MiB) | peak (MiB) | 2 s after (MiB) | seconds |")
-            print("|---|---|---|---|---|---|---|")
+            lines = [
+                "| proteins | residues | rows answered | RSS before (MiB) | peak (MiB) | 2 s after (MiB) | seconds |"
+            ]
+            lines.append("|---|---|---|---|---|---|---|")
+            print(*lines, sep="\n")
             for size in args.sizes:
                 picked = random.Random(size).sample(records, min(size, len(records)))
                 body = {"dataframe_records": [{"protein": r.id, "sequence": r.sequence} for r in picked]}
@@ -90,11 +95,20 @@ def main() -> None:
                 after = tree_rss(pid)
                 rows = len(answer.get("predictions", [])) if status == 200 else f"HTTP {status}"
                 residues = sum(len(r.sequence) for r in picked)
-                print(
+                lines.append(
                     f"| {len(picked)} | {residues} | {rows} | {before / MB:.0f} | {peak / MB:.0f} | {after / MB:.0f} "
-                    f"| {took:.1f} |",
-                    flush=True,
+                    f"| {took:.1f} |"
                 )
+                print(lines[-1], flush=True)
+    sizes = " ".join(map(str, args.sizes))
+    write_section(
+        "## Serving memory per request size\n\n"
+        f"{date.today().isoformat()}, {machine_line()}; `python benchmarks/serving_memory.py --train {args.train} "
+        f"--sizes {sizes}`. `mlflow models serve --env-manager local` of bench_serving's model on 127.0.0.1; "
+        "resident memory of the server and its children (DIAMOND included) before each sequence-only request, at "
+        "its peak, and 2 s after the answer. These numbers set `serving.max_proteins` and `serving.max_residues` "
+        "(docs/serving.md).\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 if __name__ == "__main__":
