@@ -48,7 +48,7 @@ UTILITIES = {
         "check a CAFA-6 submission file",
     ),
     "merge-shards": (
-        "cafa_mlflow.workflows.shards",
+        "pipelines.merge_shards",
         "add_merge_arguments",
         "run_merge",
         "join the parts of `cafa predict --shard i/N` into one submission",
