@@ -12,11 +12,8 @@ import os
 import mlflow
 import pandas as pd
 import pytest
-from predictor_fixtures import SEQUENCES, write_obo
-from test_serving_sequences import SUBMISSION, fit_ensemble
-
-from cafa_mlflow.embed import make_tiny_esm
-from cafa_mlflow.serving import pyfunc
+from predictor_fixtures import SEQUENCES
+from test_serving_sequences import log_tiny_model
 
 LIMITS = {"max_proteins": 3, "max_residues": 400}
 GOOD = [{"protein": "Q_HBB", "sequence": SEQUENCES["HBB"]}, {"protein": "Q_UBQ", "sequence": SEQUENCES["UBQ"]}]
@@ -64,12 +61,7 @@ def app(tmp_path_factory):
     from mlflow.pyfunc import scoring_server
 
     tmp = tmp_path_factory.mktemp("requests")
-    ckpt = str(make_tiny_esm(tmp / "enc" / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=0))
-    folder = fit_ensemble(tmp, ckpt, homology=False)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("requests", artifact_location=str(tmp / "artifacts")))
-    with mlflow.start_run():
-        info = pyfunc.log_go_model(folder, write_obo(tmp), SUBMISSION, serving=LIMITS)
+    _, info = log_tiny_model(tmp, "requests", False, artifacts=tmp / "artifacts", serving=LIMITS)
     before = os.environ.get(SERVING_FLAG)
     model = mlflow.pyfunc.load_model(info.model_uri)  # scoring_server is imported: the model guards it
     yield scoring_server.init(model), model

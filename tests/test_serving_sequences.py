@@ -48,16 +48,26 @@ def fit_ensemble(tmp, ckpt, homology: bool):
     return ensemble.save(tmp / "ensemble")
 
 
+def log_tiny_model(tmp, experiment: str, homology: bool, artifacts=None, **log_kwargs):
+    """fit_ensemble on a local tiny encoder, logged in a run of `experiment` in the store `tmp/mlflow.db`
+    (artifacts under `artifacts` when given); (encoder checkpoint, ModelInfo)."""
+    ckpt = str(make_tiny_esm(tmp / "enc" / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=0))
+    folder = fit_ensemble(tmp, ckpt, homology=homology)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+    if artifacts is None:
+        mlflow.set_experiment(experiment)
+    else:
+        mlflow.set_experiment(experiment_id=mlflow.create_experiment(experiment, artifact_location=str(artifacts)))
+    with mlflow.start_run():
+        return ckpt, pyfunc.log_go_model(folder, write_obo(tmp), SUBMISSION, **log_kwargs)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A naive + knn (+ homology) ensemble on a local tiny encoder, logged to a private store."""
     tmp = tmp_path_factory.mktemp("served")
-    ckpt = str(make_tiny_esm(tmp / "enc" / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=0))
-    folder = fit_ensemble(tmp, ckpt, homology=shutil.which("diamond") is not None)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-    mlflow.set_experiment("serving-sequences")
-    with mlflow.start_run():
-        info = pyfunc.log_go_model(folder, write_obo(tmp), SUBMISSION, embed_runtime={"toks_per_batch": 4096})
+    has_diamond = shutil.which("diamond") is not None
+    ckpt, info = log_tiny_model(tmp, "serving-sequences", has_diamond, embed_runtime={"toks_per_batch": 4096})
     yield tmp, ckpt, info
     mlflow.set_tracking_uri(None)
 

@@ -25,10 +25,9 @@ import pytest
 import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from predictor_fixtures import SEQUENCES, write_obo
-from test_serving_sequences import SUBMISSION, fit_ensemble
+from predictor_fixtures import SEQUENCES
+from test_serving_sequences import log_tiny_model
 
-from cafa_mlflow.embed import make_tiny_esm
 from cafa_mlflow.serving import packaging, pyfunc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,12 +41,7 @@ def registered(tmp_path_factory):
     """naive + knn (+ homology where DIAMOND is installed) on a tiny local encoder, registered as cafa-go with
     the alias champion in `tmp/mlflow.db` (artifacts under tmp/artifacts)."""
     tmp = tmp_path_factory.mktemp("travel")
-    ckpt = str(make_tiny_esm(tmp / "enc" / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=0))
-    folder = fit_ensemble(tmp, ckpt, homology=has_diamond)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("travel", artifact_location=str(tmp / "artifacts")))
-    with mlflow.start_run():
-        info = pyfunc.log_go_model(folder, write_obo(tmp), SUBMISSION)
+    ckpt, info = log_tiny_model(tmp, "travel", has_diamond, artifacts=tmp / "artifacts")
     version = mlflow.register_model(info.model_uri, "cafa-go").version
     MlflowClient().set_registered_model_alias("cafa-go", "champion", version)
     local = mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "downloaded"))
