@@ -212,25 +212,24 @@ def _code_files() -> list[Path]:
     return files + [REPO / name for name in COMMENTED_FILES]
 
 
-def test_cited_docs_pages_exist():
-    """A docstring or comment that sends the reader to `docs/...` sends them to a page that is there."""
-    missing = [
-        f"{path.relative_to(REPO)}:{line}: {cited}"
+def _comment_matches(pattern: re.Pattern) -> list[tuple[str, str]]:
+    """(file:line, matched text) of every match of `pattern` in the code's comments and docstrings."""
+    return [
+        (f"{path.relative_to(REPO)}:{line}", match.group(0))
         for path in _code_files()
         for line, text in comments_and_docstrings(path)
-        for cited in DOCS_PATH.findall(text)
-        if not (REPO / cited).exists()
+        for match in pattern.finditer(text)
     ]
+
+
+def test_cited_docs_pages_exist():
+    """A docstring or comment that sends the reader to `docs/...` sends them to a page that is there."""
+    missing = [f"{where}: {cited}" for where, cited in _comment_matches(DOCS_PATH) if not (REPO / cited).exists()]
     assert missing == []
 
 
 def test_no_comment_cites_an_issue_number():
-    found = [
-        f"{path.relative_to(REPO)}:{line}: {match.group(0)}"
-        for path in _code_files()
-        for line, text in comments_and_docstrings(path)
-        for match in ISSUE_CITATION.finditer(text)
-    ]
+    found = [f"{where}: {text}" for where, text in _comment_matches(ISSUE_CITATION)]
     assert found == [], "say why instead of citing an issue"
 
 
