@@ -31,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
         done = submit(job)
         if done.ray_workers is not None:
             runs.log_params({"ray_workers": done.ray_workers})
+        runs.log_params({"reused_scores": done.reused})  # written from the chain's saved scores, nothing computed
+        runs.set_tags({"reuse_reason": done.reuse_reason})
         runs.log_metrics({"submission_lines": done.lines, "submission_proteins": done.proteins})
         runs.log_artifacts([done.path] + ([job.manifest] if job.manifest else []), "submission")
         if job.evidence_written:

@@ -213,6 +213,7 @@ class PredictParams(Block):
     ray_address: str | None
     ray_connect_timeout_s: float = bounds(gt=0)
     workers: int | None = bounds(ge=1)
+    reuse: bool
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.io.fasta import load_fasta
 from cafa_mlflow.io.integrity import verify
 from cafa_mlflow.io.text import check_writable, write_json
 from cafa_mlflow.predictors import registry
@@ -34,6 +36,7 @@ from cafa_mlflow.workflows.common import (
     write_member,
 )
 from cafa_mlflow.workflows.packaging import package_and_register
+from cafa_mlflow.workflows.score_cache import record_saved_scores, saved_key
 
 if TYPE_CHECKING:
     from cafa_mlflow.config.schema import Params
@@ -117,7 +120,9 @@ def fit_ensemble(params: Params, register: bool = True, out: Path | None = None)
     scorer = split_scorer(prepared, ontology, "val", params.ensemble.threshold_step)
     member_results = {name: scorer(tm) for name, tm in saved["val"].items()}  # scored once: report and run
     predictions, metrics = finalized_predictions(params, ensemble, prepared, ontology, saved, scorer)
-    write_member(out, ensemble, predictions, metrics)
+    write_member(
+        out, ensemble, predictions, metrics, extra=saved_scores_record(params, ensemble, prepared, predictions)
+    )
     log_ensemble_run(params, ensemble, names, len(fit_set.ids), member_results, metrics)
     if not register:  # a tune trial: scored, not packaged
         return metrics
@@ -136,6 +141,22 @@ def fit_ensemble(params: Params, register: bool = True, out: Path | None = None)
         f"registered {params.tracking.registered_model} v{version}{' as champion' if promoted else ' (champion unchanged)'}"
     )
     return metrics
+
+
+def saved_scores_record(
+    params: Params, ensemble: Predictor, prepared: Prepared, predictions: dict[str, TermMatrix]
+) -> Callable[[Path], None] | None:
+    """What write_member adds beside the finalized test scores: the key they were computed under (the test
+    proteins, the saved model's content, the OBO, the submission block and encoder), so that `cafa predict` of
+    the same proteins with this model writes them instead of computing them again (workflows/score_cache.py)."""
+    if "test" not in predictions:
+        return None
+
+    def record(folder: Path) -> None:
+        key = saved_key(folder / "model", params.data.obo, params.submission, ensemble.embed)
+        record_saved_scores(folder, load_fasta(prepared.test_fasta), key)
+
+    return record
 
 
 def fitted_ensemble(

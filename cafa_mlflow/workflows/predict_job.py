@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from cafa_mlflow.config.schema import EmbedParams, Params, SubmissionParams
 
 
+SAVED_BY = "ensemble"  # the step whose finalized test scores predict may reuse (<outputs.predictions>/ensemble)
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """'i/N' -> (i, N) with 0 <= i < N; ConfigError otherwise."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
@@ -64,6 +67,7 @@ class PredictJob:
     workers: int | None
     submission: SubmissionParams
     embed: EmbedParams
+    reuse_from: Path | None = None  # the chain's saved scores (predict.reuse, no --evidence): workflows/score_cache.py
 
     @classmethod
     def from_params(cls, params: Params) -> PredictJob:
@@ -86,6 +90,7 @@ class PredictJob:
             workers=cfg.workers,
             submission=params.submission,
             embed=params.embed,
+            reuse_from=Path(params.outputs.predictions) / SAVED_BY if cfg.reuse and not cfg.evidence else None,
         )
 
     @property

@@ -1,6 +1,7 @@
-"""`cafa predict`'s work inside its run: score the job's FASTA in one process, as one shard of N, or on a Ray
-cluster (PredictJob.engine / shard), mark the written files as the product's, then check the submission
-against the submission rules."""
+"""`cafa predict`'s work inside its run: write the scores the chain saved when they are provably what the model
+computes for the job's FASTA (workflows/score_cache.py; every engine: a shard writes its rows, Ray needs no
+cluster), else score the FASTA in one process, as one shard of N, or on a Ray cluster (PredictJob.engine /
+shard); mark the written files as the product's, then check the submission against the submission rules."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.io.submission import validate_submission
-from cafa_mlflow.workflows.predict_batches import predict_fasta
+from cafa_mlflow.io.text import write_json
+from cafa_mlflow.workflows.predict_batches import batches, predict_fasta, score_frames
 from cafa_mlflow.workflows.predict_job import PredictJob
-from cafa_mlflow.workflows.shards import predict_shard
+from cafa_mlflow.workflows.score_cache import SavedScores, find_reusable
+from cafa_mlflow.workflows.shards import predict_shard, shard_bounds, shard_manifest
 
 
 @dataclass
@@ -20,6 +23,8 @@ class Submitted:
     lines: int
     proteins: int  # proteins with at least one line
     ray_workers: int | None = None  # actors of the Ray engine, None elsewhere
+    reused: bool = False  # written from the scores the chain saved (nothing computed)
+    reuse_reason: str = ""  # why it was or was not (one line)
 
 
 def submit(job: PredictJob) -> Submitted:
@@ -28,7 +33,11 @@ def submit(job: PredictJob) -> Submitted:
     from cafa_mlflow.serving.model_loader import pinned_uri
 
     pinned, workers = pinned_uri(job.model_uri), None
-    if job.engine == "ray":
+    reuse = find_reusable(job, pinned)
+    print(f"predict: {'reusing' if reuse.saved else 'computing the scores:'} {reuse.reason}")
+    if reuse.saved is not None:
+        lines = write_saved(job, reuse.saved, pinned)
+    elif job.engine == "ray":
         from cafa_mlflow.workflows.predict_ray import predict_ray
 
         lines, workers = predict_ray(job, pinned)
@@ -37,12 +46,27 @@ def submit(job: PredictJob) -> Submitted:
     else:
         lines = predict_fasta(job)
     job.mark_outputs()
+    done = Submitted(job.written, lines, 0, workers, reuse.saved is not None, reuse.reason)
     if job.shard and not lines:  # an empty part is valid: its proteins had no score
-        return Submitted(job.written, 0, 0, workers)
+        return done
     found = validate_submission(job.written, max_terms=job.submission.max_terms)
     if found.counts:
         raise InputError(
             f"{job.written}: the written submission breaks {sum(found.counts.values())} rules, "
             f"e.g. {found[0]}; please report this as a bug."
         )
-    return Submitted(job.written, lines, found.n_proteins, workers)
+    done.proteins = found.n_proteins
+    return done
+
+
+def write_saved(job: PredictJob, saved: SavedScores, model_id: str) -> int:
+    """The job's submission (a shard: its rows, and its manifest) from the saved scores, through the writer of
+    the engines (score_frames, in batches of predict.batch_size), so the bytes are those a computed run writes."""
+    mine = saved.records
+    if job.shard:
+        mine = mine[slice(*shard_bounds(len(mine), *job.shard))]
+    frames = batches(mine, None, set(), job.batch_size)
+    lines = score_frames(saved, frames, job.written, job.submission, job.evidence_written)
+    if job.shard:
+        write_json(job.manifest, shard_manifest(job, saved.records, mine, lines, model_id))
+    return lines
