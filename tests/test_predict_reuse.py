@@ -113,7 +113,7 @@ def chain_step(tmp: Path, params: Params, ensemble: EnsemblePredictor, fasta: Pa
     scores = {name: member.predict(proteins) for name, member in ensemble.members.items()}
     final = ensemble.finalized(scores, ids, load_obo(params.data.obo), params.submission)
     out = Path(params.outputs.predictions) / "ensemble"
-    record = saved_scores_record(params, ensemble, SimpleNamespace(test_fasta=fasta), {"test": final})
+    record = saved_scores_record(params, ensemble, SimpleNamespace(test_fasta=fasta), {"test": final}, scores)
     return write_member(out, ensemble, {"test": final}, {}, extra=record)
 
 

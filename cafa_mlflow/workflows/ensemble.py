@@ -121,7 +121,11 @@ def fit_ensemble(params: Params, register: bool = True, out: Path | None = None)
     member_results = {name: scorer(tm) for name, tm in saved["val"].items()}  # scored once: report and run
     predictions, metrics = finalized_predictions(params, ensemble, prepared, ontology, saved, scorer)
     write_member(
-        out, ensemble, predictions, metrics, extra=saved_scores_record(params, ensemble, prepared, predictions)
+        out,
+        ensemble,
+        predictions,
+        metrics,
+        extra=saved_scores_record(params, ensemble, prepared, predictions, saved.get("test", {})),
     )
     log_ensemble_run(params, ensemble, names, len(fit_set.ids), member_results, metrics)
     if not register:  # a tune trial: scored, not packaged
@@ -144,17 +148,28 @@ def fit_ensemble(params: Params, register: bool = True, out: Path | None = None)
 
 
 def saved_scores_record(
-    params: Params, ensemble: Predictor, prepared: Prepared, predictions: dict[str, TermMatrix]
+    params: Params,
+    ensemble: Predictor,
+    prepared: Prepared,
+    predictions: dict[str, TermMatrix],
+    member_test: dict[str, TermMatrix],
 ) -> Callable[[Path], None] | None:
     """What write_member adds beside the finalized test scores: the key they were computed under (the test
     proteins, the saved model's content, the OBO, the submission block and encoder), so that `cafa predict` of
-    the same proteins with this model writes them instead of computing them again (workflows/score_cache.py)."""
+    the same proteins with this model writes them instead of computing them again (workflows/score_cache.py).
+    None (no record: predict computes) when there are no test scores or a member's saved test predictions are
+    not of exactly the prepared test proteins (a member run on another prepared set)."""
     if "test" not in predictions:
+        return None
+    records = load_fasta(prepared.test_fasta)
+    ids = [r.id for r in records]
+    if any(tm.proteins != ids for tm in member_test.values()):
+        log.warning("the members' test predictions are not of %s: predict will compute", prepared.test_fasta)
         return None
 
     def record(folder: Path) -> None:
         key = saved_key(folder / "model", params.data.obo, params.submission, ensemble.embed)
-        record_saved_scores(folder, load_fasta(prepared.test_fasta), key)
+        record_saved_scores(folder, records, key)
 
     return record
 
