@@ -201,6 +201,11 @@ def test_reused_submission_is_byte_identical_to_a_computed_one(chain, capsys):
 def test_other_proteins_model_or_settings_compute(chain, capsys):
     base = run_predict(chain, chain.tmp / "base.tsv")
     assert said(capsys).startswith("predict: reusing")
+    # the same records in another layout (the prepared test.fasta's: no taxon, other wrapping): the same input
+    plain = chain.tmp / "plain.fasta"
+    plain.write_text("".join(f">{r.id}\n{r.sequence[:50]}\n{r.sequence[50:]}\n" for r in load_fasta(chain.fasta)))
+    assert run_predict(chain, chain.tmp / "plain.tsv", fasta=plain).read_bytes() == base.read_bytes()
+    assert said(capsys).startswith("predict: reusing")
     # one residue of one protein changed: computed, and scored like a from-scratch run of that FASTA
     changed = query_fasta(chain.tmp / "changed.fasta", change="LYZ")
     got = run_predict(chain, chain.tmp / "changed.tsv", fasta=changed)
@@ -225,3 +230,13 @@ def test_other_proteins_model_or_settings_compute(chain, capsys):
     run_predict(chain, chain.tmp / "ev.tsv", "--evidence", str(chain.tmp / "ev_evidence.tsv"))
     assert said(capsys) == "predict: computing the scores: --evidence needs the members' hits"
     assert (chain.tmp / "ev.tsv").read_bytes() == base.read_bytes()
+    # a damaged record: one warning, computed, the same submission
+    record = chain.saved / score_cache.RECORD
+    kept = record.read_bytes()
+    record.write_bytes(kept[:-5])
+    try:
+        out = run_predict(chain, chain.tmp / "damaged.tsv")
+        assert said(capsys).startswith("predict: computing the scores: no saved scores with their key")
+        assert out.read_bytes() == base.read_bytes()
+    finally:
+        record.write_bytes(kept)

@@ -45,7 +45,7 @@ import pandas as pd
 from cafa_mlflow.errors import CafaError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
-from cafa_mlflow.io.integrity import SUMS, digest
+from cafa_mlflow.io.integrity import SUMS, digest, verify
 from cafa_mlflow.io.text import write_json
 
 if TYPE_CHECKING:
@@ -135,22 +135,41 @@ def find_reusable(job: PredictJob, model_uri: str) -> Reuse:
     folder = job.reuse_from
     if folder is None:
         return Reuse(None, "predict.reuse is false" if job.evidence is None else "--evidence needs the members' hits")
-    if not (folder / RECORD).is_file() or not (folder / SCORES).is_file():
-        return Reuse(None, f"no saved scores in {folder}")
-    record = json.loads((folder / RECORD).read_text())
+    record = read_record(folder)
+    if record is None:
+        return Reuse(None, f"no saved scores with their key in {folder}")
     key = model_key(model_uri)
-    if key is None or record.get("format") != FORMAT or record.get("model") != key.to_dict():
+    if key is None:
+        return Reuse(None, f"the content of model {model_uri} cannot be read from its artifacts")
+    if record.get("model") != key.to_dict():
         return Reuse(None, f"the scores saved in {folder} are of another model than {model_uri}")
     if key.chunks:
         return Reuse(None, "the model's members read chunk vectors, which the served model pools")
     records = load_fasta(job.fasta)
     if record.get("inputs") != input_digest(records):
         return Reuse(None, f"the scores saved in {folder} are of other proteins than {job.fasta}")
-    scores = load_term_matrix(folder / SCORES)  # checked against the folder's checksums
+    try:
+        scores = load_term_matrix(folder / SCORES)  # checked against the folder's checksums
+    except CafaError as err:  # damaged since the chain wrote it: computing gives the same submission
+        return Reuse(None, str(err))
     if scores.proteins != [r.id for r in records]:
         return Reuse(None, f"{folder / SCORES} does not hold the proteins its record names")
     saved = SavedScores(scores, int(key.submission["sig"]), records)
     return Reuse(saved, f"the scores saved in {folder} (same proteins, same model)")
+
+
+def read_record(folder: Path) -> dict | None:
+    """The key record beside saved scores, checked against the folder's checksums; None when there are no saved
+    scores, no record, or it is damaged (one warning line: predict then computes)."""
+    if not (folder / RECORD).is_file() or not (folder / SCORES).is_file():
+        return None
+    try:
+        verify(folder / RECORD)
+        record = json.loads((folder / RECORD).read_text())
+    except (CafaError, OSError, ValueError) as err:
+        log.warning("%s: unreadable (%s); predict computes the scores", folder / RECORD, err)
+        return None
+    return record if isinstance(record, dict) and record.get("format") == FORMAT else None
 
 
 def model_key(uri: str) -> ModelKey | None:
