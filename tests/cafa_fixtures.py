@@ -175,3 +175,13 @@ def assert_bad_file(tmp_path: Path, read, name: str, text: str, error: str, data
     with pytest.raises(InputError, match=error):
         read(path)
     assert_prepare_writes_nothing(tmp_path, error, **{data_key: path})
+
+
+MLFLOW_RUN_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME")
+
+
+def forget_mlflow_run(monkeypatch) -> None:
+    """Unset the variables through which an outer MLflow run (or an earlier test) would choose the store,
+    experiment or run of the code under test."""
+    for var in MLFLOW_RUN_VARS:
+        monkeypatch.delenv(var, raising=False)

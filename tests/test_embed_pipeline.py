@@ -6,6 +6,7 @@ import json
 
 import mlflow
 import numpy as np
+from cafa_fixtures import forget_mlflow_run
 from esm_fixtures import SEQS, direct_vector, one_torch_thread, write_fasta  # noqa: F401 (fixture)
 
 from cafa_mlflow.config.schema import load_config
@@ -16,8 +17,7 @@ from pipelines.cli import main as cafa
 
 def test_cafa_embed_logs_params_and_metrics(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # mlflow's ./mlruns artifacts land here; params.yaml comes from the repo root
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(var, raising=False)
+    forget_mlflow_run(monkeypatch)
     assert cafa(["make-tiny-esm", "--out", str(tmp_path / "tiny.pt"), "--layers", "2", "--dim", "32"]) == 0
     fasta = write_fasta(tmp_path / "small.fasta", SEQS)
     uri = f"sqlite:///{tmp_path / 'x.db'}"

@@ -9,6 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from cafa_fixtures import forget_mlflow_run
 from esm_fixtures import embed, split_args
 from mlflow.tracking import MlflowClient
 from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
@@ -34,8 +35,7 @@ NAME = "cafa-predict-test"
 
 @pytest.fixture
 def champion(tmp_path, monkeypatch):
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(var, raising=False)
+    forget_mlflow_run(monkeypatch)
     ckpt = str(make_tiny_esm(tmp_path / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=0))
     ids = ["HBA", "LYZ", "UBQ"]
     pool = write_fasta(tmp_path / "train.fasta", ids)

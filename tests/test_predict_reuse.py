@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import mlflow
 import numpy as np
 import pytest
+from cafa_fixtures import forget_mlflow_run
 from esm_fixtures import embed, split_args
 from mlflow.tracking import MlflowClient
 from predictor_fixtures import SEQUENCES, TERMS, labels, write_fasta, write_obo
@@ -127,8 +128,7 @@ def register(folder: Path, obo: Path, submission: dict = SUBMISSION) -> str:
 def chain(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reuse")
     mp = pytest.MonkeyPatch()
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
-        mp.delenv(var, raising=False)
+    forget_mlflow_run(mp)
     ckpt = str(make_tiny_esm(tmp / "esm2_tiny.pt", layers=1, dim=16, heads=2, seed=0))
     obo = write_obo(tmp)
     params = Params.from_dict(load_params(None)).with_overrides(

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import mlflow
 import pandas as pd
 import pytest
+from cafa_fixtures import forget_mlflow_run
 from mlflow.tracking import MlflowClient
 
 from cafa_mlflow.config.params_file import load_params
@@ -26,8 +27,7 @@ pytestmark = pytest.mark.slow  # one sqlite store (~10 s to create on a busy mac
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
     mp = pytest.MonkeyPatch()
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
-        mp.delenv(var, raising=False)
+    forget_mlflow_run(mp)
     mp.setattr(tracking, "_LAUNCHER_EXPERIMENT", None)
     mp.chdir(root)
     tiny = make_tiny_esm(root / "esm2_tiny.pt", layers=1, dim=16, heads=2)

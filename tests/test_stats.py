@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from cafa_fixtures import forget_mlflow_run
 
 from cafa_mlflow.data.stats import dataset_stats, format_stats, plot_stats, stats_metrics, stats_tables
 from cafa_mlflow.errors import InputError
@@ -119,8 +120,7 @@ def test_logged_as_artifacts_not_metrics(stats, tmp_path, monkeypatch):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(var, raising=False)
+    forget_mlflow_run(monkeypatch)
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     mlflow.set_experiment("stats-test")  # not an experiment id another test's store left active

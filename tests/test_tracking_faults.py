@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from cafa_fixtures import forget_mlflow_run
 from mlflow.tracking import MlflowClient
 
 from cafa_mlflow.tracking import recovery as tracking_recovery
@@ -52,8 +53,7 @@ def template(tmp_path_factory):
 @pytest.fixture
 def store(tmp_path, monkeypatch, template):
     shutil.copy(template, tmp_path / "mlflow.db")
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(var, raising=False)
+    forget_mlflow_run(monkeypatch)
     monkeypatch.chdir(tmp_path)  # artifacts (./mlruns) stay in the temp folder
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     yield uri
