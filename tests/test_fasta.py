@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from cafa_mlflow.errors import InputError
-from cafa_mlflow.io.fasta import FastaRecord, load_fasta, parse_header, read_fasta, write_fasta
+from cafa_mlflow.io.fasta import FastaRecord, header_accession, load_fasta, parse_header, read_fasta, write_fasta
 from tests.cafa_fixtures import assert_prepare_writes_nothing, snapshot, write
 
 GOOD = """>sp|A0A0C5B5G6|MOTSC_HUMAN Mitochondrial-derived peptide MOTS-c OS=Homo sapiens OX=9606 GN=MT-RNR1 PE=1 SV=1
@@ -44,6 +44,30 @@ def test_parse_header():
     assert parse_header("A0A0C5B5G6 9606") == ("A0A0C5B5G6", "9606")
     assert parse_header("A0A0C5B5G6 some words") == ("A0A0C5B5G6", None)
     assert parse_header("Q6I621") == ("Q6I621", None)
+
+
+def test_cafa_target_headers_carry_an_accession(tmp_path):
+    assert header_accession("T96060000001 P12345") == "P12345"
+    assert header_accession("T96060000001 A0A0C5B5G6 extra words") == "A0A0C5B5G6"
+    assert header_accession("T96060000001 P12345-2") == "P12345-2"  # an isoform
+    for header in ("A0A0C5B5G6 9606", "T96060000001 1433B_HUMAN", "sp|P1|N_HUMAN desc", "Q6I621", "P12345 P12345"):
+        assert header_accession(header) is None  # a taxon, an entry name, UniProt's own style, bare, the id again
+    path = write(tmp_path / "targets.fasta", ">T96060000001 P12345\nMK\n>T96060000002\nMV\n")
+    assert load_fasta(path) == [
+        FastaRecord("T96060000001", "MK", None, "P12345"),
+        FastaRecord("T96060000002", "MV", None),
+    ]
+
+
+def test_id_map_reader(tmp_path):
+    from cafa_mlflow.io.id_map import read_id_map
+
+    good = write(tmp_path / "map.tsv", "EntryID\taccession\n# a comment\nT1\tP12345\n\nT2 Q6I621\n")
+    assert read_id_map(good) == {"T1": "P12345", "T2": "Q6I621"}
+    with pytest.raises(InputError, match=r"names.tsv:2: '1433B_HUMAN' is not a UniProt accession"):
+        read_id_map(write(tmp_path / "names.tsv", "T1 P12345\nT2 1433B_HUMAN\n"))
+    with pytest.raises(InputError, match=r"twice.tsv:2: 'T1' is mapped twice"):
+        read_id_map(write(tmp_path / "twice.tsv", "T1 P12345\nT1 Q6I621\n"))
 
 
 def test_streams_one_record_at_a_time(tmp_path):

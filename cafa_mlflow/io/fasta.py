@@ -1,6 +1,7 @@
 """Streaming FASTA reader for Kaggle's header styles, with validation that names file and line.
 
-Headers: `>sp|ACC|NAME ... OX=9606 ...` (UniProt), `>ACC 9606` (CAFA-6 test superset) and bare `>ACC`.
+Headers: `>sp|ACC|NAME ... OX=9606 ...` (UniProt), `>ACC 9606` (CAFA-6 test superset), `>T96060000001 P12345`
+(a CAFA target id and the protein's UniProt accession: `FastaRecord.accession`) and bare `>ACC`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,24 @@ log = logging.getLogger(__name__)
 ESM_LETTERS = frozenset("ACDEFGHIKLMNPQRSTVWYXBUZO")
 REPLACED_LETTERS = {"J": "X"}
 _OX = re.compile(r"\bOX=(\d+)")
+# UniProtKB accession (https://www.uniprot.org/help/accession_numbers), optionally with an isoform suffix
+UNIPROT_ACCESSION = re.compile(r"(?:[OPQ][0-9][A-Z0-9]{3}[0-9]|[A-NR-Z][0-9](?:[A-Z][A-Z0-9]{2}[0-9]){1,2})(?:-\d+)?")
 
 
 class FastaRecord(NamedTuple):
     id: str
     sequence: str
     taxon: str | None
+    accession: str | None = None  # a UniProt accession the header gives besides the id (`>TARGET ACC`)
+
+
+def header_accession(header: str) -> str | None:
+    """The UniProt accession a CAFA target header gives after its target id (`T96060000001 P12345`), else None
+    (`ACC 9606`, `sp|ACC|NAME ...` and bare ids: the id itself is the accession, or none is given)."""
+    fields = header.split()
+    if len(fields) < 2 or "|" in fields[0] or fields[0] == fields[1]:
+        return None
+    return fields[1] if UNIPROT_ACCESSION.fullmatch(fields[1]) else None
 
 
 def parse_header(header: str) -> tuple[str, str | None]:
@@ -78,7 +91,7 @@ def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
     accession, a duplicate id, an empty sequence (line of its header), or invalid characters."""
     seen: set[str] = set()
     replaced: dict[str, int] = {}
-    acc, taxon, chunks, start = None, None, [], 0
+    acc, taxon, accession, chunks, start = None, None, None, [], 0
     with open_text(path) as handle:
         for line_no, line in enumerate(handle, 1):
             line = line.strip()
@@ -86,8 +99,9 @@ def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
                 continue
             if line.startswith(">"):
                 if acc is not None:
-                    yield FastaRecord(acc, _finish(path, start, acc, chunks, replaced), taxon)
+                    yield FastaRecord(acc, _finish(path, start, acc, chunks, replaced), taxon, accession)
                 acc, taxon = parse_header(line[1:])
+                accession = header_accession(line[1:])
                 if not acc:
                     raise InputError(f"{path}:{line_no}: header without an accession; write '>ACCESSION [TAXON]'.")
                 if acc in seen:
@@ -101,7 +115,7 @@ def read_fasta(path: str | os.PathLike) -> Iterator[FastaRecord]:
             else:
                 chunks.append(_check_line(path, line_no, acc, line, bool(chunks) and chunks[-1].endswith("*")))
         if acc is not None:
-            yield FastaRecord(acc, _finish(path, start, acc, chunks, replaced), taxon)
+            yield FastaRecord(acc, _finish(path, start, acc, chunks, replaced), taxon, accession)
     for old, count in replaced.items():
         log.warning(
             "%s: replaced %d '%s' residues with '%s' (not in ESM-2's alphabet)", path, count, old, REPLACED_LETTERS[old]
