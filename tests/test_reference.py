@@ -306,3 +306,69 @@ def test_reference_member_is_served_inside_an_ensemble(tmp_path):
     in_both = both[both["protein"] == "HBA"].reset_index(drop=True)
     assert MF5 not in set(in_both["term"])  # HBB is a query of the call: no vote
     pd.testing.assert_frame_equal(batched.reset_index(drop=True), in_both)
+
+
+def echo_reference(tmp_path, accession: str = "HBA", **kwargs) -> ReferencePredictor:
+    """A 2014-style reference: the query's own entry (`accession`, HBA's sequence) knows BP1 experimentally, and
+    its ortholog HBB carries a copy of it (ISS) besides its own MF5."""
+    dat = tmp_path / "echo.dat"
+    entries = [(accession, "9606", [(BP1, "IDA")]), ("HBB", "9606", [(BP1, "ISS"), (MF5, "IEA")])]
+    text = uniprot_text([("HBA", *entries[0][1:]), entries[1]])
+    dat.write_text(text.replace("AC   HBA;", f"AC   {accession};"))
+    options = {"threads": 1, "sensitivity": "sensitive", "max_target_seqs": 10, **kwargs}
+    return ReferencePredictor(
+        [{"format": "uniprot", "path": str(dat)}],
+        tiny_ontology(tmp_path),
+        write_obo(tmp_path),
+        tmp_path / "c",
+        **options,
+    )
+
+
+@pytest.mark.skipif(not HAS_DIAMOND, reason="diamond not installed")
+def test_holdout_queries_lose_the_echo_of_their_own_entry(tmp_path):
+    query = ProteinSet(["HBA"], sequences=[SEQUENCES["HBA"]])
+
+    def scores(predictor):
+        tm = predictor.predict(query)
+        return dict(zip(tm.terms, tm.matrix.toarray()[0].round(6)))
+
+    # a test query (not in the training pool): HBB's copy of BP1 votes, whatever the rule
+    shipped = echo_reference(tmp_path, holdout_own_terms="drop_direct").fit(pool(tmp_path))
+    assert scores(shipped)[BP1] == 1.0 and scores(shipped)[MF5] == 1.0
+    # a validation / out-of-fold query: its own entry's direct term BP1 is not transferred, MF5 still is
+    held = echo_reference(tmp_path, holdout_own_terms="drop_direct", holdout_ids=["HBA"]).fit(pool(tmp_path))
+    got = scores(held)
+    assert got.get(BP1, 0) == 0 and got[MF5] == 1.0 and got[BP] == 1.0
+    kept = echo_reference(tmp_path, holdout_ids=["HBA"]).fit(pool(tmp_path))  # default `vote`: no correction
+    assert scores(kept)[BP1] == 1.0
+    # saved and loaded, the rule stays
+    loaded = Predictor.load(held.save(tmp_path / "model"), threads=1)
+    assert loaded.holdout_own_terms == "drop_direct" and scores(loaded).get(BP1, 0) == 0
+
+
+@pytest.mark.skipif(not HAS_DIAMOND, reason="diamond not installed")
+def test_cafa_target_headers_and_id_maps_name_the_own_entry(tmp_path):
+    from cafa_mlflow.io.id_map import read_id_map
+
+    mutated = SEQUENCES["HBA"][:10] + "W" + SEQUENCES["HBA"][11:]  # not identical: only the accession finds it
+    predictor = echo_reference(tmp_path, accession="P69905").fit(pool(tmp_path))
+
+    def voted(fasta_text, **kwargs):
+        fasta = tmp_path / "targets.fasta"
+        fasta.write_text(fasta_text)
+        predictor.accessions = dict(kwargs.get("accessions", {}))
+        predictor.predict(ProteinSet(["T96060000001"], fasta=fasta, sequences=[mutated]))
+        return set(predictor.hits["sseqid"])
+
+    assert voted(f">T96060000001\n{mutated}\n") == {"P69905", "HBB"}  # no accession: its own entry votes
+    assert voted(f">T96060000001 P69905\n{mutated}\n") == {"HBB"}  # CAFA style header: found by accession
+    id_map = tmp_path / "map.tsv"
+    id_map.write_text("target\taccession\nT96060000001\tP69905\n")
+    assert read_id_map(id_map) == {"T96060000001": "P69905"}
+    assert voted(f">T96060000001\n{mutated}\n", accessions=read_id_map(id_map)) == {"HBB"}
+    # the whole input of a `cafa predict` call (set_query_set): another target's entry never votes either
+    predictor.accessions = {}
+    predictor.set_query_set(["T1", "T2"], [mutated, SEQUENCES["UBQ"]], ["Q00001", "P69905"])
+    predictor.predict(ProteinSet(["T1"], sequences=[mutated]))
+    assert set(predictor.hits["sseqid"]) == {"HBB"}

@@ -174,6 +174,8 @@ class ReferenceParams(Block):
     threads: int = bounds(ge=0)
     exclude: str = choice("queries", "self", "none")
     holdout_max_identity: float = bounds(gt=0, le=100)
+    holdout_own_terms: str = choice("vote", "drop_direct", "drop_propagated")
+    id_map: str | None
     executable: str
     out: str
 

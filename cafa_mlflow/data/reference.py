@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -249,18 +249,24 @@ def filter_hits(
     holdout_max_identity: float,
     input_ids: Collection[str] = (),
     input_hash: np.ndarray | None = None,
+    accessions: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The hits allowed to vote (see the module doc): own entries, identical sequences, the other queries
     (exclude: queries) of the call and of the whole input it is a batch of (`input_ids`, `input_hash`) and, for
-    holdout queries, hits above holdout_max_identity % identity."""
+    holdout queries, hits above holdout_max_identity % identity. `accessions`: the UniProt accession of a query
+    or input id that is not one itself (a CAFA target id), whose entry is then its own entry too."""
     if hits.empty:
         return hits
+    accessions = accessions or {}
     qhash = pd.Series(query_hash, index=query_ids)
     th = target_hash.reindex(hits["sseqid"]).to_numpy()
     qh = qhash.reindex(hits["qseqid"]).to_numpy()
     is_holdout = hits["qseqid"].isin(holdout).to_numpy()
-    own = (hits["qseqid"].to_numpy() == hits["sseqid"].to_numpy()) | (th == qh)
+    targets = hits["sseqid"].to_numpy()
+    own_accession = hits["qseqid"].map(accessions).to_numpy() == targets if accessions else False
+    own = (hits["qseqid"].to_numpy() == targets) | own_accession | (th == qh)
     others = set(query_ids).union(input_ids)
+    others |= {accessions[i] for i in others if i in accessions}
     other_hash = query_hash if input_hash is None else np.concatenate([query_hash, input_hash])
     batch = hits["sseqid"].isin(others).to_numpy() | np.isin(th, other_hash)
     drop = is_holdout & (own | batch | (hits["pident"].to_numpy() > holdout_max_identity))

@@ -15,7 +15,12 @@ Leakage rules (params.yaml `reference.exclude`, `reference.holdout_max_identity`
   (Kaggle: the test proteins' own electronic annotations are present in GOA and legitimate).
 - Proteins of the training pool (validation and out-of-fold queries, `holdout_ids`) always get the
   `queries` rule, plus: hits above `holdout_max_identity` % identity are dropped, so that validation looks
-  like the test set (chosen by measurement: benchmarks/RESULTS.md, "Reference transfer").
+  like the test set (chosen by measurement: benchmarks/RESULTS.md, "Reference transfer"), and
+  `holdout_own_terms` says what their hits may transfer of the terms their own entry carries (the echo of
+  their own earlier annotations in their orthologs' entries: predictors/reference_echo.py).
+- A query's own entry is the entry of its id, of the UniProt accession its FASTA header gives after a CAFA
+  target id (`>T96060000001 P12345`), of the accession `reference.id_map` or `set_query_set` gives, or any
+  entry with an identical sequence.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,10 +53,12 @@ from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io import integrity
 from cafa_mlflow.io.fasta import read_fasta, write_fasta
+from cafa_mlflow.io.id_map import read_id_map
 from cafa_mlflow.io.readback import load_npy, read_json, reading
 from cafa_mlflow.io.text import atomic_write, link_or_copy, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import hits_to_scores
+from cafa_mlflow.predictors.reference_echo import OWN_TERMS, masked_vote, own_entry_rows, own_term_mask
 from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence
 
 if TYPE_CHECKING:
@@ -90,7 +97,11 @@ class ReferencePredictor(Predictor):
         holdout_max_identity: float = 100.0,
         holdout_ids: Collection[str] = (),
         executable: str = "diamond",
+        holdout_own_terms: str = "vote",
+        accessions: Mapping[str, str] | None = None,
     ) -> None:
+        if holdout_own_terms not in OWN_TERMS:
+            raise ConfigError(f"reference.holdout_own_terms={holdout_own_terms!r}: use one of {', '.join(OWN_TERMS)}.")
         if sensitivity not in SENSITIVITIES:
             raise ConfigError(f"reference.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
         if exclude not in EXCLUDE:
@@ -101,7 +112,8 @@ class ReferencePredictor(Predictor):
         self.threads = int(threads) or (os.cpu_count() or 1)
         self.exclude, self.holdout_max_identity = exclude, float(holdout_max_identity)
         self.holdout = set(holdout_ids)
-        self.executable = executable
+        self.executable, self.holdout_own_terms = executable, holdout_own_terms
+        self.accessions = dict(accessions or {})  # query id -> UniProt accession (CAFA target ids)
         self.ref: PreparedReference | None = None
         self.root_col: np.ndarray | None = None
         self.hits: pd.DataFrame | None = None
@@ -112,7 +124,12 @@ class ReferencePredictor(Predictor):
     def needs(cls, params: Params) -> dict[str, Any]:
         # the ontology file (part of the cache key) and the training pool's proteins (validation / out-of-fold
         # queries), read here so that from_params reads no file
-        return {"obo": params.data.obo, "holdout_ids": training_pool(params.prepare.out)}
+        id_map = params.reference.id_map
+        return {
+            "obo": params.data.obo,
+            "holdout_ids": training_pool(params.prepare.out),
+            "accessions": read_id_map(id_map) if id_map else {},
+        }
 
     @classmethod
     def from_params(
@@ -121,10 +138,11 @@ class ReferencePredictor(Predictor):
         ontology: Ontology,
         obo: str | os.PathLike,
         holdout_ids: Collection[str] = (),
+        accessions: Mapping[str, str] | None = None,
     ) -> ReferencePredictor:
         """An unfitted member from its params.yaml block, the product's ontology (and its OBO file, part of the
-        cache key) and the training pool's proteins (validation / out-of-fold queries: data.reference.
-        training_pool)."""
+        cache key), the training pool's proteins (validation / out-of-fold queries: data.reference.
+        training_pool) and the accessions of query ids that are not accessions (reference.id_map)."""
         return cls(
             [dict(d) for d in block.databases],
             ontology,
@@ -139,6 +157,8 @@ class ReferencePredictor(Predictor):
             block.holdout_max_identity,
             holdout_ids,
             block.executable,
+            block.holdout_own_terms,
+            accessions,
         )
 
     def inputs(self) -> set[str]:
@@ -147,8 +167,13 @@ class ReferencePredictor(Predictor):
     def set_threads(self, threads: int) -> None:
         self.threads = int(threads) or (os.cpu_count() or 1)
 
-    def set_query_set(self, ids: Sequence[str], sequences: Sequence[str]) -> None:
+    def set_query_set(
+        self, ids: Sequence[str], sequences: Sequence[str], accessions: Sequence[str | None] | None = None
+    ) -> None:
+        """The whole input the next predict() calls are batches of, and the UniProt accession of each id that
+        is not one itself (a CAFA target id; None where the id is the accession)."""
         self.input_ids, self.input_hash = set(ids), sequence_hash(list(sequences))
+        self.accessions.update((i, a) for i, a in zip(ids, accessions or ()) if a)
 
     def fit(self, train: TrainSet) -> ReferencePredictor:
         """Prepare (or reuse) the reference; the training proteins are not used (only their ids are
@@ -174,6 +199,15 @@ class ReferencePredictor(Predictor):
         found = {r.id: r.sequence for r in read_fasta(proteins.fasta) if r.id in wanted}
         return [found[i] for i in proteins.ids]
 
+    def _header_accessions(self, proteins: ProteinSet) -> dict[str, str]:
+        """The accessions known for `proteins`: set before (id map, set_query_set) and from their FASTA's headers
+        (`>T96060000001 P12345`)."""
+        found = {i: self.accessions[i] for i in proteins.ids if i in self.accessions}
+        if proteins.fasta is not None:
+            wanted = set(proteins.ids)
+            found.update((r.id, r.accession) for r in read_fasta(proteins.fasta) if r.accession and r.id in wanted)
+        return found
+
     def predict(self, proteins: ProteinSet) -> TermMatrix:
         self._require_fitted("ref")
         proteins.require({SEQUENCE}, self.kind)
@@ -196,6 +230,7 @@ class ReferencePredictor(Predictor):
             self.executable,
         )
         qhash = sequence_hash(self._sequences(proteins))
+        accessions = {**self.accessions, **self._header_accessions(proteins)}
         hits = filter_hits(
             hits,
             proteins.ids,
@@ -206,15 +241,28 @@ class ReferencePredictor(Predictor):
             self.holdout_max_identity,
             self.input_ids,
             self.input_hash,
+            accessions,
         )
         if k:
             hits = hits[hits.groupby("qseqid", sort=False).cumcount() < k]  # sorted by bitscore
         self.hits = hits.reset_index(drop=True)
+        return self._vote(proteins.ids, qhash, accessions)
+
+    def _vote(self, ids: list[str], qhash: np.ndarray, accessions: Mapping[str, str]) -> TermMatrix:
+        """The bitscore vote of the last hits; holdout queries transfer no term of their own entry's that
+        holdout_own_terms removes (predictors/reference_echo.py)."""
         labels = self.ref.labels
+        held = np.array([i in self.holdout for i in ids], dtype=bool)
+        if self.holdout_own_terms != "vote" and held.any():
+            rows = own_entry_rows(ids, qhash, labels.proteins, self.ref.seq_hash, accessions)
+            rows[~held] = -1
+            direct = self.ref.annotations() if self.holdout_own_terms == "drop_direct" else None
+            mask = own_term_mask(rows, labels, direct, self.root_col)
+            return masked_vote(self.hits, ids, labels, mask, self.root_col)
         targets = list(pd.unique(self.hits["sseqid"]))
         rows = pd.Index(labels.proteins).get_indexer(targets)
         sub = TermMatrix(targets, labels.terms, labels.matrix[rows])
-        return hits_to_scores(self.hits, proteins.ids, sub, False, 0, root_col=self.root_col)
+        return hits_to_scores(self.hits, ids, sub, False, 0, root_col=self.root_col)
 
     def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
         """The hook `cafa explain` and the served model read: for each term, the best hits of the last predict()
@@ -255,6 +303,7 @@ class ReferencePredictor(Predictor):
             "max_target_seqs": self.max_target_seqs,
             "exclude": self.exclude,
             "holdout_max_identity": self.holdout_max_identity,
+            "holdout_own_terms": self.holdout_own_terms,
             "evidence": self.evidence_filter,
             "databases": self.databases,
         }
@@ -283,6 +332,7 @@ class ReferencePredictor(Predictor):
             config["holdout_max_identity"],
             holdout,
             executable,
+            config.get("holdout_own_terms", "vote"),  # models saved before the setting: no correction
         )
         self.ref = load_reference(folder)
         self.root_col = load_npy(folder / "root_columns.npy", REPREPARE)
