@@ -12,7 +12,13 @@ import scipy.sparse as sp
 from cafa_mlflow.data.reference import sequence_hash
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.homology import hits_to_scores
-from cafa_mlflow.predictors.reference_echo import masked_vote, own_entry_rows, own_term_mask
+from cafa_mlflow.predictors.reference_echo import (
+    copy_free_vote,
+    masked_vote,
+    own_entry_rows,
+    own_term_mask,
+    term_closure,
+)
 
 # one aspect: ROOT <- A <- B, ROOT <- C. Reference 2014 (propagated labels, direct terms):
 #   OWN (the query's own entry): B          -> ROOT, A, B
@@ -77,3 +83,22 @@ def test_own_entry_found_by_accession_id_map_or_identical_sequence():
     rows = own_entry_rows(queries, qhash, labels.proteins, ref_hash, {"T96060000001": "OWN"})
     # by its id; by the accession its target id maps to; by an identical sequence (H2's); none
     assert rows.tolist() == [0, 0, 2, -1]
+
+
+def test_drop_copies_rebuilds_the_hits_labels_without_the_copy():
+    # closure over TERMS (each term's ancestors, itself included): ROOT; A -> ROOT; B -> A, ROOT; C -> ROOT
+    closure = sp.csr_matrix(np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 1]], dtype=np.float32))
+    tm = copy_free_vote(HITS, ["Q", "R"], reference(), np.array([0, -1]), DIRECT, closure, ROOT_COL)
+    got = {q: dict(zip(TERMS, tm.matrix.toarray()[i].round(6))) for i, q in enumerate(["Q", "R"])}
+    # H1's only annotation was the copy of B: without it H1 carries nothing and leaves the denominator; H2
+    # (A, C) votes alone for Q: 10 / 10 each. R has no own entry: the plain vote
+    assert got["Q"] == {"ROOT": 1.0, "A": 1.0, "B": 0.0, "C": 1.0}
+    assert got["R"] == {"ROOT": 1.0, "A": 1.0, "B": 0.75, "C": 0.25}
+
+
+def test_term_closure_from_the_ontology(tmp_path):
+    from predictor_fixtures import tiny_ontology
+
+    terms = ["GO:0000002", "GO:0008150", "GO:0000001", "GO:0003674"]  # BP2 <- BP1 <- BP root; MF root
+    closure = term_closure(terms, tiny_ontology(tmp_path)).toarray()
+    assert closure.tolist() == [[1, 1, 1, 0], [0, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]]

@@ -15,12 +15,15 @@ what the hits of a holdout query may transfer of the terms its own entry carries
   the query.
 
 The own entry is found by accession (the query id, or the accession its FASTA header or id map gives) and by
-identical sequence.
+identical sequence. `copy_free_vote` (`drop_copies`: each hit's labels rebuilt from its direct annotations minus the
+own entry's, so a copy's ancestors go too) is measured beside them (benchmarks/validation_echo.py); it needs the
+ontology at prediction time and is not a setting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +31,9 @@ import scipy.sparse as sp
 
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.transfer import vote
+
+if TYPE_CHECKING:
+    from cafa_mlflow.go.ontology import Ontology
 
 OWN_TERMS = ("vote", "drop_direct", "drop_propagated")
 
@@ -93,6 +99,56 @@ def masked_vote(
     q, t, bits = q[keep], t[keep], hits["bitscore"].to_numpy(np.float64)[keep]
     carried = labels.matrix[t].tocsr()
     pair_labels = (carried - carried.multiply(mask[q])).tocsr()
+    pair_labels.eliminate_zeros()
+    weights = sp.csr_matrix((bits, (q, np.arange(len(q)))), shape=(len(query_ids), len(q)))
+    return TermMatrix(list(query_ids), labels.terms, vote(weights, pair_labels, root_col))
+
+
+def term_closure(terms: Sequence[str], ontology: Ontology) -> sp.csr_matrix:
+    """terms x terms 0/1: each term's ancestors among `terms`, itself included (the propagation of one direct
+    annotation restricted to the reference's carried terms)."""
+    cols = np.array([ontology.index[t] for t in terms])
+    raw = sp.csr_matrix((np.ones(len(cols), np.float32), (np.arange(len(cols)), cols)), (len(cols), len(ontology)))
+    full = ontology.propagate(raw).tocsc()
+    return full[:, cols].tocsr()
+
+
+def direct_matrix(direct: pd.DataFrame, labels: TermMatrix, proteins: np.ndarray) -> sp.csr_matrix:
+    """rows of `proteins` (rows of `labels`, -1 = an empty row) x labels.terms 0/1: their direct annotations."""
+    names = np.asarray(labels.proteins, dtype=object)[np.maximum(proteins, 0)]
+    wanted = pd.Series(np.flatnonzero(proteins >= 0), index=names[proteins >= 0])
+    table = direct[direct["protein"].isin(set(wanted.index))]
+    cols = pd.Index(labels.terms).get_indexer(table["term"])
+    table = table.assign(col=cols)[cols >= 0].merge(wanted.rename("row"), left_on="protein", right_index=True)
+    values = np.ones(len(table), np.float32)
+    matrix = sp.csr_matrix((values, (table["row"], table["col"])), shape=(len(proteins), len(labels.terms)))
+    return (matrix > 0).astype(np.float32).tocsr()
+
+
+def copy_free_vote(
+    hits: pd.DataFrame,
+    query_ids: Sequence[str],
+    labels: TermMatrix,
+    own_rows: np.ndarray,
+    direct: pd.DataFrame,
+    closure: sp.csr_matrix,
+    root_col: np.ndarray,
+) -> TermMatrix:
+    """`drop_copies`: the vote as if the hits' copies of the query's own entry had never been made: hit j of a
+    query with an own entry transfers the propagation of its direct annotations minus the own entry's direct
+    terms (an ortholog annotated in an aspect only by the copy no longer counts in that aspect's denominator)."""
+    q = pd.Index(list(query_ids)).get_indexer(hits["qseqid"])
+    t = pd.Index(labels.proteins).get_indexer(hits["sseqid"])
+    keep = (q >= 0) & (t >= 0)
+    q, t, bits = q[keep], t[keep], hits["bitscore"].to_numpy(np.float64)[keep]
+    own = own_rows[q]
+    echo = own >= 0
+    hit_direct = direct_matrix(direct, labels, np.where(echo, t, -1))
+    own_direct = direct_matrix(direct, labels, own)
+    remaining = hit_direct - hit_direct.multiply(own_direct)
+    rebuilt = ((remaining @ closure) > 0).astype(np.float32)
+    unchanged = sp.diags((~echo).astype(np.float32)) @ labels.matrix[t]
+    pair_labels = (rebuilt + unchanged).tocsr()
     pair_labels.eliminate_zeros()
     weights = sp.csr_matrix((bits, (q, np.arange(len(q)))), shape=(len(query_ids), len(q)))
     return TermMatrix(list(query_ids), labels.terms, vote(weights, pair_labels, root_col))
