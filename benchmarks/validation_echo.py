@@ -158,7 +158,30 @@ def measure(params: Params, cache: Path | None) -> dict:
     return out
 
 
-def markdown(result: dict, command: str) -> str:
+def chain_table(chains: list[str]) -> str:
+    """Members and blend of saved chains (`RULE=PREDICTIONS_DIR`, each with reference/ and ensemble/ folders, e.g.
+    `cafa member` + `cafa ensemble` under one holdout_own_terms rule): validation vs visible test, the blend's
+    weight on the reference per aspect."""
+    rows = []
+    for chain in chains:
+        rule, _, folder = chain.partition("=")
+        for member in ("homology", "reference", "ensemble"):
+            path = Path(folder) / member / "metrics.json"
+            if not path.is_file():
+                continue
+            m = json.loads(path.read_text())
+            row = {"holdout_own_terms": rule, "member": member if member != "ensemble" else "blend"}
+            row.update({"validation": f"{m['val_f_w_mean']:.3f}", "visible test": f"{m['test_f_w_mean']:.3f}"})
+            row["gap"] = f"{m['val_f_w_mean'] - m['test_f_w_mean']:+.3f}"
+            weights = Path(folder) / member / "model" / "ensemble.json"
+            if weights.is_file():
+                w = json.loads(weights.read_text())["weights"]
+                row["reference weight BPO/CCO/MFO"] = "/".join(f"{w[a].get('reference', 0):.2f}" for a in sorted(w))
+            rows.append(row)
+    return pd.DataFrame(rows).fillna("").to_markdown(index=False) if rows else ""
+
+
+def markdown(result: dict, command: str, chains: list[str]) -> str:
     stats = pd.DataFrame(result["stats"]).T.rename_axis("split").reset_index()
     s = result["scores"]
     rows = []
@@ -194,6 +217,9 @@ def markdown(result: dict, command: str) -> str:
         "`reference.holdout_own_terms` rule, from the same hits (validation queries are holdout queries; the shipped",
         "member applies no rule to test queries); homology from its saved member predictions:", "",
         pd.DataFrame(rows).to_markdown(index=False), "", cause, "",
+        *(["The members fitted by `cafa member` (validation from the fit on train; out-of-fold predictions under the",
+            "same rule) and the blend fitted on their out-of-fold predictions, per rule:", "", chain_table(chains), ""]
+          if chains else []),
     ])  # fmt: skip
 
 
@@ -202,11 +228,12 @@ def main() -> None:
     ap.add_argument("--params-file", default=None, help="YAML of keys overriding params.yaml (a subsample)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     ap.add_argument("--hits-cache", type=Path, default=None, help="a folder keeping each split's hits for a rerun")
+    ap.add_argument("--chains", nargs="*", default=[], help="RULE=PREDICTIONS_DIR of saved members and blends")
     args = ap.parse_args()
     params = Params.from_dict(load_params(None, params_file=args.params_file))
     result = measure(params, args.hits_cache)
     command = " ".join(["python", "benchmarks/validation_echo.py", *sys.argv[1:]])
-    text = markdown(result, command)
+    text = markdown(result, command, args.chains)
     print(text)
     print(json.dumps({"|".join(k): round(v, 4) for k, v in result["scores"].items()}, indent=1))
     if not args.no_write:
