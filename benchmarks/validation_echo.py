@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import write_section  # noqa: E402
@@ -181,6 +182,14 @@ def chain_table(chains: list[str]) -> str:
     return pd.DataFrame(rows).fillna("").to_markdown(index=False) if rows else ""
 
 
+def overrides(params_file: str | None) -> str:
+    """The keys a params file overrides, flattened (`block.key=value`), for the section's header."""
+    if not params_file:
+        return "none (params.yaml)"
+    tree = yaml.safe_load(Path(params_file).read_text()) or {}
+    return ", ".join(f"{block}.{key}={value}" for block, keys in tree.items() for key, value in keys.items())
+
+
 def markdown(result: dict, command: str, chains: list[str]) -> str:
     stats = pd.DataFrame(result["stats"]).T.rename_axis("split").reset_index()
     s = result["scores"]
@@ -210,15 +219,17 @@ def markdown(result: dict, command: str, chains: list[str]) -> str:
     host = f"{platform.node()}, {platform.processor() or platform.machine()}"
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
-        TITLE.format(val=st["val"]["proteins"], test=st["test"]["proteins"]), "", f"Machine: {host}; date: {date}; command: `{command}`.", "",
+        TITLE.format(val=st["val"]["proteins"], test=st["test"]["proteins"]), "", f"Machine: {host}; date: {date}; command: `{command}`; params overridden: {result['overrides']}.", "",
         "How much of each protein's truth (leaf terms) its own Swiss-Prot 2014-01 entry already holds (propagated):",
         "", stats.to_markdown(index=False), "",
         "Weighted F-max (mean of the aspects, prepared IA) of the reference member's vote under each",
         "`reference.holdout_own_terms` rule, from the same hits (validation queries are holdout queries; the shipped",
         "member applies no rule to test queries); homology from its saved member predictions:", "",
         pd.DataFrame(rows).to_markdown(index=False), "", cause, "",
-        *(["The members fitted by `cafa member` (validation from the fit on train; out-of-fold predictions under the",
-            "same rule) and the blend fitted on their out-of-fold predictions, per rule:", "", chain_table(chains), ""]
+        *(["The members fitted by `cafa member --predictor KIND --params-file F` (validation from the fit on train,",
+            "out-of-fold predictions under the same rule) and the blend `cafa ensemble` fitted on their out-of-fold",
+            "predictions (`ensemble.members=[naive, homology, reference]`), with F = the params above plus",
+            "`reference.holdout_own_terms` = the rule:", "", chain_table(chains), ""]
           if chains else []),
     ])  # fmt: skip
 
@@ -232,6 +243,7 @@ def main() -> None:
     args = ap.parse_args()
     params = Params.from_dict(load_params(None, params_file=args.params_file))
     result = measure(params, args.hits_cache)
+    result["overrides"] = overrides(args.params_file)
     command = " ".join(["python", "benchmarks/validation_echo.py", *sys.argv[1:]])
     text = markdown(result, command, args.chains)
     print(text)
