@@ -33,6 +33,7 @@ from cafa_mlflow.tracking import runs
 from cafa_mlflow.workflows import score_cache
 from cafa_mlflow.workflows.common import write_member
 from cafa_mlflow.workflows.ensemble import saved_scores_record
+from cafa_mlflow.workflows.predict_job import prepare_model
 from pipelines import cli, predict
 
 BP, BP1, BP2, CC, CC3, MF, MF4, MF5 = TERMS
@@ -49,6 +50,27 @@ def test_input_digest_is_the_model_input_ids_and_residues_in_order(tmp_path):
     assert score_cache.input_digest([a[0], FastaRecord("P2", "MAV", None)]) != score_cache.input_digest(a)
     assert score_cache.input_digest(a[::-1]) != score_cache.input_digest(a)
     assert score_cache.input_digest([FastaRecord("P3", "MKV", None), a[1]]) != score_cache.input_digest(a)
+
+
+def test_a_target_header_accession_is_part_of_the_input(tmp_path):
+    """`>T1 P12345` gives the reference member the query's own entry, so its scores may differ from `>T1`'s:
+    the reuse key tells them apart, and predict hands the accessions to the model with the whole input."""
+    (tmp_path / "cafa.fasta").write_text(">T1 P69905\nMKV\n>T2\nMAV\n")
+    (tmp_path / "plain.fasta").write_text(">T1\nMKV\n>T2\nMAV\n")
+    cafa, plain = load_fasta(tmp_path / "cafa.fasta"), load_fasta(tmp_path / "plain.fasta")
+    assert [r.accession for r in cafa] == ["P69905", None]
+    assert score_cache.input_digest(cafa) != score_cache.input_digest(plain)
+    seen = {}
+
+    class Model:
+        def set_threads(self, threads):
+            seen["threads"] = threads
+
+        def set_query_set(self, ids, sequences, accessions=None):
+            seen["query_set"] = (list(ids), list(sequences), list(accessions))
+
+    prepare_model(SimpleNamespace(unwrap_python_model=Model), cafa, 1)
+    assert seen == {"threads": 1, "query_set": (["T1", "T2"], ["MKV", "MAV"], ["P69905", None])}
 
 
 def test_folder_identity_follows_every_files_content(tmp_path):

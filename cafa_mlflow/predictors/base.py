@@ -194,10 +194,13 @@ class Predictor(ABC):
     def set_threads(self, threads: int) -> None:  # noqa: B027  (optional hook: most predictors run no tool)
         """CPU threads for external tools (DIAMOND); 0 = all cores."""
 
-    def set_query_set(self, ids: Sequence[str], sequences: Sequence[str]) -> None:  # noqa: B027  (optional hook)
+    def set_query_set(  # noqa: B027  (optional hook)
+        self, ids: Sequence[str], sequences: Sequence[str], accessions: Sequence[str | None] | None = None
+    ) -> None:
         """The whole input that the next predict() calls are batches of (the FASTA `cafa predict` scores, in
         batches, shards or Ray actors). A leakage rule about "the other queries" (reference.exclude: queries) then
-        covers all of it, so a protein's scores do not depend on how the input was split."""
+        covers all of it, so a protein's scores do not depend on how the input was split. `accessions`: the UniProt
+        accession a CAFA target header gives for each id (None where none), for rules about a query's own entry."""
 
     def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
         """Why the last predict() scored `terms` for `protein`: per term, at most `top` training proteins that

@@ -112,9 +112,11 @@ class GoModel(mlflow.pyfunc.PythonModel):
         self.threads = int(threads)
         self.predictor.set_threads(self.threads)
 
-    def set_query_set(self, ids: Sequence[str], sequences: Sequence[str]) -> None:
+    def set_query_set(
+        self, ids: Sequence[str], sequences: Sequence[str], accessions: Sequence[str | None] | None = None
+    ) -> None:
         """The whole input that the next predict() calls are batches of (Predictor.set_query_set)."""
-        self.predictor.set_query_set(ids, sequences)
+        self.predictor.set_query_set(ids, sequences, accessions)
 
     @property
     def embedder(self) -> Any:

@@ -158,7 +158,7 @@ def prepare_model(model: Any, records: list[FastaRecord], threads: int) -> None:
     """The whole-input rule: a loaded GoModel's tool threads, and the whole input it will score in batches."""
     python_model = model.unwrap_python_model()
     python_model.set_threads(threads)
-    python_model.set_query_set([r.id for r in records], [r.sequence for r in records])
+    python_model.set_query_set([r.id for r in records], [r.sequence for r in records], [r.accession for r in records])
 
 
 def model_inputs(

@@ -61,10 +61,12 @@ log = logging.getLogger(__name__)
 
 
 def input_digest(records: list[FastaRecord]) -> str:
-    """sha256 of the proteins as a model receives them: `id<TAB>sequence` lines in FASTA order."""
+    """sha256 of the proteins as a model receives them: `id<TAB>sequence` lines in FASTA order, plus
+    `<TAB>accession` where a CAFA target header gives one (the reference member's own-entry rule reads it)."""
     h = hashlib.sha256()
     for record in records:
-        h.update(f"{record.id}\t{record.sequence}\n".encode())
+        extra = f"\t{record.accession}" if record.accession else ""
+        h.update(f"{record.id}\t{record.sequence}{extra}\n".encode())
     return h.hexdigest()
 
 

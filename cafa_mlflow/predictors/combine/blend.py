@@ -49,9 +49,11 @@ class Combined(Predictor):
         for member in self.members.values():
             member.set_threads(threads)
 
-    def set_query_set(self, ids: Sequence[str], sequences: Sequence[str]) -> None:
+    def set_query_set(
+        self, ids: Sequence[str], sequences: Sequence[str], accessions: Sequence[str | None] | None = None
+    ) -> None:
         for member in self.members.values():
-            member.set_query_set(ids, sequences)
+            member.set_query_set(ids, sequences, accessions)
 
     config_file: ClassVar[str]  # the subclass's own settings, with the members' kinds
 
