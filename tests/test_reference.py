@@ -166,18 +166,24 @@ def test_bad_gaf_and_terms_name_file_and_line(tmp_path):
         read_cafa(fasta, terms)
 
 
-def reference(tmp_path, **kwargs) -> ReferencePredictor:
-    dat = tmp_path / "sprot.dat"
-    # a second accession with HBA's exact sequence, carrying CC3: an identical sequence never votes
-    dat.write_text(uniprot_text() + uniprot_text([("HBA", "9606", [(CC3, "IDA")])]).replace("AC   HBA;", "AC   HBA2;"))
+def uniprot_reference(tmp_path, dat_text: str, name: str, cache: str, **kwargs) -> ReferencePredictor:
+    """An unfitted member over a UniProt text file `name` holding `dat_text` (cache folder `cache`)."""
+    dat = tmp_path / name
+    dat.write_text(dat_text)
     options = {"threads": 1, "sensitivity": "sensitive", "max_target_seqs": 10, **kwargs}
     return ReferencePredictor(
         [{"format": "uniprot", "path": str(dat)}],
         tiny_ontology(tmp_path),
         write_obo(tmp_path),
-        tmp_path / "cache",
+        tmp_path / cache,
         **options,
     )
+
+
+def reference(tmp_path, **kwargs) -> ReferencePredictor:
+    # a second accession with HBA's exact sequence, carrying CC3: an identical sequence never votes
+    text = uniprot_text() + uniprot_text([("HBA", "9606", [(CC3, "IDA")])]).replace("AC   HBA;", "AC   HBA2;")
+    return uniprot_reference(tmp_path, text, "sprot.dat", "cache", **kwargs)
 
 
 def pool(tmp_path) -> TrainSet:
@@ -311,18 +317,9 @@ def test_reference_member_is_served_inside_an_ensemble(tmp_path):
 def echo_reference(tmp_path, accession: str = "HBA", **kwargs) -> ReferencePredictor:
     """A 2014-style reference: the query's own entry (`accession`, HBA's sequence) knows BP1 experimentally, and
     its ortholog HBB carries a copy of it (ISS) besides its own MF5."""
-    dat = tmp_path / "echo.dat"
     entries = [(accession, "9606", [(BP1, "IDA")]), ("HBB", "9606", [(BP1, "ISS"), (MF5, "IEA")])]
-    text = uniprot_text([("HBA", *entries[0][1:]), entries[1]])
-    dat.write_text(text.replace("AC   HBA;", f"AC   {accession};"))
-    options = {"threads": 1, "sensitivity": "sensitive", "max_target_seqs": 10, **kwargs}
-    return ReferencePredictor(
-        [{"format": "uniprot", "path": str(dat)}],
-        tiny_ontology(tmp_path),
-        write_obo(tmp_path),
-        tmp_path / "c",
-        **options,
-    )
+    text = uniprot_text([("HBA", *entries[0][1:]), entries[1]]).replace("AC   HBA;", f"AC   {accession};")
+    return uniprot_reference(tmp_path, text, "echo.dat", "c", **kwargs)
 
 
 @pytest.mark.skipif(not HAS_DIAMOND, reason="diamond not installed")
