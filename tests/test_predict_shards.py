@@ -167,9 +167,12 @@ def test_a_missing_ray_is_one_line(monkeypatch):
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A local Ray with two CPUs (shared by this module's Ray tests): an actor pool of two runs side by side."""
+    """A new local Ray with two CPUs (shared by this module's Ray tests): an actor pool of two runs side by side.
+    address="local": never attach to a Ray another process on this machine has started."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address="local", num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False
+    )
     yield ray
     ray.shutdown()
 
