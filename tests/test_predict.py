@@ -142,3 +142,14 @@ def test_a_version_with_missing_artifacts_is_named_with_working_advice(tmp_path,
     # running the step as advised: its version takes the alias even with a lower score (the champion is broken)
     version, promoted = register_again(tmp_path, 0.1)
     assert promoted and model_loader.load_model(f"models:/{NAME}@champion") is not None
+
+
+def test_a_model_path_whose_saved_files_are_damaged_is_named_whole(tmp_path):
+    """--model-uri a folder: the one-line CafaError of a damaged file (its path and fix, often over 200
+    characters) is kept whole; a library's long message is still cut to one short line."""
+    damaged = tmp_path / ("deep-" * 30) / "reference.dmnd"
+    cafa_err = InputError(f"{damaged}: damaged (sha256 checksum differs); run `cafa member --predictor reference`")
+    line = model_loader.load_failure(str(tmp_path), cafa_err)
+    assert len(str(cafa_err)) > 200 and str(cafa_err) in line and "\n" not in line
+    foreign = model_loader.load_failure(str(tmp_path), OSError("x" * 500 + "\nsecond line"))
+    assert "x" * 200 in foreign and "x" * 201 not in foreign and "second" not in foreign

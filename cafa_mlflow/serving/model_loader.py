@@ -66,7 +66,9 @@ def load_failure(uri: str, err: BaseException) -> str:
     and advice that works (an earlier complete version that can take the alias, or --model-uri)."""
     from mlflow.tracking import MlflowClient
 
-    detail = " ".join(str(err).split())[:200] or type(err).__name__
+    text = " ".join(str(err).split())
+    # a CafaError is already one line naming the file and the fix: kept whole; a library's message is cut short
+    detail = (text if isinstance(err, CafaError) else text[:200]) or type(err).__name__
     match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))/?", uri)
     if not match:
         return f"cannot load model {uri} ({detail}); check --model-uri (predict.model_uri)."
