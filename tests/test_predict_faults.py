@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,9 +21,9 @@ from cafa_fixtures import snapshot, write
 from test_predict import NAME, champion  # noqa: F401  (the fixture: a tiny registered champion)
 from test_predict_shards import fake_part, query_fasta
 
-from cafa_mlflow.errors import OutputError
+from cafa_mlflow.errors import ConfigError, OutputError
 from cafa_mlflow.io import outputs
-from cafa_mlflow.workflows import shards
+from cafa_mlflow.workflows import predict_ray, shards
 from pipelines.cli import main as cafa
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,6 +166,29 @@ def test_an_unreachable_ray_address_is_one_line_naming_it(tmp_path, capsys):
     assert cafa([*argv[:4], "nonsense", *argv[5:]]) == 2
     assert "expected HOST:PORT" in one_error_line(capsys)
     assert not (tmp_path / "s.tsv").exists() and not (tmp_path / "mlflow.db").exists()  # before the run opens
+
+
+def serve_once(answer: bytes) -> int:
+    """A local port whose first connection gets `answer` once the client has sent its first bytes."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def reply() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            conn.recv(64)
+            conn.sendall(answer)
+
+    threading.Thread(target=reply, daemon=True).start()
+    return server.getsockname()[1]
+
+
+def test_a_port_where_another_service_listens_is_refused_at_once():
+    """ray.init would retry for minutes against a port that accepts connections but is not Ray's (an HTTP
+    server here); a gRPC server's SETTINGS frame (what Ray's GCS sends) passes."""
+    port = serve_once(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    with pytest.raises(ConfigError, match=rf"127.0.0.1:{port} within 5 s \(the service there is not Ray's"):
+        predict_ray.check_reachable(f"127.0.0.1:{port}", 5)
+    predict_ray.check_reachable(f"127.0.0.1:{serve_once(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))}", 5)
 
 
 # ---- SIGTERM -----------------------------------------------------------------------------------------------

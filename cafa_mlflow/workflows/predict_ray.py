@@ -13,6 +13,7 @@ every node of a remote cluster (`ray start --address ...` on each)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 from contextlib import nullcontext
@@ -53,14 +54,31 @@ def check_reachable(address: str, timeout_s: float) -> None:
             f"predict.ray_address={address!r}: expected HOST:PORT as `ray start --head` prints it, e.g. 10.0.0.1:6379."
         )
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
+            reason = None if os.environ.get("RAY_USE_TLS", "0") not in ("0", "") else grpc_answer(conn)
     except OSError as err:
         reason = "no answer" if isinstance(err, TimeoutError) else err.strerror or type(err).__name__
+    if reason:
         raise ConfigError(
             f"cannot reach the Ray cluster at {address} within {timeout_s:g} s ({reason}); check --ray-address "
             "(`ray start --head` prints it) and that the cluster runs, or leave it out for a local Ray."
-        ) from err
+        )
+
+
+# HTTP/2 client preface + an empty SETTINGS frame: a gRPC server (Ray's GCS, the Ray Client server) answers with
+# its own SETTINGS frame (frame type 4, the 4th byte of its 9-byte header)
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+HTTP2_SETTINGS = 4
+
+
+def grpc_answer(conn: socket.socket) -> str | None:
+    """None when the peer speaks gRPC (HTTP/2) as Ray's servers do, else why not: a port where another service
+    listens (or a proxy that accepts any connection) would make ray.init retry for minutes."""
+    conn.sendall(HTTP2_PREFACE)
+    header = conn.recv(9)
+    if len(header) >= 4 and header[3] == HTTP2_SETTINGS:
+        return None
+    return f"the service there is not Ray's: it answered {header[:16]!r}" if header else "it closed the connection"
 
 
 def import_ray() -> Any:
