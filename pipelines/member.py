@@ -32,8 +32,9 @@ def main(argv=None) -> dict[str, float]:
     with runs.start_run(params, kind, extra_params={"predictor": kind, **params.block(kind).to_dict()}):
         metrics = fit_member(kind, params)
         runs.log_metrics(column_metrics(metrics))
-    summary = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if "f_w_" in k)
-    print(f"{kind}: predictions in {params.outputs.predictions}/{kind} ({summary})")
+    if metrics:  # empty when the member was skipped (fit_member said why)
+        summary = ", ".join(f"{k}={v:.3f}" for k, v in metrics.items() if "f_w_" in k)
+        print(f"{kind}: predictions in {params.outputs.predictions}/{kind} ({summary})")
     return metrics
 
 

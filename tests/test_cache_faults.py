@@ -33,7 +33,7 @@ from cafa_mlflow.predictors.base import Predictor, ProteinSet
 from cafa_mlflow.predictors.naive import NaivePredictor
 from cafa_mlflow.predictors.reference import ReferencePredictor
 from pipelines.cli import main as cafa
-from tests.cafa_fixtures import snapshot, write
+from tests.cafa_fixtures import forget_mlflow_run, snapshot, write
 
 needs_diamond = pytest.mark.skipif(shutil.which("diamond") is None, reason="diamond not installed")
 REPO = Path(__file__).resolve().parent.parent
@@ -332,6 +332,18 @@ def test_a_skipped_member_never_replaces_a_fitted_one(tmp_path, capsys):
     other = params.with_overrides({"outputs.predictions": str(tmp_path / "new")})
     assert fit_member("reference", other) == {}  # nothing fitted there yet: the note DVC's stage needs
     assert (tmp_path / "new" / "reference" / "SKIPPED").read_text() == "reference.use is never\n"
+
+
+def test_a_skipped_member_says_so_and_claims_no_predictions(tmp_path, monkeypatch, capsys):
+    """`cafa member` of a member that cannot run prints its notice only, not a `predictions in ...` line."""
+    forget_mlflow_run(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # the run goes to a store of its own
+    pred = str(tmp_path / "pred")
+    flags = ["--reference-use", "never", "--outputs-predictions", pred, "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    assert cafa(["member", "--predictor", "reference", *flags, "--tracking-system-metrics", "false"]) == 0
+    out = capsys.readouterr().out
+    assert "notice: the reference member is skipped (reference.use is never)" in out
+    assert "predictions in" not in out
 
 
 # ---- 3. validate-submission applies evaluate's format rules -------------------------------------------
