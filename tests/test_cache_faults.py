@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from predictor_fixtures import SEQUENCES, labels, tiny_ontology
@@ -340,7 +341,10 @@ def test_a_skipped_member_says_so_and_claims_no_predictions(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)  # the run goes to a store of its own
     pred = str(tmp_path / "pred")
     flags = ["--reference-use", "never", "--outputs-predictions", pred, "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
-    assert cafa(["member", "--predictor", "reference", *flags, "--tracking-system-metrics", "false"]) == 0
+    try:
+        assert cafa(["member", "--predictor", "reference", *flags, "--tracking-system-metrics", "false"]) == 0
+    finally:
+        mlflow.set_tracking_uri(None)  # the command set its store process-wide: later tests choose their own
     out = capsys.readouterr().out
     assert "notice: the reference member is skipped (reference.use is never)" in out
     assert "predictions in" not in out
