@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 from predictor_fixtures import SEQUENCES
 from test_serving_sequences import log_tiny_model
 
-from cafa_mlflow.serving import packaging, pyfunc
+from cafa_mlflow.serving import model_environment, pyfunc
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "serving.md"
@@ -75,7 +75,9 @@ def test_model_carries_its_code_and_pins_what_it_imports(registered):
     assert flavor["code"] == "code" and (local / "code/cafa_mlflow/serving/pyfunc.py").is_file()
     assert not list((local / "code").rglob("__pycache__"))
     names = [re.split("==", line)[0] for line in (local / "requirements.txt").read_text().split()]
-    assert names == list(packaging.BASE_REQUIREMENTS) + list(packaging.EMBED_REQUIREMENTS)  # no scikit-learn
+    assert names == list(model_environment.BASE_REQUIREMENTS) + list(
+        model_environment.EMBED_REQUIREMENTS
+    )  # no scikit-learn
     assert all("==" in line for line in (local / "requirements.txt").read_text().split())
 
 
@@ -83,7 +85,7 @@ def test_model_carries_its_code_and_pins_what_it_imports(registered):
 def test_metadata_declares_diamond_and_a_machine_without_it_is_told_in_one_line(registered, tmp_path, monkeypatch):
     _, info, local, _ = registered
     needs = pyfunc.model_metadata(info.model_uri)["system_requirements"]
-    assert needs == [{**packaging.DIAMOND, "needed_by": ["homology"]}]
+    assert needs == [{**model_environment.DIAMOND, "needed_by": ["homology"]}]
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))  # no diamond on PATH
@@ -99,9 +101,9 @@ def test_a_diamond_outside_the_version_range_is_named(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\necho 'diamond version 0.9.24'\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
-    problem = packaging.system_problem(packaging.system_requirements({"reference", "naive"}))
+    problem = model_environment.system_problem(model_environment.system_requirements({"reference", "naive"}))
     assert problem is not None and "is version 0.9.24" in problem and "diamond-aligner" in problem
-    assert packaging.system_requirements({"naive", "knn"}) == []
+    assert model_environment.system_requirements({"naive", "knn"}) == []
 
 
 @pytest.mark.slow

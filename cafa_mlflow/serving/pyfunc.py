@@ -15,7 +15,7 @@ A bad request (missing column, null or spaced id, empty or non-string sequence, 
 repeated id, bad params, more than `serving.max_proteins` / `serving.max_residues`) raises RequestError: an
 MlflowException with INVALID_PARAMETER_VALUE (HTTP 400 from `mlflow models serve`) that is also an InputError (one
 line from `cafa`); `cafa_mlflow.serving.request_checks`. The model carries its code (`code_paths`), pins exactly
-the packages it imports and declares DIAMOND in its metadata (`cafa_mlflow.serving.packaging`): loading it where
+the packages it imports and declares DIAMOND in its metadata (`cafa_mlflow.serving.model_environment`): loading it where
 DIAMOND is missing fails in one line naming the package to install.
 """
 
@@ -42,7 +42,7 @@ from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.io.text import link_or_copy
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, read_meta
-from cafa_mlflow.serving import packaging
+from cafa_mlflow.serving import model_environment
 from cafa_mlflow.serving.evidence import evidence_rows
 from cafa_mlflow.serving.request_checks import (
     ModelError,
@@ -88,8 +88,8 @@ class GoModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         """Load the artifacts; ModelError in one line when the machine lacks what the model needs outside
         Python (DIAMOND); when loaded by MLflow's scoring server, check its requests first (request_checks)."""
-        needs = packaging.system_requirements(packaging.member_kinds(context.artifacts["predictor"]))
-        problem = packaging.system_problem(needs)
+        needs = model_environment.system_requirements(model_environment.member_kinds(context.artifacts["predictor"]))
+        problem = model_environment.system_problem(needs)
         if problem:
             raise SystemRequirementError(problem)
         self.load_artifacts(context.artifacts)
@@ -277,9 +277,9 @@ def log_go_model(
     example, two fixed sequences are used. `predictor` is accepted for callers that hold it."""
     meta = read_meta(folder)
     columns = input_columns(set(meta.get("inputs", ())))
-    kinds = packaging.member_kinds(folder)
+    kinds = model_environment.member_kinds(folder)
     metadata = model_metadata_for(meta, columns, submission, embed_runtime, serving)
-    metadata["system_requirements"] = packaging.system_requirements(kinds)
+    metadata["system_requirements"] = model_environment.system_requirements(kinds)
     artifacts = {"obo": str(obo), "predictor": str(folder)}
     with tempfile.TemporaryDirectory(prefix="cafa-model-") as tmp:
         encoder = carry_encoder(metadata["embed"], Path(tmp))
@@ -290,11 +290,11 @@ def log_go_model(
             name=name,
             python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"], serving=metadata["serving"]),
             artifacts=artifacts,
-            code_paths=[packaging.copy_code(Path(tmp) / "code")],
+            code_paths=[model_environment.copy_code(Path(tmp) / "code")],
             signature=signature_for(columns),
             input_example=example_input() if input_example is None else input_example,
             metadata=metadata,
-            pip_requirements=packaging.requirements(kinds, embeds=bool(metadata["embed"])),
+            pip_requirements=model_environment.requirements(kinds, embeds=bool(metadata["embed"])),
         )
     share_logged_model(info.model_id)  # versions with the same reference member store its files once
     return info
