@@ -175,6 +175,8 @@ class ReferenceParams(Block):
     exclude: str = choice("queries", "self", "none")
     holdout_max_identity: float = bounds(gt=0, le=100)
     holdout_own_terms: str = choice("vote", "drop_direct", "drop_propagated")
+    near_identity: float = bounds(ge=0, le=100)
+    near_identity_coverage: float = bounds(ge=0, le=100)
     id_map: str | None
     executable: str
     out: str

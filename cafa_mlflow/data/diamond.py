@@ -25,6 +25,7 @@ from cafa_mlflow.io.text import atomic_dir, atomic_write
 
 SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive")
 HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
+COVERAGE_COLUMNS = ("qcovhsp", "scovhsp")  # % of the query's / the target's length the best HSP covers
 # DIAMOND 2.1 can deadlock in a futex wait (0% CPU, never ends) with several threads; a search that used no CPU
 # for STALL_S is stuck, not slow (loading even a 500k-protein database keeps a core busy), so it is killed and
 # started again, at most STALL_RETRIES times.
@@ -190,8 +191,9 @@ def _blastp_command(
     evalue: float,
     max_target_seqs: int,
     threads: int,
+    columns: Sequence[str] = HIT_COLUMNS,
 ) -> list[str]:
-    """The `diamond blastp` command line: best HSP per pair, tabular HIT_COLUMNS, quiet."""
+    """The `diamond blastp` command line: best HSP per pair, tabular `columns`, quiet."""
     cmd = [
         binary,
         "blastp",
@@ -214,7 +216,7 @@ def _blastp_command(
         "--quiet",
         "--outfmt",
         "6",
-        *HIT_COLUMNS,
+        *columns,
     ]
     if sensitivity != "default":
         cmd.append(f"--{sensitivity}")
@@ -231,19 +233,21 @@ def search(
     threads: int = 1,
     executable: str = "diamond",
     out: str | os.PathLike | None = None,
+    columns: Sequence[str] = HIT_COLUMNS,
 ) -> pd.DataFrame:
     """Run `diamond blastp` of `queries` (a FASTA; only `ids` when given) against `db`; max_target_seqs
     0 = every hit passing `evalue`.
 
-    Returns hits with columns qseqid, sseqid, pident, evalue, bitscore (one row per query-target pair,
-    best HSP). `out` keeps the raw tab-separated hits file (written atomically)."""
+    Returns hits with `columns` (HIT_COLUMNS: qseqid, sseqid, pident, evalue, bitscore; more DIAMOND columns,
+    e.g. COVERAGE_COLUMNS, after them), one row per query-target pair, best HSP. `out` keeps the raw
+    tab-separated hits file (written atomically)."""
     if sensitivity not in SENSITIVITIES:
         raise ConfigError(f"homology.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
     binary = diamond_binary(executable)
     records = _subset_records(queries, ids)
     with tempfile.TemporaryDirectory(prefix="cafa-diamond-") as tmp:
         plain, part, hits_path = Path(tmp) / "queries.fasta", Path(tmp) / "part.tsv", Path(tmp) / "hits.tsv"
-        cmd = _blastp_command(binary, db, plain, part, tmp, sensitivity, evalue, max_target_seqs, threads)
+        cmd = _blastp_command(binary, db, plain, part, tmp, sensitivity, evalue, max_target_seqs, threads, columns)
         with open(hits_path, "wb") as hits_file:
             for start in range(0, max(len(records), 1), QUERY_CHUNK):
                 chunk = records[start : start + QUERY_CHUNK]
@@ -260,8 +264,8 @@ def search(
             hits_path,
             sep="\t",
             header=None,
-            names=list(HIT_COLUMNS),
-            dtype={"qseqid": str, "sseqid": str, "pident": float, "evalue": float, "bitscore": float},
+            names=list(columns),
+            dtype={c: str if c in ("qseqid", "sseqid") else float for c in columns},
         )  # typed: a search without any hit is an empty table of numbers, not of objects
         if out is not None:
             copy_atomic(hits_path, out)

@@ -2,7 +2,7 @@
 terms or Debian's metastudent-data (io/reference_formats.py), filtered by evidence, propagated with the product's
 GO release and cached by content hash (`<reference.out>/reference-<hash>/`: FASTA and DIAMOND database, a
 per-protein sequence hash, the annotation table, the labels, manifest.json), and the leakage rules that drop hits
-(`filter_hits`; see predictors/reference.py)."""
+(`filter_hits`, `drop_near_identical`; see predictors/reference.py)."""
 
 from __future__ import annotations
 
@@ -275,3 +275,17 @@ def filter_hits(
     elif exclude == "self":
         drop |= own
     return hits[~drop]
+
+
+def drop_near_identical(hits: pd.DataFrame, min_identity: float, min_coverage: float) -> pd.DataFrame:
+    """The hits that are not near-identical to their query: a hit with >= `min_identity` % identity whose best HSP
+    covers >= `min_coverage` % of both the query's and the target's length (DIAMOND's qcovhsp, scovhsp) is dropped
+    (another entry, strain or isoform of the query's own protein); `min_identity` 0 = every hit kept."""
+    if not min_identity or hits.empty:
+        return hits
+    near = (
+        (hits["pident"].to_numpy() >= min_identity)
+        & (hits["qcovhsp"].to_numpy() >= min_coverage)
+        & (hits["scovhsp"].to_numpy() >= min_coverage)
+    )
+    return hits[~near]

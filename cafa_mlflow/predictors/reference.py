@@ -18,6 +18,10 @@ Leakage rules (params.yaml `reference.exclude`, `reference.holdout_max_identity`
   like the test set (chosen by measurement: benchmarks/RESULTS.md, "Reference transfer"), and
   `holdout_own_terms` says what their hits may transfer of the terms their own entry carries (the echo of
   their own earlier annotations in their orthologs' entries: predictors/reference_echo.py).
+- `near_identity` (off at 0): for every query, hits with at least that % identity whose best HSP covers at least
+  `near_identity_coverage` % of both lengths are dropped too (another entry, strain or isoform of the query's own
+  protein, which neither its accession nor an identical sequence finds; benchmarks/RESULTS.md, "Reference
+  near-identity rule").
 - A query's own entry is the entry of its id, of the UniProt accession its FASTA header gives after a CAFA
   target id (`>T96060000001 P12345`), of the accession `reference.id_map` or `set_query_set` gives, or any
   entry with an identical sequence.
@@ -35,13 +39,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cafa_mlflow.data.diamond import SENSITIVITIES, search
+from cafa_mlflow.data.diamond import COVERAGE_COLUMNS, HIT_COLUMNS, SENSITIVITIES, search
 from cafa_mlflow.data.reference import (
     CACHE_FILES,
     EXCLUDE,
     REPREPARE,
     Evidence,
     PreparedReference,
+    drop_near_identical,
     filter_hits,
     load_reference,
     prepare_reference,
@@ -66,6 +71,7 @@ if TYPE_CHECKING:
     from cafa_mlflow.go.ontology import Ontology
 
 log = logging.getLogger(__name__)
+NEAR_IDENTITY_OFF = (0.0, 0.0)  # reference.near_identity, near_identity_coverage: no hit is dropped as near-identical
 
 
 class ReferencePredictor(Predictor):
@@ -99,6 +105,7 @@ class ReferencePredictor(Predictor):
         executable: str = "diamond",
         holdout_own_terms: str = "vote",
         accessions: Mapping[str, str] | None = None,
+        near_identity: tuple[float, float] = NEAR_IDENTITY_OFF,
     ) -> None:
         if holdout_own_terms not in OWN_TERMS:
             raise ConfigError(f"reference.holdout_own_terms={holdout_own_terms!r}: use one of {', '.join(OWN_TERMS)}.")
@@ -114,6 +121,7 @@ class ReferencePredictor(Predictor):
         self.holdout = set(holdout_ids)
         self.executable, self.holdout_own_terms = executable, holdout_own_terms
         self.accessions = dict(accessions or {})  # query id -> UniProt accession (CAFA target ids)
+        self.near_identity = (float(near_identity[0]), float(near_identity[1]))  # (identity %, coverage %); 0 = off
         self.ref: PreparedReference | None = None
         self.root_col: np.ndarray | None = None
         self.hits: pd.DataFrame | None = None
@@ -159,6 +167,7 @@ class ReferencePredictor(Predictor):
             block.executable,
             block.holdout_own_terms,
             accessions,
+            (block.near_identity, block.near_identity_coverage),
         )
 
     def inputs(self) -> set[str]:
@@ -218,7 +227,8 @@ class ReferencePredictor(Predictor):
                 return self.predict(ProteinSet(proteins.ids, fasta=fasta, sequences=proteins.sequences))
         k = self.max_target_seqs
         holdout_cut = self.holdout_max_identity < 100 and any(i in self.holdout for i in proteins.ids)
-        extra = (k if holdout_cut else 0) + 10  # room for the hits that are dropped below
+        near = self.near_identity[0] > 0
+        extra = (k if holdout_cut or near else 0) + 10  # room for the hits that are dropped below
         hits = search(
             self.ref.db,
             proteins.fasta,
@@ -228,6 +238,7 @@ class ReferencePredictor(Predictor):
             k + extra if k else 0,
             self.threads,
             self.executable,
+            columns=HIT_COLUMNS + COVERAGE_COLUMNS if near else HIT_COLUMNS,
         )
         qhash = sequence_hash(self._sequences(proteins))
         accessions = {**self.accessions, **self._header_accessions(proteins)}
@@ -243,6 +254,7 @@ class ReferencePredictor(Predictor):
             self.input_hash,
             accessions,
         )
+        hits = drop_near_identical(hits, *self.near_identity)
         if k:
             hits = hits[hits.groupby("qseqid", sort=False).cumcount() < k]  # sorted by bitscore
         self.hits = hits.reset_index(drop=True)
@@ -304,6 +316,7 @@ class ReferencePredictor(Predictor):
             "exclude": self.exclude,
             "holdout_max_identity": self.holdout_max_identity,
             "holdout_own_terms": self.holdout_own_terms,
+            "near_identity": list(self.near_identity),
             "evidence": self.evidence_filter,
             "databases": self.databases,
         }
@@ -333,6 +346,8 @@ class ReferencePredictor(Predictor):
             holdout,
             executable,
             config.get("holdout_own_terms", "vote"),  # models saved before the setting: no correction
+            None,
+            tuple(config.get("near_identity", NEAR_IDENTITY_OFF)),  # models saved before the setting: off
         )
         self.ref = load_reference(folder)
         self.root_col = load_npy(folder / "root_columns.npy", REPREPARE)
