@@ -1,4 +1,4 @@
-"""Reference search sensitivity and the near-identity rule, by measurement (issue 30).
+"""Reference search sensitivity and the near-identity rule, by measurement.
 
 Extends bench_reference.py (one search per split and mode, the product's rules applied in memory) to the settings
 the reference member could ship. Each search spec MODE:HITS[:SAMPLE] is one DIAMOND search of the validation
