@@ -194,7 +194,7 @@ class KnnParams(Block):
 class EnsembleParams(Block):
     section: ClassVar[str] = "ensemble"
     members: list[str] = choice(*MEMBERS)
-    method: str = choice("blend", "stacker")
+    method: str = choice("blend", "stacker", "learned")
     step: float = bounds(gt=0, le=1)
     search: str = choice("auto", "grid", "coordinate")
     max_grid_points: int = bounds(ge=1)
@@ -253,6 +253,8 @@ class StackerParams(Block):
     max_rows: int = bounds(ge=1)
     ia_weight_floor: float | None = bounds(ge=0)
     seed: int = bounds(ge=0)
+    importance_pairs: int = bounds(ge=0)
+    importance_repeats: int = bounds(ge=1)
 
 
 BLOCKS: dict[str, Any] = {

@@ -26,6 +26,14 @@ from cafa_mlflow.io.text import atomic_dir, atomic_write
 SENSITIVITIES = ("fast", "default", "mid-sensitive", "sensitive", "more-sensitive", "very-sensitive", "ultra-sensitive")
 HIT_COLUMNS = ("qseqid", "sseqid", "pident", "evalue", "bitscore")
 COVERAGE_COLUMNS = ("qcovhsp", "scovhsp")  # % of the query's / the target's length the best HSP covers
+FEATURE_COLUMNS = ("qcovhsp", "qlen")  # what a search member's term features read (predictors/hit_features.py)
+
+
+def hit_columns(*extra: Sequence[str]) -> tuple[str, ...]:
+    """HIT_COLUMNS, then each column of the `extra` groups once (e.g. FEATURE_COLUMNS, COVERAGE_COLUMNS)."""
+    return tuple(dict.fromkeys((*HIT_COLUMNS, *(c for group in extra for c in group))))
+
+
 # DIAMOND 2.1 can deadlock in a futex wait (0% CPU, never ends) with several threads; a search that used no CPU
 # for STALL_S is stuck, not slow (loading even a 500k-protein database keeps a core busy), so it is killed and
 # started again, at most STALL_RETRIES times.

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from cafa_mlflow.config.blocks import Block
     from cafa_mlflow.config.schema import Params
     from cafa_mlflow.go.ontology import Ontology
+    from cafa_mlflow.predictors.hit_features import HitFeatures
 
 EMBEDDING, CHUNKS, SEQUENCE = "embedding", "chunks", "sequence"  # what a predictor may need per protein
 META_FILE = "predictor.json"  # kind + embedding settings, beside each saved predictor's own files
@@ -207,6 +208,11 @@ class Predictor(ABC):
         carried it, best first, each a dict with `member` (this predictor's kind), `protein` and what the
         predictor measured (identity/evalue/bitscore for homology, similarity for knn). Read from what that
         predict() computed, never recomputed; None: this predictor transfers from no training protein."""
+        return None
+
+    def term_features(self) -> HitFeatures | None:
+        """Per (protein, term) statistics of what the last predict() scored from (a search member: its hits carrying
+        each term, predictors/hit_features.py), for a learned ensemble; None: this predictor has none (default)."""
         return None
 
     def last_member_scores(self) -> dict[str, TermMatrix] | None:

@@ -17,13 +17,17 @@ import scipy.sparse as sp
 
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, TrainSet
+from cafa_mlflow.predictors.hit_features import HitFeatures
 
 log = logging.getLogger(__name__)
 
 
-def cross_fit(make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray) -> TermMatrix:
+def cross_fit(
+    make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray, features: list[HitFeatures] | None = None
+) -> TermMatrix:
     """Out-of-fold predictions of any Predictor: for each fold a fresh `make()` fitted on the other folds
-    predicts the fold; rows follow `train.ids`, columns the union of the folds' vocabularies (first seen first)."""
+    predicts the fold; rows follow `train.ids`, columns the union of the folds' vocabularies (first seen first).
+    `features`: a list that receives each fold predictor's term_features() of its fold (those that have some)."""
     folds = np.asarray(folds)
     if len(folds) != len(train.ids):
         raise ValueError(f"{len(folds)} fold labels for {len(train.ids)} proteins")
@@ -31,7 +35,10 @@ def cross_fit(make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray)
     for n, f in enumerate(labels, 1):
         inside, outside = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
         log.info("cross-fitting fold %d/%d: fit on %d proteins, predict %d", n, len(labels), len(outside), len(inside))
-        parts.append(make().fit(train.take(outside)).predict(train.take(inside)))
+        fitted = make().fit(train.take(outside))
+        parts.append(fitted.predict(train.take(inside)))
+        if features is not None and (found := fitted.term_features()) is not None:
+            features.append(found)
         order.append(inside)
     terms = list(dict.fromkeys(t for tm in parts for t in tm.terms))
     stacked = sp.vstack([tm.reindex(terms=terms).matrix for tm in parts], format="csr")

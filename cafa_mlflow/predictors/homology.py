@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.data.diamond import SENSITIVITIES, build_db, copy_atomic, search
+from cafa_mlflow.data.diamond import FEATURE_COLUMNS, SENSITIVITIES, build_db, copy_atomic, hit_columns, search
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.fasta import write_fasta
 from cafa_mlflow.io.readback import load_npy, read_json
 from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.hit_features import HitFeatures, hit_features
 from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence, hit_matrix, vote
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class HomologyPredictor(Predictor):
         self.db: Path | None = None
         self.labels: TermMatrix | None = None
         self.hits: pd.DataFrame | None = None
+        self.last_ids: list[str] = []
 
     def fit(self, train: TrainSet) -> HomologyPredictor:
         """Build (or reuse) the database of the training proteins `train.ids` only."""
@@ -126,6 +128,7 @@ class HomologyPredictor(Predictor):
                 return self.predict(ProteinSet(proteins.ids, fasta=fasta))
         # one extra target per query so that dropping the self-hit still leaves max_target_seqs hits
         n = self.max_target_seqs + (1 if self.exclude_self else 0) if self.max_target_seqs else 0
+        self.last_ids = list(proteins.ids)
         self.hits = search(
             self.db,
             proteins.fasta,
@@ -135,10 +138,27 @@ class HomologyPredictor(Predictor):
             n,
             self.threads,
             self.executable,
+            columns=hit_columns(FEATURE_COLUMNS),  # what term_features reads
         )
         return hits_to_scores(
             self.hits, proteins.ids, self.labels, self.exclude_self, self.max_target_seqs, root_col=self.root_col
         )
+
+    def term_features(self) -> HitFeatures | None:
+        """Hit statistics per (query, term) of the hits the last predict() voted with (self-hits dropped, the best
+        max_target_seqs kept, as hits_to_scores does); rows: the queries of that predict()."""
+        if self.hits is None or self.labels is None:
+            return None
+        hits = self.hits[self.hits["qseqid"].isin(set(self.last_ids))]
+        if self.exclude_self:
+            hits = hits[hits["qseqid"] != hits["sseqid"]]
+        if self.max_target_seqs:
+            hits = hits.sort_values("bitscore", ascending=False, kind="stable")
+            hits = hits[hits.groupby("qseqid", sort=False).cumcount() < self.max_target_seqs]
+        rows = pd.Index(self.labels.proteins).get_indexer(hits["sseqid"])
+        carried = sp.csr_matrix(self.labels.matrix)[np.maximum(rows, 0)]
+        carried = sp.diags((rows >= 0).astype(np.float32)) @ carried  # hits to unlabeled targets carry nothing
+        return hit_features(hits, self.last_ids, carried, self.labels.terms)
 
     def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
         """The hits of the last predict() that voted for each term (those hits_to_scores kept), best bitscore

@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-from cafa_mlflow.data.diamond import COVERAGE_COLUMNS, HIT_COLUMNS, SENSITIVITIES, search
+from cafa_mlflow.data.diamond import COVERAGE_COLUMNS, FEATURE_COLUMNS, SENSITIVITIES, hit_columns, search
 from cafa_mlflow.data.reference import (
     CACHE_FILES,
     EXCLUDE,
@@ -62,6 +63,7 @@ from cafa_mlflow.io.id_map import read_id_map
 from cafa_mlflow.io.readback import load_npy, read_json, reading
 from cafa_mlflow.io.text import atomic_write, link_or_copy, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.hit_features import HitFeatures, hit_features
 from cafa_mlflow.predictors.homology import hits_to_scores
 from cafa_mlflow.predictors.reference_echo import OWN_TERMS, masked_vote, own_entry_rows, own_term_mask
 from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence
@@ -238,7 +240,7 @@ class ReferencePredictor(Predictor):
             k + extra if k else 0,
             self.threads,
             self.executable,
-            columns=HIT_COLUMNS + COVERAGE_COLUMNS if near else HIT_COLUMNS,
+            columns=hit_columns(FEATURE_COLUMNS, COVERAGE_COLUMNS if near else ()),  # features: term_features
         )
         qhash = sequence_hash(self._sequences(proteins))
         accessions = {**self.accessions, **self._header_accessions(proteins)}
@@ -258,6 +260,7 @@ class ReferencePredictor(Predictor):
         if k:
             hits = hits[hits.groupby("qseqid", sort=False).cumcount() < k]  # sorted by bitscore
         self.hits = hits.reset_index(drop=True)
+        self.last_query = (list(proteins.ids), qhash, accessions)  # what term_features masks like the vote
         return self._vote(proteins.ids, qhash, accessions)
 
     def _vote(self, ids: list[str], qhash: np.ndarray, accessions: Mapping[str, str]) -> TermMatrix:
@@ -275,6 +278,36 @@ class ReferencePredictor(Predictor):
         rows = pd.Index(labels.proteins).get_indexer(targets)
         sub = TermMatrix(targets, labels.terms, labels.matrix[rows])
         return hits_to_scores(self.hits, ids, sub, False, 0, root_col=self.root_col)
+
+    def _own_mask(self, ids: list[str], qhash: np.ndarray, accessions: Mapping[str, str]) -> sp.csr_matrix | None:
+        """queries x reference terms: what holdout_own_terms keeps each holdout query's hits from transferring (the
+        same mask as _vote's); None when nothing is masked."""
+        labels = self.ref.labels
+        held = np.array([i in self.holdout for i in ids], dtype=bool)
+        if self.holdout_own_terms == "vote" or not held.any():
+            return None
+        rows = own_entry_rows(ids, qhash, labels.proteins, self.ref.seq_hash, accessions)
+        rows[~held] = -1
+        direct = self.ref.annotations() if self.holdout_own_terms == "drop_direct" else None
+        return own_term_mask(rows, labels, direct, self.root_col)
+
+    def term_features(self) -> HitFeatures | None:
+        """Hit statistics per (query, term) of the last predict()'s voting hits; a hit carries what it transferred
+        in the vote (its labels minus the holdout mask of its query)."""
+        if self.hits is None or self.ref is None or not hasattr(self, "last_query"):
+            return None
+        ids, qhash, accessions = self.last_query
+        labels = self.ref.labels
+        q = pd.Index(ids).get_indexer(self.hits["qseqid"])
+        t = pd.Index(labels.proteins).get_indexer(self.hits["sseqid"])
+        keep = (q >= 0) & (t >= 0)
+        hits, q, t = self.hits[keep], q[keep], t[keep]
+        carried = sp.csr_matrix(labels.matrix)[t]
+        mask = self._own_mask(ids, qhash, accessions)
+        if mask is not None:
+            carried = (carried - carried.multiply(mask[q])).tocsr()
+            carried.eliminate_zeros()
+        return hit_features(hits, ids, carried, labels.terms)
 
     def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
         """The hook `cafa explain` and the served model read: for each term, the best hits of the last predict()

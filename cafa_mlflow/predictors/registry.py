@@ -23,8 +23,13 @@ PREDICTORS = {
     "neural": "cafa_mlflow.predictors.neural.predictor:NeuralPredictor",
     "ensemble": "cafa_mlflow.predictors.combine.blend:EnsemblePredictor",
     "stacked": "cafa_mlflow.predictors.combine.stacked:StackedPredictor",
+    "learned": "cafa_mlflow.predictors.combine.learned:LearnedPredictor",
 }
-ENSEMBLE_METHODS = {"blend": "ensemble", "stacker": "stacked"}  # params.yaml ensemble.method -> kind
+ENSEMBLE_METHODS = {
+    "blend": "ensemble",
+    "stacker": "stacked",
+    "learned": "learned",
+}  # params.yaml ensemble.method -> kind
 MEMBER_KINDS = tuple(k for k in PREDICTORS if k not in ENSEMBLE_METHODS.values())
 # the members the chain fits, in order: name -> the `cafa` step (MLproject entry point + flags) that fits it
 MEMBER_STEPS: dict[str, tuple[str, ...]] = {

@@ -14,6 +14,7 @@ from cafa_mlflow.evaluation.scorer import flat_metrics
 from cafa_mlflow.go.labels import TermMatrix, save_term_matrix
 from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.hit_features import HitFeatures, stack_features
 
 if TYPE_CHECKING:
     from cafa_mlflow.config.schema import Params
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("val", "test")  # what every member predicts (val from the fit on `train`)
 OOF = "oof"  # out-of-fold predictions of the train split (folds.k >= 2)
+FEATURES_SUFFIX = "_features.npz"  # <split>_features.npz: a search member's term features (Predictor.term_features)
 log = logging.getLogger(__name__)
 
 
@@ -76,7 +78,11 @@ def training_set(predictor: Predictor, params: Params, prepared: Prepared, split
 
 
 def cross_fitted(
-    make: Callable[[], Predictor], params: Params, prepared: Prepared, like: Predictor
+    make: Callable[[], Predictor],
+    params: Params,
+    prepared: Prepared,
+    like: Predictor,
+    features: list[HitFeatures] | None = None,
 ) -> TermMatrix | None:
     """Out-of-fold predictions of every `train` protein (folds.k folds of whole prepare clusters: a protein is
     scored by a fresh `make()` fitted on the other folds); None when folds.k < 2. `like`: a predictor of the
@@ -89,7 +95,7 @@ def cross_fitted(
     if len(set(folds.tolist())) < 2:  # one cluster holds every train protein: nothing to hold out
         log.warning("the train split is one cluster: no out-of-fold predictions (lower prepare.split_min_identity)")
         return None
-    return cross_fit(make, training_set(like, params, prepared, "train"), folds)
+    return cross_fit(make, training_set(like, params, prepared, "train"), folds, features)
 
 
 def final_fit(make: Callable[[], Predictor], params: Params, prepared: Prepared, fitted: Predictor) -> Predictor:
@@ -110,18 +116,24 @@ def finish_member(
     predictions: dict,
     scored: tuple[str, ...] = SPLITS,
     threshold_step: float | None = None,
+    features: dict[str, HitFeatures | None] | None = None,
 ) -> tuple[Predictor, dict[str, TermMatrix], dict[str, float]]:
     """The member lifecycle after its fit on `train` (which predicted `val` into `predictions`): out-of-fold
     predictions of the train split, the final fit (whole pool when folds.full_fit), its `test` predictions, and
     the scores of the `scored` splits (never oof; threshold_step default: evaluate's). Returns (final predictor,
-    predictions, metrics)."""
+    predictions, metrics). `features`, when given, receives each split's term_features() (oof: the folds' joined)."""
     step = params.evaluate.threshold_step if threshold_step is None else threshold_step
-    oof = cross_fitted(make, params, prepared, fitted)
+    fold_features: list[HitFeatures] = []
+    oof = cross_fitted(make, params, prepared, fitted, fold_features)
     if oof is not None:
         predictions[OOF] = oof
+        if features is not None and fold_features:
+            features[OOF] = stack_features(fold_features, oof.proteins)
     final = final_fit(make, params, prepared, fitted)
     if prepared.test_fasta.exists():
         predictions["test"] = final.predict(bind_encoder_and_load(final, params, prepared, "test"))
+        if features is not None:
+            features["test"] = final.term_features()
     metrics: dict[str, float] = {}
     for split in (s for s in scored if s in predictions):
         scorer = split_scorer(prepared, ontology, split, step)
@@ -136,12 +148,17 @@ def write_member(
     predictions: dict[str, TermMatrix],
     metrics: dict[str, float],
     extra: Callable[[Path], None] | None = None,
+    features: dict[str, HitFeatures | None] | None = None,
 ) -> Path:
-    """A member's predictions, model and metrics (and what `extra(folder)` writes), all or nothing: written
-    into a new folder that replaces `out` only at the end (a killed step leaves the previous outputs)."""
+    """A member's predictions, model and metrics (and what `extra(folder)` writes; each split's term features as
+    <split>_features.npz), all or nothing: written into a new folder that replaces `out` only at the end (a killed
+    step leaves the previous outputs)."""
     with atomic_dir(out) as folder:
         for split, tm in predictions.items():
             save_term_matrix(folder / f"{split}.npz", tm)
+        for split, found in (features or {}).items():
+            if found is not None:
+                found.save(folder / f"{split}{FEATURES_SUFFIX}")
         predictor.save(folder / "model")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
         if extra is not None:

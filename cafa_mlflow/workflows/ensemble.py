@@ -24,9 +24,11 @@ from cafa_mlflow.io.integrity import verify
 from cafa_mlflow.io.text import check_writable, write_json
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.base import Predictor, TrainSet
+from cafa_mlflow.predictors.hit_features import HitFeatures
 from cafa_mlflow.tracking import run_meta, runs
 from cafa_mlflow.tracking.metric_names import column_metrics
 from cafa_mlflow.workflows.common import (
+    FEATURES_SUFFIX,
     OOF,
     SPLITS,
     ensure_prepared,
@@ -60,6 +62,17 @@ def saved_predictions(params: Params, names: list[str], split: str) -> dict[str,
             )
         verify(path, f"run `cafa member --predictor {name}` (neural: `cafa train`) again to rewrite it")
         out[name] = load_term_matrix(path)
+    return out
+
+
+def saved_features(params: Params, names: list[str], split: str) -> dict[str, HitFeatures]:
+    """The term features (<split>_features.npz) of the members that wrote some (search members), by name."""
+    out = {}
+    for name in names:
+        path = member_folder(params, name) / f"{split}{FEATURES_SUFFIX}"
+        if path.is_file():
+            verify(path, f"run `cafa member --predictor {name}` again to rewrite it")
+            out[name] = HitFeatures.load(path)
     return out
 
 
@@ -116,10 +129,11 @@ def fit_ensemble(params: Params, register: bool = True, out: Path | None = None)
         for split in SPLITS
         if split == "val" or prepared.test_fasta.exists()
     }
-    ensemble, fit_set = fitted_ensemble(params, prepared, ontology, names, saved)
+    features = {split: saved_features(params, names, split) for split in (*saved, OOF)} if reads(params) else {}
+    ensemble, fit_set = fitted_ensemble(params, prepared, ontology, names, saved, features)
     scorer = split_scorer(prepared, ontology, "val", params.ensemble.threshold_step)
     member_results = {name: scorer(tm) for name, tm in saved["val"].items()}  # scored once: report and run
-    predictions, metrics = finalized_predictions(params, ensemble, prepared, ontology, saved, scorer)
+    predictions, metrics = finalized_predictions(params, ensemble, prepared, ontology, saved, scorer, features)
     write_member(
         out,
         ensemble,
@@ -127,7 +141,10 @@ def fit_ensemble(params: Params, register: bool = True, out: Path | None = None)
         metrics,
         extra=saved_scores_record(params, ensemble, prepared, predictions, saved.get("test", {})),
     )
-    log_ensemble_run(params, ensemble, names, len(fit_set.ids), member_results, metrics)
+    tables = ensemble.report_tables(
+        saved["val"], prepared.split_labels("val", all_terms=True), member_features=features.get("val")
+    )
+    log_ensemble_run(params, ensemble, names, len(fit_set.ids), member_results, metrics, tables)
     if not register:  # a tune trial: scored, not packaged
         return metrics
     version, promoted = package_and_register(
@@ -174,15 +191,29 @@ def saved_scores_record(
     return record
 
 
+def reads(params: Params) -> bool:
+    """Whether ensemble.method's predictor learns from the members' term features (their hit statistics)."""
+    return registry.predictor_class(registry.ENSEMBLE_METHODS[params.ensemble.method]).reads_features
+
+
 def fitted_ensemble(
-    params: Params, prepared: Prepared, ontology: Ontology, names: list[str], saved: dict[str, dict[str, TermMatrix]]
+    params: Params,
+    prepared: Prepared,
+    ontology: Ontology,
+    names: list[str],
+    saved: dict[str, dict[str, TermMatrix]],
+    features: dict[str, dict[str, HitFeatures]] | None = None,
 ) -> tuple[Predictor, TrainSet]:
-    """The blend or learned stacker (ensemble.method) over the saved members, fitted; and what it was fitted on."""
+    """The blend or a learned model (ensemble.method) over the saved members, fitted; and what it was fitted on.
+    `features`: the members' term features per split, for a method that reads them."""
     members = {name: Predictor.load(member_folder(params, name) / "model") for name in names}
     kind = registry.ENSEMBLE_METHODS[params.ensemble.method]  # blend or learned stacker: both are Predictors
     ensemble = registry.build(kind, params, ontology, members=members, ia=prepared.ia)  # one encoder
     fit_set, fit_scorer, fit_predictions = fitting_data(params, prepared, ontology, names, saved)
-    ensemble.fit(fit_set, scorer=fit_scorer, member_predictions=fit_predictions)
+    extra = {}
+    if ensemble.reads_features:
+        extra["member_features"] = (features or {}).get("val" if params.ensemble.fit_on == "val" else OOF, {})
+    ensemble.fit(fit_set, scorer=fit_scorer, member_predictions=fit_predictions, **extra)
     return ensemble, fit_set
 
 
@@ -193,11 +224,14 @@ def finalized_predictions(
     ontology: Ontology,
     saved: dict[str, dict[str, TermMatrix]],
     val_scorer: Any,
+    features: dict[str, dict[str, HitFeatures]] | None = None,
 ) -> tuple[dict[str, TermMatrix], dict[str, float]]:
     """The ensemble's GO-consistent, capped and rounded predictions of each split, and their scores."""
     predictions, metrics = {}, {}
     for split, preds in saved.items():
-        predictions[split] = ensemble.finalized(preds, prepared.ids(split), ontology, params.submission)
+        predictions[split] = ensemble.finalized(
+            preds, prepared.ids(split), ontology, params.submission, (features or {}).get(split)
+        )
         split_score = (
             val_scorer if split == "val" else split_scorer(prepared, ontology, split, params.evaluate.threshold_step)
         )
@@ -213,8 +247,10 @@ def log_ensemble_run(
     fit_proteins: int,
     member_results: dict[str, Any],
     metrics: dict[str, float],
+    tables: dict[str, Any] | None = None,
 ) -> None:
-    """The report file (members, ensemble, weights), then params, metrics and the members-vs-ensemble plot."""
+    """The report file (members, ensemble, weights), then params, metrics, the members-vs-ensemble plot and the
+    ensemble's tables (blend weights, learned importances) as <outputs.metrics>/ensemble_<name>.tsv artifacts."""
     member_metrics = {name: flat_metrics(result, "val_") for name, result in member_results.items()}
     report = {"members": member_metrics, "ensemble": metrics, "method": params.ensemble.method, **ensemble.summary()}
     report_file = Path(params.outputs.metrics) / "ensemble_val.json"
@@ -236,4 +272,8 @@ def log_ensemble_run(
         plot = plot_members_vs_ensemble(
             bars, str(Path(tmp) / "members_vs_ensemble.png"), title="validation: members vs ensemble"
         )
-        runs.log_artifacts([plot, report_file], "ensemble")
+        written = []
+        for name, table in (tables or {}).items():
+            written.append(Path(params.outputs.metrics) / f"ensemble_{name}.tsv")
+            table.to_csv(written[-1], sep="\t", index=False, float_format="%.4g")
+        runs.log_artifacts([plot, report_file, *written], "ensemble")

@@ -43,6 +43,9 @@ def fit_member(kind: str, params: Params) -> dict[str, float]:
     predictor = make()
     predictor.fit(training_set(predictor, params, prepared, "train"))
     predictions = {"val": predictor.predict(bind_encoder_and_load(predictor, params, prepared, "val"))}
-    predictor, predictions, metrics = finish_member(make, predictor, params, prepared, ontology, predictions)
-    write_member(member_folder(params, kind), predictor, predictions, metrics)
+    features = {"val": predictor.term_features()}  # a search member's hit statistics (learned ensemble)
+    predictor, predictions, metrics = finish_member(
+        make, predictor, params, prepared, ontology, predictions, features=features
+    )
+    write_member(member_folder(params, kind), predictor, predictions, metrics, features=features)
     return metrics

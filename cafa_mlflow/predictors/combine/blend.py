@@ -56,19 +56,27 @@ class Combined(Predictor):
             member.set_query_set(ids, sequences, accessions)
 
     config_file: ClassVar[str]  # the subclass's own settings, with the members' kinds
+    reads_features: ClassVar[bool] = False  # fit/combine take the members' term_features (the learned ensemble)
 
     def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
         """The ensemble's raw scores of `ids` from its members' scores of them (subclasses say how)."""
         raise NotImplementedError
 
     def finalized(
-        self, member_predictions: dict[str, TermMatrix], ids: list[str], ontology: Any, submission: Any
+        self,
+        member_predictions: dict[str, TermMatrix],
+        ids: list[str],
+        ontology: Any,
+        submission: Any,
+        member_features: dict[str, Any] | None = None,
     ) -> TermMatrix:
         """Submission-ready scores of `ids` (go.finalize of `combine`), combined and finalized one block of
         proteins at a time, so that memory holds the members' scores and the result, not every raw and
-        propagated intermediate of the whole set at once."""
+        propagated intermediate of the whole set at once. `member_features`: the members' term features of `ids`,
+        passed to `combine` (only a predictor that `reads_features` takes them)."""
+        extra = {"member_features": member_features} if self.reads_features else {}
         blocks = range(0, len(ids), BLOCK_ROWS)
-        parts = (self.combine(member_predictions, ids[s : s + BLOCK_ROWS]) for s in blocks)
+        parts = (self.combine(member_predictions, ids[s : s + BLOCK_ROWS], **extra) for s in blocks)
         return finalize_blocks(parts, ontology, submission)
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
@@ -77,6 +85,10 @@ class Combined(Predictor):
 
     def last_member_scores(self) -> dict[str, TermMatrix] | None:
         return getattr(self, "_last", None)
+
+    def report_tables(self, member_predictions: dict[str, TermMatrix], truth: TermMatrix, **context: Any) -> dict:
+        """Tables the ensemble run logs about the fit (name -> DataFrame), from validation; default: none."""
+        return {}
 
     def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
         """The members' evidence, each supporter tagged with the member's name in this ensemble."""
@@ -137,6 +149,10 @@ class EnsemblePredictor(Combined):
     def summary(self) -> dict[str, Any]:
         """What the run logs as params: one weight per aspect and member."""
         return {f"weight_{a}_{m}": w for a, per in (self.weights or {}).items() for m, w in per.items()}
+
+    def report_tables(self, member_predictions: dict[str, TermMatrix], truth: TermMatrix, **context: Any) -> dict:
+        """The fitted weights: one row per aspect, one column per member."""
+        return {"weights": pd.DataFrame(self.weights or {}).T.rename_axis("aspect").reset_index()}
 
     def fit(
         self, train: TrainSet, *, scorer: Any, member_predictions: dict[str, TermMatrix] | None = None
