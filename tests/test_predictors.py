@@ -136,6 +136,12 @@ def test_homology_with_diamond(tmp_path):
     assert not m[1].any() and not m[2].any()  # LYZ only hits itself; UBQ hits nothing in the database
     kept = hits[(hits["qseqid"] == "HBA") & (hits["sseqid"] != "HBA")]
     assert list(kept["sseqid"]) == ["HBB"]
+    # term features of the same hits: HBB (the one voting hit of HBA) carries exactly the terms HBA scores
+    feats = predictor.term_features()
+    assert feats.proteins == ["HBA", "LYZ", "UBQ"] and feats.terms == got.terms
+    np.testing.assert_array_equal(feats.term["n_hits"].toarray() > 0, m > 0)
+    np.testing.assert_allclose(feats.term["best_bits"].toarray()[0][m[0] > 0], kept["bitscore"].iloc[0])
+    np.testing.assert_allclose(feats.protein["hits"], [1, 0, 0])
     nothing = predictor.predict(ProteinSet(["UBQ"], sequences=["MQIFVKTLTGKTITLEVEPSDTIENVKAKIQDKEGIPPDQQRLIFAGK"]))
     assert nothing.proteins == ["UBQ"] and nothing.matrix.nnz == 0  # a search without any hit: empty, no crash
     # without self exclusion: score = bitscore of hits carrying t / all hits' bitscore

@@ -337,6 +337,9 @@ def test_holdout_queries_lose_the_echo_of_their_own_entry(tmp_path):
     held = echo_reference(tmp_path, holdout_own_terms="drop_direct", holdout_ids=["HBA"]).fit(pool(tmp_path))
     got = scores(held)
     assert got.get(BP1, 0) == 0 and got[MF5] == 1.0 and got[BP] == 1.0
+    feats = held.term_features()  # the hit statistics carry what the vote transferred: no BP1
+    carried = dict(zip(feats.terms, feats.term["n_hits"].toarray()[0]))
+    assert carried.get(BP1, 0) == 0 and carried[MF5] == 1 and feats.protein["qlen"][0] == len(SEQUENCES["HBA"])
     kept = echo_reference(tmp_path, holdout_ids=["HBA"]).fit(pool(tmp_path))  # default `vote`: no correction
     assert scores(kept)[BP1] == 1.0
     # saved and loaded, the rule stays
