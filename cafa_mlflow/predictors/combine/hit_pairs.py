@@ -1,6 +1,6 @@
-"""Candidate (protein, term) pairs of the learned ensemble and their features: every member's score, each search
-member's hit statistics of the term (predictors/hit_features.py) and of the protein, the protein's length, the
-term's training frequency (the naive prior), IA, depth and aspect.
+"""Candidate (protein, term) pairs of the learned ensemble and their features: every member's score (the naive
+member's: the term's frequency, out-of-fold), each search member's hit statistics of the term
+(predictors/hit_features.py) and of the protein, the protein's length, the term's IA, depth and aspect.
 
 Candidates: every term a member scores >= `member_floor` for the protein, plus every term whose frequency is
 >= `naive_floor` (so proteins without hits still get the frequent terms); `candidate_recall` says how much of a
@@ -49,8 +49,11 @@ def learned_pairs(
         best = columns[names.index(f"{name}_best_bits")]
         columns.append(np.divide(best, top, out=np.zeros(len(rows), np.float32), where=top > 0))
         length = np.maximum(length, np.asarray(f.protein["qlen"], np.float32)[rows])
-    names += ["length", "freq", "ia", "depth", "aspect"]
-    columns += [length, freq[cols], terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
+    # the term's frequency among the fitted proteins is not a column: it is computed from their own labels, so a
+    # rare term's frequency would name its few carriers (target leakage); the naive member's out-of-fold prior
+    # is the frequency feature
+    names += ["length", "ia", "depth", "aspect"]
+    columns += [length, terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
     return Pairs(rows, cols, np.column_stack(columns).astype(np.float32), names)
 
 
