@@ -144,6 +144,8 @@ def test_ensemble_predictor_fits_on_saved_member_scores_and_round_trips(onto, tm
         TrainSet.from_labels(truth), scorer=Scorer(onto, truth, IA), member_predictions={"bad": bad, "good": good}
     )
     assert ensemble.weights == {a: {"bad": 0.0, "good": 1.0} for a in ("BPO", "CCO", "MFO")}
+    table = ensemble.report_tables({}, truth)["weights"]  # what the ensemble run logs as ensemble_weights.tsv
+    assert sorted(table["aspect"]) == ["BPO", "CCO", "MFO"] and list(table["good"]) == [1.0] * 3
     loaded = Predictor.load(ensemble.save(tmp_path / "ensemble"))
     query = ProteinSet(["q"])
     expected = members["good"].predict(query).reindex(terms=TERMS).matrix.toarray()
