@@ -196,7 +196,7 @@ class EnsembleParams(Block):
     members: list[str] = choice(*MEMBERS)
     method: str = choice("blend", "stacker", "learned")
     step: float = bounds(gt=0, le=1)
-    search: str = choice("auto", "grid", "coordinate")
+    search: str = choice("auto", "grid", "coordinate", "line")
     max_grid_points: int = bounds(ge=1)
     threshold_step: float = bounds(gt=0, lt=1)
     fit_on: str = choice("oof", "val")

@@ -8,6 +8,8 @@ own candidate weights inside the same prediction. Two searches over the simplex 
   for 3, 1,771 for 4); exact on the grid, cost C(m - 1 + 1/step, m - 1) evaluations.
 - "coordinate": from equal weights, repeatedly move `step` of weight from one member to another where
   that raises the aspect's score (m(m-1) evaluations per round), until no move helps.
+- "line": "coordinate" whose winning moves are repeated at once while they help (one evaluation a step), so
+  a weight travels several steps per round of m(m-1) evaluations.
 "auto" takes the grid when it has at most `max_grid_points` points, else coordinate ascent.
 Ties keep the earlier candidate (grid: lexicographic order; coordinate: the current weights).
 """
@@ -26,9 +28,10 @@ import scipy.sparse as sp
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import term_aspects
+from cafa_mlflow.predictors.combine.candidates import AlignedMembers, AspectScores
 
 log = logging.getLogger(__name__)
-METHODS = ("auto", "grid", "coordinate")
+METHODS = ("auto", "grid", "coordinate", "line")
 Weights = Mapping[str, Mapping[str, float]]  # aspect -> member -> weight
 
 
@@ -130,14 +133,22 @@ def fit_weights(
     names = list(mats)
     aspects = term_aspects(terms, aspect_of)
     present = list(dict.fromkeys(aspects.tolist()))
+    aligned = AlignedMembers(names, mats)
+
+    def score(per_aspect: dict[str, np.ndarray]) -> dict[str, float]:
+        w = {a: dict(zip(names, map(float, v))) for a, v in per_aspect.items()}
+        pred = TermMatrix(proteins, terms, aligned.weighted_sum(_column_weights(names, w, aspects)))
+        result = metric(truth, pred if transform is None else transform(pred))
+        return {a: float(result[a][key]) for a in per_aspect if a in result and result[a].get(key) is not None}
+
+    scores_of = AspectScores(score, len(names))
 
     def evaluate(per_aspect: dict[str, np.ndarray]) -> dict[str, float]:
-        w = {a: dict(zip(names, map(float, v))) for a, v in per_aspect.items()}
-        pred = TermMatrix(proteins, terms, _weighted_sum(names, mats, _column_weights(names, w, aspects)))
-        result = metric(truth, pred if transform is None else transform(pred))
-        scores = {a: float(result[a][key]) for a in per_aspect if a in result and result[a].get(key) is not None}
+        scores = scores_of(per_aspect)
         if trace is not None:
-            trace.append({"weights": w, "scores": scores})
+            trace.append(
+                {"weights": {a: dict(zip(names, map(float, v))) for a, v in per_aspect.items()}, "scores": scores}
+            )
         return scores
 
     if len(names) == 1:
@@ -146,7 +157,8 @@ def fit_weights(
     if method == "grid" or (method == "auto" and n_grid <= max_grid_points):
         best = _grid_search(evaluate, simplex_grid(len(names), step), present)
     else:
-        best = _coordinate_ascent(evaluate, len(names), step, present, max_rounds)
+        best = _coordinate_ascent(evaluate, len(names), step, present, max_rounds, repeat=method == "line")
+    log.info("weight search: %d scorer calls (each scores only aspects with new weights)", scores_of.calls)
     return {a: dict(zip(names, np.round(best[a], 10).tolist())) for a in present}
 
 
@@ -161,7 +173,7 @@ def _grid_search(evaluate, grid: np.ndarray, aspects: list[str]) -> dict[str, np
 
 
 def _coordinate_ascent(
-    evaluate, n_members: int, step: float, aspects: list[str], max_rounds: int
+    evaluate, n_members: int, step: float, aspects: list[str], max_rounds: int, repeat: bool = False
 ) -> dict[str, np.ndarray]:
     n = round(1 / step)
     start = np.full(n_members, n // n_members)
@@ -184,7 +196,28 @@ def _coordinate_ascent(
             for a, s in evaluate({a: v / n for a, v in cand.items()}).items():
                 if s > best[a] and not np.array_equal(cand[a], current[a]):
                     best[a], best_w[a] = s, cand[a]
-        if all(np.array_equal(best_w[a], current[a]) for a in aspects):
+        moved = {a: best_w[a] - current[a] for a in aspects if not np.array_equal(best_w[a], current[a])}
+        if not moved:
             break
         current, score = best_w, best
+        if repeat:
+            current, score = _repeat_moves(evaluate, current, score, moved, n)
     return {a: v / n for a, v in current.items()}
+
+
+def _repeat_moves(
+    evaluate, current: dict[str, np.ndarray], score: dict[str, float], moved: dict[str, np.ndarray], n: int
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Line search after a round ("line"): each aspect's winning move is made again while it raises the
+    aspect's score, all aspects in one evaluation per step (aspects that stopped are not scored again)."""
+    current, score = dict(current), dict(score)
+    while moved:
+        cand = {a: current[a] + moved.get(a, 0) for a in current}
+        moved = {a: d for a, d in moved.items() if cand[a].min() >= 0}
+        if not moved:
+            break
+        scores = evaluate({a: (cand[a] if a in moved else current[a]) / n for a in current})
+        moved = {a: d for a, d in moved.items() if scores.get(a, -np.inf) > score[a]}
+        for a in moved:
+            current[a], score[a] = cand[a], scores[a]
+    return current, score
