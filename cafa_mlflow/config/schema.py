@@ -155,6 +155,10 @@ class HomologyParams(Block):
     threads: int = bounds(ge=0)
     exclude_self: bool
     executable: str
+    engine: str = choice("diamond", "mmseqs2")
+    mmseqs_sensitivity: float = bounds(ge=1, le=7.5)
+    mmseqs_max_seqs: int = bounds(ge=1)
+    mmseqs_executable: str
     out: str
 
 
@@ -179,6 +183,10 @@ class ReferenceParams(Block):
     near_identity_coverage: float = bounds(ge=0, le=100)
     id_map: str | None
     executable: str
+    engine: str = choice("diamond", "mmseqs2")
+    mmseqs_sensitivity: float = bounds(ge=1, le=7.5)
+    mmseqs_max_seqs: int = bounds(ge=1)
+    mmseqs_executable: str
     out: str
 
 

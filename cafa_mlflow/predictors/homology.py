@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.data.diamond import FEATURE_COLUMNS, SENSITIVITIES, build_db, copy_atomic, hit_columns, search
+from cafa_mlflow.data.diamond import FEATURE_COLUMNS, SENSITIVITIES, build_db, copy_atomic, hit_columns
+from cafa_mlflow.data.search_engine import SearchEngine
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.fasta import write_fasta
@@ -75,7 +76,10 @@ class HomologyPredictor(Predictor):
     @classmethod
     def from_params(cls, block: HomologyParams, ontology: Ontology) -> HomologyPredictor:
         b = block
-        return cls(b.out, b.sensitivity, b.evalue, b.max_target_seqs, b.threads, b.exclude_self, b.executable, ontology)
+        engine = SearchEngine.from_block(b)
+        return cls(
+            b.out, b.sensitivity, b.evalue, b.max_target_seqs, b.threads, b.exclude_self, b.executable, ontology, engine
+        )
 
     def inputs(self) -> set[str]:
         return {SEQUENCE}
@@ -93,16 +97,19 @@ class HomologyPredictor(Predictor):
         exclude_self: bool = True,
         executable: str = "diamond",
         aspect_of: Any = None,
+        engine: SearchEngine | None = None,
     ) -> None:
         """threads 0 = all CPU cores; max_target_seqs 0 = every hit passing the e-value; `hits` keeps the raw
         hits of the last predict(); aspect_of (Ontology or {term: aspect}) turns on per-aspect denominators
-        (only hits annotated in a term's aspect count)."""
+        (only hits annotated in a term's aspect count); engine: the aligner (DIAMOND when None)."""
         self.cache_dir, self.sensitivity, self.evalue = Path(cache_dir), sensitivity, float(evalue)
         self.max_target_seqs, self.exclude_self = int(max_target_seqs), bool(exclude_self)
         self.threads = int(threads) or (os.cpu_count() or 1)
         self.executable, self.aspect_of = executable, aspect_of
         self.root_col: np.ndarray | None = None
-        self.db: Path | None = None
+        self.engine = engine or SearchEngine()
+        self.db: Path | None = None  # the DIAMOND database
+        self.search_db: Path | None = None  # what the engine searches (the DIAMOND database or an index of it)
         self.labels: TermMatrix | None = None
         self.hits: pd.DataFrame | None = None
         self.last_ids: list[str] = []
@@ -116,7 +123,13 @@ class HomologyPredictor(Predictor):
         self.labels = train.labels
         self.root_col = aspect_root_columns(self.labels.terms, self.aspect_of)
         self.db = build_db(train.fasta, self.cache_dir, train.ids, self.threads, self.executable)
+        self.search_db = self.engine.prepare(self.db, self.cache_dir, self.threads, self.executable)
         return self
+
+    def use_engine(self, engine: SearchEngine, cache_dir: str | os.PathLike | None = None) -> None:
+        """Search with `engine` from now on (its index built or reused in `cache_dir`, else the user cache)."""
+        self._require_fitted("db")
+        self.engine, self.search_db = engine, engine.prepare(self.db, cache_dir, self.threads, self.executable)
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
         self._require_fitted("db")
@@ -129,8 +142,8 @@ class HomologyPredictor(Predictor):
         # one extra target per query so that dropping the self-hit still leaves max_target_seqs hits
         n = self.max_target_seqs + (1 if self.exclude_self else 0) if self.max_target_seqs else 0
         self.last_ids = list(proteins.ids)
-        self.hits = search(
-            self.db,
+        self.hits = self.engine.search(
+            self.search_db or self.db,
             proteins.fasta,
             proteins.ids,
             self.sensitivity,
@@ -191,6 +204,7 @@ class HomologyPredictor(Predictor):
             "evalue": self.evalue,
             "max_target_seqs": self.max_target_seqs,
             "exclude_self": self.exclude_self,
+            "engine": self.engine.to_config(),
         }
         write_json(folder / "config.json", config)
 
@@ -211,8 +225,10 @@ class HomologyPredictor(Predictor):
             threads,
             config["exclude_self"],
             executable,
+            engine=SearchEngine.from_config(config.get("engine")),  # saved before engines: DIAMOND
         )
         self.db, self.labels = folder / "train.dmnd", load_term_matrix(folder / "labels.npz")
+        self.search_db = self.engine.prepare(self.db, None, self.threads, executable)  # MMseqs2: user cache
         roots = folder / "root_columns.npy"  # absent in folders saved before per-aspect denominators
         self.root_col = load_npy(roots) if roots.is_file() else aspect_root_columns(self.labels.terms)
         return self

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.data.diamond import COVERAGE_COLUMNS, FEATURE_COLUMNS, SENSITIVITIES, hit_columns, search
+from cafa_mlflow.data.diamond import COVERAGE_COLUMNS, FEATURE_COLUMNS, SENSITIVITIES, hit_columns
 from cafa_mlflow.data.reference import (
     CACHE_FILES,
     EXCLUDE,
@@ -55,6 +55,7 @@ from cafa_mlflow.data.reference import (
     training_pool,
     unavailable,
 )
+from cafa_mlflow.data.search_engine import SearchEngine
 from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io import integrity
@@ -108,6 +109,7 @@ class ReferencePredictor(Predictor):
         holdout_own_terms: str = "vote",
         accessions: Mapping[str, str] | None = None,
         near_identity: tuple[float, float] = NEAR_IDENTITY_OFF,
+        engine: SearchEngine | None = None,
     ) -> None:
         if holdout_own_terms not in OWN_TERMS:
             raise ConfigError(f"reference.holdout_own_terms={holdout_own_terms!r}: use one of {', '.join(OWN_TERMS)}.")
@@ -124,7 +126,9 @@ class ReferencePredictor(Predictor):
         self.executable, self.holdout_own_terms = executable, holdout_own_terms
         self.accessions = dict(accessions or {})  # query id -> UniProt accession (CAFA target ids)
         self.near_identity = (float(near_identity[0]), float(near_identity[1]))  # (identity %, coverage %); 0 = off
+        self.engine = engine or SearchEngine()  # the aligner; its MMseqs2 index lives in the user cache
         self.ref: PreparedReference | None = None
+        self.search_db: Path | None = None  # what the engine searches: reference.dmnd or its MMseqs2 index
         self.root_col: np.ndarray | None = None
         self.hits: pd.DataFrame | None = None
         self.input_ids: set[str] = set()  # set_query_set: the whole input the predict() calls are batches of
@@ -170,6 +174,7 @@ class ReferencePredictor(Predictor):
             block.holdout_own_terms,
             accessions,
             (block.near_identity, block.near_identity_coverage),
+            SearchEngine.from_block(block),
         )
 
     def inputs(self) -> set[str]:
@@ -201,7 +206,15 @@ class ReferencePredictor(Predictor):
                 self.executable,
             )
             self.root_col = aspect_root_columns(self.ref.labels.terms, self.ontology)
+        if self.search_db is None:
+            self.use_engine(self.engine)
         return self
+
+    def use_engine(self, engine: SearchEngine) -> None:
+        """Search with `engine` from now on (an MMseqs2 index is built or reused in the user cache, keyed by the
+        reference database's content, so the chain, `cafa predict` and a served model share one)."""
+        self._require_fitted("ref")
+        self.engine, self.search_db = engine, engine.prepare(self.ref.db, None, self.threads, self.executable)
 
     def _sequences(self, proteins: ProteinSet) -> list[str]:
         if proteins.sequences is not None:
@@ -231,8 +244,8 @@ class ReferencePredictor(Predictor):
         holdout_cut = self.holdout_max_identity < 100 and any(i in self.holdout for i in proteins.ids)
         near = self.near_identity[0] > 0
         extra = (k if holdout_cut or near else 0) + 10  # room for the hits that are dropped below
-        hits = search(
-            self.ref.db,
+        hits = self.engine.search(
+            self.search_db or self.ref.db,
             proteins.fasta,
             proteins.ids,
             self.sensitivity,
@@ -352,6 +365,7 @@ class ReferencePredictor(Predictor):
             "near_identity": list(self.near_identity),
             "evidence": self.evidence_filter,
             "databases": self.databases,
+            "engine": self.engine.to_config(),
         }
         write_json(folder / "config.json", config)
         with atomic_write(folder / "root_columns.npy", "wb") as handle:
@@ -381,7 +395,9 @@ class ReferencePredictor(Predictor):
             config.get("holdout_own_terms", "vote"),  # models saved before the setting: no correction
             None,
             tuple(config.get("near_identity", NEAR_IDENTITY_OFF)),  # models saved before the setting: off
+            engine=SearchEngine.from_config(config.get("engine")),  # saved before engines: DIAMOND
         )
         self.ref = load_reference(folder)
         self.root_col = load_npy(folder / "root_columns.npy", REPREPARE)
+        self.use_engine(self.engine)
         return self

@@ -1,0 +1,99 @@
+"""The MMseqs2 search engine: hits on a tiny database, a protein's hits independent of the rest of its batch, the
+params key reaching the search (homology and reference), saved with the member, and one line when `mmseqs` is
+missing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from predictor_fixtures import SEQUENCES, labels, write_fasta
+
+from cafa_mlflow.config.params_file import load_params
+from cafa_mlflow.config.schema import Params
+from cafa_mlflow.data import diamond, mmseqs
+from cafa_mlflow.data.search_engine import SearchEngine
+from cafa_mlflow.errors import ConfigError, MissingToolError
+from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.homology import HomologyPredictor
+
+HAS_TOOLS = shutil.which("mmseqs") is not None and shutil.which("diamond") is not None
+needs_tools = pytest.mark.skipif(not HAS_TOOLS, reason="mmseqs or diamond not installed")
+ENGINE = SearchEngine("mmseqs2", 7.5, 300)
+
+
+@pytest.fixture(autouse=True)
+def user_cache(tmp_path, monkeypatch):
+    """Loaded members keep their indexes in the user cache: a fresh one per test."""
+    monkeypatch.setenv("CAFA_CACHE_DIR", str(tmp_path / "user-cache"))
+
+
+def tiny_index(tmp_path: Path) -> Path:
+    fasta = write_fasta(tmp_path / "db.fasta", list(SEQUENCES))
+    return mmseqs.build_index(diamond.build_db(fasta, tmp_path / "cache"), tmp_path / "cache", 7.5)
+
+
+@needs_tools
+def test_hits_on_a_tiny_database_are_the_diamond_table(tmp_path):
+    index = tiny_index(tmp_path)
+    hits = mmseqs.search(index, write_fasta(tmp_path / "q.fasta", ["HBA", "LYZ"]), sensitivity=7.5)
+    assert list(hits.columns) == list(diamond.HIT_COLUMNS)
+    pairs = dict(zip(zip(hits["qseqid"], hits["sseqid"]), hits["pident"]))
+    assert pairs[("HBA", "HBA")] == 100.0 and pairs[("LYZ", "LYZ")] == 100.0
+    assert 40 < pairs[("HBA", "HBB")] < 50  # identity in %, as DIAMOND gives it
+    assert ("LYZ", "HBB") not in pairs and hits["bitscore"].is_monotonic_decreasing
+    # built once: a second call reuses the cached folder as it is
+    stamp = (index.parent / "checksums.json").stat().st_mtime_ns
+    assert tiny_index(tmp_path) == index and (index.parent / "checksums.json").stat().st_mtime_ns == stamp
+
+
+@needs_tools
+def test_a_proteins_hits_do_not_depend_on_its_batch(tmp_path):
+    index = tiny_index(tmp_path)
+    alone = mmseqs.search(index, write_fasta(tmp_path / "one.fasta", ["HBA"]), sensitivity=7.5)
+    batch = mmseqs.search(index, write_fasta(tmp_path / "all.fasta", ["LYZ", "HBB", "HBA", "UBQ"]), sensitivity=7.5)
+    pd.testing.assert_frame_equal(batch[batch["qseqid"] == "HBA"].reset_index(drop=True), alone)
+
+
+def homology_params(tmp_path: Path, **keys) -> Params:
+    overrides = {"homology.out": str(tmp_path / "homology"), "homology.threads": 1, **keys}
+    return Params.from_dict(load_params(None, overrides))
+
+
+@needs_tools
+def test_the_engine_key_reaches_the_search_and_is_saved(tmp_path, monkeypatch):
+    params = homology_params(tmp_path, **{"homology.engine": "mmseqs2", "homology.mmseqs_sensitivity": 6.0})
+    predictor = HomologyPredictor.from_params(params.homology, None)
+    calls = []
+    real = mmseqs.search
+    monkeypatch.setattr(mmseqs, "search", lambda *a, **k: calls.append(a) or real(*a, **k))
+    train = TrainSet(
+        ["HBB", "LYZ"],
+        fasta=write_fasta(tmp_path / "train.fasta", ["HBB", "LYZ"]),
+        labels=labels(["HBB", "LYZ"], [["GO:0000001"], ["GO:0000004"]]),
+    )
+    predictor.fit(train)
+    assert predictor.search_db.parent.parent == tmp_path / "homology"  # the index beside its DIAMOND database
+    queries = ProteinSet(["HBA", "UBQ"], sequences=[SEQUENCES["HBA"], SEQUENCES["UBQ"]])
+    got = predictor.predict(queries)
+    assert calls and calls[0][3] == 6.0 and calls[0][5] == params.homology.mmseqs_max_seqs  # -s, --max-seqs
+    assert set(predictor.hits["sseqid"]) == {"HBB"}
+    loaded = Predictor.load(predictor.save(tmp_path / "model"), threads=1)
+    assert loaded.engine == predictor.engine and loaded.search_db != predictor.search_db  # rebuilt in the user cache
+    np.testing.assert_array_equal(loaded.predict(queries).matrix.toarray(), got.matrix.toarray())
+    # the same proteins scored alone give the same scores as in the batch
+    alone = predictor.predict(ProteinSet(["HBA"], sequences=[SEQUENCES["HBA"]]))
+    np.testing.assert_array_equal(alone.matrix.toarray()[0], got.matrix.toarray()[0])
+
+
+def test_a_missing_mmseqs_is_one_line_naming_the_package(tmp_path):
+    with pytest.raises(
+        MissingToolError, match=r"^MMseqs2 executable 'no-mmseqs' not found on PATH; .*apt-get install mmseqs2"
+    ) as err:
+        SearchEngine("mmseqs2", mmseqs_executable="no-mmseqs").prepare(tmp_path / "x.dmnd", tmp_path, 1, "diamond")
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="engine='blast'"):
+        SearchEngine("blast")
