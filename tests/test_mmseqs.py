@@ -19,6 +19,7 @@ from cafa_mlflow.data.search_engine import SearchEngine
 from cafa_mlflow.errors import ConfigError, MissingToolError
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
 from cafa_mlflow.predictors.homology import HomologyPredictor
+from cafa_mlflow.serving import model_environment
 
 HAS_TOOLS = shutil.which("mmseqs") is not None and shutil.which("diamond") is not None
 needs_tools = pytest.mark.skipif(not HAS_TOOLS, reason="mmseqs or diamond not installed")
@@ -81,7 +82,14 @@ def test_the_engine_key_reaches_the_search_and_is_saved(tmp_path, monkeypatch):
     got = predictor.predict(queries)
     assert calls and calls[0][3] == 6.0 and calls[0][5] == params.homology.mmseqs_max_seqs  # -s, --max-seqs
     assert set(predictor.hits["sseqid"]) == {"HBB"}
-    loaded = Predictor.load(predictor.save(tmp_path / "model"), threads=1)
+    folder = predictor.save(tmp_path / "model")
+    # the served model declares MMseqs2 and a machine without it is told in one line what to install
+    needs = model_environment.system_requirements({"homology"}, model_environment.mmseqs_users(folder))
+    assert [n["name"] for n in needs] == ["DIAMOND", "MMseqs2"] and needs[1]["needed_by"] == ["homology"]
+    with monkeypatch.context() as patch:
+        patch.setattr(model_environment.shutil, "which", lambda name: None if name == "mmseqs" else name)
+        assert "`sudo apt-get install mmseqs2`" in model_environment.system_problem(needs)
+    loaded = Predictor.load(folder, threads=1)
     assert loaded.engine == predictor.engine and loaded.search_db != predictor.search_db  # rebuilt in the user cache
     np.testing.assert_array_equal(loaded.predict(queries).matrix.toarray(), got.matrix.toarray())
     # the same proteins scored alone give the same scores as in the batch

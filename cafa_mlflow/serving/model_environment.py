@@ -4,7 +4,8 @@
   put on `sys.path` by `mlflow.pyfunc.load_model`);
 - its pip requirements: exactly the distributions the model's code imports when it loads and predicts, pinned
   to this environment's versions (local tags such as `+cpu` dropped);
-- what it needs outside Python: the DIAMOND executable (homology and reference members), declared in the
+- what it needs outside Python: the DIAMOND executable (homology and reference members) and MMseqs2 where a member
+  searches with it (`engine: mmseqs2`), declared in the
   model's metadata (`system_requirements`) and checked when the model loads (`system_problem`), so that a
   machine without it is told in one line how to install it instead of failing at the first request.
 """
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -42,6 +44,13 @@ DIAMOND = {
     "version": ">=2.0,<3",  # the .dmnd format the members' databases were built in (DIAMOND 2.x)
     "debian": "diamond-aligner",
     "conda": "bioconda::diamond",
+}
+MMSEQS = {
+    "name": "MMseqs2",
+    "executable": "mmseqs",
+    "version": ">=13",  # versions print as `14-7e284`: not compared (tool_version finds no dotted version)
+    "debian": "mmseqs2",
+    "conda": "bioconda::mmseqs2",
 }
 VERSION_TIMEOUT_S = 30
 
@@ -75,10 +84,23 @@ def copy_code(dest: str | os.PathLike) -> str:
     return str(target)
 
 
-def system_requirements(kinds: Iterable[str]) -> list[dict[str, Any]]:
-    """What a model of these predictor kinds needs outside Python (for the model's metadata)."""
+def mmseqs_users(folder: str | os.PathLike) -> set[str]:
+    """The kinds of the members saved in `folder` that search with MMseqs2 (config.json's engine)."""
+    users = set()
+    for meta in Path(folder).rglob("predictor.json"):
+        config = meta.parent / "config.json"
+        engine = json.loads(config.read_text()).get("engine") if config.is_file() else None
+        if isinstance(engine, dict) and engine.get("engine") == "mmseqs2":
+            users.add(read_meta(meta.parent)["kind"])
+    return users
+
+
+def system_requirements(kinds: Iterable[str], mmseqs: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """What a model of these predictor kinds needs outside Python (for the model's metadata); `mmseqs`: the
+    kinds that search with MMseqs2 (`mmseqs_users`)."""
     users = sorted(set(kinds) & set(DIAMOND_KINDS))
-    return [{**DIAMOND, "needed_by": users}] if users else []
+    needs = [{**DIAMOND, "needed_by": users}] if users else []
+    return needs + ([{**MMSEQS, "needed_by": sorted(set(mmseqs))}] if mmseqs else [])
 
 
 def tool_version(path: str) -> str | None:

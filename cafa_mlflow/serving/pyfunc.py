@@ -88,7 +88,9 @@ class GoModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         """Load the artifacts; ModelError in one line when the machine lacks what the model needs outside
         Python (DIAMOND); when loaded by MLflow's scoring server, check its requests first (request_checks)."""
-        needs = model_environment.system_requirements(model_environment.member_kinds(context.artifacts["predictor"]))
+        folder = context.artifacts["predictor"]
+        kinds, mmseqs = model_environment.member_kinds(folder), model_environment.mmseqs_users(folder)
+        needs = model_environment.system_requirements(kinds, mmseqs)
         problem = model_environment.system_problem(needs)
         if problem:
             raise SystemRequirementError(problem)
@@ -279,7 +281,8 @@ def log_go_model(
     columns = input_columns(set(meta.get("inputs", ())))
     kinds = model_environment.member_kinds(folder)
     metadata = model_metadata_for(meta, columns, submission, embed_runtime, serving)
-    metadata["system_requirements"] = model_environment.system_requirements(kinds)
+    mmseqs = model_environment.mmseqs_users(folder)
+    metadata["system_requirements"] = model_environment.system_requirements(kinds, mmseqs)
     artifacts = {"obo": str(obo), "predictor": str(folder)}
     with tempfile.TemporaryDirectory(prefix="cafa-model-") as tmp:
         encoder = carry_encoder(metadata["embed"], Path(tmp))
