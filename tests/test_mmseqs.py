@@ -32,9 +32,10 @@ def user_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CAFA_CACHE_DIR", str(tmp_path / "user-cache"))
 
 
-def tiny_index(tmp_path: Path) -> Path:
+def tiny_index(tmp_path: Path, index: bool = True) -> Path:
     fasta = write_fasta(tmp_path / "db.fasta", list(SEQUENCES))
-    return mmseqs.build_index(diamond.build_db(fasta, tmp_path / "cache"), tmp_path / "cache", 7.5)
+    dmnd = diamond.build_db(fasta, tmp_path / "cache")
+    return mmseqs.build_index(dmnd, tmp_path / "cache", 7.5, index=index)
 
 
 @needs_tools
@@ -57,6 +58,10 @@ def test_a_proteins_hits_do_not_depend_on_its_batch(tmp_path):
     alone = mmseqs.search(index, write_fasta(tmp_path / "one.fasta", ["HBA"]), sensitivity=7.5)
     batch = mmseqs.search(index, write_fasta(tmp_path / "all.fasta", ["LYZ", "HBB", "HBA", "UBQ"]), sensitivity=7.5)
     pd.testing.assert_frame_equal(batch[batch["qseqid"] == "HBA"].reset_index(drop=True), alone)
+    # without the precomputed k-mer index (the chain's batch searches) the hits are the same
+    plain = tiny_index(tmp_path, index=False)
+    assert plain != index and not (plain.parent / "targets.idx").exists()
+    pd.testing.assert_frame_equal(mmseqs.search(plain, tmp_path / "all.fasta", sensitivity=7.5), batch)
 
 
 def homology_params(tmp_path: Path, **keys) -> Params:
@@ -77,7 +82,8 @@ def test_the_engine_key_reaches_the_search_and_is_saved(tmp_path, monkeypatch):
         labels=labels(["HBB", "LYZ"], [["GO:0000001"], ["GO:0000004"]]),
     )
     predictor.fit(train)
-    assert predictor.search_db.parent.parent == tmp_path / "homology"  # the index beside its DIAMOND database
+    assert predictor.search_db.parent.parent == tmp_path / "homology"  # beside its DIAMOND database, no index
+    assert not (predictor.search_db.parent / "targets.idx").exists()
     queries = ProteinSet(["HBA", "UBQ"], sequences=[SEQUENCES["HBA"], SEQUENCES["UBQ"]])
     got = predictor.predict(queries)
     assert calls and calls[0][3] == 6.0 and calls[0][5] == params.homology.mmseqs_max_seqs  # -s, --max-seqs
@@ -90,7 +96,7 @@ def test_the_engine_key_reaches_the_search_and_is_saved(tmp_path, monkeypatch):
         patch.setattr(model_environment.shutil, "which", lambda name: None if name == "mmseqs" else name)
         assert "`sudo apt-get install mmseqs2`" in model_environment.system_problem(needs)
     loaded = Predictor.load(folder, threads=1)
-    assert loaded.engine == predictor.engine and loaded.search_db != predictor.search_db  # rebuilt in the user cache
+    assert loaded.engine == predictor.engine and (loaded.search_db.parent / "targets.idx").is_file()  # user cache
     np.testing.assert_array_equal(loaded.predict(queries).matrix.toarray(), got.matrix.toarray())
     # the same proteins scored alone give the same scores as in the batch
     alone = predictor.predict(ProteinSet(["HBA"], sequences=[SEQUENCES["HBA"]]))

@@ -48,14 +48,21 @@ class SearchEngine:
         return asdict(self)
 
     def prepare(
-        self, dmnd: str | os.PathLike, cache_dir: str | os.PathLike | None, threads: int, diamond_exe: str
+        self,
+        dmnd: str | os.PathLike,
+        cache_dir: str | os.PathLike | None,
+        threads: int,
+        diamond_exe: str,
+        index: bool = True,
     ) -> Path:
-        """What `search` searches: the DIAMOND database itself, or the MMseqs2 index built from it (cached in
-        `cache_dir`, or the user cache when None)."""
+        """What `search` searches: the DIAMOND database itself, or the MMseqs2 database built from it, with its
+        k-mer index when `index` (for few queries; the hits are the same), cached in `cache_dir` (the user cache
+        when None)."""
         if self.engine == "diamond":
             return Path(dmnd)
         where = Path(cache_dir) if cache_dir is not None else user_index_cache()
-        return mmseqs.build_index(dmnd, where, self.mmseqs_sensitivity, threads, self.mmseqs_executable, diamond_exe)
+        sens, exe = self.mmseqs_sensitivity, self.mmseqs_executable
+        return mmseqs.build_index(dmnd, where, sens, threads, exe, diamond_exe, index)
 
     def search(
         self,

@@ -123,7 +123,9 @@ class HomologyPredictor(Predictor):
         self.labels = train.labels
         self.root_col = aspect_root_columns(self.labels.terms, self.aspect_of)
         self.db = build_db(train.fasta, self.cache_dir, train.ids, self.threads, self.executable)
-        self.search_db = self.engine.prepare(self.db, self.cache_dir, self.threads, self.executable)
+        # batch searches (thousands of queries against a small database) need no k-mer index (930 MB at -s 7.5
+        # for the 16k-protein pool); a loaded model, which serves few queries, builds one (same hits)
+        self.search_db = self.engine.prepare(self.db, self.cache_dir, self.threads, self.executable, index=False)
         return self
 
     def use_engine(self, engine: SearchEngine, cache_dir: str | os.PathLike | None = None) -> None:
