@@ -1,23 +1,29 @@
-"""Serving latency and throughput: `mlflow models serve` answering sequence-only requests of 1, 10 and 100
-proteins (the model embeds them with its tiny encoder, DIAMOND searches them, kNN and the naive prior vote).
+"""Serving latency and throughput of the default champion: `mlflow models serve` answering sequence-only requests
+of 1 and 100 proteins, and the answers compared with `cafa predict` of the same proteins.
 
-The model: naive + knn + homology (params.yaml's homology settings), equal blend weights, fitted on a seeded
-sample of the bundled training proteins with the offline tiny encoder (`cafa make-tiny-esm` defaults), logged
-to a temporary store and served from a copy of its artifacts with `--env-manager local` on 127.0.0.1.
-Queries are bundled test proteins. Prints a table and refreshes `## Serving latency` in benchmarks/RESULTS.md.
+The model: a saved ensemble (default: the champion the default main job wrote, <outputs.predictions>/ensemble/
+model: naive, homology, reference, knn, neural), its homology and reference members set to search with the engine
+params.yaml names (`--engine` overrides both; the saved files do not depend on it), logged to a temporary store
+with the product's `log_go_model` and served from a copy of its artifacts with `--env-manager local` on
+127.0.0.1. Queries are bundled test proteins, new ones every request; the first request of each size warms up.
+The last 100-protein request is also scored by `cafa predict` (a FASTA of the same proteins, the same logged
+model): its submission lines must equal the served answer. Prints a table and refreshes `## Serving latency` in
+benchmarks/RESULTS.md. (`build_model` / `fit_and_log`: the small naive + knn + homology model other benchmarks
+serve.)
 
-    .venv/bin/python benchmarks/bench_serving.py            # about 3 minutes on 2 cores
+    python benchmarks/bench_serving.py [--model outputs/predictions/ensemble/model] [--engine mmseqs2]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import platform
 import random
-import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -118,54 +124,116 @@ def queries(n: int, seed: int) -> list[list[str]]:
     return [[r.id, r.sequence] for r in picked]
 
 
+def champion(tmp: Path, model: str, engine: str | None) -> tuple[str, str]:
+    """The saved ensemble with its homology and reference members on params.yaml's engine (or `engine`), logged
+    with log_go_model to a sqlite store in `tmp` (the active tracking URI afterwards); (model URI, artifacts)."""
+    import mlflow
+
+    from cafa_mlflow.config.params_file import load_params
+    from cafa_mlflow.config.schema import Params
+    from cafa_mlflow.data.search_engine import SearchEngine
+    from cafa_mlflow.predictors.base import Predictor
+    from cafa_mlflow.serving.pyfunc import log_go_model
+
+    raw = load_params(ROOT / "params.yaml")
+    params = Params.from_dict(raw)
+    ensemble = Predictor.load(model)
+    for name, block in (("homology", params.homology), ("reference", params.reference)):
+        if name in getattr(ensemble, "members", {}):
+            chosen = SearchEngine.from_block(block)
+            ensemble.members[name].use_engine(dataclasses.replace(chosen, engine=engine) if engine else chosen)
+    folder = ensemble.save(tmp / "ensemble")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("bench", artifact_location=str(tmp / "artifacts")))
+    with mlflow.start_run():
+        info = log_go_model(
+            folder, raw["data"]["obo"], raw["submission"], embed_runtime=raw["embed"], serving=raw["serving"]
+        )
+    return info.model_uri, mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp / "model"))
+
+
+def predict_rows(uri: str, tmp: Path, records: list[list[str]]) -> list[tuple[str, str, float]]:
+    """(protein, term, score) lines of `cafa predict` of `records` with the model at `uri` (the temporary store)."""
+    import mlflow
+
+    from cafa_mlflow.io.fasta import write_fasta
+
+    fasta, out = tmp / "compare.fasta", tmp / "compare.tsv"
+    write_fasta(fasta, [(pid, seq) for pid, seq in records])
+    flags = ["--fasta", str(fasta), "--out", str(out), "--model-uri", uri, "--reuse", "false"]
+    flags += ["--tracking.uri", mlflow.get_tracking_uri(), "--embed.out", str(tmp / "embeddings")]
+    subprocess.run([sys.executable, "-m", "pipelines", "predict", *flags], cwd=ROOT, check=True)
+    rows = [line.split("\t") for line in out.read_text().splitlines() if line]
+    return [(p, t, float(v)) for p, t, v in rows]
+
+
+def time_requests(server, pool: list[list[str]], size: int, repeats: int) -> tuple[tuple, list, dict]:
+    """(row of the table, the last request's records, its answer) over `repeats` requests after a warm-up."""
+    times, terms, body, data = [], 0, {}, []
+    for k in range(repeats + 1):
+        data, pool[:] = pool[:size], pool[size:]
+        start = time.perf_counter()
+        status, body = server.post({"dataframe_split": {"columns": ["protein", "sequence"], "data": data}}, 600)
+        elapsed = time.perf_counter() - start
+        if status != 200:
+            raise SystemExit(f"HTTP {status}: {body}")
+        if k:  # the first request of each size warms up
+            times.append(elapsed)
+            terms += len(body["predictions"])
+    med = statistics.median(times)
+    return (size, med, min(times), max(times), size / med, terms / len(times) / size), data, body
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=2000, help="training proteins of the served model")
-    parser.add_argument("--repeats", type=int, default=5, help="requests per size (the first is a warm-up)")
+    parser.add_argument("--model", default=None, help="saved ensemble (default: the main job's champion)")
+    parser.add_argument("--engine", default=None, choices=("diamond", "mmseqs2"), help="default: params.yaml's")
+    parser.add_argument("--repeats", type=int, default=5, help="timed requests per size (after one warm-up)")
+    parser.add_argument("--sizes", default="1,100")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--keep", default=None, help="also copy the served model's folder here (to try it by hand)")
     args = parser.parse_args()
+    from cafa_mlflow.config.params_file import load_params
     from cafa_mlflow.serving.server import serve
 
+    model = args.model or str(Path(load_params(ROOT / "params.yaml")["outputs"]["predictions"]) / "ensemble/model")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         t0 = time.perf_counter()
-        model = build_model(Path(tmp), args.train, args.seed)
-        if args.keep:
-            shutil.copytree(model, args.keep, dirs_exist_ok=True)
-        print(f"model fitted and logged in {time.perf_counter() - t0:.1f} s")
-        pool = queries(max(SIZES) * args.repeats, args.seed)
-        rows = []
+        uri, folder = champion(Path(tmp), model, args.engine)
+        print(f"model saved and logged in {time.perf_counter() - t0:.1f} s")
+        pool = queries(sum(sizes) * (args.repeats + 1), args.seed)
+        rows, last = [], ([], {})
         t0 = time.perf_counter()
-        with serve(model) as server:
+        with serve(folder, timeout=900) as server:
             print(f"server up in {time.perf_counter() - t0:.1f} s")
-            for size in SIZES:
-                times, terms = [], 0
-                for k in range(args.repeats):
-                    data = pool[k * size : (k + 1) * size]
-                    start = time.perf_counter()
-                    status, body = server.post({"dataframe_split": {"columns": ["protein", "sequence"], "data": data}})
-                    elapsed = time.perf_counter() - start
-                    if status != 200:
-                        raise SystemExit(f"HTTP {status}: {body}")
-                    if k:  # the first request of each size warms up
-                        times.append(elapsed)
-                        terms += len(body["predictions"])
-                med = statistics.median(times)
-                rows.append((size, med, min(times), max(times), size / med, terms / len(times) / size))
+            for size in sizes:
+                row, data, body = time_requests(server, pool, size, args.repeats)
+                rows.append(row)
+                print(row, flush=True)
+                last = (data, body)
+        served = [(r["protein"], r["term"], float(r["score"])) for r in last[1]["predictions"]]
+        same = predict_rows(uri, Path(tmp), last[0]) == served
+    report(args, model, load, rows, len(last[0]), same)
+
+
+def report(args: argparse.Namespace, model: str, load: float, rows: list[tuple], compared: int, same: bool) -> None:
     header = "| proteins per request | median latency (s) | min (s) | max (s) | proteins/s | terms per protein |"
     lines = [header, "|---|---|---|---|---|---|"]
     lines += [f"| {s} | {m:.2f} | {lo:.2f} | {hi:.2f} | {tp:.1f} | {t:.0f} |" for s, m, lo, hi, tp, t in rows]
     table = "\n".join(lines)
     print(table)
-    machine = machine_line()
+    print(f"served answer == cafa predict ({compared} proteins): {same}")
+    engine = f" --engine {args.engine}" if args.engine else ""
     write_section(
         "## Serving latency\n\n"
-        f"{date.today().isoformat()}, {machine}; `python benchmarks/bench_serving.py --train {args.train} "
-        f"--repeats {args.repeats}`. `mlflow models serve --env-manager local` (one worker) on 127.0.0.1, "
-        "sequence-only `dataframe_split` requests of bundled test proteins; the model embeds them (tiny encoder: "
-        "2 layers, 64 wide), DIAMOND searches them (params.yaml's homology settings) against "
-        f"{args.train} training proteins, kNN and the naive prior vote; each size is timed over "
-        f"{args.repeats - 1} requests after one warm-up (new proteins every request), client wall time.\n\n"
+        f"{date.today().isoformat()}, {machine_line()} (at the start: {load:.1f}); `python benchmarks/bench_serving.py "
+        f"--model {model}{engine} --repeats {args.repeats} --sizes {args.sizes}`. The default champion (every member: "
+        "naive, homology, reference, knn, neural) served by `mlflow models serve --env-manager local` (one worker) on "
+        "127.0.0.1, sequence-only `dataframe_split` requests of bundled test proteins (new ones every request, "
+        f"{args.repeats} timed after one warm-up per size, client wall time). The last {compared}-protein answer "
+        f"{'equals' if same else 'DIFFERS FROM'} `cafa predict` of the same proteins with the same logged model, "
+        "line for line.\n\n"
         f"{table}\n"
     )
 
