@@ -111,3 +111,18 @@ def test_a_missing_mmseqs_is_one_line_naming_the_package(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="engine='blast'"):
         SearchEngine("blast")
+
+
+@needs_tools
+def test_the_reference_member_searches_with_its_engine(tmp_path):
+    from test_reference import pool, reference
+
+    query = ProteinSet(["HBA"], sequences=[SEQUENCES["HBA"]])
+    with_diamond = reference(tmp_path).fit(pool(tmp_path))
+    with_mmseqs = reference(tmp_path, engine=ENGINE).fit(pool(tmp_path))
+    assert (with_mmseqs.search_db.parent / "targets.idx").is_file()  # indexed, in the user cache
+    got, expected = with_mmseqs.predict(query), with_diamond.predict(query)
+    assert set(with_mmseqs.hits["sseqid"]) == {"HBB"}  # own entry and the identical HBA2 dropped, as with DIAMOND
+    np.testing.assert_allclose(got.reindex(terms=expected.terms).matrix.toarray(), expected.matrix.toarray())
+    loaded = Predictor.load(with_mmseqs.save(tmp_path / "model"), threads=1)
+    assert loaded.engine == ENGINE and loaded.search_db == with_mmseqs.search_db  # one index per reference content
