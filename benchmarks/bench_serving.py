@@ -167,21 +167,36 @@ def predict_rows(uri: str, tmp: Path, records: list[list[str]]) -> list[tuple[st
     return [(p, t, float(v)) for p, t, v in rows]
 
 
+def server_cpu(server) -> float:
+    """CPU seconds the server's processes used so far: each live process and the children it waited for (the
+    aligners a request starts)."""
+    import psutil
+
+    root = psutil.Process(server.proc.pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        t = proc.cpu_times()
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def time_requests(server, pool: list[list[str]], size: int, repeats: int) -> tuple[tuple, list, dict]:
     """(row of the table, the last request's records, its answer) over `repeats` requests after a warm-up."""
-    times, terms, body, data = [], 0, {}, []
+    times, cpus, terms, body, data = [], [], 0, {}, []
     for k in range(repeats + 1):
         data, pool[:] = pool[:size], pool[size:]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), server_cpu(server)
         status, body = server.post({"dataframe_split": {"columns": ["protein", "sequence"], "data": data}}, 600)
         elapsed = time.perf_counter() - start
         if status != 200:
             raise SystemExit(f"HTTP {status}: {body}")
         if k:  # the first request of each size warms up
             times.append(elapsed)
+            cpus.append(server_cpu(server) - cpu)
             terms += len(body["predictions"])
     med = statistics.median(times)
-    return (size, med, min(times), max(times), size / med, terms / len(times) / size), data, body
+    row = (size, med, min(times), max(times), size / med, statistics.median(cpus), terms / len(times) / size)
+    return row, data, body
 
 
 def main() -> None:
@@ -218,9 +233,14 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, model: str, load: float, rows: list[tuple], compared: int, same: bool) -> None:
-    header = "| proteins per request | median latency (s) | min (s) | max (s) | proteins/s | terms per protein |"
-    lines = [header, "|---|---|---|---|---|---|"]
-    lines += [f"| {s} | {m:.2f} | {lo:.2f} | {hi:.2f} | {tp:.1f} | {t:.0f} |" for s, m, lo, hi, tp, t in rows]
+    header = (
+        "| proteins per request | median latency (s) | min (s) | max (s) | proteins/s | server CPU s per request "
+        "(median) | terms per protein |"
+    )
+    lines = [header, "|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| {s} | {m:.2f} | {lo:.2f} | {hi:.2f} | {tp:.1f} | {c:.2f} | {t:.0f} |" for s, m, lo, hi, tp, c, t in rows
+    ]
     table = "\n".join(lines)
     print(table)
     print(f"served answer == cafa predict ({compared} proteins): {same}")
@@ -231,7 +251,8 @@ def report(args: argparse.Namespace, model: str, load: float, rows: list[tuple],
         f"--model {model}{engine} --repeats {args.repeats} --sizes {args.sizes}`. The default champion (every member: "
         "naive, homology, reference, knn, neural) served by `mlflow models serve --env-manager local` (one worker) on "
         "127.0.0.1, sequence-only `dataframe_split` requests of bundled test proteins (new ones every request, "
-        f"{args.repeats} timed after one warm-up per size, client wall time). The last {compared}-protein answer "
+        f"{args.repeats} timed after one warm-up per size, client wall time; server CPU: the server's processes and "
+        "the aligners they ran, the steadier number on a shared machine). The last {compared}-protein answer "
         f"{'equals' if same else 'DIFFERS FROM'} `cafa predict` of the same proteins with the same logged model, "
         "line for line.\n\n"
         f"{table}\n"
