@@ -252,7 +252,7 @@ def report(args: argparse.Namespace, model: str, load: float, rows: list[tuple],
         "naive, homology, reference, knn, neural) served by `mlflow models serve --env-manager local` (one worker) on "
         "127.0.0.1, sequence-only `dataframe_split` requests of bundled test proteins (new ones every request, "
         f"{args.repeats} timed after one warm-up per size, client wall time; server CPU: the server's processes and "
-        "the aligners they ran, the steadier number on a shared machine). The last {compared}-protein answer "
+        f"the aligners they ran, the steadier number on a shared machine). The last {compared}-protein answer "
         f"{'equals' if same else 'DIFFERS FROM'} `cafa predict` of the same proteins with the same logged model, "
         "line for line.\n\n"
         f"{table}\n"
