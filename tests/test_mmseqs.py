@@ -47,6 +47,12 @@ def test_hits_on_a_tiny_database_are_the_diamond_table(tmp_path):
     assert pairs[("HBA", "HBA")] == 100.0 and pairs[("LYZ", "LYZ")] == 100.0
     assert 40 < pairs[("HBA", "HBB")] < 50  # identity in %, as DIAMOND gives it
     assert ("LYZ", "HBB") not in pairs and hits["bitscore"].is_monotonic_decreasing
+    # the extra columns the hit features and the near-identity rule read, in DIAMOND's names and units
+    more = mmseqs.search(
+        index, tmp_path / "q.fasta", sensitivity=7.5, columns=(*diamond.HIT_COLUMNS, "qcovhsp", "qlen")
+    )
+    self_hit = more[(more["qseqid"] == "HBA") & (more["sseqid"] == "HBA")].iloc[0]
+    assert self_hit["qcovhsp"] == pytest.approx(100.0) and self_hit["qlen"] == len(SEQUENCES["HBA"])
     # built once: a second call reuses the cached folder as it is
     stamp = (index.parent / "checksums.json").stat().st_mtime_ns
     assert tiny_index(tmp_path) == index and (index.parent / "checksums.json").stat().st_mtime_ns == stamp
