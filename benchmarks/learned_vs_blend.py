@@ -134,7 +134,7 @@ def main() -> None:
         f"`python benchmarks/learned_vs_blend.py --params-file {args.params_file}` (members: {', '.join(names)}, "
         f"prepare.out={params.prepare.out}, outputs.predictions={params.outputs.predictions}). Weighted F-max "
         "(cafa_mlflow.evaluation.scorer, prepared IA); validation = homology-aware split, unfitted (both ensembles "
-        "fit on the members' out-of-fold predictions of the train split, ensemble.fit_proteins of them).\n\n"
+        "fit on the members' out-of-fold predictions of the train split, folds.oof_proteins of them).\n\n"
         f"{body}\n"
     )
 

@@ -15,7 +15,7 @@ from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.go.ontology import load_obo
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.crossfit import cross_fit
+from cafa_mlflow.predictors.crossfit import cross_fit, oof_sample
 from cafa_mlflow.workflows.ensemble import fitting_data
 from pipelines import cli
 
@@ -52,6 +52,40 @@ def test_cross_fit_scores_every_protein_with_a_fit_that_never_saw_it():
     assert oof.matrix.toarray().ravel().tolist() == [0.5] * 10  # a 1.0 would be a protein scored by its own fit
 
 
+class Counter(Memorizer):
+    """A Memorizer that records the proteins each fold's fit was trained on and asked about."""
+
+    calls: list = []
+
+    def fit(self, train: TrainSet) -> Counter:
+        Counter.calls.append(("fit", len(train.ids)))
+        return super().fit(train)
+
+    def predict(self, proteins: ProteinSet) -> TermMatrix:
+        Counter.calls.append(("predict", list(proteins.ids)))
+        return super().predict(proteins)
+
+
+def test_cross_fit_scores_only_the_sampled_proteins_with_fits_on_every_other_fold():
+    ids = [f"P{i}" for i in range(10)]
+    train = TrainSet(ids, labels=TermMatrix(ids, ["GO:0000001"], np.ones((10, 1), np.float32)))
+    folds = np.array([0, 1, 2] * 3 + [0])
+    Counter.calls = []
+    oof = cross_fit(Counter, train, folds, scored=np.array([1, 4, 8, 9]))
+    assert oof.proteins == ["P1", "P4", "P8", "P9"]  # train.ids order
+    assert oof.matrix.toarray().ravel().tolist() == [0.5] * 4
+    assert Counter.calls == [("fit", 6), ("predict", ["P9"]), ("fit", 7), ("predict", ["P1", "P4"]),
+                             ("fit", 7), ("predict", ["P8"])]  # fmt: skip
+
+
+def test_oof_sample_is_seeded_sorted_and_all_when_zero():
+    assert oof_sample(5, 0, 0).tolist() == [0, 1, 2, 3, 4]
+    assert oof_sample(5, 9, 0).tolist() == [0, 1, 2, 3, 4]
+    picked = oof_sample(100, 10, 3)
+    assert len(set(picked.tolist())) == 10 and picked.tolist() == sorted(picked.tolist())
+    assert picked.tolist() == oof_sample(100, 10, 3).tolist() != oof_sample(100, 10, 4).tolist()
+
+
 def member(overrides, kind: str, *flags: str) -> None:
     """`cafa member` as a user runs it (its own MLflow run)."""
     assert cli.main(["member", "--predictor", kind, "--params-file", str(overrides), *flags]) == 0
@@ -82,7 +116,7 @@ def test_member_without_folds_or_refit_keeps_the_train_fit(world):
 def test_ensemble_fits_on_out_of_fold_predictions_of_train_proteins_only(world):
     root, overrides = world
     params = load_config(REPO / "params.yaml", params_file=overrides).with_overrides(
-        {"folds.k": 3, "knn.k": 3, "ensemble.fit_on": "oof", "ensemble.fit_proteins": 0}
+        {"folds.k": 3, "knn.k": 3, "ensemble.fit_on": "oof", "folds.oof_proteins": 0}
     )
     for kind in ("naive", "knn"):
         member(overrides, kind, "--folds-k", "3", "--knn-k", "3")

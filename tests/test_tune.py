@@ -305,8 +305,8 @@ def test_ensemble_objective_tunes_the_method_on_saved_members_and_retrains_the_b
 
     overrides = make_world(env / "world")
     extra = yaml.safe_load(overrides.read_text())
-    extra["ensemble"] = {"members": ["naive", "knn"], "fit_proteins": 0}
-    extra["folds"] = {"k": 3}
+    extra["ensemble"] = {"members": ["naive", "knn"]}
+    extra["folds"] = {"k": 3, "oof_proteins": 0}
     extra["knn"] = {"k": 3}
     extra["stacker"] = {"max_iter": 10, "min_samples_leaf": 2}
     extra["tune"] = {

@@ -208,7 +208,6 @@ class EnsembleParams(Block):
     max_grid_points: int = bounds(ge=1)
     threshold_step: float = bounds(gt=0, lt=1)
     fit_on: str = choice("oof", "val")
-    fit_proteins: int = bounds(ge=0)
 
 
 @dataclass(frozen=True)
@@ -244,6 +243,7 @@ class FoldsParams(Block):
     section: ClassVar[str] = "folds"
     k: int = bounds(ge=0)
     seed: int = bounds(ge=0)
+    oof_proteins: int = bounds(ge=0)
     full_fit: bool
 
 

@@ -22,18 +22,33 @@ from cafa_mlflow.predictors.hit_features import HitFeatures
 log = logging.getLogger(__name__)
 
 
+def oof_sample(n_train: int, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of the train proteins that get out-of-fold predictions (folds.oof_proteins, folds.seed): a
+    seeded sample of `size`, or all when size is 0 or not smaller than n_train."""
+    if not 0 < size < n_train:
+        return np.arange(n_train)
+    return np.sort(np.random.default_rng(seed).choice(n_train, size, replace=False))
+
+
 def cross_fit(
-    make: Callable[[], Predictor], train: TrainSet, folds: np.ndarray, features: list[HitFeatures] | None = None
+    make: Callable[[], Predictor],
+    train: TrainSet,
+    folds: np.ndarray,
+    features: list[HitFeatures] | None = None,
+    scored: np.ndarray | None = None,
 ) -> TermMatrix:
-    """Out-of-fold predictions of any Predictor: for each fold a fresh `make()` fitted on the other folds
-    predicts the fold; rows follow `train.ids`, columns the union of the folds' vocabularies (first seen first).
-    `features`: a list that receives each fold predictor's term_features() of its fold (those that have some)."""
+    """Out-of-fold predictions of any Predictor: for each fold a fresh `make()` fitted on all the other folds
+    predicts the fold's proteins among `scored` (indices into train.ids; None = all); rows follow train.ids order,
+    columns the union of the folds' vocabularies (first seen first). `features`: a list that receives each fold
+    predictor's term_features() of its fold (those that have some)."""
     folds = np.asarray(folds)
     if len(folds) != len(train.ids):
         raise ValueError(f"{len(folds)} fold labels for {len(train.ids)} proteins")
+    wanted = np.zeros(len(folds), bool)
+    wanted[np.arange(len(folds)) if scored is None else scored] = True
     order, parts, labels = [], [], np.unique(folds)
     for n, f in enumerate(labels, 1):
-        inside, outside = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        inside, outside = np.flatnonzero((folds == f) & wanted), np.flatnonzero(folds != f)
         log.info("cross-fitting fold %d/%d: fit on %d proteins, predict %d", n, len(labels), len(outside), len(inside))
         fitted = make().fit(train.take(outside))
         parts.append(fitted.predict(train.take(inside)))
@@ -42,6 +57,6 @@ def cross_fit(
         order.append(inside)
     terms = list(dict.fromkeys(t for tm in parts for t in tm.terms))
     stacked = sp.vstack([tm.reindex(terms=terms).matrix for tm in parts], format="csr")
-    rows = np.empty(len(folds), dtype=np.int64)
-    rows[np.concatenate(order)] = np.arange(len(folds))  # back to train.ids order
-    return TermMatrix(list(train.ids), terms, stacked[rows])
+    done = np.concatenate(order)
+    rows = np.argsort(done, kind="stable")  # back to train.ids order
+    return TermMatrix([train.ids[i] for i in done[rows]], terms, stacked[rows])

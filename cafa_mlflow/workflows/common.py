@@ -84,10 +84,10 @@ def cross_fitted(
     like: Predictor,
     features: list[HitFeatures] | None = None,
 ) -> TermMatrix | None:
-    """Out-of-fold predictions of every `train` protein (folds.k folds of whole prepare clusters: a protein is
+    """Out-of-fold predictions of the sampled `train` proteins (folds.oof_proteins; folds.k folds of whole prepare clusters: a protein is
     scored by a fresh `make()` fitted on the other folds); None when folds.k < 2. `like`: a predictor of the
     same kind, which says what inputs and labels the folds need."""
-    from cafa_mlflow.predictors.crossfit import cross_fit
+    from cafa_mlflow.predictors.crossfit import cross_fit, oof_sample
 
     if params.folds.k < 2:
         return None
@@ -95,7 +95,8 @@ def cross_fitted(
     if len(set(folds.tolist())) < 2:  # one cluster holds every train protein: nothing to hold out
         log.warning("the train split is one cluster: no out-of-fold predictions (lower prepare.split_min_identity)")
         return None
-    return cross_fit(make, training_set(like, params, prepared, "train"), folds, features)
+    scored = oof_sample(len(folds), params.folds.oof_proteins, params.folds.seed)
+    return cross_fit(make, training_set(like, params, prepared, "train"), folds, features, scored)
 
 
 def final_fit(make: Callable[[], Predictor], params: Params, prepared: Prepared, fitted: Predictor) -> Predictor:

@@ -8,11 +8,9 @@ from __future__ import annotations
 import functools
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from cafa_mlflow.errors import ConfigError, InputError
 from cafa_mlflow.evaluation.plots import aspect_scores, plot_members_vs_ensemble
@@ -24,6 +22,7 @@ from cafa_mlflow.io.integrity import verify
 from cafa_mlflow.io.text import check_writable, write_json
 from cafa_mlflow.predictors import registry
 from cafa_mlflow.predictors.base import Predictor, TrainSet
+from cafa_mlflow.predictors.crossfit import oof_sample
 from cafa_mlflow.predictors.hit_features import HitFeatures
 from cafa_mlflow.tracking import run_meta, runs
 from cafa_mlflow.tracking.metric_names import column_metrics
@@ -47,6 +46,18 @@ if TYPE_CHECKING:
 
 NAME = "ensemble"
 log = logging.getLogger(__name__)
+
+
+def require_rows(saved: dict[str, TermMatrix], ids: list[str]) -> Iterable[tuple[str, TermMatrix]]:
+    """Each member's predictions, refused in one line when they lack some of `ids` (out-of-fold predictions made
+    under another folds block)."""
+    for name, tm in saved.items():
+        if missing := len(set(ids) - set(tm.proteins)):
+            raise InputError(
+                f"{name}: its out-of-fold predictions lack {missing} of the {len(ids)} proteins folds.oof_proteins "
+                f"samples; re-run that member's step with the same folds block."
+            )
+        yield name, tm
 
 
 def saved_predictions(params: Params, names: list[str], split: str) -> dict[str, TermMatrix]:
@@ -102,12 +113,10 @@ def fitting_data(
             f"ensemble.fit_on=oof needs the members' out-of-fold predictions: set folds.k >= 2 (now {params.folds.k}) "
             "and re-run the members, or set ensemble.fit_on: val."
         )
-    ids = prepared.ids("train")
-    if 0 < block.fit_proteins < len(ids):
-        rng = np.random.default_rng(params.folds.seed)
-        ids = [ids[i] for i in np.sort(rng.choice(len(ids), block.fit_proteins, replace=False))]
+    train_ids = prepared.ids("train")
+    ids = [train_ids[i] for i in oof_sample(len(train_ids), params.folds.oof_proteins, params.folds.seed)]
     truth = prepared.split_labels("train", all_terms=True).reindex(proteins=ids)
-    oof = {name: tm.reindex(proteins=ids) for name, tm in saved_predictions(params, names, OOF).items()}
+    oof = {name: tm.reindex(proteins=ids) for name, tm in require_rows(saved_predictions(params, names, OOF), ids)}
     scorer = functools.cache(lambda: Scorer(ontology, truth, prepared.ia, block.threshold_step))  # built on first use
     return TrainSet(ids, labels=truth), lambda prediction: scorer()(prediction), oof
 
