@@ -10,7 +10,7 @@ computes the same features for new proteins. Settings: params.yaml's `stacker` b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,25 +19,23 @@ import scipy.sparse as sp
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.combine.blend import Combined
 from cafa_mlflow.predictors.combine.features import TermInfo, gather, term_info
 from cafa_mlflow.predictors.combine.hit_pairs import candidate_recall, learned_pairs
 from cafa_mlflow.predictors.combine.importance import pair_importances
+from cafa_mlflow.predictors.combine.stacked import StackedPredictor
 from cafa_mlflow.predictors.combine.stacker import Stacker
 from cafa_mlflow.predictors.hit_features import HitFeatures
 from cafa_mlflow.predictors.naive import term_frequencies
-
-if TYPE_CHECKING:
-    from cafa_mlflow.config.schema import StackerParams
-    from cafa_mlflow.go.ontology import Ontology
 
 CONFIG, TERMS, MODEL = "learned.json", "terms.tsv", "stacker"
 Features = dict[str, HitFeatures]
 
 
-class LearnedPredictor(Combined):
+class LearnedPredictor(StackedPredictor):
+    """The stacker's trees and settings (StackedPredictor: construction, from_params), over the members' scores and
+    hit features, without the stacker's training-frequency column."""
+
     kind = "learned"
-    params_block = "stacker"
     config_file = CONFIG
     reads_features: ClassVar[bool] = True  # fit/finalized take the members' term features
 
@@ -45,21 +43,9 @@ class LearnedPredictor(Combined):
         self, members: dict[str, Predictor], ontology: Any = None, settings: Any = None, ia: Any = None
     ) -> None:
         """members: name -> fitted predictor; settings: the stacker block; ia: term -> information accretion."""
-        super().__init__(members)
-        self.ontology, self.settings, self.ia = ontology, settings, ia or {}
-        self.stacker: Stacker | None = None
-        self.terms: list[str] = []
+        super().__init__(members, ontology, settings, ia)
         self.feature_members: list[str] = []  # members whose term features are columns (fixed at fit)
-        self.freq = np.zeros(0, np.float32)
-        self.info: TermInfo | None = None
-        self.floors = (0.0, 1.0)
         self.fit_report: dict[str, float] = {}
-
-    @classmethod
-    def from_params(
-        cls, block: StackerParams, ontology: Ontology, members: dict[str, Predictor], ia: Any = None
-    ) -> LearnedPredictor:
-        return cls(members, ontology, block, ia)
 
     def summary(self) -> dict[str, Any]:
         """What the run logs as params: the stacker block and the fit's candidate recall (out-of-fold)."""
