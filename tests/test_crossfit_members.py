@@ -78,6 +78,33 @@ def test_cross_fit_scores_only_the_sampled_proteins_with_fits_on_every_other_fol
                              ("fit", 7), ("predict", ["P8"])]  # fmt: skip
 
 
+class QuerySetRecorder(Memorizer):
+    """A Memorizer that records the whole input it is told the next predict() calls belong to."""
+
+    told: list = []
+
+    def set_query_set(self, ids, sequences, accessions=None) -> None:
+        QuerySetRecorder.told.append((list(ids), list(sequences)))
+
+
+def test_a_sampled_fold_tells_its_predictor_the_whole_fold_as_the_query_set():
+    ids = [f"P{i}" for i in range(6)]
+    seqs = [f"M{'A' * i}" for i in range(6)]
+    labels = TermMatrix(ids, ["GO:0000001"], np.ones((6, 1), np.float32))
+    train = TrainSet(ids, labels=labels, sequences=seqs)
+    folds = np.array([0, 1, 0, 1, 0, 1])
+    QuerySetRecorder.told = []
+    oof = cross_fit(QuerySetRecorder, train, folds, scored=np.array([0, 3]))
+    assert oof.proteins == ["P0", "P3"]
+    assert QuerySetRecorder.told == [
+        (["P0", "P2", "P4"], ["M", "MAA", "MAAAA"]),
+        (["P1", "P3", "P5"], ["MA", "MAAA", "MAAAAA"]),
+    ]
+    QuerySetRecorder.told = []
+    cross_fit(QuerySetRecorder, train, folds)  # no sample: each fold's predict() call is the whole fold already
+    assert QuerySetRecorder.told == []
+
+
 def test_oof_sample_is_seeded_sorted_and_all_when_zero():
     assert oof_sample(5, 0, 0).tolist() == [0, 1, 2, 3, 4]
     assert oof_sample(5, 9, 0).tolist() == [0, 1, 2, 3, 4]

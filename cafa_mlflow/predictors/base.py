@@ -19,6 +19,7 @@ import numpy as np
 from cafa_mlflow.errors import InputError, MissingWeightsError, NotFittedError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io import integrity
+from cafa_mlflow.io.fasta import read_fasta
 from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import seal, write_json
 
@@ -50,6 +51,14 @@ class ProteinSet:
                 raise InputError(
                     f"{len(value)} {name} rows for {len(self.ids)} protein ids; pass one per id, in the same order."
                 )
+
+    def read_sequences(self) -> list[str]:
+        """The sequences of `ids`, in order: `sequences`, else read from `fasta`."""
+        if self.sequences is not None:
+            return list(self.sequences)
+        wanted = set(self.ids)
+        found = {r.id: r.sequence for r in read_fasta(self.fasta) if r.id in wanted}
+        return [found[i] for i in self.ids]
 
     def take(self, rows: Sequence[int] | np.ndarray) -> ProteinSet:
         """The proteins at `rows` with their inputs (e.g. one cross-fitting fold)."""

@@ -51,6 +51,9 @@ def cross_fit(
         inside, outside = np.flatnonzero((folds == f) & wanted), np.flatnonzero(folds != f)
         log.info("cross-fitting fold %d/%d: fit on %d proteins, predict %d", n, len(labels), len(outside), len(inside))
         fitted = make().fit(train.take(outside))
+        if len(inside) < np.sum(folds == f) and (train.sequences is not None or train.fasta is not None):
+            whole = train.take(np.flatnonzero(folds == f))  # rules about "the other queries" see the whole fold,
+            fitted.set_query_set(whole.ids, whole.read_sequences())  # as without a sample
         parts.append(fitted.predict(train.take(inside)))
         if features is not None and (found := fitted.term_features()) is not None:
             features.append(found)

@@ -216,13 +216,6 @@ class ReferencePredictor(Predictor):
         self._require_fitted("ref")
         self.engine, self.search_db = engine, engine.prepare(self.ref.db, None, self.threads, self.executable)
 
-    def _sequences(self, proteins: ProteinSet) -> list[str]:
-        if proteins.sequences is not None:
-            return list(proteins.sequences)
-        wanted = set(proteins.ids)
-        found = {r.id: r.sequence for r in read_fasta(proteins.fasta) if r.id in wanted}
-        return [found[i] for i in proteins.ids]
-
     def _header_accessions(self, proteins: ProteinSet) -> dict[str, str]:
         """The accessions known for `proteins`: set before (id map, set_query_set) and from their FASTA's headers
         (`>T96060000001 P12345`)."""
@@ -255,7 +248,7 @@ class ReferencePredictor(Predictor):
             self.executable,
             columns=hit_columns(FEATURE_COLUMNS, COVERAGE_COLUMNS if near else ()),  # features: term_features
         )
-        qhash = sequence_hash(self._sequences(proteins))
+        qhash = sequence_hash(proteins.read_sequences())
         accessions = {**self.accessions, **self._header_accessions(proteins)}
         hits = filter_hits(
             hits,
