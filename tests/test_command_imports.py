@@ -13,11 +13,14 @@ from cafa_fixtures import OBO, TERMS_TSV, write
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "mlflow", "esm", "sklearn")
+# os._exit after the report: what is asserted is the command's code and modules, not the interpreter's teardown, where
+# a native library's thread pool can abort the process ("terminate called without an active exception") under load
 CHILD = f"""
-import json, sys
+import json, os, sys
 from pipelines.cli import main
 code = main(json.loads(sys.argv[1]))
-print(json.dumps({{"code": code, "loaded": [m for m in {HEAVY!r} if m in sys.modules]}}))
+print(json.dumps({{"code": code, "loaded": [m for m in {HEAVY!r} if m in sys.modules]}}), flush=True)
+os._exit(0)
 """
 
 
