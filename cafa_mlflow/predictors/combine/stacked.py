@@ -1,10 +1,11 @@
 """StackedPredictor: member predictors combined by a learned stacker instead of fixed weights.
 
 A Predictor like its members (and like EnsemblePredictor, the simplex blend it is compared with): `fit`
-learns gradient-boosted trees (cafa_mlflow/stacker) over (protein, candidate term) pairs from the members'
+learns gradient-boosted trees (combine/stacker.py) over (protein, candidate term) pairs from the members'
 out-of-fold scores of training proteins; `predict` runs every member and scores their candidates. Features
-come from the members' scores only (stacker.features.member_pairs), so any set of members works, with or
-without embeddings. Output is raw: GO-consistency, caps and rounding come after (ensemble.finalize).
+come from the members' scores only (`pairs`: features.member_pairs), so any set of members works, with or
+without embeddings; LearnedPredictor (combine/learned.py) is the same model with the search members' hit
+statistics as further columns. Output is raw: GO-consistency, caps and rounding come after (ensemble.finalize).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, TrainSet
 from cafa_mlflow.predictors.combine.blend import Combined
-from cafa_mlflow.predictors.combine.features import TermInfo, gather, member_pairs, term_info
+from cafa_mlflow.predictors.combine.features import Pairs, TermInfo, gather, member_pairs, term_info
 from cafa_mlflow.predictors.combine.stacker import Stacker
 from cafa_mlflow.predictors.naive import term_frequencies
 
@@ -44,7 +45,7 @@ class StackedPredictor(Combined):
         self.ontology, self.settings, self.ia = ontology, settings, ia or {}
         self.stacker: Stacker | None = None
         self.terms: list[str] = []
-        self.freq = np.zeros(0, np.float32)
+        self.freq = np.zeros(0, np.float32)  # each term's frequency among the fitted proteins: candidates only
         self.info: TermInfo | None = None
         self.floors = (0.0, 1.0)
 
@@ -63,50 +64,62 @@ class StackedPredictor(Combined):
     ) -> StackedPredictor:
         """Learn from the members' scores of `train` (out-of-fold: no member was fitted on these proteins)
         and train.labels (propagated, over every carried term). `scorer` is unused (the trees fit a loss)."""
-        s = self.settings
         preds = self.member_scores(train, member_predictions)
-        if set(preds) != set(self.members):
+        self.fit_pairs(train, preds, {})
+        return self
+
+    def fit_pairs(
+        self, train: TrainSet, member_predictions: dict[str, TermMatrix], member_features: dict
+    ) -> tuple[Pairs, sp.csr_matrix]:
+        """Fit the trees on the candidate pairs of `train` (the members' scores and term features of it) and its
+        labels; the pairs and the truth over `self.terms` are returned for what a subclass reports of the fit."""
+        if set(member_predictions) != set(self.members):
             raise InputError(
-                f"member predictions of {sorted(preds)} for members {sorted(self.members)}; pass one per member."
+                f"member predictions of {sorted(member_predictions)} for members {sorted(self.members)}; "
+                "pass one per member."
             )
-        preds = {name: preds[name] for name in self.members}  # feature columns in member order
         proteins = list(train.ids)
-        self.terms = [
-            t for t in dict.fromkeys(t for tm in preds.values() for t in tm.terms) if t in self.ontology.index
-        ]
-        mats = {name: tm.reindex(proteins, self.terms).matrix for name, tm in preds.items()}
+        found = dict.fromkeys(t for name in self.members for t in member_predictions[name].terms)
+        self.terms = [t for t in found if t in self.ontology.index]
         truth = train.labels.reindex(proteins=proteins, terms=self.terms).matrix
         aspects = self.ontology.aspect[[self.ontology.index[t] for t in self.terms]]
         self.freq = term_frequencies(truth, aspects, "aspect").astype(np.float32)
         self.info = term_info(self.terms, self.ontology, self.ia)
-        self.floors = (float(s.member_floor), float(s.naive_floor))
-        pairs = member_pairs(mats, self.freq, self.info, *self.floors)
-        self.stacker = Stacker.from_settings(s)
-        self.stacker.fit(pairs, gather(truth, pairs.rows, pairs.cols) > 0)
-        return self
+        self.floors = (float(self.settings.member_floor), float(self.settings.naive_floor))
+        pairs = self.pairs(member_predictions, member_features, proteins)
+        self.stacker = Stacker.from_settings(self.settings).fit(pairs, gather(truth, pairs.rows, pairs.cols) > 0)
+        return pairs, truth
 
-    def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
+    def pairs(self, member_predictions: dict[str, TermMatrix], member_features: dict, ids: list[str]) -> Pairs:
+        """The candidate pairs of `ids` and their features (the members' scores), columns in the fitted order;
+        `member_features` is unused here (LearnedPredictor reads it)."""
+        mats = {name: member_predictions[name].reindex(list(ids), self.terms).matrix for name in self.members}
+        return member_pairs(mats, self.freq, self.info, *self.floors)
+
+    def combine(
+        self, member_predictions: dict[str, TermMatrix], ids: list[str], member_features: dict | None = None
+    ) -> TermMatrix:
         """Stacker scores of the members' candidate terms for `ids` (raw: GO-consistency comes after)."""
         self._require_fitted("stacker")
-        mats = {name: member_predictions[name].reindex(list(ids), self.terms).matrix for name in self.members}
-        pairs = member_pairs(mats, self.freq, self.info, *self.floors)
+        pairs = self.pairs(member_predictions, member_features or {}, list(ids))
         scores = np.maximum(self.stacker.predict_pairs(pairs), np.finfo(np.float32).tiny)
         matrix = sp.csr_matrix((scores, (pairs.rows, pairs.cols)), shape=(len(ids), len(self.terms)))  # unique pairs
         return TermMatrix(list(ids), self.terms, matrix)
 
+    def saved_config(self) -> dict[str, Any]:
+        """What the config file holds beside the members' kinds (a subclass adds its own)."""
+        return {"floors": self.floors}
+
+    def read_config(self, config: dict[str, Any]) -> None:
+        """Set what `saved_config` wrote (a subclass reads its own keys too)."""
+        self.floors = tuple(config["floors"])
+
     def save_files(self, folder: Path) -> None:
         self._require_fitted("stacker")
-        self.save_members(folder, floors=self.floors)
+        self.save_members(folder, **self.saved_config())
         self.stacker.save(folder / STACKER)
-        pd.DataFrame(
-            {
-                "term": self.terms,
-                "freq": self.freq,
-                "ia": self.info.ia,
-                "depth": self.info.depth,
-                "aspect_code": self.info.aspect_code,
-            }
-        ).to_csv(folder / TERMS, sep="\t", index=False)
+        table = {"term": self.terms, "freq": self.freq, "ia": self.info.ia, "depth": self.info.depth}
+        pd.DataFrame({**table, "aspect_code": self.info.aspect_code}).to_csv(folder / TERMS, sep="\t", index=False)
 
     @classmethod
     def load_files(cls, folder: Path) -> StackedPredictor:
@@ -116,5 +129,5 @@ class StackedPredictor(Combined):
         table = pd.read_csv(folder / TERMS, sep="\t")
         self.terms, self.freq = table["term"].tolist(), table["freq"].to_numpy(np.float32)
         self.info = TermInfo(*(table[c].to_numpy(np.float32) for c in ("ia", "depth", "aspect_code")))
-        self.floors = tuple(config["floors"])
+        self.read_config(config)
         return self
