@@ -91,7 +91,7 @@ def test_candidates_come_from_any_member_and_the_finalized_output_is_go_consiste
     )
     cols = {stacked.terms[c] for c in pairs.cols}
     assert MF5 in cols  # only the `noise` member scores MF5: still a candidate
-    assert {"signal", "signal_top", "noise", "noise_top", "freq", "ia", "depth", "aspect"} == set(pairs.names)
+    assert {"signal", "signal_top", "noise", "noise_top", "ia", "depth", "aspect"} == set(pairs.names)  # no freq (leak)
     raw = stacked.combine(members, ids)
     submission = SimpleNamespace(max_terms=1500, sig=3, min_score=0.001)
     final = finalize(raw, ontology, submission).reindex(terms=TERMS).matrix.toarray()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from predictor_fixtures import TERMS
 
+from cafa_mlflow.errors import InputError
 from cafa_mlflow.predictors.combine.features import Pairs, candidates, gather
 from cafa_mlflow.predictors.combine.stacker import Stacker
 
@@ -42,3 +44,6 @@ def test_stacker_subsamples_negatives_and_corrects_probabilities():
     assert model.keep_rate == 0.25
     p = model.predict_pairs(pairs)
     assert abs(p.mean() - y.mean()) < 0.03  # corrected back to the base rate, not the subsampled 0.3
+    old = Pairs(pairs.rows, pairs.cols, np.column_stack([x, x[:, :1]]), ["score", "aspect", "freq"])
+    with pytest.raises(InputError, match="fit the ensemble again"):
+        model.predict_pairs(old)  # columns other than the fitted ones (a model saved by another version)

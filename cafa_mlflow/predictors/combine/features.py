@@ -1,11 +1,10 @@
-"""Candidate (protein, term) pairs and their features for the stacker.
+"""Candidate (protein, term) pairs and their features for the stacker (`ensemble.method: stacker`).
 
-Candidates: every term a member scores >= `member_floor` for the protein, plus every term whose naive
-prior is >= `naive_floor` (so proteins without homologs still get the frequent terms). Features per pair:
-each member's score, the homology hit statistics of the term (best bitscore / identity / -log10 e-value
-among hits carrying it, share of hits carrying it), the naive prior (the term's frequency in the
-training part), the term's IA, depth (number of ancestors) and aspect, and per protein its length,
-number of hits, best bitscore and identity overall.
+Candidates: every term a member scores >= `member_floor` for the protein, plus every term whose frequency among
+the fitted proteins is >= `naive_floor` (so proteins without homologs still get the frequent terms). Features per
+pair (`member_pairs`): each member's score and its best score for the protein in the term's aspect, the term's IA,
+depth (number of ancestors) and aspect. The learned ensemble adds the search members' hit statistics
+(combine/hit_pairs.py) to the same candidates.
 """
 
 from __future__ import annotations
@@ -15,9 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-
-PAIR_FEATURES = ("frac", "best_bits", "best_ident", "best_logE")
-PROTEIN_FEATURES = ("n_hits", "top_bits", "top_ident")
 
 
 @dataclass
@@ -75,42 +71,6 @@ def candidates(
     return keys // n_cols, keys % n_cols
 
 
-def pair_features(
-    members: Mapping[str, sp.csr_matrix],
-    hom: Mapping[str, object],
-    naive_rows: np.ndarray,
-    which: np.ndarray,
-    terms: TermInfo,
-    lengths: np.ndarray,
-    member_floor: float,
-    naive_floor: float,
-) -> Pairs:
-    """Candidates and features of one protein set. members: {name: proteins x T CSR} (homology's
-    "score" included by the caller); hom: `crossfit.homology_features` output over the same rows;
-    naive_rows/which: K x T priors and each protein's row (its fold; 0 for new proteins)."""
-    rows, cols = candidates(members, naive_rows, which, member_floor, naive_floor)
-    names, columns = [], []
-    for name, m in members.items():
-        names.append(name)
-        columns.append(gather(m, rows, cols))
-    for name in PAIR_FEATURES:
-        names.append(f"hom_{name}")
-        columns.append(gather(hom[name], rows, cols))
-    top = np.asarray(hom["top_bits"])[rows]
-    names.append("hom_rel_bits")  # best bitscore carrying the term relative to the protein's best hit
-    columns.append(
-        np.divide(columns[names.index("hom_best_bits")], top, out=np.zeros(len(rows), np.float32), where=top > 0)
-    )
-    names += ["naive", "ia", "depth", "aspect"]
-    columns += [naive_rows[which[rows], cols], terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
-    for name in PROTEIN_FEATURES:
-        names.append(name)
-        columns.append(np.asarray(hom[name])[rows])
-    names.append("length")
-    columns.append(np.asarray(lengths, dtype=np.float32)[rows])
-    return Pairs(rows, cols, np.column_stack(columns).astype(np.float32), names)
-
-
 def member_pairs(
     members: Mapping[str, sp.csr_matrix],
     freq: np.ndarray,
@@ -120,8 +80,10 @@ def member_pairs(
 ) -> Pairs:
     """Candidates and features from members' scores alone (any members, no hit tables): per pair each
     member's score and its best score for the protein in the term's aspect (how sure the member is about
-    the protein at all), the term's training frequency, IA, depth and aspect. Candidates: member scores
-    >= member_floor, and terms with frequency >= naive_floor for every protein."""
+    the protein at all), the term's IA, depth and aspect. Candidates: member scores >= member_floor, and
+    terms with frequency >= naive_floor for every protein. The frequency is not a column: computed from the
+    fitted proteins' own labels, a rare term's frequency would name its few carriers among them (target
+    leakage); the naive member's out-of-fold prior, when it is a member, is the frequency feature."""
     n_rows = next(iter(members.values())).shape[0]
     rows, cols = candidates(members, freq[None, :], np.zeros(n_rows, np.int64), member_floor, naive_floor)
     aspect = terms.aspect_code.astype(np.int64)
@@ -133,8 +95,8 @@ def member_pairs(
         np.maximum.at(best, (r, aspect[m.indices]), m.data)
         names += [name, f"{name}_top"]
         columns += [gather(m, rows, cols), best[rows, aspect[cols]]]
-    names += ["freq", "ia", "depth", "aspect"]
-    columns += [freq[cols], terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
+    names += ["ia", "depth", "aspect"]
+    columns += [terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
     return Pairs(rows, cols, np.column_stack(columns).astype(np.float32), names)
 
 

@@ -15,7 +15,7 @@ import joblib
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from cafa_mlflow.errors import MissingWeightsError, NotFittedError
+from cafa_mlflow.errors import InputError, MissingWeightsError, NotFittedError
 from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import atomic_write, write_json
 from cafa_mlflow.predictors.combine.features import Pairs
@@ -89,7 +89,10 @@ class Stacker:
         if self.model is None:
             raise NotFittedError("Stacker.predict_pairs")
         if list(pairs.names) != self.feature_names:
-            raise ValueError(f"features {pairs.names} differ from the fitted ones {self.feature_names}")
+            raise InputError(
+                f"the stacker was fitted on features {self.feature_names}, this version computes {pairs.names}; "
+                "fit the ensemble again (cafa ensemble) with this version."
+            )
         p = self.model.predict_proba(pairs.X)[:, 1]
         odds = p / np.maximum(1.0 - p, 1e-9) * self.keep_rate  # undo the negative subsampling
         return (odds / (1.0 + odds)).astype(np.float32)
