@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +30,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_md import write_section  # noqa: E402
+from results_md import command_line, publish, stamp  # noqa: E402
 
 from cafa_mlflow.config.params_file import load_params  # noqa: E402
 from cafa_mlflow.config.schema import Params  # noqa: E402
@@ -216,10 +213,8 @@ def markdown(result: dict, command: str, chains: list[str]) -> str:
         f"where no experiment predates the reference, {s[('test', 'all', 'drop_direct')] - s[('test', 'all', 'vote')]:+.3f}"
         " (the rule applied to test for the record only)."
     )
-    host = f"{platform.node()}, {platform.processor() or platform.machine()}"
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
-        TITLE.format(val=st["val"]["proteins"], test=st["test"]["proteins"]), "", f"Machine: {host}; date: {date}; command: `{command}`; params overridden: {result['overrides']}.", "",
+        TITLE.format(val=st["val"]["proteins"], test=st["test"]["proteins"]), "", f"{stamp()}; command: `{command}`; params overridden: {result['overrides']}.", "",
         "How much of each protein's truth (leaf terms) its own Swiss-Prot 2014-01 entry already holds (propagated):",
         "", stats.to_markdown(index=False), "",
         "Weighted F-max (mean of the aspects, prepared IA) of the reference member's vote under each",
@@ -244,14 +239,8 @@ def main() -> None:
     params = Params.from_dict(load_params(None, params_file=args.params_file))
     result = measure(params, args.hits_cache)
     result["overrides"] = overrides(args.params_file)
-    command = " ".join(["python", "benchmarks/validation_echo.py", *sys.argv[1:]])
-    text = markdown(result, command, args.chains)
-    print(text)
     print(json.dumps({"|".join(k): round(v, 4) for k, v in result["scores"].items()}, indent=1))
-    if not args.no_write:
-        write_section(text)
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"code at {rev}")
+    publish(markdown(result, command_line("validation_echo.py"), args.chains), write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -13,25 +13,21 @@ prior knowledge. Label-free grouping: only the 2014 reference is read, not the 2
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_md import write_section  # noqa: E402
+from results_md import command_line, publish, stamp  # noqa: E402
+from validation_echo import truth_table  # noqa: E402
 
 from cafa_mlflow.config.params_file import load_params  # noqa: E402
 from cafa_mlflow.config.schema import Params  # noqa: E402
 from cafa_mlflow.evaluation.scorer import Scorer, flat_metrics  # noqa: E402
-from cafa_mlflow.go.annotations import resolve_terms  # noqa: E402
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix  # noqa: E402
 from cafa_mlflow.go.ontology import load_obo  # noqa: E402
-from cafa_mlflow.io.terms import read_terms  # noqa: E402
 from cafa_mlflow.workflows.common import ensure_prepared  # noqa: E402
 
 TITLE = "## Validation vs test at equal 2014 knowledge"
@@ -43,12 +39,6 @@ def direct_term_counts(predictions: Path) -> pd.Series:
     """Distinct direct GO terms per protein of the reference the chain's reference member shipped."""
     table = pd.read_parquet(predictions / "reference" / "model" / "annotations.parquet", columns=["protein", "term"])
     return table.groupby("protein")["term"].nunique()
-
-
-def truth_of(prepared, split: str, ontology, ids: list[str]) -> pd.DataFrame:
-    path = prepared.truth_file(split)
-    table = resolve_terms(read_terms(path), ontology, str(path))
-    return table[table["protein"].isin(set(ids))].drop_duplicates(["protein", "term"])
 
 
 def label(lo: int, hi: int | None) -> str:
@@ -64,7 +54,7 @@ def score_groups(params: Params, members: list[str]) -> pd.DataFrame:
         preds = {m: load_term_matrix(predictions / m / f"{split}.npz") for m in members}
         ids = list(next(iter(preds.values())).proteins)
         n_terms = counts.reindex(ids).fillna(0).to_numpy()
-        truth = truth_of(prepared, split, ontology, ids)
+        truth = truth_table(prepared.truth_file(split), ontology, ids)
         for lo, hi in ((0, None), *BINS):
             keep = (n_terms >= lo) & (n_terms <= (np.inf if hi is None else hi))
             sub = [p for p, k in zip(ids, keep) if k]
@@ -79,10 +69,8 @@ def score_groups(params: Params, members: list[str]) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame, command: str) -> str:
-    host = f"{platform.node()}, {platform.processor() or platform.machine()}"
-    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
-        TITLE, "", f"Machine: {host}; date: {date}; command: `{command}` (reads saved predictions only).", "",
+        TITLE, "", f"{stamp()}; command: `{command}` (reads saved predictions only).", "",
         "Weighted F-max (mean of the aspects, prepared IA) of each saved member, validation (fit on train) and",
         "visible test (refit on the pool), per group of proteins by the number of distinct direct GO terms their",
         f"own Swiss-Prot 2014-01 entry carries (0 = no entry); groups under {MIN_PROTEINS} proteins are not scored:", "",
@@ -98,12 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     params = Params.from_dict(load_params(None, params_file=args.params_file))
     table = score_groups(params, args.members.split(","))
-    text = markdown(table, " ".join(["python", "benchmarks/validation_population.py", *sys.argv[1:]]))
-    print(text)
-    if not args.no_write:
-        write_section(text)
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    print(f"code at {rev}")
+    publish(markdown(table, command_line("validation_population.py")), write=not args.no_write)
 
 
 if __name__ == "__main__":
