@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from predictor_fixtures import TERMS
+from test_stacked import SETTINGS
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.predictors.combine.features import Pairs, candidates, gather
@@ -30,17 +33,8 @@ def test_stacker_subsamples_negatives_and_corrects_probabilities():
     x[:, 1] = rng.integers(0, 3, 4000)
     y = rng.random(4000) < 0.1
     pairs = Pairs(np.arange(4000), np.zeros(4000, int), x, ["score", "aspect"])
-    model = Stacker(
-        max_iter=5,
-        learning_rate=0.1,
-        max_leaf_nodes=63,
-        min_samples_leaf=100,
-        l2_regularization=0.0,
-        neg_fraction=0.25,
-        max_rows=1_000_000,
-        seed=0,
-        ia_weight_floor=None,
-    ).fit(pairs, y)
+    settings = {**SETTINGS, "max_iter": 5, "learning_rate": 0.1, "max_leaf_nodes": 63, "min_samples_leaf": 100}
+    model = Stacker.from_settings(SimpleNamespace(**{**settings, "neg_fraction": 0.25})).fit(pairs, y)
     assert model.keep_rate == 0.25
     p = model.predict_pairs(pairs)
     assert abs(p.mean() - y.mean()) < 0.03  # corrected back to the base rate, not the subsampled 0.3
