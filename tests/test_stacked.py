@@ -1,5 +1,6 @@
 """StackedPredictor: a learned stacker over members' scores is a Predictor like the blend (fit on
-out-of-fold scores, save/load round trip, candidates from any member, GO-consistent once finalized)."""
+out-of-fold scores, save/load round trip, candidates from any member, features without the training frequency,
+GO-consistent once finalized)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from predictor_fixtures import TERMS, tiny_ontology
 from cafa_mlflow.go.finalize import finalize
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.combine.features import member_pairs, term_info
+from cafa_mlflow.predictors.combine.features import term_info
+from cafa_mlflow.predictors.combine.hit_pairs import pair_features
 from cafa_mlflow.predictors.combine.stacked import StackedPredictor
 from cafa_mlflow.predictors.naive import NaivePredictor
 
@@ -82,8 +84,9 @@ def test_candidates_come_from_any_member_and_the_finalized_output_is_go_consiste
     naive = NaivePredictor(ontology).fit(TrainSet.from_labels(truth))
     stacked = StackedPredictor({"signal": naive, "noise": naive}, ontology, Block(**SETTINGS), {})
     stacked.fit(TrainSet(ids, labels=truth), member_predictions=members)
-    pairs = member_pairs(
+    pairs = pair_features(
         {n: tm.reindex(ids, stacked.terms).matrix for n, tm in members.items()},
+        {},  # the stacker: no hit features
         stacked.freq,
         term_info(stacked.terms, ontology, {}),
         0.05,
@@ -91,7 +94,7 @@ def test_candidates_come_from_any_member_and_the_finalized_output_is_go_consiste
     )
     cols = {stacked.terms[c] for c in pairs.cols}
     assert MF5 in cols  # only the `noise` member scores MF5: still a candidate
-    assert {"signal", "signal_top", "noise", "noise_top", "ia", "depth", "aspect"} == set(pairs.names)  # no freq (leak)
+    assert pairs.names == ["signal", "noise", "ia", "depth", "aspect"]  # no training frequency (leakage)
     raw = stacked.combine(members, ids)
     submission = SimpleNamespace(max_terms=1500, sig=3, min_score=0.001)
     final = finalize(raw, ontology, submission).reindex(terms=TERMS).matrix.toarray()

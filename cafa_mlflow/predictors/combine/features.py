@@ -1,10 +1,6 @@
-"""Candidate (protein, term) pairs and their features for the stacker (`ensemble.method: stacker`).
-
-Candidates: every term a member scores >= `member_floor` for the protein, plus every term whose frequency among
-the fitted proteins is >= `naive_floor` (so proteins without homologs still get the frequent terms). Features per
-pair (`member_pairs`): each member's score and its best score for the protein in the term's aspect, the term's IA,
-depth (number of ancestors) and aspect. The learned ensemble adds the search members' hit statistics
-(combine/hit_pairs.py) to the same candidates.
+"""What the stacker's candidate pairs are made of (combine/hit_pairs.py builds them): the pairs and their feature
+matrix (`Pairs`), the candidates (`candidates`), cell lookup in a sparse matrix (`gather`) and each term's IA, depth
+and aspect (`term_info`).
 """
 
 from __future__ import annotations
@@ -69,35 +65,6 @@ def candidates(
     keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
     assert n_rows == 0 or keys.max(initial=0) < n_rows * n_cols
     return keys // n_cols, keys % n_cols
-
-
-def member_pairs(
-    members: Mapping[str, sp.csr_matrix],
-    freq: np.ndarray,
-    terms: TermInfo,
-    member_floor: float,
-    naive_floor: float,
-) -> Pairs:
-    """Candidates and features from members' scores alone (any members, no hit tables): per pair each
-    member's score and its best score for the protein in the term's aspect (how sure the member is about
-    the protein at all), the term's IA, depth and aspect. Candidates: member scores >= member_floor, and
-    terms with frequency >= naive_floor for every protein. The frequency is not a column: computed from the
-    fitted proteins' own labels, a rare term's frequency would name its few carriers among them (target
-    leakage); the naive member's out-of-fold prior, when it is a member, is the frequency feature."""
-    n_rows = next(iter(members.values())).shape[0]
-    rows, cols = candidates(members, freq[None, :], np.zeros(n_rows, np.int64), member_floor, naive_floor)
-    aspect = terms.aspect_code.astype(np.int64)
-    names, columns = [], []
-    for name, m in members.items():
-        m = sp.csr_matrix(m)
-        best = np.zeros((n_rows, int(aspect.max(initial=0)) + 1), np.float32)
-        r = np.repeat(np.arange(n_rows), np.diff(m.indptr))
-        np.maximum.at(best, (r, aspect[m.indices]), m.data)
-        names += [name, f"{name}_top"]
-        columns += [gather(m, rows, cols), best[rows, aspect[cols]]]
-    names += ["ia", "depth", "aspect"]
-    columns += [terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
-    return Pairs(rows, cols, np.column_stack(columns).astype(np.float32), names)
 
 
 def term_info(terms: Sequence[str], ontology, ia: Mapping[str, float]) -> TermInfo:

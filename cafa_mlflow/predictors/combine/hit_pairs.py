@@ -1,6 +1,7 @@
-"""Candidate (protein, term) pairs of the learned ensemble and their features: every member's score (the naive
-member's: the term's frequency, out-of-fold), each search member's hit statistics of the term
-(predictors/hit_features.py) and of the protein, the protein's length, the term's IA, depth and aspect.
+"""Candidate (protein, term) pairs of the stacker and the learned ensemble, and their features: every member's score
+(the naive member's: the term's frequency, out-of-fold), then, for the learned ensemble, each search member's hit
+statistics of the term (predictors/hit_features.py) and of the protein and the protein's length; the term's IA, depth
+and aspect. The stacker (`ensemble.method: stacker`) is the same with no hit statistics.
 
 Candidates: every term a member scores >= `member_floor` for the protein, plus every term whose frequency is
 >= `naive_floor` (so proteins without hits still get the frequent terms); `candidate_recall` says how much of a
@@ -20,7 +21,7 @@ from cafa_mlflow.predictors.hit_features import TERM_FEATURES, HitFeatures
 PROTEIN_COLUMNS = ("hits", "top_bits")  # per search member, besides its term features
 
 
-def learned_pairs(
+def pair_features(
     scores: Mapping[str, sp.csr_matrix],
     features: Mapping[str, HitFeatures],
     freq: np.ndarray,
@@ -29,7 +30,8 @@ def learned_pairs(
     naive_floor: float,
 ) -> Pairs:
     """Candidates and features of one protein set: `scores` {member: proteins x T}, `features` {search member:
-    HitFeatures over the same proteins and T terms, in this order}; freq/terms: per column of T."""
+    HitFeatures over the same proteins and T terms, in this order; none for the stacker}; freq/terms: per column of
+    T. The protein's length (the longest query length a search member saw) is a column when there are features."""
     n_rows = next(iter(scores.values())).shape[0]
     rows, cols = candidates(scores, freq[None, :], np.zeros(n_rows, np.int64), member_floor, naive_floor)
     names, columns = [], []
@@ -52,8 +54,11 @@ def learned_pairs(
     # the term's frequency among the fitted proteins is not a column: it is computed from their own labels, so a
     # rare term's frequency would name its few carriers (target leakage); the naive member's out-of-fold prior
     # is the frequency feature
-    names += ["length", "ia", "depth", "aspect"]
-    columns += [length, terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
+    if features:
+        names.append("length")
+        columns.append(length)
+    names += ["ia", "depth", "aspect"]
+    columns += [terms.ia[cols], terms.depth[cols], terms.aspect_code[cols]]
     return Pairs(rows, cols, np.column_stack(columns).astype(np.float32), names)
 
 

@@ -1,5 +1,6 @@
 """LearnedPredictor (`ensemble.method: learned`): gradient-boosted trees over (protein, candidate term) pairs
-whose features are the members' scores and the search members' hit statistics (combine/hit_pairs.py).
+whose features are the members' scores and the search members' hit statistics (combine/hit_pairs.py): the stacker
+(combine/stacked.py) with the search members' term features as columns.
 
 A Predictor like its members: `fit` learns from out-of-fold pairs of training proteins (the members' saved
 out-of-fold scores and `<split>_features.npz`, written by each member's own `term_features`); `predict` runs
@@ -11,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.combine.features import Pairs, gather
-from cafa_mlflow.predictors.combine.hit_pairs import candidate_recall, learned_pairs
+from cafa_mlflow.predictors.combine.features import gather
+from cafa_mlflow.predictors.combine.hit_pairs import candidate_recall
 from cafa_mlflow.predictors.combine.importance import pair_importances
 from cafa_mlflow.predictors.combine.stacked import StackedPredictor
 from cafa_mlflow.predictors.hit_features import HitFeatures
@@ -37,7 +37,6 @@ class LearnedPredictor(StackedPredictor):
     ) -> None:
         """members: name -> fitted predictor; settings: the stacker block; ia: term -> information accretion."""
         super().__init__(members, ontology, settings, ia)
-        self.feature_members: list[str] = []  # members whose term features are columns (fixed at fit)
         self.fit_report: dict[str, float] = {}
 
     def summary(self) -> dict[str, Any]:
@@ -60,15 +59,6 @@ class LearnedPredictor(StackedPredictor):
         pairs, truth = self.fit_pairs(train, member_predictions, member_features or {})
         self.fit_report = candidate_recall(pairs, truth, self.info.ia)
         return self
-
-    def pairs(self, member_predictions: dict[str, TermMatrix], member_features: Features, ids: list[str]) -> Pairs:
-        """The candidate pairs of `ids` and their features (scores and hit statistics), columns in the fitted order."""
-        scores = {name: member_predictions[name].reindex(list(ids), self.terms).matrix for name in self.members}
-        missing = [n for n in self.feature_members if n not in member_features]
-        if missing:
-            raise InputError(f"no term features of members {missing}; re-run them (cafa member) to write them.")
-        feats = {n: member_features[n].reindex(list(ids), self.terms) for n in self.feature_members}
-        return learned_pairs(scores, feats, self.freq, self.info, *self.floors)
 
     def report_tables(self, member_predictions: dict[str, TermMatrix], truth: TermMatrix, **context: Any) -> dict:
         """Permutation importances of the features on a sample of `truth`'s proteins' candidate pairs (validation)

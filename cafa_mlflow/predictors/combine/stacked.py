@@ -3,9 +3,10 @@
 A Predictor like its members (and like EnsemblePredictor, the simplex blend it is compared with): `fit`
 learns gradient-boosted trees (combine/stacker.py) over (protein, candidate term) pairs from the members'
 out-of-fold scores of training proteins; `predict` runs every member and scores their candidates. Features
-come from the members' scores only (`pairs`: features.member_pairs), so any set of members works, with or
-without embeddings; LearnedPredictor (combine/learned.py) is the same model with the search members' hit
-statistics as further columns. Output is raw: GO-consistency, caps and rounding come after (ensemble.finalize).
+come from the members' scores only (`pairs`: hit_pairs.pair_features without hit statistics), so any set of
+members works, with or without embeddings; LearnedPredictor (combine/learned.py) is the same model with the search
+members' hit statistics as further columns. Output is raw: GO-consistency, caps and rounding come after
+(ensemble.finalize).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.predictors.base import Predictor, TrainSet
 from cafa_mlflow.predictors.combine.blend import Combined
-from cafa_mlflow.predictors.combine.features import Pairs, TermInfo, gather, member_pairs, term_info
+from cafa_mlflow.predictors.combine.features import Pairs, TermInfo, gather, term_info
+from cafa_mlflow.predictors.combine.hit_pairs import pair_features
 from cafa_mlflow.predictors.combine.stacker import Stacker
 from cafa_mlflow.predictors.naive import term_frequencies
 
@@ -48,6 +50,7 @@ class StackedPredictor(Combined):
         self.freq = np.zeros(0, np.float32)  # each term's frequency among the fitted proteins: candidates only
         self.info: TermInfo | None = None
         self.floors = (0.0, 1.0)
+        self.feature_members: list[str] = []  # members whose term features are columns (LearnedPredictor: fixed at fit)
 
     @classmethod
     def from_params(
@@ -91,10 +94,14 @@ class StackedPredictor(Combined):
         return pairs, truth
 
     def pairs(self, member_predictions: dict[str, TermMatrix], member_features: dict, ids: list[str]) -> Pairs:
-        """The candidate pairs of `ids` and their features (the members' scores), columns in the fitted order;
-        `member_features` is unused here (LearnedPredictor reads it)."""
-        mats = {name: member_predictions[name].reindex(list(ids), self.terms).matrix for name in self.members}
-        return member_pairs(mats, self.freq, self.info, *self.floors)
+        """The candidate pairs of `ids` and their features (the members' scores, and the term features of
+        `feature_members`: none for the stacker), columns in the fitted order."""
+        scores = {name: member_predictions[name].reindex(list(ids), self.terms).matrix for name in self.members}
+        missing = [n for n in self.feature_members if n not in member_features]
+        if missing:
+            raise InputError(f"no term features of members {missing}; re-run them (cafa member) to write them.")
+        feats = {n: member_features[n].reindex(list(ids), self.terms) for n in self.feature_members}
+        return pair_features(scores, feats, self.freq, self.info, *self.floors)
 
     def combine(
         self, member_predictions: dict[str, TermMatrix], ids: list[str], member_features: dict | None = None
