@@ -132,3 +132,19 @@ def test_the_reference_member_searches_with_its_engine(tmp_path):
     np.testing.assert_allclose(got.reindex(terms=expected.terms).matrix.toarray(), expected.matrix.toarray())
     loaded = Predictor.load(with_mmseqs.save(tmp_path / "model"), threads=1)
     assert loaded.engine == ENGINE and loaded.search_db == with_mmseqs.search_db  # one index per reference content
+
+
+@needs_tools
+def test_the_index_key_hashes_an_unchanged_database_once(tmp_path, monkeypatch):
+    fasta = write_fasta(tmp_path / "db.fasta", list(SEQUENCES))
+    dmnd = diamond.build_db(fasta, tmp_path / "cache")
+    binary = mmseqs.mmseqs_binary()
+    hashed = []
+    real = mmseqs.hash_file
+    monkeypatch.setattr(mmseqs, "hash_file", lambda h, path: hashed.append(path) or real(h, path))
+    key = mmseqs.index_key(dmnd, 7.5, binary)
+    assert mmseqs.index_key(dmnd, 7.5, binary) == key and len(hashed) == 1
+    assert mmseqs.index_key(dmnd, 5.7, binary) != key and mmseqs.index_key(dmnd, 7.5, binary, index=False) != key
+    other = diamond.build_db(write_fasta(tmp_path / "two.fasta", ["HBA", "HBB"]), tmp_path / "cache")
+    dmnd.write_bytes(other.read_bytes())  # the same path, another database: hashed again, another key
+    assert mmseqs.index_key(dmnd, 7.5, binary) != key and len(hashed) == 4

@@ -372,3 +372,35 @@ def test_cafa_target_headers_and_id_maps_name_the_own_entry(tmp_path):
     predictor.set_query_set(["T1", "T2"], [mutated, SEQUENCES["UBQ"]], ["Q00001", "P69905"])
     predictor.predict(ProteinSet(["T1"], sequences=[mutated]))
     assert set(predictor.hits["sseqid"]) == {"HBB"}
+
+
+def test_the_reference_key_is_hashed_once_per_unchanged_file(tmp_path, monkeypatch):
+    """A member is fitted five times a step: its cache key is computed once, and again when a file changes."""
+    from cafa_mlflow.data import reference as data_reference
+
+    dat = tmp_path / "sprot.dat"
+    dat.write_text(uniprot_text())
+    obo = write_obo(tmp_path)
+    hashed = []
+    real = data_reference.hash_file
+    monkeypatch.setattr(data_reference, "hash_file", lambda h, path: hashed.append(Path(path).name) or real(h, path))
+    spec = [{"format": "uniprot", "path": str(dat)}]
+    first = data_reference.reference_key(spec, "all", obo)
+    assert data_reference.reference_key(spec, "all", obo) == first and hashed == ["sprot.dat", obo.name]
+    assert data_reference.reference_key(spec, "experimental", obo) != first  # the filter is part of the key
+    dat.write_text(uniprot_text(ENTRIES[:2]))  # another content: hashed again, another key
+    assert data_reference.reference_key(spec, "all", obo) != first and hashed.count("sprot.dat") == 3
+
+
+@pytest.mark.skipif(not HAS_DIAMOND, reason="diamond not installed")
+def test_the_prepared_database_is_the_one_build_db_makes_of_its_fasta(tmp_path):
+    """The reference's DIAMOND database is made from the FASTA it writes, without reading it back: the same bytes
+    as data.diamond.build_db of that FASTA (the path the reference took before)."""
+    from cafa_mlflow.data import diamond
+    from cafa_mlflow.io.fasta import write_fasta
+
+    fasta = tmp_path / "reference.fasta"
+    write_fasta(fasta, list(SEQUENCES.items()))
+    made = diamond.make_db(fasta, tmp_path / "reference", 1, diamond.diamond_binary(), "makedb")
+    built = diamond.build_db(fasta, tmp_path / "cache")
+    assert made == tmp_path / "reference.dmnd" and made.read_bytes() == built.read_bytes()

@@ -153,20 +153,7 @@ def build_db(
     with atomic_dir(out_dir) as tmp:  # replaces a partial cache without manifest only on success
         plain = tmp / "train.fasta"
         write_fasta(plain, records)
-        _run(
-            [
-                binary,
-                "makedb",
-                "--in",
-                str(plain),
-                "-d",
-                str(tmp / "train"),
-                "--threads",
-                str(max(threads, 1)),
-                "--quiet",
-            ],
-            f"diamond makedb on {fasta}",
-        )
+        make_db(plain, tmp / "train", threads, binary, f"diamond makedb on {fasta}")
         plain.unlink()
         manifest = {
             "source": str(fasta),
@@ -177,6 +164,13 @@ def build_db(
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return db
+
+
+def make_db(fasta: Path, db: Path, threads: int, binary: str, what: str) -> Path:
+    """`diamond makedb` of a FASTA as written by io.fasta.write_fasta (`db`.dmnd; `binary`: diamond_binary's path);
+    returns the database path."""
+    _run([binary, "makedb", "--in", str(fasta), "-d", str(db), "--threads", str(max(threads, 1)), "--quiet"], what)
+    return db.with_suffix(".dmnd")
 
 
 def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> None:

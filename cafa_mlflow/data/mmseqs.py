@@ -23,7 +23,7 @@ import pandas as pd
 from cafa_mlflow.data.diamond import HIT_COLUMNS, _subset_records, copy_atomic, diamond_binary
 from cafa_mlflow.errors import InputError, MissingToolError
 from cafa_mlflow.io import integrity
-from cafa_mlflow.io.integrity import hash_file
+from cafa_mlflow.io.integrity import hash_file, stamp
 from cafa_mlflow.io.text import atomic_dir
 from cafa_mlflow.io.fasta import write_fasta
 
@@ -76,11 +76,18 @@ def _version(binary: str) -> str:
     return subprocess.run([binary, "version"], capture_output=True, text=True).stdout.strip()
 
 
+_KEYS: dict[tuple, str] = {}  # index_key per (arguments, files' stamps): the reference member is fitted 5 times a step
+
+
 def index_key(dmnd: str | os.PathLike, sensitivity: float, binary: str, index: bool = True) -> str:
-    """Content hash of the DIAMOND database, the index's sensitivity (with `index`) and the MMseqs2 version."""
-    h = hash_file(hashlib.sha256(), dmnd)
-    h.update(f"\0mmseqs\0{LAYOUT}\0{sensitivity if index else 'no index'}\0{_version(binary)}".encode())
-    return h.hexdigest()
+    """Content hash of the DIAMOND database, the index's sensitivity (with `index`) and the MMseqs2 version
+    (hashed once per process while the database's and the executable's size and modification time stay the same)."""
+    memo = (stamp(dmnd), stamp(binary), sensitivity if index else None)
+    if memo not in _KEYS:
+        h = hash_file(hashlib.sha256(), dmnd)
+        h.update(f"\0mmseqs\0{LAYOUT}\0{sensitivity if index else 'no index'}\0{_version(binary)}".encode())
+        _KEYS[memo] = h.hexdigest()
+    return _KEYS[memo]
 
 
 def _targets_fasta(dmnd: Path, out: Path, diamond: str) -> int:

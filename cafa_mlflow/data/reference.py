@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cafa_mlflow.data.diamond import build_db, diamond_binary
+from cafa_mlflow.data.diamond import diamond_binary, make_db
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io import integrity
 from cafa_mlflow.io.fasta import write_fasta
-from cafa_mlflow.io.integrity import hash_file
+from cafa_mlflow.io.integrity import hash_file, stamp
 from cafa_mlflow.io.readback import read_parquet
 from cafa_mlflow.io.reference_formats import (
     ReferenceData,
@@ -65,20 +65,29 @@ def sequence_hash(sequences: list[str]) -> np.ndarray:
     )
 
 
+_KEYS: dict[tuple, str] = {}  # reference_key per (arguments, files' stamps): a member is fitted 5 times a step
+
+
 def reference_key(databases: list[dict], evidence: Evidence, obo: str | os.PathLike) -> str:
-    """Content hash of the databases' files, their specs, the evidence filter and the OBO file."""
-    h = hashlib.sha256(f"v{VERSION}\0".encode())
+    """Content hash of the databases' files, their specs, the evidence filter and the OBO file (hashed once per
+    process while the files' sizes and modification times stay the same)."""
+    files = []
     for spec in databases:
-        h.update(
-            json.dumps({k: v for k, v in spec.items() if k not in ("path", "fasta", "terms")}, sort_keys=True).encode()
-        )
         for path in database_files(spec):
             if not path.exists():
                 raise InputError(f"{path}: reference database file not found; get it with {INSTALL} or fix the path.")
-            hash_file(h, path)
-    h.update(json.dumps(sorted(evidence) if not isinstance(evidence, str) else evidence).encode())
-    hash_file(h, obo)
-    return h.hexdigest()
+            files.append(path)
+    memo = (json.dumps([databases, evidence, str(obo)], sort_keys=True, default=str), *map(stamp, [*files, obo]))
+    if memo not in _KEYS:
+        h = hashlib.sha256(f"v{VERSION}\0".encode())
+        for spec in databases:
+            specs = {k: v for k, v in spec.items() if k not in ("path", "fasta", "terms")}
+            h.update(json.dumps(specs, sort_keys=True).encode())
+            for path in database_files(spec):
+                hash_file(h, path)
+        h.update(json.dumps(sorted(evidence) if not isinstance(evidence, str) else evidence).encode())
+        _KEYS[memo] = hash_file(h, obo).hexdigest()
+    return _KEYS[memo]
 
 
 def unavailable(block: ReferenceParams) -> str | None:
@@ -188,10 +197,8 @@ def _write_reference(
     """The prepared files into the (temporary) folder `tmp`: DIAMOND database, proteins, annotations, labels."""
     proteins = labels.proteins
     fasta = tmp / "reference.fasta"
-    write_fasta(fasta, zip(proteins, sequences))
-    built = build_db(fasta, tmp / "build", None, threads, executable)
-    shutil.move(built, tmp / DB)
-    shutil.rmtree(tmp / "build")
+    write_fasta(fasta, zip(proteins, sequences))  # read by makedb as it is (not read back and written again)
+    make_db(fasta, tmp / Path(DB).stem, threads, diamond_binary(executable), f"diamond makedb of {fasta}")
     fasta.unlink()
     frame = pd.DataFrame(
         {"protein": proteins, "seq_hash": sequence_hash(sequences), "length": [len(s) for s in sequences]}

@@ -42,6 +42,13 @@ def hash_file(h: HashObject, path: str | os.PathLike) -> HashObject:
     return h
 
 
+def stamp(path: str | os.PathLike) -> tuple[str, int, int]:
+    """(absolute path, size, modification time in ns) of a file: what tells, within a process, that a file read
+    before is unchanged (as `check_file` does; content keys of caches are computed once per stamp)."""
+    stat = os.stat(path)
+    return str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns
+
+
 def digest(path: str | os.PathLike) -> str:
     """sha256 of a file's bytes (hex)."""
     return hash_file(hashlib.new(ALGORITHM), path).hexdigest()

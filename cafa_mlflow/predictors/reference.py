@@ -266,20 +266,16 @@ class ReferencePredictor(Predictor):
         if k:
             hits = hits[hits.groupby("qseqid", sort=False).cumcount() < k]  # sorted by bitscore
         self.hits = hits.reset_index(drop=True)
-        self.last_query = (list(proteins.ids), qhash, accessions)  # what term_features masks like the vote
+        self.last_ids = list(proteins.ids)  # the rows of term_features
         return self._vote(proteins.ids, qhash, accessions)
 
     def _vote(self, ids: list[str], qhash: np.ndarray, accessions: Mapping[str, str]) -> TermMatrix:
         """The bitscore vote of the last hits; holdout queries transfer no term of their own entry's that
         holdout_own_terms removes (predictors/reference_echo.py)."""
         labels = self.ref.labels
-        held = np.array([i in self.holdout for i in ids], dtype=bool)
-        if self.holdout_own_terms != "vote" and held.any():
-            rows = own_entry_rows(ids, qhash, labels.proteins, self.ref.seq_hash, accessions)
-            rows[~held] = -1
-            direct = self.ref.annotations() if self.holdout_own_terms == "drop_direct" else None
-            mask = own_term_mask(rows, labels, direct, self.root_col)
-            return masked_vote(self.hits, ids, labels, mask, self.root_col)
+        self.last_mask = self._own_mask(ids, qhash, accessions)  # term_features masks the same (computed once)
+        if self.last_mask is not None:
+            return masked_vote(self.hits, ids, labels, self.last_mask, self.root_col)
         targets = list(pd.unique(self.hits["sseqid"]))
         rows = self._reference_index().get_indexer(targets)
         sub = TermMatrix(targets, labels.terms, labels.matrix[rows])
@@ -300,16 +296,16 @@ class ReferencePredictor(Predictor):
     def term_features(self) -> HitFeatures | None:
         """Hit statistics per (query, term) of the last predict()'s voting hits; a hit carries what it transferred
         in the vote (its labels minus the holdout mask of its query)."""
-        if self.hits is None or self.ref is None or not hasattr(self, "last_query"):
+        if self.hits is None or self.ref is None or not hasattr(self, "last_ids"):
             return None
-        ids, qhash, accessions = self.last_query
+        ids = self.last_ids
         labels = self.ref.labels
         q = pd.Index(ids).get_indexer(self.hits["qseqid"])
         t = self._reference_index().get_indexer(self.hits["sseqid"])
         keep = (q >= 0) & (t >= 0)
         hits, q, t = self.hits[keep], q[keep], t[keep]
         carried = sp.csr_matrix(labels.matrix)[t]
-        mask = self._own_mask(ids, qhash, accessions)
+        mask = self.last_mask  # the vote's: what holdout_own_terms kept each query's hits from transferring
         if mask is not None:
             carried = (carried - carried.multiply(mask[q])).tocsr()
             carried.eliminate_zeros()
