@@ -148,3 +148,28 @@ def test_the_index_key_hashes_an_unchanged_database_once(tmp_path, monkeypatch):
     other = diamond.build_db(write_fasta(tmp_path / "two.fasta", ["HBA", "HBB"]), tmp_path / "cache")
     dmnd.write_bytes(other.read_bytes())  # the same path, another database: hashed again, another key
     assert mmseqs.index_key(dmnd, 7.5, binary) != key and len(hashed) == 4
+
+
+@needs_tools
+def test_the_saved_homology_members_index_is_built_once_and_used_for_its_own_test(tmp_path):
+    """The chain's final fit builds the index that loading the saved member (the ensemble step) builds: its test
+    scores are the same as without it, and the loaded copy finds it instead of building it again."""
+    params = homology_params(tmp_path, **{"homology.engine": "mmseqs2"})
+    ids = ["HBB", "LYZ", "UBQ"]
+    train = TrainSet(
+        ids,
+        fasta=write_fasta(tmp_path / "train.fasta", ids),
+        labels=labels(ids, [["GO:0000001"], ["GO:0000004"], ["GO:0000001"]]),
+    )
+    queries = ProteinSet(["HBA", "UBQ"], sequences=[SEQUENCES["HBA"], SEQUENCES["UBQ"]])
+    plain = HomologyPredictor.from_params(params.homology, None).fit(train)
+    before = plain.predict(queries)
+    final = HomologyPredictor.from_params(params.homology, None).fit(train)
+    final.prepare_loading()
+    index = final.search_db.parent / "targets.idx"
+    assert index.is_file() and index.parent.parent == tmp_path / "user-cache" / "mmseqs"
+    np.testing.assert_array_equal(final.predict(queries).matrix.toarray(), before.matrix.toarray())
+    pd.testing.assert_frame_equal(final.hits, plain.hits)
+    stamp = index.stat().st_mtime_ns
+    loaded = Predictor.load(final.save(tmp_path / "model"), threads=1)
+    assert loaded.search_db == final.search_db and index.stat().st_mtime_ns == stamp

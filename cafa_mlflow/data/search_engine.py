@@ -97,3 +97,10 @@ def user_index_cache() -> Path:
 
     base = cache_dir()
     return base / INDEX_CACHE if base is not None else Path(tempfile.mkdtemp(prefix="cafa-mmseqs-index-"))
+
+
+def user_index_cache_on() -> bool:
+    """Whether loaded models share their MMseqs2 indexes in the user cache (not with `CAFA_CACHE_DIR=off`)."""
+    from cafa_mlflow.go.ontology_cache import cache_dir
+
+    return cache_dir() is not None

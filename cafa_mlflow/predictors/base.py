@@ -212,6 +212,10 @@ class Predictor(ABC):
         covers all of it, so a protein's scores do not depend on how the input was split. `accessions`: the UniProt
         accession a CAFA target header gives for each id (None where none), for rules about a query's own entry."""
 
+    def prepare_loading(self) -> None:  # noqa: B027  (optional hook: most predictors load what they save)
+        """Build now, where a saved copy of this fitted predictor builds it when loaded (homology: its MMseqs2
+        index in the user cache), so that the chain builds it once and its own predictions use it too."""
+
     def evidence(self, protein: str, terms: Sequence[str], top: int = 3) -> dict[str, list[dict]] | None:
         """Why the last predict() scored `terms` for `protein`: per term, at most `top` training proteins that
         carried it, best first, each a dict with `member` (this predictor's kind), `protein` and what the

@@ -18,7 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from cafa_mlflow.data.diamond import FEATURE_COLUMNS, SENSITIVITIES, build_db, copy_atomic, hit_columns
-from cafa_mlflow.data.search_engine import SearchEngine
+from cafa_mlflow.data.search_engine import SearchEngine, user_index_cache_on
 from cafa_mlflow.errors import ConfigError, InputError, MissingWeightsError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix, save_term_matrix
 from cafa_mlflow.io.fasta import write_fasta
@@ -132,6 +132,14 @@ class HomologyPredictor(Predictor):
         """Search with `engine` from now on (its index built or reused in `cache_dir`, else the user cache)."""
         self._require_fitted("db")
         self.engine, self.search_db = engine, engine.prepare(self.db, cache_dir, self.threads, self.executable)
+
+    def prepare_loading(self) -> None:
+        """The k-mer index that a loaded copy builds (data.search_engine: the user cache, keyed by the database's
+        content) built now: the test search uses it instead of building the same table on the fly, and the ensemble
+        step, which loads the member, finds it (same hits: tests/test_mmseqs.py). Not with the user cache off
+        (`CAFA_CACHE_DIR=off`: each load builds its own)."""
+        if self.engine.engine != "diamond" and user_index_cache_on():
+            self.use_engine(self.engine)
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
         self._require_fitted("db")

@@ -131,6 +131,7 @@ def finish_member(
         if features is not None and fold_features:
             features[OOF] = stack_features(fold_features, oof.proteins)
     final = final_fit(make, params, prepared, fitted)
+    final.prepare_loading()  # what the ensemble step's loading of the saved member would build, built once
     if prepared.test_fasta.exists():
         predictions["test"] = final.predict(bind_encoder_and_load(final, params, prepared, "test"))
         if features is not None:
