@@ -21,12 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cafa_mlflow.data import diamond, mmseqs  # noqa: E402
+from cafa_mlflow.data import diamond, hit_table, mmseqs  # noqa: E402
 from cafa_mlflow.data import reference as data_reference  # noqa: E402
 from cafa_mlflow.predictors import crossfit, hit_features, homology, reference  # noqa: E402
 from cafa_mlflow.workflows import common  # noqa: E402
 
 TOTALS: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+CALLS: list[tuple[str, int, float, float]] = []
+SEARCHES = {"mmseqs easy-search": 2, "diamond blastp": 5}  # the command's argument that is the query FASTA
 
 
 def _children_cpu() -> float:
@@ -41,8 +43,12 @@ def _timed(name_of, func):
         try:
             return func(*args, **kwargs)
         finally:
-            row = TOTALS[name_of(args)]
+            name = name_of(args)
+            row = TOTALS[name]
             row[0] += 1
+            if name in SEARCHES:  # each search call too: queries, wall, child CPU
+                queries = sum(line.startswith(">") for line in open(args[0][SEARCHES[name]]))
+                CALLS.append((name, queries, time.perf_counter() - start, _children_cpu() - kids))
             row[1] += time.perf_counter() - start
             row[2] += time.process_time() - cpu
             row[3] += _children_cpu() - kids
@@ -72,7 +78,8 @@ def instrument() -> None:
     for module, attrs in {
         data_reference: ["prepare_reference", "_annotation_table", "_propagated_labels", "_write_reference",
                          "load_reference", "filter_hits", "drop_near_identical"],
-        diamond: ["build_db", "search", "_subset_records"],
+        diamond: ["build_db", "search"],
+        hit_table: ["query_records", "read_hits"],
         mmseqs: ["build_index", "search", "_targets_fasta"],
         reference.ReferencePredictor: ["fit", "predict", "_vote", "term_features"],
         homology.HomologyPredictor: ["fit", "predict", "term_features"],
@@ -120,8 +127,10 @@ def main() -> None:
     print(f"{'part':40s} {'calls':>5s} {'wall s':>8s} {'CPU s':>8s} {'child CPU s':>11s}")
     for name, (n, wall, own, child) in TOTALS.items():
         print(f"{name:40s} {n:5d} {wall:8.1f} {own:8.1f} {child:11.1f}")
+    for name, queries, wall, child in CALLS:
+        print(f"{name:28s} {queries:6d} queries {wall:8.1f} wall s {child:8.1f} child CPU s")
     if known.json:
-        known.json.write_text(json.dumps(TOTALS, indent=1) + "\n")
+        known.json.write_text(json.dumps({"parts": TOTALS, "calls": CALLS}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

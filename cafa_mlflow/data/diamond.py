@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from cafa_mlflow.data.hit_table import best_first, query_records, read_hits
 from cafa_mlflow.errors import ConfigError, InputError, MissingToolError, ToolError
 from cafa_mlflow.io import integrity
-from cafa_mlflow.io.fasta import read_fasta, write_fasta
+from cafa_mlflow.io.fasta import write_fasta
 from cafa_mlflow.io.integrity import hash_file
 from cafa_mlflow.io.text import atomic_dir, atomic_write
 
@@ -117,21 +118,6 @@ def fasta_digest(fasta: str | os.PathLike, proteins: Iterable[str] | None = None
     return h.hexdigest()
 
 
-def _subset_records(fasta: str | os.PathLike, proteins: Sequence[str] | None):
-    """(id, sequence) of `proteins` (all when None) from `fasta`; InputError naming missing ids."""
-    wanted = None if proteins is None else set(proteins)
-    records = [(r.id, r.sequence) for r in read_fasta(fasta) if wanted is None or r.id in wanted]
-    if wanted is not None and len(records) < len(wanted):
-        missing = sorted(wanted - {r[0] for r in records})
-        raise InputError(
-            f"{fasta}: {len(missing)} requested proteins have no sequence, e.g. "
-            f"{', '.join(missing[:5])}; use the FASTA the ids came from."
-        )
-    if not records:
-        raise InputError(f"{fasta}: no sequences to search or index.")
-    return records
-
-
 def build_db(
     fasta: str | os.PathLike,
     cache_dir: str | os.PathLike,
@@ -149,7 +135,7 @@ def build_db(
     db = out_dir / "train.dmnd"
     if integrity.reusable_cache(out_dir, ("train.dmnd", "manifest.json")):  # whole and as written: reused
         return db
-    records = _subset_records(fasta, proteins)
+    records = query_records(fasta, proteins)
     with atomic_dir(out_dir) as tmp:  # replaces a partial cache without manifest only on success
         plain = tmp / "train.fasta"
         write_fasta(plain, records)
@@ -246,7 +232,7 @@ def search(
     if sensitivity not in SENSITIVITIES:
         raise ConfigError(f"homology.sensitivity={sensitivity!r}: use one of {', '.join(SENSITIVITIES)}.")
     binary = diamond_binary(executable)
-    records = _subset_records(queries, ids)
+    records = query_records(queries, ids)
     with tempfile.TemporaryDirectory(prefix="cafa-diamond-") as tmp:
         plain, part, hits_path = Path(tmp) / "queries.fasta", Path(tmp) / "part.tsv", Path(tmp) / "hits.tsv"
         cmd = _blastp_command(binary, db, plain, part, tmp, sensitivity, evalue, max_target_seqs, threads, columns)
@@ -262,14 +248,7 @@ def search(
                 _run(cmd, f"diamond blastp of {queries}{where}")
                 with open(part, "rb") as found:
                     shutil.copyfileobj(found, hits_file)
-        hits = pd.read_csv(
-            hits_path,
-            sep="\t",
-            header=None,
-            names=list(columns),
-            dtype={c: str if c in ("qseqid", "sseqid") else float for c in columns},
-        )  # typed: a search without any hit is an empty table of numbers, not of objects
+        hits = read_hits(hits_path, columns)
         if out is not None:
             copy_atomic(hits_path, out)
-    hits = hits.sort_values("bitscore", ascending=False, kind="stable")
-    return hits.drop_duplicates(["qseqid", "sseqid"]).reset_index(drop=True)
+    return best_first(hits)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cafa_mlflow.data.diamond import HIT_COLUMNS, _subset_records, copy_atomic, diamond_binary
+from cafa_mlflow.data.diamond import HIT_COLUMNS, copy_atomic, diamond_binary
+from cafa_mlflow.data.hit_table import best_first, query_records, read_hits
 from cafa_mlflow.errors import InputError, MissingToolError
 from cafa_mlflow.io import integrity
 from cafa_mlflow.io.integrity import hash_file, stamp
@@ -210,7 +211,7 @@ def search(
     bitscore first; at most `max_seqs` targets per query (MMseqs2's prefilter keeps that many). A query's hits
     do not depend on the other queries of the call. `out` keeps the raw tab-separated hits file."""
     binary = mmseqs_binary(executable)
-    records = _subset_records(queries, ids)
+    records = query_records(queries, ids)
     with tempfile.TemporaryDirectory(prefix="cafa-mmseqs-") as tmp:
         plain, hits_path = Path(tmp) / "queries.fasta", Path(tmp) / "hits.tsv"
         write_fasta(plain, records)
@@ -218,17 +219,10 @@ def search(
             binary, Path(db), plain, hits_path, Path(tmp), sensitivity, evalue, max_seqs, threads, columns
         )
         _run(cmd, f"mmseqs easy-search of {queries}")
-        hits = pd.read_csv(
-            hits_path,
-            sep="\t",
-            header=None,
-            names=list(columns),
-            dtype={c: str if c in ("qseqid", "sseqid") else float for c in columns},
-        )  # typed: a search without any hit is an empty table of numbers, not of objects
+        hits = read_hits(hits_path, columns)
         for c in FRACTIONS:
             if c in hits:
                 hits[c] = hits[c] * 100.0  # DIAMOND's %
         if out is not None:
             copy_atomic(hits_path, out)
-    hits = hits.sort_values("bitscore", ascending=False, kind="stable")
-    return hits.drop_duplicates(["qseqid", "sseqid"]).reset_index(drop=True)
+    return best_first(hits)
