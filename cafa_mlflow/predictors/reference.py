@@ -2,10 +2,10 @@
 metastudent-data), electronic ones included, transferred to queries by DIAMOND homology.
 
 The reference is prepared once and cached by content hash (`<reference.out>/reference-<hash>/`): its
-sequences (FASTA and DIAMOND database, built by `data.diamond.build_db`), a per-protein sequence hash,
+sequences (FASTA and DIAMOND database, built by `data.diamond.make_db`), a per-protein sequence hash,
 the annotation table after the evidence filter (parquet) and the labels propagated with the product's
 ontology (terms unknown to its GO release are dropped and counted in manifest.json). Scores are the
-bitscore vote of the hits' labels with per-aspect denominators (`homology.hits_to_scores`).
+bitscore vote of the hits' labels with per-aspect denominators (predictors/reference_vote.py).
 
 Leakage rules (params.yaml `reference.exclude`, `reference.holdout_max_identity`):
 - `queries`: no query's own entry and no sequence identical to a query votes for any query of the same
@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from cafa_mlflow.data.diamond import COVERAGE_COLUMNS, FEATURE_COLUMNS, SENSITIVITIES, hit_columns
 from cafa_mlflow.data.reference import (
@@ -64,9 +63,9 @@ from cafa_mlflow.io.id_map import read_id_map
 from cafa_mlflow.io.readback import load_npy, read_json, reading
 from cafa_mlflow.io.text import atomic_write, link_or_copy, write_json
 from cafa_mlflow.predictors.base import SEQUENCE, Predictor, ProteinSet, TrainSet
-from cafa_mlflow.predictors.hit_features import HitFeatures, hit_features
-from cafa_mlflow.predictors.homology import hits_to_scores
-from cafa_mlflow.predictors.reference_echo import OWN_TERMS, masked_vote, own_entry_rows, own_term_mask
+from cafa_mlflow.predictors.hit_features import HitFeatures
+from cafa_mlflow.predictors.reference_echo import OWN_TERMS
+from cafa_mlflow.predictors.reference_vote import holdout_mask, reference_term_features, reference_vote
 from cafa_mlflow.predictors.transfer import aspect_root_columns, hit_evidence
 
 if TYPE_CHECKING:
@@ -271,45 +270,18 @@ class ReferencePredictor(Predictor):
 
     def _vote(self, ids: list[str], qhash: np.ndarray, accessions: Mapping[str, str]) -> TermMatrix:
         """The bitscore vote of the last hits; holdout queries transfer no term of their own entry's that
-        holdout_own_terms removes (predictors/reference_echo.py)."""
-        labels = self.ref.labels
-        self.last_mask = self._own_mask(ids, qhash, accessions)  # term_features masks the same (computed once)
-        if self.last_mask is not None:
-            return masked_vote(self.hits, ids, labels, self.last_mask, self.root_col)
-        targets = list(pd.unique(self.hits["sseqid"]))
-        rows = self._reference_index().get_indexer(targets)
-        sub = TermMatrix(targets, labels.terms, labels.matrix[rows])
-        return hits_to_scores(self.hits, ids, sub, False, 0, root_col=self.root_col)
-
-    def _own_mask(self, ids: list[str], qhash: np.ndarray, accessions: Mapping[str, str]) -> sp.csr_matrix | None:
-        """queries x reference terms: what holdout_own_terms keeps each holdout query's hits from transferring (the
-        same mask as _vote's); None when nothing is masked."""
-        labels = self.ref.labels
+        holdout_own_terms removes (predictors/reference_vote.py)."""
         held = np.array([i in self.holdout for i in ids], dtype=bool)
-        if self.holdout_own_terms == "vote" or not held.any():
-            return None
-        rows = own_entry_rows(ids, qhash, labels.proteins, self.ref.seq_hash, accessions)
-        rows[~held] = -1
-        direct = self.ref.annotations() if self.holdout_own_terms == "drop_direct" else None
-        return own_term_mask(rows, labels, direct, self.root_col)
+        mask = holdout_mask(self.ref, ids, qhash, accessions, held, self.holdout_own_terms, self.root_col)
+        self.last_mask = mask  # term_features masks the same (computed once)
+        return reference_vote(self.hits, ids, self.ref, mask, self.root_col, self._reference_index())
 
     def term_features(self) -> HitFeatures | None:
         """Hit statistics per (query, term) of the last predict()'s voting hits; a hit carries what it transferred
         in the vote (its labels minus the holdout mask of its query)."""
         if self.hits is None or self.ref is None or not hasattr(self, "last_ids"):
             return None
-        ids = self.last_ids
-        labels = self.ref.labels
-        q = pd.Index(ids).get_indexer(self.hits["qseqid"])
-        t = self._reference_index().get_indexer(self.hits["sseqid"])
-        keep = (q >= 0) & (t >= 0)
-        hits, q, t = self.hits[keep], q[keep], t[keep]
-        carried = sp.csr_matrix(labels.matrix)[t]
-        mask = self.last_mask  # the vote's: what holdout_own_terms kept each query's hits from transferring
-        if mask is not None:
-            carried = (carried - carried.multiply(mask[q])).tocsr()
-            carried.eliminate_zeros()
-        return hit_features(hits, ids, carried, labels.terms)
+        return reference_term_features(self.hits, self.last_ids, self.ref, self.last_mask, self._reference_index())
 
     def _reference_index(self) -> pd.Index:
         """The reference's proteins as an index, built once per loaded reference, not per call (516k ids: 0.1-0.2 s
