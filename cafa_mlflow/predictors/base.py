@@ -7,9 +7,11 @@ Every member (naive, homology, knn, neural, the ensemble itself) speaks it, and 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,7 +40,7 @@ class ProteinSet:
     """Proteins to score: ids plus the inputs predictors may need, row-aligned with `ids`."""
 
     ids: list[str]
-    embeddings: Any = None  # N x D pooled vectors (np.memmap allowed), row i = ids[i]
+    embeddings: Any = None  # N x D pooled vectors (np.memmap allowed), row i = ids[i]; or their Future (`resolved`)
     fasta: str | os.PathLike | None = None  # sequences of (at least) `ids`; plain, .gz or .xz
     sequences: list[str] | None = None  # row i = ids[i]
     chunks: Any = None  # per-chunk vectors for chunk models (neural Inputs over `ids`)
@@ -47,7 +49,7 @@ class ProteinSet:
         self.ids = list(self.ids)
         for name in ("embeddings", "sequences"):
             value = getattr(self, name)
-            if value is not None and len(value) != len(self.ids):
+            if value is not None and not isinstance(value, Future) and len(value) != len(self.ids):
                 raise InputError(
                     f"{len(value)} {name} rows for {len(self.ids)} protein ids; pass one per id, in the same order."
                 )
@@ -60,22 +62,37 @@ class ProteinSet:
         found = {r.id: r.sequence for r in read_fasta(self.fasta) if r.id in wanted}
         return [found[i] for i in self.ids]
 
+    def resolved(self) -> ProteinSet:
+        """This set with its embeddings at hand: a Future of them (the served model embeds a request while the
+        members that need no vectors already search) is waited for; its error, if any, is raised here."""
+        if isinstance(self.embeddings, Future):
+            return dataclasses.replace(self, embeddings=self.embeddings.result())
+        return self
+
+    def for_inputs(self, needs: set[str]) -> ProteinSet:
+        """What a predictor reading `needs` gets: pending embeddings waited for when it reads vectors, left out
+        when it does not (a search member starts before the encoder is done)."""
+        if not isinstance(self.embeddings, Future):
+            return self
+        return self.resolved() if needs & {EMBEDDING, CHUNKS} else dataclasses.replace(self, embeddings=None)
+
     def take(self, rows: Sequence[int] | np.ndarray) -> ProteinSet:
         """The proteins at `rows` with their inputs (e.g. one cross-fitting fold)."""
         rows = np.asarray(rows, dtype=np.int64)
         return ProteinSet(**self._taken(rows))
 
     def _taken(self, rows: np.ndarray) -> dict[str, Any]:
+        source = self.resolved()
         chunks = None
-        if self.chunks is not None:  # chunk inputs (neural Inputs): a view of their rows, no copy
+        if source.chunks is not None:  # chunk inputs (neural Inputs): a view of their rows, no copy
             from cafa_mlflow.predictors.neural.data import SubsetInputs
 
-            chunks = SubsetInputs(self.chunks, rows)
+            chunks = SubsetInputs(source.chunks, rows)
         return {
-            "ids": [self.ids[i] for i in rows],
-            "embeddings": None if self.embeddings is None else self.embeddings[rows],
-            "fasta": self.fasta,
-            "sequences": None if self.sequences is None else [self.sequences[i] for i in rows],
+            "ids": [source.ids[i] for i in rows],
+            "embeddings": None if source.embeddings is None else source.embeddings[rows],
+            "fasta": source.fasta,
+            "sequences": None if source.sequences is None else [source.sequences[i] for i in rows],
             "chunks": chunks,
         }
 
@@ -126,6 +143,9 @@ class Predictor(ABC):
     label_terms: ClassVar[str] = "all"
     embed: Any = None  # EmbedSettings the predictor was fitted on, when it uses embeddings
     params_block: ClassVar[str] = ""  # its params.yaml block, when not named like its kind
+    # predict() takes a ProteinSet whose embeddings may still be a Future (`ProteinSet.resolved`): the ensemble,
+    # which waits for them only in the members that read vectors; every other predictor gets them resolved
+    takes_pending_inputs: ClassVar[bool] = False
 
     @classmethod
     def from_params(cls, block: Block, ontology: Ontology, **named: Any) -> Predictor:

@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +186,19 @@ class GoModel(mlflow.pyfunc.PythonModel):
             elif not len(frame):
                 embeddings = np.zeros((0, self.predictor.embedding_dim() or 0), np.float32)
             else:
-                embeddings = self.embedder(ids, sequences)
+                embeddings = self.embed_request(ids, sequences)
         return ProteinSet(ids, embeddings=embeddings, sequences=sequences if SEQUENCE in self.inputs else None)
+
+    def embed_request(self, ids: list[str], sequences: list[str]) -> Any:
+        """The request's pooled vectors; a Future of them when the predictor takes pending inputs (an ensemble:
+        its search members start while the encoder runs in this background thread)."""
+        if not self.predictor.takes_pending_inputs:
+            return self.embedder(ids, sequences)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        try:
+            return pool.submit(self.embedder, ids, sequences)
+        finally:
+            pool.shutdown(wait=False)  # the submitted embedding still runs to its end
 
     def predict_matrix(self, proteins: ProteinSet) -> TermMatrix:
         """Finalized scores of the proteins (rows in input order) over the ontology's terms that score."""

@@ -7,6 +7,7 @@ runs every member and combines their scores, `save` writes the weights plus each
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,7 +32,10 @@ MEMBERS = "members"
 
 class Combined(Predictor):
     """A Predictor made of member predictors (the blend, the stacker): their inputs, threads and encoder;
-    each member is saved in its own folder under members/."""
+    each member is saved in its own folder under members/. The members predict side by side (threads: the
+    search members' aligners are processes of their own, and the encoder of a served request runs meanwhile)."""
+
+    takes_pending_inputs = True
 
     def __init__(self, members: dict[str, Predictor]) -> None:
         if not members:
@@ -80,8 +84,15 @@ class Combined(Predictor):
         return finalize_blocks(parts, ontology, submission)
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
-        self._last = {name: m.predict(proteins) for name, m in self.members.items()}  # kept for evidence
+        self._last = self.predict_members(proteins)  # kept for evidence
         return self.combine(self._last, proteins.ids)
+
+    def predict_members(self, proteins: ProteinSet) -> dict[str, TermMatrix]:
+        """Every member's scores of `proteins`, the members run concurrently (each member's result is what it
+        predicts alone); a member that reads vectors waits for pending embeddings, the others start at once."""
+        with ThreadPoolExecutor(max_workers=len(self.members), thread_name_prefix="member") as pool:
+            futures = {name: pool.submit(_predict_member, m, proteins) for name, m in self.members.items()}
+            return {name: future.result() for name, future in futures.items()}
 
     def last_member_scores(self) -> dict[str, TermMatrix] | None:
         return getattr(self, "_last", None)
@@ -102,7 +113,7 @@ class Combined(Predictor):
         self, proteins: ProteinSet, member_predictions: dict[str, TermMatrix] | None
     ) -> dict[str, TermMatrix]:
         """The members' scores of `proteins`: the saved ones when given, else each member predicts."""
-        return member_predictions or {name: m.predict(proteins) for name, m in self.members.items()}
+        return member_predictions or self.predict_members(proteins)
 
     def save_members(self, folder: Path, **config: Any) -> None:
         """Each member into members/<name>/, and `config_file` = {members: {name: kind}, **config}."""
@@ -196,6 +207,10 @@ class EnsemblePredictor(Combined):
         table = pd.read_csv(folder / TERMS, sep="\t", dtype=str)
         self.term_aspect = dict(zip(table["term"], table["aspect"]))
         return self
+
+
+def _predict_member(member: Predictor, proteins: ProteinSet) -> TermMatrix:
+    return member.predict(proteins if member.takes_pending_inputs else proteins.for_inputs(member.inputs()))
 
 
 def common_embed(members: dict[str, Predictor]) -> Any:

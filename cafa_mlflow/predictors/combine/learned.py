@@ -74,11 +74,8 @@ class LearnedPredictor(StackedPredictor):
 
     def _member_outputs(self, proteins: ProteinSet) -> tuple[dict[str, TermMatrix], Features]:
         """Each member's scores of `proteins` and the term features of the same predict() (members with some)."""
-        scores, feats = {}, {}
-        for name, member in self.members.items():
-            scores[name] = member.predict(proteins)
-            if (found := member.term_features()) is not None:
-                feats[name] = found
+        scores = self.predict_members(proteins)
+        feats = {name: found for name, m in self.members.items() if (found := m.term_features()) is not None}
         return scores, feats
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
