@@ -10,6 +10,7 @@ from cafa_mlflow.errors import ConfigError
 from cafa_mlflow.predictors.neural.data import DenseInputs
 from cafa_mlflow.predictors.neural.losses import build_loss
 from cafa_mlflow.predictors.neural.models import build_model
+from cafa_mlflow.predictors.neural.scoring import evaluate_batches, predict_scores
 from cafa_mlflow.predictors.neural.training import PruningCallback, TrainingPruned, fit_model
 
 
@@ -138,3 +139,24 @@ def test_seeded_runs_are_identical():
 def test_unknown_monitor_is_config_error():
     with pytest.raises(ConfigError, match="val_f_w_mean"):
         _fit(params(monitor="val_f_w_mean"))
+
+
+def test_loss_only_epochs_keep_the_loss_of_a_scored_pass():
+    p = params(model="multitask", min_score=0.01)
+    model, _ = _fit(p)
+    xv, yv = tiny_data(n=32, seed=1)
+    loss_fn = build_loss(p, yv, ASPECTS)
+    scored_loss, scores = evaluate_batches(model, DenseInputs(xv), yv, loss_fn, 10, p.min_score)
+    loss_only, none = evaluate_batches(model, DenseInputs(xv), yv, loss_fn, 10, p.min_score, keep_scores=False)
+    assert none is None and loss_only == scored_loss
+    expected = predict_scores(model, DenseInputs(xv), 10, p.min_score)
+    assert scores.nnz > 0 and (scores != expected).nnz == 0
+
+
+def test_a_fit_without_val_metric_has_the_history_of_one_that_scores_every_epoch():
+    p = params(model="multitask", dropout=0.3, max_epochs=3, min_score=0.01)
+    model, result = _fit(p)
+    scored_model, scored = _fit(p, val_metric=lambda scores: {"nnz": float(scores.nnz)})
+    assert [{k: h[k] for k in ("train_loss", "val_loss", "lr")} for h in scored.history] == result.history
+    assert all(h["val_nnz"] > 0 for h in scored.history)
+    assert _states_equal(model.state_dict(), scored_model.state_dict())

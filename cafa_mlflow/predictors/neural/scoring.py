@@ -62,14 +62,23 @@ def predict_scores(
 
 
 def evaluate_batches(
-    model: nn.Module, inputs: Inputs, y: sp.csr_matrix, loss_fn: Any, batch_size: int, min_score: float
-) -> tuple[float, sp.csr_matrix]:
-    """(mean loss, CSR scores >= min_score) over a labelled set in one pass."""
+    model: nn.Module,
+    inputs: Inputs,
+    y: sp.csr_matrix,
+    loss_fn: Any,
+    batch_size: int,
+    min_score: float,
+    keep_scores: bool = True,
+) -> tuple[float, sp.csr_matrix | None]:
+    """(mean loss, CSR scores >= min_score) over a labelled set in one pass; scores None when not `keep_scores`
+    (an epoch that only needs the loss skips the sigmoid and the sparse copy of every batch)."""
     total, count, parts = 0.0, 0, []
     with torch.no_grad():
         for idx, logits in iter_logits(model, inputs, batch_size):
             target = label_batch(y, idx).to(logits.device)
             total += float(loss_fn(logits, target)) * len(idx)
             count += len(idx)
-            parts.append(sparsify(torch.sigmoid(logits).cpu().numpy(), min_score, None))
-    return total / max(count, 1), sp.vstack(parts, format="csr", dtype=np.float32)
+            if keep_scores:
+                parts.append(sparsify(torch.sigmoid(logits).cpu().numpy(), min_score, None))
+    scores = sp.vstack(parts, format="csr", dtype=np.float32) if keep_scores else None
+    return total / max(count, 1), scores

@@ -154,7 +154,9 @@ def _one_epoch(
     """Train one epoch and evaluate: train_loss, val_loss, lr, val_<key> of val_metric, log_var_<aspect>."""
     lr = opt.param_groups[0]["lr"]
     train_loss = train_epoch(model, loss_fn, opt, *train, params.batch_size, params.grad_accum_steps, rng)
-    val_loss, scores = evaluate_batches(model, *val, loss_fn, params.inference_batch_size, params.min_score)
+    val_loss, scores = evaluate_batches(
+        model, *val, loss_fn, params.inference_batch_size, params.min_score, keep_scores=val_metric is not None
+    )
     metrics = {"train_loss": train_loss, "val_loss": val_loss, "lr": lr}
     if val_metric is not None:
         metrics.update({f"val_{k}": float(v) for k, v in val_metric(scores).items()})
