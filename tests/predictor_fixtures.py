@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.go.ontology import load_obo
+from cafa_mlflow.predictors.base import Predictor
 
 # BPO: 8150 <- 0001 <- 0002 ; CCO: 5575 <- 0003 ; MFO: 3674 <- 0004 <- 0005
 OBO = """format-version: 1.2
@@ -91,3 +92,14 @@ def labels(proteins: list[str], rows: list[list[str]]) -> TermMatrix:
 def write_fasta(path: Path, ids: list[str]) -> Path:
     path.write_text("".join(f">{i}\n{SEQUENCES[i]}\n" for i in ids))
     return path
+
+
+class UnsavedPredictor(Predictor):
+    """Base of the tests' in-memory predictors: never saved or loaded."""
+
+    def save_files(self, folder):  # pragma: no cover - never saved here
+        raise NotImplementedError
+
+    @classmethod
+    def load_files(cls, folder):  # pragma: no cover
+        raise NotImplementedError

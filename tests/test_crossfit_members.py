@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from predictor_fixtures import UnsavedPredictor
 
 from cafa_mlflow.config.schema import load_config
 from cafa_mlflow.data.prepared import load_prepared
@@ -22,7 +23,7 @@ from pipelines import cli
 REPO = Path(__file__).resolve().parents[1]
 
 
-class Memorizer(Predictor):
+class Memorizer(UnsavedPredictor):
     """Scores 1.0 for a protein it was fitted on, 0.5 for any other: a leak shows as a 1.0."""
 
     kind = "memorizer"
@@ -34,13 +35,6 @@ class Memorizer(Predictor):
     def predict(self, proteins: ProteinSet) -> TermMatrix:
         scores = np.array([[1.0 if p in self.seen else 0.5] for p in proteins.ids], dtype=np.float32)
         return TermMatrix(proteins.ids, ["GO:0000001"], scores)
-
-    def save_files(self, folder):  # pragma: no cover - never saved here
-        raise NotImplementedError
-
-    @classmethod
-    def load_files(cls, folder):  # pragma: no cover
-        raise NotImplementedError
 
 
 def test_cross_fit_scores_every_protein_with_a_fit_that_never_saw_it():

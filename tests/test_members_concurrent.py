@@ -8,16 +8,17 @@ from concurrent.futures import Future
 
 import numpy as np
 import pytest
+from predictor_fixtures import UnsavedPredictor
 
 from cafa_mlflow.errors import InputError
 from cafa_mlflow.go.labels import TermMatrix
-from cafa_mlflow.predictors.base import EMBEDDING, SEQUENCE, Predictor, ProteinSet, TrainSet
+from cafa_mlflow.predictors.base import EMBEDDING, SEQUENCE, ProteinSet, TrainSet
 from cafa_mlflow.predictors.combine.blend import EnsemblePredictor
 
 WAIT_S = 10  # a deadlock or a sequential run fails the test after this, not the suite
 
 
-class Probe(Predictor):
+class Probe(UnsavedPredictor):
     """Scores each protein with its first input; `meet` makes it wait for the other probes inside predict()."""
 
     kind = "probe"
@@ -41,13 +42,6 @@ class Probe(Predictor):
         else:
             values = np.array([[len(s) / 10] for s in proteins.sequences], dtype=np.float32)
         return TermMatrix(proteins.ids, ["GO:0000001"], values)
-
-    def save_files(self, folder):  # pragma: no cover - never saved here
-        raise NotImplementedError
-
-    @classmethod
-    def load_files(cls, folder):  # pragma: no cover
-        raise NotImplementedError
 
 
 def proteins(embeddings) -> ProteinSet:
