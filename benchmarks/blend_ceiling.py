@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import command_line, publish, stamp  # noqa: E402
-from validation_population import truth_of  # noqa: E402
+from validation_echo import truth_table  # noqa: E402
 
 from cafa_mlflow.config.params_file import load_params  # noqa: E402
 from cafa_mlflow.config.schema import Params  # noqa: E402
@@ -118,7 +118,7 @@ def main() -> None:
     for split in SPLITS:
         preds[split] = {m: load_term_matrix(folder / m / f"{split}.npz") for m in members}
         ids = list(preds[split][members[0]].proteins)
-        truth = TermMatrix.from_frame(truth_of(prepared, split, onto, ids), proteins=ids, value=None)
+        truth = TermMatrix.from_frame(truth_table(prepared.truth_file(split), onto, ids), proteins=ids, value=None)
         scorers[split] = Scorer(onto, truth, prepared.ia, params.evaluate.threshold_step)
     blend = pd.DataFrame(blend_rows(preds, scorers, onto, shipped)).fillna("")
     annotations = pd.read_parquet(folder / "reference" / "model" / "annotations.parquet", columns=["protein", "term"])

@@ -71,19 +71,18 @@ _KEYS: dict[tuple, str] = {}  # reference_key per (arguments, files' stamps): a 
 def reference_key(databases: list[dict], evidence: Evidence, obo: str | os.PathLike) -> str:
     """Content hash of the databases' files, their specs, the evidence filter and the OBO file (hashed once per
     process while the files' sizes and modification times stay the same)."""
-    files = []
-    for spec in databases:
-        for path in database_files(spec):
-            if not path.exists():
-                raise InputError(f"{path}: reference database file not found; get it with {INSTALL} or fix the path.")
-            files.append(path)
-    memo = (json.dumps([databases, evidence, str(obo)], sort_keys=True, default=str), *map(stamp, [*files, obo]))
+    files = [database_files(spec) for spec in databases]
+    for path in (p for paths in files for p in paths):
+        if not path.exists():
+            raise InputError(f"{path}: reference database file not found; get it with {INSTALL} or fix the path.")
+    stamps = [stamp(p) for paths in files for p in paths]
+    memo = (json.dumps([databases, evidence, str(obo)], sort_keys=True, default=str), *stamps, stamp(obo))
     if memo not in _KEYS:
         h = hashlib.sha256(f"v{VERSION}\0".encode())
-        for spec in databases:
+        for spec, paths in zip(databases, files):
             specs = {k: v for k, v in spec.items() if k not in ("path", "fasta", "terms")}
             h.update(json.dumps(specs, sort_keys=True).encode())
-            for path in database_files(spec):
+            for path in paths:
                 hash_file(h, path)
         h.update(json.dumps(sorted(evidence) if not isinstance(evidence, str) else evidence).encode())
         _KEYS[memo] = hash_file(h, obo).hexdigest()

@@ -47,6 +47,12 @@ class SearchEngine:
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def builds_index(self) -> bool:
+        """Whether `prepare` builds something of its own (MMseqs2's database and k-mer index); DIAMOND searches the
+        `.dmnd` database as it is."""
+        return self.engine != "diamond"
+
     def prepare(
         self,
         dmnd: str | os.PathLike,
@@ -58,7 +64,7 @@ class SearchEngine:
         """What `search` searches: the DIAMOND database itself, or the MMseqs2 database built from it, with its
         k-mer index when `index` (for few queries; the hits are the same), cached in `cache_dir` (the user cache
         when None)."""
-        if self.engine == "diamond":
+        if not self.builds_index:
             return Path(dmnd)
         where = Path(cache_dir) if cache_dir is not None else user_index_cache()
         sens, exe = self.mmseqs_sensitivity, self.mmseqs_executable

@@ -138,7 +138,7 @@ class HomologyPredictor(Predictor):
         content) built now: the test search uses it instead of building the same table on the fly, and the ensemble
         step, which loads the member, finds it (same hits: tests/test_mmseqs.py). Not with the user cache off
         (`CAFA_CACHE_DIR=off`: each load builds its own)."""
-        if self.engine.engine != "diamond" and user_index_cache_on():
+        if self.engine.builds_index and user_index_cache_on():
             self.use_engine(self.engine)
 
     def predict(self, proteins: ProteinSet) -> TermMatrix:
