@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from esm_fixtures import SEQS, direct_vector, embed, one_torch_thread, write_fas
 
 from cafa_mlflow.embed import load_embeddings, load_esm, make_tiny_esm, model_label
 from cafa_mlflow.embed.forward import token_batches
+from cafa_mlflow.embed.resolve import read_index
 from cafa_mlflow.embed.units import chunk_bounds, window_starts
 from cafa_mlflow.errors import ConfigError, InputError
 from pipelines.cli import main as cafa
@@ -213,6 +213,6 @@ def test_cli_helpers(tmp_path, fasta, capsys):
         )
         == 0
     )
-    (cache_dir,) = json.loads((out / "index.json").read_text()).values()
+    (cache_dir,) = read_index(out).values()
     assert f"-> {cache_dir}" in capsys.readouterr().out and load_embeddings(cache_dir).manifest["dim"] == 32
     assert load_embeddings(cache_dir).manifest["model_label"] == "tiny:esm2_cli.pt"

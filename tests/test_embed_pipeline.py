@@ -11,7 +11,7 @@ from esm_fixtures import SEQS, direct_vector, one_torch_thread, write_fasta  # n
 
 from cafa_mlflow.config.schema import load_config
 from cafa_mlflow.embed import load_embeddings, load_esm
-from cafa_mlflow.embed.resolve import cache_for
+from cafa_mlflow.embed.resolve import cache_for, read_index, write_index
 from pipelines.cli import main as cafa
 
 
@@ -97,7 +97,8 @@ def test_cafa_embed_logs_params_and_metrics(tmp_path, monkeypatch, capsys):
     }
     params_yaml = load_config(overrides={f"embed.{k}": v for k, v in settings.items()})
     cache_dir = cache_for(params_yaml, "small")  # the embed run's cache: same settings, nothing recomputed
-    assert json.loads((tmp_path / "emb" / "index.json").read_text()) == {"small": str(cache_dir)}
+    assert json.loads((tmp_path / "emb" / "index.json").read_text()) == {"small": cache_dir.name}
+    assert read_index(tmp_path / "emb") == {"small": str(cache_dir)}
     emb = load_embeddings(cache_dir)
     assert emb.ids == list(SEQS) and emb.manifest["model_label"] == "tiny:tiny.pt" and emb.manifest["pooling"] == "max"
     model, alphabet = load_esm(str(tmp_path / "tiny.pt"))
@@ -141,3 +142,25 @@ def test_cache_for_embeds_again_when_the_encoder_changed(tmp_path, monkeypatch):
     assert first == again and other != first
     assert load_embeddings(other).manifest["key"]["model"] != load_embeddings(first).manifest["key"]["model"]
     assert not np.allclose(load_embeddings(first).vectors[0], load_embeddings(other).vectors[0])
+
+
+def test_index_holds_from_another_directory_and_after_a_move(tmp_path, monkeypatch):
+    """index.json names caches relative to its folder: a step run elsewhere, or after the folder moved, finds them;
+    an index written by an older version (paths relative to where embed ran) is still read."""
+    out = tmp_path / "project" / "outputs" / "embeddings"
+    (out / "abc123").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "project")
+    write_index("outputs/embeddings", {"train": "outputs/embeddings/abc123", "extra": str(tmp_path / "elsewhere")})
+    assert json.loads((out / "index.json").read_text()) == {"train": "abc123", "extra": str(tmp_path / "elsewhere")}
+    assert read_index("outputs/embeddings")["train"] == "outputs/embeddings/abc123"
+    monkeypatch.chdir(tmp_path)
+    assert read_index(out)["train"] == str(out / "abc123")
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    assert read_index(moved) == {"train": str(moved / "abc123"), "extra": str(tmp_path / "elsewhere")}
+    monkeypatch.chdir(tmp_path / "project")
+    (tmp_path / "project" / "outputs" / "embeddings" / "old").mkdir(parents=True)
+    (tmp_path / "project" / "outputs" / "embeddings" / "index.json").write_text(
+        json.dumps({"train": "outputs/embeddings/old"})
+    )
+    assert read_index("outputs/embeddings") == {"train": "outputs/embeddings/old"}

@@ -1,7 +1,8 @@
 """Find or build the embeddings of the prepared proteins for the configured encoder.
 
 `<embed.out>/index.json` maps a role (train, test, or a FASTA's stem) to the cache folder of the last
-`embed` run; a step that needs vectors under other settings embeds them now, so no step ever uses the
+`embed` run, written relative to `<embed.out>` (so the index holds from any working directory and after the folder
+moves; an older index's paths, relative to where `embed` ran, are still read); a step that needs vectors under other settings embeds them now, so no step ever uses the
 vectors of another encoder than the one it logs."""
 
 from __future__ import annotations
@@ -24,14 +25,31 @@ log = logging.getLogger(__name__)
 
 
 def read_index(out: str | Path) -> dict[str, str]:
+    """{role: cache folder}, each folder as a path usable from the current directory."""
     path = Path(out) / INDEX
-    return read_json(path, "run `cafa embed` again (it rewrites the index)") if path.exists() else {}
+    if not path.exists():
+        return {}
+    stored = read_json(path, "run `cafa embed` again (it rewrites the index)")
+    return {role: _resolve(Path(out), folder) for role, folder in stored.items()}
+
+
+def _resolve(out: Path, folder: str) -> str:
+    inside = out / folder
+    return str(inside) if not Path(folder).is_absolute() and inside.is_dir() else folder
 
 
 def write_index(out: str | Path, index: dict[str, str]) -> Path:
+    """Write {role: cache folder}, folders under `out` relative to it (others as given)."""
     path = Path(out) / INDEX
-    write_json(path, index)
+    write_json(path, {role: _relative(Path(out), folder) for role, folder in index.items()})
     return path
+
+
+def _relative(out: Path, folder: str) -> str:
+    try:
+        return Path(folder).resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:  # a cache outside embed.out (an index written by hand)
+        return folder
 
 
 def fasta_roles(embed_fasta_path: str | None, prepared_root: str | Path) -> dict[str, str]:
