@@ -34,6 +34,25 @@ def test_save_load_round_trip(tmp_path, model):
     np.testing.assert_array_equal(loaded.thresholds.term, pred.thresholds.term)
 
 
+def test_model_saved_before_fused_optimizer_loads(tmp_path):
+    """A model saved before `train.fused_optimizer` existed loads with the optimizer it was trained with."""
+    import json
+
+    from cafa_mlflow.io.text import seal
+
+    x, y, xv, yv = _data("simple")
+    pred = NeuralPredictor(params(model="simple", fused_optimizer=True))
+    pred.fit_arrays(x, y, ASPECTS, val=(xv, yv), terms=TERMS)
+    pred.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["params"]["fused_optimizer"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    seal(tmp_path / "m")  # as that version wrote it
+    loaded = NeuralPredictor.load(tmp_path / "m")
+    assert loaded.params.fused_optimizer is False
+    assert (loaded.predict_arrays(xv) != pred.predict_arrays(xv)).nnz == 0
+
+
 def test_finetune_save_load_round_trip(tmp_path):
     esm_model, alphabet = tiny_esm()
     seqs, y = tiny_sequences()

@@ -160,3 +160,12 @@ def test_a_fit_without_val_metric_has_the_history_of_one_that_scores_every_epoch
     assert [{k: h[k] for k in ("train_loss", "val_loss", "lr")} for h in scored.history] == result.history
     assert all(h["val_nnz"] > 0 for h in scored.history)
     assert _states_equal(model.state_dict(), scored_model.state_dict())
+
+
+def test_fused_optimizer_trains_to_the_same_weights_within_rounding():
+    """AdamW's fused kernel: another order of the same arithmetic, so weights agree to float rounding, not bits."""
+    m1, r1 = _fit(params(max_epochs=2, fused_optimizer=False))
+    m2, r2 = _fit(params(max_epochs=2, fused_optimizer=True))
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert r1.history[-1]["train_loss"] == pytest.approx(r2.history[-1]["train_loss"], rel=1e-4)

@@ -30,6 +30,7 @@ class TrainParams(Block):
     uncertainty_weighting: bool
     lr: float = bounds(gt=0)
     weight_decay: float = bounds(ge=0)
+    fused_optimizer: bool
     batch_size: int = bounds(ge=1)
     grad_accum_steps: int = bounds(ge=1)
     max_epochs: int = bounds(ge=1)

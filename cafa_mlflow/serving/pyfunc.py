@@ -36,6 +36,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
+from cafa_mlflow import console
 from cafa_mlflow.config.schema import ServingParams, SubmissionParams
 from cafa_mlflow.errors import CafaError, InputError
 from cafa_mlflow.go.finalize import finalize
@@ -301,16 +302,17 @@ def log_go_model(
         if encoder is not None:
             artifacts[ENCODER] = str(encoder)
             metadata["encoder_file"] = Path(metadata["embed"]["esm_model"]).name
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"], serving=metadata["serving"]),
-            artifacts=artifacts,
-            code_paths=[model_environment.copy_code(Path(tmp) / "code")],
-            signature=signature_for(columns),
-            input_example=example_input() if input_example is None else input_example,
-            metadata=metadata,
-            pip_requirements=model_environment.requirements(kinds, embeds=bool(metadata["embed"])),
-        )
+        with console.quiet_downloads():  # MLflow reloads the logged model to check the input example
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"], serving=metadata["serving"]),
+                artifacts=artifacts,
+                code_paths=[model_environment.copy_code(Path(tmp) / "code")],
+                signature=signature_for(columns),
+                input_example=example_input() if input_example is None else input_example,
+                metadata=metadata,
+                pip_requirements=model_environment.requirements(kinds, embeds=bool(metadata["embed"])),
+            )
     share_logged_model(info.model_id)  # versions with the same reference member store its files once
     return info
 

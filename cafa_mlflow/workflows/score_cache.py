@@ -28,20 +28,18 @@ output table (serving.pyfunc.to_output), which then goes through the one submiss
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
-import os
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from cafa_mlflow import console
 from cafa_mlflow.errors import CafaError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
@@ -186,7 +184,7 @@ def model_key(uri: str) -> ModelKey | None:
         with tempfile.TemporaryDirectory(prefix="cafa-model-key-") as tmp:
 
             def get(path: str) -> Path:
-                with quiet_downloads():
+                with console.quiet_downloads():
                     return Path(mlflow.artifacts.download_artifacts(f"{uri.rstrip('/')}/{path}", dst_path=tmp))
 
             predictor = get(f"{paths['predictor']}/{SUMS}").parent
@@ -201,22 +199,6 @@ def model_key(uri: str) -> ModelKey | None:
     except (mlflow.exceptions.MlflowException, CafaError, OSError, KeyError, TypeError, ValueError) as err:
         log.info("cannot read the key of model %s (%s): computing", uri, err)
         return None
-
-
-@contextlib.contextmanager
-def quiet_downloads() -> Iterator[None]:
-    """No MLflow progress bar for the few small files a key reads (the environment variable as it was after)."""
-    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as BAR
-
-    before = os.environ.get(BAR.name)
-    os.environ[BAR.name] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(BAR.name, None)
-        else:
-            os.environ[BAR.name] = before
 
 
 def encoder_key(embed: dict | None, encoder: Path | None) -> dict | None:

@@ -50,6 +50,11 @@ def _in_dim(inputs: Inputs) -> int | None:
     return int((base.x if hasattr(base, "x") else base.vectors).shape[1])
 
 
+# Training settings added after models were first saved, at the value those models were trained with (a loaded
+# model predicts the same whatever they say; they matter only if it is refitted).
+SAVED_BEFORE = {"fused_optimizer": False}
+
+
 class NeuralPredictor(Predictor):
     """One neural GO-term classifier over a fixed term vocabulary."""
 
@@ -226,7 +231,7 @@ class NeuralPredictor(Predictor):
         if not (d / "model.pt").is_file() or not (d / "config.json").is_file():
             raise MissingWeightsError(f"{d}: no model.pt/config.json; train and save a neural model there first")
         cfg = read_json(d / "config.json")
-        self = cls(cfg["params"])
+        self = cls({**SAVED_BEFORE, **cfg["params"]})
         self.terms, self.term_aspect, self.in_dim = cfg["terms"], np.asarray(cfg["term_aspect"]), cfg["in_dim"]
         esm_model = alphabet = None
         if cfg["esm"] is not None:

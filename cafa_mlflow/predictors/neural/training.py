@@ -188,7 +188,7 @@ def fit_model(
     seed_everything(params.seed)
     rng = np.random.default_rng(params.seed)
     trainable = [p for p in chain(model.parameters(), loss_fn.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    opt = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay, fused=params.fused_optimizer)
     scheduler = _scheduler(opt, params)
     fns = [getattr(cb, "on_epoch_end", cb) for cb in callbacks]
     modules = [model, loss_fn]
