@@ -180,22 +180,32 @@ def server_cpu(server) -> float:
     return total
 
 
-def time_requests(server, pool: list[list[str]], size: int, repeats: int) -> tuple[tuple, list, dict]:
+def answer_rows(body: dict) -> list[tuple[str, str, float]]:
+    """(protein, term, score) of a served answer, records (the default) or one list per column (orient=list)."""
+    found = body["predictions"]
+    if isinstance(found, dict):
+        return list(zip(found["protein"], found["term"], map(float, found["score"])))
+    return [(r["protein"], r["term"], float(r["score"])) for r in found]
+
+
+def time_requests(server, pool: list[list[str]], size: int, repeats: int, orient: str) -> tuple[tuple, list, dict]:
     """(row of the table, the last request's records, its answer) over `repeats` requests after a warm-up."""
     times, cpus, terms, body, data = [], [], 0, {}, []
+    params = {} if orient == "records" else {"params": {"orient": orient}}
     for k in range(repeats + 1):
         data, pool[:] = pool[:size], pool[size:]
         start, cpu = time.perf_counter(), server_cpu(server)
-        status, body = server.post({"dataframe_split": {"columns": ["protein", "sequence"], "data": data}}, 600)
+        request = {"dataframe_split": {"columns": ["protein", "sequence"], "data": data}, **params}
+        status, body = server.post(request, 600)
         elapsed = time.perf_counter() - start
         if status != 200:
             raise SystemExit(f"HTTP {status}: {body}")
         if k:  # the first request of each size warms up
             times.append(elapsed)
             cpus.append(server_cpu(server) - cpu)
-            terms += len(body["predictions"])
+            terms += len(answer_rows(body))
     med = statistics.median(times)
-    row = (size, med, min(times), max(times), size / med, statistics.median(cpus), terms / len(times) / size)
+    row = (size, orient, med, min(times), max(times), size / med, statistics.median(cpus), terms / len(times) / size)
     return row, data, body
 
 
@@ -206,40 +216,45 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed requests per size (after one warm-up)")
     parser.add_argument("--sizes", default="1,100")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--orients", default="records", help="answer layouts to time: records (the default) and/or list"
+    )
     args = parser.parse_args()
     from cafa_mlflow.config.params_file import load_params
     from cafa_mlflow.serving.server import serve
 
     model = args.model or str(Path(load_params(ROOT / "params.yaml")["outputs"]["predictions"]) / "ensemble/model")
     sizes = [int(s) for s in args.sizes.split(",")]
+    orients = args.orients.split(",")
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         t0 = time.perf_counter()
         uri, folder = champion(Path(tmp), model, args.engine)
         print(f"model saved and logged in {time.perf_counter() - t0:.1f} s")
-        pool = queries(sum(sizes) * (args.repeats + 1), args.seed)
+        pool = queries(sum(sizes) * (args.repeats + 1) * len(orients), args.seed)
         rows, last = [], ([], {})
         t0 = time.perf_counter()
         with serve(folder, timeout=900) as server:
             print(f"server up in {time.perf_counter() - t0:.1f} s")
             for size in sizes:
-                row, data, body = time_requests(server, pool, size, args.repeats)
-                rows.append(row)
-                print(row, flush=True)
-                last = (data, body)
-        served = [(r["protein"], r["term"], float(r["score"])) for r in last[1]["predictions"]]
-        same = predict_rows(uri, Path(tmp), last[0]) == served
+                for orient in orients:
+                    row, data, body = time_requests(server, pool, size, args.repeats, orient)
+                    rows.append(row)
+                    print(row, flush=True)
+                    last = (data, body)
+        same = predict_rows(uri, Path(tmp), last[0]) == answer_rows(last[1])
     report(args, model, load, rows, len(last[0]), same)
 
 
 def report(args: argparse.Namespace, model: str, load: float, rows: list[tuple], compared: int, same: bool) -> None:
     header = (
-        "| proteins per request | median latency (s) | min (s) | max (s) | proteins/s | server CPU s per request "
-        "(median) | terms per protein |"
+        "| proteins per request | answer (`orient`) | median latency (s) | min (s) | max (s) | proteins/s | server CPU s "
+        "per request (median) | terms per protein |"
     )
-    lines = [header, "|---|---|---|---|---|---|---|"]
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     lines += [
-        f"| {s} | {m:.2f} | {lo:.2f} | {hi:.2f} | {tp:.1f} | {c:.2f} | {t:.0f} |" for s, m, lo, hi, tp, c, t in rows
+        f"| {s} | {o} | {m:.2f} | {lo:.2f} | {hi:.2f} | {tp:.1f} | {c:.2f} | {t:.0f} |"
+        for s, o, m, lo, hi, tp, c, t in rows
     ]
     table = "\n".join(lines)
     print(table)
@@ -248,10 +263,10 @@ def report(args: argparse.Namespace, model: str, load: float, rows: list[tuple],
     write_section(
         "## Serving latency\n\n"
         f"{date.today().isoformat()}, {machine_line()} (at the start: {load:.1f}); `python benchmarks/bench_serving.py "
-        f"--model {model}{engine} --repeats {args.repeats} --sizes {args.sizes}`. The default champion (every member: "
+        f"--model {model}{engine} --repeats {args.repeats} --sizes {args.sizes} --orients {args.orients}`. The default champion (every member: "
         "naive, homology, reference, knn, neural) served by `mlflow models serve --env-manager local` (one worker) on "
         "127.0.0.1, sequence-only `dataframe_split` requests of bundled test proteins (new ones every request, "
-        f"{args.repeats} timed after one warm-up per size, client wall time; server CPU: the server's processes and "
+        f"{args.repeats} timed after one warm-up per size and answer layout, client wall time including the decoding of the answer; server CPU: the server's processes and "
         f"the aligners they ran, the steadier number on a shared machine). The last {compared}-protein answer "
         f"{'equals' if same else 'DIFFERS FROM'} `cafa predict` of the same proteins with the same logged model, "
         "line for line.\n\n"

@@ -61,7 +61,7 @@ def test_metadata_names_inputs_and_embedding_settings(logged):
     inputs = {c.name: c.required for c in logged.signature.inputs.inputs}
     # sequence in (the model embeds it); a model that reads no sequence also takes embeddings instead
     assert inputs == {"protein": True, "sequence": False, "embedding": False}
-    assert [p.name for p in logged.signature.params.params] == ["evidence", "top"]
+    assert [p.name for p in logged.signature.params.params] == ["evidence", "top", "orient"]
 
 
 def test_pyfunc_predicts_weighted_consistent_rounded_scores(logged):

@@ -80,6 +80,16 @@ def test_a_good_request_answers_what_the_model_predicts(app):
     pd.testing.assert_frame_equal(pd.DataFrame(body["predictions"]), expected, check_dtype=False)
 
 
+def test_orient_list_is_the_same_answer_one_list_per_column(app):
+    server, model = app
+    _, records = post(server, {"dataframe_records": GOOD})
+    status, columns = post(server, {"dataframe_records": GOOD, "params": {"orient": "list"}})
+    assert status == 200 and list(columns["predictions"]) == ["protein", "term", "score"]
+    pd.testing.assert_frame_equal(pd.DataFrame(columns["predictions"]), pd.DataFrame(records["predictions"]))
+    _, with_evidence = post(server, {"dataframe_records": GOOD, "params": {"orient": "list", "evidence": True}})
+    assert len(with_evidence["predictions"]["evidence"]) == len(records["predictions"]) > 0
+
+
 SEQ = SEQUENCES["UBQ"]
 BAD = {
     "null protein id": ({"dataframe_records": [{"protein": None, "sequence": SEQ}]}, "row 1: `protein` is null"),
@@ -112,6 +122,10 @@ BAD = {
     ),
     "params.top zero": ({"dataframe_records": GOOD, "params": {"top": 0}}, "params.top is 0"),
     "unknown param": ({"dataframe_records": GOOD, "params": {"topk": 2}}, "'topk' is not a parameter"),
+    "params.orient unknown": (
+        {"dataframe_records": GOOD, "params": {"orient": "split"}},
+        "params.orient is 'split'; use \"records\"",
+    ),
     "repeated id": ({"dataframe_records": [GOOD[0], GOOD[0]]}, "'Q_HBB' appears twice"),
     "bad letters": ({"dataframe_records": [{"protein": "A", "sequence": "MK1V"}]}, "cannot encode: '1'"),
     "too many proteins": (

@@ -30,7 +30,12 @@ from cafa_mlflow.errors import CafaError, InputError, MissingToolError
 from cafa_mlflow.io.fasta import ESM_LETTERS, REPLACED_LETTERS
 
 FORMATS = ("dataframe_split", "dataframe_records")
-PARAMS = {"evidence": "true or false", "top": "a whole number >= 1"}
+PARAMS = {
+    "evidence": "true or false",
+    "top": "a whole number >= 1",
+    "orient": '"records" (one object per row, the default) or "list" (one list per column)',
+}
+ORIENTS = ("records", "list")  # pandas' names: DataFrame.to_dict(orient=...)
 MAX_REASON = 300  # characters of an error MLflow raised that a client is shown
 log = logging.getLogger(__name__)
 
@@ -120,9 +125,9 @@ def clean_sequence(row: int, pid: str, seq: Any) -> str:
 
 
 def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The request's params: `evidence` (true/false) and `top` (a whole number >= 1); others are refused."""
-    if params is None:
-        return {}
+    """The request's params: `evidence` (true/false), `top` (a whole number >= 1) and `orient` (records | list);
+    others are refused."""
+    params = {} if params is None else params
     if not isinstance(params, Mapping):
         raise RequestError(f'`params` must be an object such as {{"evidence": true}}, not {type(params).__name__}.')
     unknown = sorted(set(params) - set(PARAMS))
@@ -133,7 +138,10 @@ def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         raise RequestError(f"params.evidence is {evidence!r}; use {PARAMS['evidence']}.")
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise RequestError(f"params.top is {top!r}; use {PARAMS['top']}.")
-    return {"evidence": evidence, "top": top}
+    orient = params.get("orient", ORIENTS[0])
+    if orient not in ORIENTS:
+        raise RequestError(f"params.orient is {orient!r}; use {PARAMS['orient']}.")
+    return {"evidence": evidence, "top": top, "orient": orient}
 
 
 def check_size(proteins: int, residues: int, limits: ServingParams) -> None:
