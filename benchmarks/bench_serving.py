@@ -188,25 +188,35 @@ def answer_rows(body: dict) -> list[tuple[str, str, float]]:
     return [(r["protein"], r["term"], float(r["score"])) for r in found]
 
 
-def time_requests(server, pool: list[list[str]], size: int, repeats: int, orient: str) -> tuple[tuple, list, dict]:
-    """(row of the table, the last request's records, its answer) over `repeats` requests after a warm-up."""
-    times, cpus, terms, body, data = [], [], 0, {}, []
-    params = {} if orient == "records" else {"params": {"orient": orient}}
+def time_requests(
+    server, pool: list[list[str]], size: int, repeats: int, orients: list[str]
+) -> tuple[list[tuple], list, dict]:
+    """(a table row per answer layout, the last request's records, its answer) over `repeats` requests after a
+    warm-up; every batch of proteins is sent once per layout, so the layouts are timed on the same proteins."""
+    times = {o: [] for o in orients}
+    cpus = {o: [] for o in orients}
+    terms = dict.fromkeys(orients, 0)
+    body, data = {}, []
     for k in range(repeats + 1):
         data, pool[:] = pool[:size], pool[size:]
-        start, cpu = time.perf_counter(), server_cpu(server)
-        request = {"dataframe_split": {"columns": ["protein", "sequence"], "data": data}, **params}
-        status, body = server.post(request, 600)
-        elapsed = time.perf_counter() - start
-        if status != 200:
-            raise SystemExit(f"HTTP {status}: {body}")
-        if k:  # the first request of each size warms up
-            times.append(elapsed)
-            cpus.append(server_cpu(server) - cpu)
-            terms += len(answer_rows(body))
-    med = statistics.median(times)
-    row = (size, orient, med, min(times), max(times), size / med, statistics.median(cpus), terms / len(times) / size)
-    return row, data, body
+        for orient in orients:
+            params = {} if orient == "records" else {"params": {"orient": orient}}
+            start, cpu = time.perf_counter(), server_cpu(server)
+            request = {"dataframe_split": {"columns": ["protein", "sequence"], "data": data}, **params}
+            status, body = server.post(request, 600)
+            elapsed = time.perf_counter() - start
+            if status != 200:
+                raise SystemExit(f"HTTP {status}: {body}")
+            if k:  # the first batch of each size warms up
+                times[orient].append(elapsed)
+                cpus[orient].append(server_cpu(server) - cpu)
+                terms[orient] += len(answer_rows(body))
+    rows = []
+    for o in orients:
+        med = statistics.median(times[o])
+        cpu = statistics.median(cpus[o])
+        rows.append((size, o, med, min(times[o]), max(times[o]), size / med, cpu, terms[o] / repeats / size))
+    return rows, data, body
 
 
 def main() -> None:
@@ -231,17 +241,16 @@ def main() -> None:
         t0 = time.perf_counter()
         uri, folder = champion(Path(tmp), model, args.engine)
         print(f"model saved and logged in {time.perf_counter() - t0:.1f} s")
-        pool = queries(sum(sizes) * (args.repeats + 1) * len(orients), args.seed)
+        pool = queries(sum(sizes) * (args.repeats + 1), args.seed)
         rows, last = [], ([], {})
         t0 = time.perf_counter()
         with serve(folder, timeout=900) as server:
             print(f"server up in {time.perf_counter() - t0:.1f} s")
             for size in sizes:
-                for orient in orients:
-                    row, data, body = time_requests(server, pool, size, args.repeats, orient)
-                    rows.append(row)
-                    print(row, flush=True)
-                    last = (data, body)
+                size_rows, data, body = time_requests(server, pool, size, args.repeats, orients)
+                rows += size_rows
+                print(*size_rows, sep="\n", flush=True)
+                last = (data, body)
         same = predict_rows(uri, Path(tmp), last[0]) == answer_rows(last[1])
     report(args, model, load, rows, len(last[0]), same)
 
@@ -266,7 +275,7 @@ def report(args: argparse.Namespace, model: str, load: float, rows: list[tuple],
         f"--model {model}{engine} --repeats {args.repeats} --sizes {args.sizes} --orients {args.orients}`. The default champion (every member: "
         "naive, homology, reference, knn, neural) served by `mlflow models serve --env-manager local` (one worker) on "
         "127.0.0.1, sequence-only `dataframe_split` requests of bundled test proteins (new ones every request, "
-        f"{args.repeats} timed after one warm-up per size and answer layout, client wall time including the decoding of the answer; server CPU: the server's processes and "
+        f"{args.repeats} timed after one warm-up per size, each batch sent once per answer layout, client wall time including the decoding of the answer; server CPU: the server's processes and "
         f"the aligners they ran, the steadier number on a shared machine). The last {compared}-protein answer "
         f"{'equals' if same else 'DIFFERS FROM'} `cafa predict` of the same proteins with the same logged model, "
         "line for line.\n\n"
