@@ -5,13 +5,15 @@ The model: a saved ensemble (default: the champion the default main job wrote, <
 model: naive, homology, reference, knn, neural), its homology and reference members set to search with the engine
 params.yaml names (`--engine` overrides both; the saved files do not depend on it), logged to a temporary store
 with the product's `log_go_model` and served from a copy of its artifacts with `--env-manager local` on
-127.0.0.1. Queries are bundled test proteins, new ones every request; the first request of each size warms up.
-The last 100-protein request is also scored by `cafa predict` (a FASTA of the same proteins, the same logged
+127.0.0.1. Queries are bundled test proteins, new ones every batch, each batch sent once per answer layout
+(`--orients records,list`: MLflow's records, or `"params": {"orient": "list"}`, one list per column); the first batch
+of each size warms up. The last 100-protein request is also scored by `cafa predict` (a FASTA of the same proteins, the same logged
 model): its submission lines must equal the served answer. Prints a table and refreshes `## Serving latency` in
 benchmarks/RESULTS.md. (`build_model` / `fit_and_log`: the small naive + knn + homology model other benchmarks
 serve.)
 
-    python benchmarks/bench_serving.py [--model outputs/predictions/ensemble/model] [--engine mmseqs2]
+    python benchmarks/bench_serving.py [--model outputs/predictions/ensemble/model] [--engine mmseqs2] \
+        [--orients records,list]
 """
 
 from __future__ import annotations
@@ -274,7 +276,7 @@ def report(args: argparse.Namespace, model: str, load: float, rows: list[tuple],
         f"{date.today().isoformat()}, {machine_line()} (at the start: {load:.1f}); `python benchmarks/bench_serving.py "
         f"--model {model}{engine} --repeats {args.repeats} --sizes {args.sizes} --orients {args.orients}`. The default champion (every member: "
         "naive, homology, reference, knn, neural) served by `mlflow models serve --env-manager local` (one worker) on "
-        "127.0.0.1, sequence-only `dataframe_split` requests of bundled test proteins (new ones every request, "
+        "127.0.0.1, sequence-only `dataframe_split` requests of bundled test proteins (new ones every batch, "
         f"{args.repeats} timed after one warm-up per size, each batch sent once per answer layout, client wall time including the decoding of the answer; server CPU: the server's processes and "
         f"the aligners they ran, the steadier number on a shared machine). The last {compared}-protein answer "
         f"{'equals' if same else 'DIFFERS FROM'} `cafa predict` of the same proteins with the same logged model, "
