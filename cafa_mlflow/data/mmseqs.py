@@ -76,7 +76,7 @@ def _run(cmd: list[str], what: str) -> None:
 def search_environment() -> dict[str, str]:
     """This process's environment, with OpenMP's waiting threads asleep instead of spinning unless the user chose:
     a served request runs the homology and reference searches side by side, and spinning threads of one took the
-    cores from the other (100 proteins: about 0.5 CPU s less, same hits; benchmarks/RESULTS.md, "Serving latency")."""
+    cores from the other (100 proteins: 0.3-1.1 CPU s less, same hits; benchmarks/RESULTS.md, "MMseqs2 side by side")."""
     return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
 
 

@@ -2,8 +2,8 @@
 
 `<embed.out>/index.json` maps a role (train, test, or a FASTA's stem) to the cache folder of the last
 `embed` run, written relative to `<embed.out>` (so the index holds from any working directory and after the folder
-moves; an older index's paths, relative to where `embed` ran, are still read); a step that needs vectors under other settings embeds them now, so no step ever uses the
-vectors of another encoder than the one it logs."""
+moves; an older index's paths, relative to where `embed` ran, are still read); a step that needs vectors under
+other settings embeds them now, so no step ever uses the vectors of another encoder than the one it logs."""
 
 from __future__ import annotations
 
