@@ -38,7 +38,6 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 
-from cafa_mlflow import console
 from cafa_mlflow.config.schema import ServingParams, SubmissionParams
 from cafa_mlflow.errors import CafaError, InputError
 from cafa_mlflow.go.finalize import finalize
@@ -60,6 +59,7 @@ from cafa_mlflow.serving.request_checks import (
     guard_scoring_server,
 )
 from cafa_mlflow.serving.shared_files import share_logged_model
+from cafa_mlflow.tracking.quiet import quiet_downloads
 
 __all__ = ["GoModel", "ModelError", "OneLine", "RequestError", "clean_sequence", "log_go_model"]
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"
@@ -317,7 +317,7 @@ def log_go_model(
         if encoder is not None:
             artifacts[ENCODER] = str(encoder)
             metadata["encoder_file"] = Path(metadata["embed"]["esm_model"]).name
-        with console.quiet_downloads():  # MLflow reloads the logged model to check the input example
+        with quiet_downloads():  # MLflow reloads the logged model to check the input example
             info = mlflow.pyfunc.log_model(
                 name=name,
                 python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"], serving=metadata["serving"]),

@@ -39,12 +39,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from cafa_mlflow import console
 from cafa_mlflow.errors import CafaError
 from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.integrity import SUMS, digest, verify
 from cafa_mlflow.io.text import write_json
+from cafa_mlflow.tracking.quiet import quiet_downloads
 
 if TYPE_CHECKING:
     from cafa_mlflow.config.schema import SubmissionParams
@@ -184,7 +184,7 @@ def model_key(uri: str) -> ModelKey | None:
         with tempfile.TemporaryDirectory(prefix="cafa-model-key-") as tmp:
 
             def get(path: str) -> Path:
-                with console.quiet_downloads():
+                with quiet_downloads():
                     return Path(mlflow.artifacts.download_artifacts(f"{uri.rstrip('/')}/{path}", dst_path=tmp))
 
             predictor = get(f"{paths['predictor']}/{SUMS}").parent
