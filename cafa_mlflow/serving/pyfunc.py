@@ -47,6 +47,7 @@ from cafa_mlflow.io.text import link_or_copy
 from cafa_mlflow.predictors.base import CHUNKS, EMBEDDING, SEQUENCE, Predictor, ProteinSet, read_meta
 from cafa_mlflow.serving import model_environment
 from cafa_mlflow.serving.evidence import evidence_rows
+from cafa_mlflow.serving.quiet import quiet_downloads
 from cafa_mlflow.serving.request_checks import (
     ModelError,
     OneLine,
@@ -59,7 +60,6 @@ from cafa_mlflow.serving.request_checks import (
     guard_scoring_server,
 )
 from cafa_mlflow.serving.shared_files import share_logged_model
-from cafa_mlflow.tracking.quiet import quiet_downloads
 
 __all__ = ["GoModel", "ModelError", "OneLine", "RequestError", "clean_sequence", "log_go_model"]
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"

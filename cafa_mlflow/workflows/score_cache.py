@@ -44,7 +44,7 @@ from cafa_mlflow.go.labels import TermMatrix, load_term_matrix
 from cafa_mlflow.io.fasta import FastaRecord, load_fasta
 from cafa_mlflow.io.integrity import SUMS, digest, verify
 from cafa_mlflow.io.text import write_json
-from cafa_mlflow.tracking.quiet import quiet_downloads
+from cafa_mlflow.serving.quiet import quiet_downloads
 
 if TYPE_CHECKING:
     from cafa_mlflow.config.schema import SubmissionParams
