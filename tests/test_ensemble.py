@@ -189,3 +189,25 @@ def test_ensemble_finalized_in_blocks_equals_finalize_of_combine(onto, monkeypat
     expected = finalize(ensemble.combine(members, ids), onto, sub, block_rows=len(ids))
     monkeypatch.setattr(blend, "BLOCK_ROWS", 5)
     _same(ensemble.finalized(members, ids, onto, sub), expected)
+
+
+def test_members_on_one_encoder_path_load_from_any_directory(tmp_path, monkeypatch):
+    """Members fitted on the same local checkpoint, named by a path relative to where the chain ran: the saved
+    ensemble loads elsewhere (equal settings need no file; the served model then points at its carried copy),
+    while members on different encoders are still refused."""
+    from types import SimpleNamespace
+
+    from cafa_mlflow.embed.settings import EmbedSettings
+    from cafa_mlflow.errors import InputError
+    from cafa_mlflow.predictors.combine.blend import common_embed
+
+    block = {"esm_model": "outputs/esm2_tiny.pt", "layer": -1, "strategy": "balanced", "window": 1022}
+    block |= {"stride": 256, "pooling": "mean", "max_residues": 1022, "precision": "fp32"}
+    settings = EmbedSettings(**block)
+    monkeypatch.chdir(tmp_path)  # no outputs/esm2_tiny.pt here
+    members = {"knn": SimpleNamespace(embed=settings), "neural": SimpleNamespace(embed=replace(settings))}
+    assert common_embed({**members, "naive": SimpleNamespace(embed=None)}) == settings
+    hub = replace(settings, esm_model="esm2_t6_8M_UR50D")
+    pooled_max = SimpleNamespace(embed=replace(hub, pooling="max"))
+    with pytest.raises(InputError, match="fitted on different embeddings"):
+        common_embed({"knn": SimpleNamespace(embed=hub), "neural": pooled_max})

@@ -221,7 +221,7 @@ def common_embed(members: dict[str, Predictor]) -> Any:
             continue
         if seen is None:
             seen = (name, member.embed)
-        elif not seen[1].same_vectors(member.embed):
+        elif seen[1] != member.embed and not seen[1].same_vectors(member.embed):  # equal settings: no file read
             raise InputError(
                 f"members {seen[0]!r} and {name!r} were fitted on different embeddings: {seen[1].describe()} vs "
                 f"{member.embed.describe()}; fit every member on the same encoder settings."
