@@ -58,15 +58,6 @@ def test_hits_on_a_tiny_database_are_the_diamond_table(tmp_path):
     assert tiny_index(tmp_path) == index and (index.parent / "checksums.json").stat().st_mtime_ns == stamp
 
 
-def test_searches_run_with_sleeping_openmp_threads_unless_the_user_chose(monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    monkeypatch.setenv("CAFA_SOMETHING", "kept")
-    env = mmseqs.search_environment()
-    assert env["OMP_WAIT_POLICY"] == "PASSIVE" and env["CAFA_SOMETHING"] == "kept"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    assert mmseqs.search_environment()["OMP_WAIT_POLICY"] == "ACTIVE"
-
-
 @needs_tools
 def test_a_proteins_hits_do_not_depend_on_its_batch(tmp_path):
     index = tiny_index(tmp_path)

@@ -66,18 +66,11 @@ def _run(cmd: list[str], what: str) -> None:
     """Run an MMseqs2 command; InputError with its last words when it fails. (No stall watchdog as for DIAMOND:
     MMseqs2's workflows run their steps as child processes while the parent waits.)"""
     with tempfile.TemporaryFile("w+") as output:  # a file, not a pipe: nothing blocks on a full buffer
-        proc = subprocess.run(cmd, stdout=output, stderr=subprocess.STDOUT, text=True, env=search_environment())
+        proc = subprocess.run(cmd, stdout=output, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:
             output.seek(0)
             tail = output.read().strip().splitlines()[-5:]
             raise InputError(f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}; command: {' '.join(cmd)}")
-
-
-def search_environment() -> dict[str, str]:
-    """This process's environment, with OpenMP's waiting threads asleep instead of spinning unless the user chose:
-    a served request runs the homology and reference searches side by side, and spinning threads of one took the
-    cores from the other (100 proteins: 0.3-1.1 CPU s less, same hits; benchmarks/RESULTS.md, "MMseqs2 side by side")."""
-    return {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}
 
 
 def _version(binary: str) -> str:

@@ -11,7 +11,8 @@ terms sorted by score, highest first; with the param `evidence=true` also an `ev
 member's score, the training proteins that carried the term, the naive prior, the child a GO-consistent
 parent took its score from; `cafa_mlflow.serving.evidence`). With the param `orient="list"` the same answer comes
 as one list per column ({"protein": [...], "term": [...], "score": [...]}): half the bytes of the default
-one-object-per-row records, and MLflow's server writes it about 4x faster (benchmarks/RESULTS.md, "Serving latency").
+one-object-per-row records, and MLflow's server writes it about 6x faster (benchmarks/RESULTS.md, "Serving: where a
+request's time goes").
 
 A bad request (missing column, null or spaced id, empty or non-string sequence, a letter ESM-2 cannot encode, a
 repeated id, bad params, more than `serving.max_proteins` / `serving.max_residues`) raises RequestError: an
