@@ -134,3 +134,36 @@ def test_hub_encoder_offline_is_a_one_line_server_error(logged, tmp_path, monkey
     err = caught.value
     assert err.get_http_status_code() == 500 and "\n" not in err.message
     assert "esm2_t6_8M_UR50D.pt" in err.message and str(tmp_path / "hub") in err.message
+
+
+def test_logged_as_code_with_its_blocks_in_model_config(logged):
+    """Models-from-code: MLflow builds the model by running model_code.py (no pickle); the params blocks it answers
+    with come from the logged model_config."""
+    from mlflow.models import Model
+
+    conf = Model.load(logged.model_uri).flavors["python_function"]
+    assert conf["model_code_path"].endswith("model_code.py") and "python_model" not in conf
+    assert conf["config"]["submission"] == SUBMISSION
+    inner = mlflow.pyfunc.load_model(logged.model_uri).unwrap_python_model()
+    assert inner.submission == SubmissionParams.from_dict(SUBMISSION)
+
+
+def test_model_config_caps_the_answer(logged):
+    """The submission block of model_config is what the loaded model applies: max_terms 2 keeps two terms."""
+    capped = {**SUBMISSION, "max_terms": 2}
+    model = mlflow.pyfunc.load_model(logged.model_uri, model_config={"submission": capped})
+    out = model.predict(pd.DataFrame({"protein": ["Q1"], "embedding": [[0.8, 0.6]]}))
+    assert len(out) == 2 and list(out["score"]) == [1.0, 1.0]
+
+
+def test_a_model_pickled_by_an_older_version_still_loads(tmp_path, logged):  # logged: the module's store
+    """Versions registered before models-from-code hold a pickled GoModel that carries its own blocks."""
+    folder = mlflow.pyfunc.load_model(logged.model_uri).unwrap_python_model()
+    artifacts = {"obo": str(write_obo(tmp_path)), "predictor": str(folder.predictor.save(tmp_path / "ensemble"))}
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="old", python_model=pyfunc.GoModel({**SUBMISSION, "max_terms": 3}), artifacts=artifacts
+        )
+    model = mlflow.pyfunc.load_model(info.model_uri)
+    out = model.predict(pd.DataFrame({"protein": ["Q1"], "embedding": [[0.8, 0.6]]}))
+    assert model.unwrap_python_model().submission.max_terms == 3 and len(out) == 3

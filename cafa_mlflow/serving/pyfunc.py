@@ -66,6 +66,7 @@ __all__ = ["GoModel", "ModelError", "OneLine", "RequestError", "clean_sequence",
 EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVV"
 ENCODER = "encoder"  # artifact: a folder with a local checkpoint and its contact-regression file
 RUNTIME_DEFAULTS = {"toks_per_batch": 4096, "device": "auto"}
+MODEL_CODE = Path(__file__).with_name("model_code.py")  # what MLflow runs to build the model when it loads it
 log = logging.getLogger(__name__)
 
 
@@ -80,19 +81,31 @@ class GoModel(mlflow.pyfunc.PythonModel):
 
     def __init__(
         self,
-        submission: Mapping[str, Any],
+        submission: Mapping[str, Any] | None = None,
         threads: int = 0,
         embed_runtime: Mapping | None = None,
         serving: Mapping[str, Any] | None = None,
     ) -> None:
-        self.submission = SubmissionParams.from_dict(submission)  # the submission block, validated
         self.threads = int(threads)
+        self.configure(submission, embed_runtime, serving)
+
+    def configure(
+        self, submission: Mapping[str, Any] | None, embed_runtime: Mapping | None, serving: Mapping[str, Any] | None
+    ) -> None:
+        """The params blocks the model answers with (a logged model gets them from its `model_config`)."""
+        # the submission block, validated (None until load_context reads it from the logged model's config)
+        self.submission = None if submission is None else SubmissionParams.from_dict(dict(submission))
         self.embed_runtime = {**RUNTIME_DEFAULTS, **dict(embed_runtime or {})}  # token budget, device
         self.serving = None if serving is None else ServingParams.from_dict(serving)  # request limits when served
 
     def load_context(self, context: Any) -> None:
-        """Load the artifacts; ModelError in one line when the machine lacks what the model needs outside
-        Python (DIAMOND); when loaded by MLflow's scoring server, check its requests first (request_checks)."""
+        """Configure from the logged `model_config` (models-from-code: model_code.py; a model pickled by an older
+        version carries its configuration in itself), load the artifacts; ModelError in one line when the machine
+        lacks what the model needs outside Python (DIAMOND); when loaded by MLflow's scoring server, check its
+        requests first (request_checks)."""
+        config = getattr(context, "model_config", None) or {}
+        if "submission" in config:
+            self.configure(config["submission"], config.get("embed_runtime"), config.get("serving"))
         folder = context.artifacts["predictor"]
         kinds, mmseqs = model_environment.member_kinds(folder), model_environment.mmseqs_users(folder)
         needs = model_environment.system_requirements(kinds, mmseqs)
@@ -318,10 +331,13 @@ def log_go_model(
         if encoder is not None:
             artifacts[ENCODER] = str(encoder)
             metadata["encoder_file"] = Path(metadata["embed"]["esm_model"]).name
+        config = {"submission": dict(submission), "embed_runtime": dict(metadata["embed_runtime"])}
+        config["serving"] = None if metadata["serving"] is None else dict(metadata["serving"])
         with quiet_downloads():  # MLflow reloads the logged model to check the input example
             info = mlflow.pyfunc.log_model(
                 name=name,
-                python_model=GoModel(submission, embed_runtime=metadata["embed_runtime"], serving=metadata["serving"]),
+                python_model=str(MODEL_CODE),  # models-from-code: no pickle to trust when loading
+                model_config=config,
                 artifacts=artifacts,
                 code_paths=[model_environment.copy_code(Path(tmp) / "code")],
                 signature=signature_for(columns),
