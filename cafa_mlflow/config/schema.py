@@ -208,6 +208,7 @@ class EnsembleParams(Block):
     max_grid_points: int = bounds(ge=1)
     threshold_step: float = bounds(gt=0, lt=1)
     fit_on: str = choice("oof", "val")
+    rescale: str = choice("auto", "never")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from cafa_mlflow.go.labels import TermMatrix
 from cafa_mlflow.io.readback import read_json
 from cafa_mlflow.io.text import write_json
 from cafa_mlflow.predictors.base import Predictor, ProteinSet, TrainSet, term_aspects
+from cafa_mlflow.predictors.combine.rescale import choose_rescaled, rescale_by_protein_max
 from cafa_mlflow.predictors.combine.weights import combine, fit_weights
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ class EnsemblePredictor(Combined):
         self.ontology, self.settings, self.submission = ontology, settings, submission
         self.weights: dict[str, dict[str, float]] | None = None
         self.term_aspect: dict[str, str] = {}
+        self.rescaled: dict[str, list[str]] = {}  # aspect -> its roots: rescaled per protein (ensemble.rescale)
 
     @classmethod
     def from_params(
@@ -158,12 +160,14 @@ class EnsemblePredictor(Combined):
         return {"submission": params.submission}
 
     def summary(self) -> dict[str, Any]:
-        """What the run logs as params: one weight per aspect and member."""
-        return {f"weight_{a}_{m}": w for a, per in (self.weights or {}).items() for m, w in per.items()}
+        """What the run logs as params: one weight per aspect and member, and whether each aspect is rescaled."""
+        weights = {f"weight_{a}_{m}": w for a, per in (self.weights or {}).items() for m, w in per.items()}
+        return {**weights, **{f"rescale_{a}": a in self.rescaled for a in self.weights or {}}}
 
     def report_tables(self, member_predictions: dict[str, TermMatrix], truth: TermMatrix, **context: Any) -> dict:
-        """The fitted weights: one row per aspect, one column per member."""
-        return {"weights": pd.DataFrame(self.weights or {}).T.rename_axis("aspect").reset_index()}
+        """The fitted weights: one row per aspect, one column per member, and whether the aspect is rescaled."""
+        table = pd.DataFrame(self.weights or {}).T.rename_axis("aspect").reset_index()
+        return {"weights": table.assign(rescaled=table["aspect"].isin(list(self.rescaled)))}
 
     def fit(
         self, train: TrainSet, *, scorer: Any, member_predictions: dict[str, TermMatrix] | None = None
@@ -185,16 +189,25 @@ class EnsemblePredictor(Combined):
         )
         terms = list(dict.fromkeys(t for tm in preds.values() for t in tm.terms))
         self.term_aspect = dict(zip(terms, term_aspects(terms, self.ontology).tolist()))
+        self.rescaled = {}
+        if getattr(self.settings, "rescale", "never") == "auto":  # chosen on the same proteins as the weights
+            combined = combine(preds, self.weights, self.term_aspect, proteins=list(train.ids))
+            roots = {a: self.ontology.roots(a) for a in dict.fromkeys(self.term_aspect.values())}
+            self.rescaled = choose_rescaled(
+                combined, self.term_aspect, roots, scorer, lambda tm: round_scores(tm, s.sig, s.min_score)
+            )
         return self
 
     def combine(self, member_predictions: dict[str, TermMatrix], ids: list[str]) -> TermMatrix:
-        """The weighted sum of the members' scores of `ids` (raw: GO-consistency and caps come after)."""
+        """The weighted sum of the members' scores of `ids`, rescaled per protein in the chosen aspects (raw:
+        GO-consistency and caps come after)."""
         if self.weights is None:
             raise NotFittedError("EnsemblePredictor.predict")
-        return combine(member_predictions, self.weights, self.term_aspect, proteins=ids)
+        combined = combine(member_predictions, self.weights, self.term_aspect, proteins=ids)
+        return rescale_by_protein_max(combined, self.term_aspect, self.rescaled)
 
     def save_files(self, folder: Path) -> None:
-        self.save_members(folder, weights=self.weights)
+        self.save_members(folder, weights=self.weights, rescaled=self.rescaled)
         pd.DataFrame({"term": list(self.term_aspect), "aspect": list(self.term_aspect.values())}).to_csv(
             folder / TERMS, sep="\t", index=False
         )
@@ -204,6 +217,7 @@ class EnsemblePredictor(Combined):
         members, config = cls.load_members(folder)
         self = cls(members)
         self.weights = config["weights"]
+        self.rescaled = config.get("rescaled", {})  # saved before ensemble.rescale: none
         table = pd.read_csv(folder / TERMS, sep="\t", dtype=str)
         self.term_aspect = dict(zip(table["term"], table["aspect"]))
         return self
