@@ -14,8 +14,6 @@ import scipy.sparse as sp
 
 from cafa_mlflow.go.labels import TermMatrix
 
-RESCALE = ("auto", "never")  # params.yaml ensemble.rescale
-
 
 def rescale_by_protein_max(
     pred: TermMatrix, term_aspect: Mapping[str, str], rescaled: Mapping[str, Sequence[str]]
@@ -25,7 +23,6 @@ def rescale_by_protein_max(
     if not rescaled:
         return pred
     matrix = sp.csr_matrix(pred.matrix, dtype=np.float32, copy=True)
-    matrix.sort_indices()
     aspects = np.array([term_aspect.get(t, "") for t in pred.terms], dtype=object)
     roots = np.isin(np.asarray(pred.terms, dtype=object), [r for rs in rescaled.values() for r in rs])
     rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
