@@ -48,7 +48,7 @@ def search_like_the_chain(model, params: Params, prepared) -> dict[str, tuple[li
     out = {}
     for split, fasta in (("val", prepared.train_fasta), ("test", prepared.test_fasta)):
         ids = prepared.ids(split)
-        model.input_ids, model.input_hash = set(), np.zeros(0, dtype=np.int64)  # no set_query_set in the chain
+        model.set_query_set([], [])  # no query set, as the chain's validation and test calls
         proteins = ProteinSet(ids, fasta=fasta)
         model.predict(proteins)
         out[split] = (ids, model.hits, sequence_hash(proteins.read_sequences()))

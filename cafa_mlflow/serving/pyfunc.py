@@ -24,6 +24,7 @@ DIAMOND is missing fails in one line naming the package to install.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -67,6 +68,7 @@ EXAMPLE_SEQUENCE = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVK
 ENCODER = "encoder"  # artifact: a folder with a local checkpoint and its contact-regression file
 RUNTIME_DEFAULTS = {"toks_per_batch": 4096, "device": "auto"}
 MODEL_CODE = Path(__file__).with_name("model_code.py")  # what MLflow runs to build the model when it loads it
+CONFIG_BLOCKS = ("submission", "embed_runtime", "serving")  # its model_config: GoModel.configure's arguments
 log = logging.getLogger(__name__)
 
 
@@ -105,7 +107,7 @@ class GoModel(mlflow.pyfunc.PythonModel):
         requests first (request_checks)."""
         config = getattr(context, "model_config", None) or {}
         if "submission" in config:
-            self.configure(config["submission"], config.get("embed_runtime"), config.get("serving"))
+            self.configure(*(config.get(block) for block in CONFIG_BLOCKS))
         folder = context.artifacts["predictor"]
         kinds, mmseqs = model_environment.member_kinds(folder), model_environment.mmseqs_users(folder)
         needs = model_environment.system_requirements(kinds, mmseqs)
@@ -331,8 +333,7 @@ def log_go_model(
         if encoder is not None:
             artifacts[ENCODER] = str(encoder)
             metadata["encoder_file"] = Path(metadata["embed"]["esm_model"]).name
-        config = {"submission": dict(submission), "embed_runtime": dict(metadata["embed_runtime"])}
-        config["serving"] = None if metadata["serving"] is None else dict(metadata["serving"])
+        config = copy.deepcopy({block: metadata[block] for block in CONFIG_BLOCKS})  # copies: no YAML anchors
         with quiet_downloads():  # MLflow reloads the logged model to check the input example
             info = mlflow.pyfunc.log_model(
                 name=name,
